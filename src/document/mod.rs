@@ -1,0 +1,145 @@
+//! Documents: the unit of data that flows through executors.
+//!
+//! This module owns [`Document`], [`DocumentArray`] and [`NdArray`], and their two outside
+//! forms: the wire form (`wire`, DocArray v2's `DocProto`) and the JSON form (`json`, what REST
+//! and WebSocket clients send). It knows nothing of requests, executors or the network.
+//!
+//! A Document has the fields of the reference (Jina 2's Document). On the wire a document is
+//! a schema-free map, so a peer may send fields we do not model: those are kept in
+//! [`Document::extra`] exactly as they came and written back unchanged, so nothing a Python
+//! peer sends is lost on its way through us.
+
+mod array;
+mod json;
+mod ndarray;
+mod wire;
+
+pub use array::DocumentArray;
+pub use ndarray::{DType, NdArray, NdArrayError};
+
+use crate::proto::docarray::NodeProto;
+use bytes::Bytes;
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+
+/// One document, with the reference's fields. Optional fields are `None` when absent.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Document {
+    /// A uuid4 in hex (32 characters) unless the sender chose one.
+    pub id: String,
+    pub text: Option<String>,
+    pub blob: Option<Bytes>,
+    pub tensor: Option<NdArray>,
+    pub embedding: Option<NdArray>,
+    /// Travels as `url`, the name Python Jina's legacy document uses.
+    pub uri: Option<String>,
+    pub mime_type: Option<String>,
+    /// Free-form metadata. JSON values, as Jina 2's `tags` (a protobuf Struct) were.
+    pub tags: Map<String, Value>,
+    pub chunks: DocumentArray,
+    pub matches: DocumentArray,
+    /// Named scores, e.g. `{"cosine": {"value": 0.93}}` as the reference writes them.
+    pub scores: Map<String, Value>,
+    pub parent_id: Option<String>,
+    pub granularity: Option<i32>,
+    pub adjacency: Option<i32>,
+    pub weight: Option<f64>,
+    pub modality: Option<String>,
+    /// Fields we do not model, by wire name, kept as they came and sent on unchanged.
+    pub extra: BTreeMap<String, NodeProto>,
+}
+
+impl Default for Document {
+    fn default() -> Self {
+        Document {
+            id: new_id(),
+            text: None,
+            blob: None,
+            tensor: None,
+            embedding: None,
+            uri: None,
+            mime_type: None,
+            tags: Map::new(),
+            chunks: DocumentArray::default(),
+            matches: DocumentArray::default(),
+            scores: Map::new(),
+            parent_id: None,
+            granularity: None,
+            adjacency: None,
+            weight: None,
+            modality: None,
+            extra: BTreeMap::new(),
+        }
+    }
+}
+
+/// A fresh document id: a uuid4 as 32 hex characters, as Python Jina makes them.
+pub fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+impl Document {
+    /// A document with a fresh id and nothing else.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A text document with a fresh id.
+    pub fn from_text(text: impl Into<String>) -> Self {
+        Document {
+            text: Some(text.into()),
+            ..Self::default()
+        }
+    }
+
+    /// The numeric value of a named score, whether written as `{"value": x}` (the reference's
+    /// NamedScore) or as a bare number.
+    pub fn score(&self, name: &str) -> Option<f64> {
+        match self.scores.get(name)? {
+            Value::Number(n) => n.as_f64(),
+            Value::Object(o) => o.get("value")?.as_f64(),
+            _ => None,
+        }
+    }
+
+    /// Sets a named score as the reference writes it: `{"value": x}`.
+    pub fn set_score(&mut self, name: &str, value: f64) {
+        let mut named = Map::new();
+        named.insert("value".into(), Value::from(value));
+        self.scores.insert(name.into(), Value::Object(named));
+    }
+
+    /// Folds `other` (a copy of the same document from another branch of a Flow) into this
+    /// one: chunks and matches are concatenated, fields this copy lacks are taken from the
+    /// other, and tags and scores are united (this copy wins on a clash).
+    pub fn absorb(&mut self, other: Document) {
+        self.chunks.extend(other.chunks);
+        self.matches.extend(other.matches);
+        fill(&mut self.text, other.text);
+        fill(&mut self.blob, other.blob);
+        fill(&mut self.tensor, other.tensor);
+        fill(&mut self.embedding, other.embedding);
+        fill(&mut self.uri, other.uri);
+        fill(&mut self.mime_type, other.mime_type);
+        fill(&mut self.parent_id, other.parent_id);
+        fill(&mut self.granularity, other.granularity);
+        fill(&mut self.adjacency, other.adjacency);
+        fill(&mut self.weight, other.weight);
+        fill(&mut self.modality, other.modality);
+        for (k, v) in other.tags {
+            self.tags.entry(k).or_insert(v);
+        }
+        for (k, v) in other.scores {
+            self.scores.entry(k).or_insert(v);
+        }
+        for (k, v) in other.extra {
+            self.extra.entry(k).or_insert(v);
+        }
+    }
+}
+
+fn fill<T>(slot: &mut Option<T>, other: Option<T>) {
+    if slot.is_none() {
+        *slot = other;
+    }
+}
