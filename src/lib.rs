@@ -1,6 +1,11 @@
 //! jina-rs: Jina's Flow system in Rust. See docs/architecture.md for the map of modules.
 
+pub mod cli;
 pub mod document;
+pub mod executor;
+pub mod grpc;
+pub mod logging;
 pub mod proto;
+pub mod request;
 
 pub use document::{Document, DocumentArray, NdArray};

@@ -2,7 +2,7 @@
 //! line of NDJSON. Field names are the wire names (`url`, not `uri`; `uri` is accepted on
 //! input), ndarrays are nested lists, `blob` is base64. Unknown keys are kept in `extra`.
 
-use super::{wire, Document, DocumentArray, NdArray};
+use super::{Document, DocumentArray, NdArray, wire};
 use base64::Engine;
 use serde_json::{Map, Value};
 
@@ -71,7 +71,11 @@ impl Document {
                 continue;
             }
             let field = |msg: &str| format!("field '{k}': {msg}, found {}", kind(v));
-            let text = || v.as_str().map(str::to_string).ok_or_else(|| field("expected a string"));
+            let text = || {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| field("expected a string"))
+            };
             let int = || {
                 v.as_i64()
                     .and_then(|i| i32::try_from(i).ok())
@@ -107,9 +111,14 @@ impl Document {
                 }
                 "granularity" => doc.granularity = Some(int()?),
                 "adjacency" => doc.adjacency = Some(int()?),
-                "weight" => doc.weight = Some(v.as_f64().ok_or_else(|| field("expected a number"))?),
+                "weight" => {
+                    doc.weight = Some(v.as_f64().ok_or_else(|| field("expected a number"))?)
+                }
                 "tags" | "scores" => {
-                    let m = v.as_object().ok_or_else(|| field("expected an object"))?.clone();
+                    let m = v
+                        .as_object()
+                        .ok_or_else(|| field("expected an object"))?
+                        .clone();
                     if k == "tags" {
                         doc.tags = m
                     } else {

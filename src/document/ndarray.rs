@@ -205,7 +205,10 @@ impl NdArray {
             let v: Vec<i64> = flat.iter().map(|n| n.as_i64().unwrap()).collect();
             NdArray::from_i64(&v)
         } else {
-            let v: Vec<f64> = flat.iter().map(|n| n.as_f64().unwrap_or(f64::NAN)).collect();
+            let v: Vec<f64> = flat
+                .iter()
+                .map(|n| n.as_f64().unwrap_or(f64::NAN))
+                .collect();
             NdArray::from_f64(&v)
         };
         Ok(array.reshaped(shape))
@@ -273,7 +276,10 @@ mod tests {
     fn bad_buffers_and_ragged_json_are_errors() {
         let mut a = NdArray::from_f32(&[1.0]);
         a.shape = vec![3];
-        assert!(matches!(a.to_f64_vec(), Err(NdArrayError::BadLength { .. })));
+        assert!(matches!(
+            a.to_f64_vec(),
+            Err(NdArrayError::BadLength { .. })
+        ));
         a.dtype = "<c16".into();
         assert!(matches!(
             a.to_f64_vec(),

@@ -7,9 +7,9 @@
 
 use super::{Document, DocumentArray, NdArray};
 use crate::proto::docarray::{
-    node_proto::{Content, DocarrayType},
     DenseNdArrayProto, DictOfAnyProto, DocListProto, DocProto, ListOfAnyProto, NdArrayProto,
     NodeProto,
+    node_proto::{Content, DocarrayType},
 };
 use serde_json::{Map, Value};
 
@@ -40,7 +40,9 @@ impl Document {
                 ("embedding", Content::Ndarray(a)) => {
                     set_some(&mut doc.embedding, ndarray_from_proto(a))
                 }
-                ("chunks", Content::DocArray(l)) => set(&mut doc.chunks, DocumentArray::from_proto(l)),
+                ("chunks", Content::DocArray(l)) => {
+                    set(&mut doc.chunks, DocumentArray::from_proto(l))
+                }
                 ("matches", Content::DocArray(l)) => {
                     set(&mut doc.matches, DocumentArray::from_proto(l))
                 }
@@ -102,7 +104,11 @@ impl Document {
             put("weight", Content::Float(v), None);
         }
         if let Some(v) = &self.tensor {
-            put("tensor", Content::Ndarray(ndarray_to_proto(v)), Some("ndarray"));
+            put(
+                "tensor",
+                Content::Ndarray(ndarray_to_proto(v)),
+                Some("ndarray"),
+            );
         }
         if let Some(v) = &self.embedding {
             put(
@@ -197,7 +203,10 @@ pub(super) fn node_to_json(node: &NodeProto) -> Option<Value> {
 
 fn json_to_dict(m: &Map<String, Value>) -> DictOfAnyProto {
     DictOfAnyProto {
-        data: m.iter().map(|(k, v)| (k.clone(), json_to_node(v))).collect(),
+        data: m
+            .iter()
+            .map(|(k, v)| (k.clone(), json_to_node(v)))
+            .collect(),
     }
 }
 
@@ -299,10 +308,7 @@ mod tests {
         assert_eq!(d.id, "x");
         assert!(d.embedding.is_none() && d.chunks.is_empty() && d.text.is_none());
         assert!(d.extra.contains_key("text"));
-        assert_eq!(
-            d.to_proto().data["text"].content,
-            Some(Content::Integer(5))
-        );
+        assert_eq!(d.to_proto().data["text"].content, Some(Content::Integer(5)));
     }
 
     #[test]

@@ -1,0 +1,70 @@
+//! `jina executor`: serve one executor over gRPC until Ctrl-C or SIGTERM.
+
+use crate::executor::{ExecutorConfig, Overrides, server};
+use anyhow::{Context, anyhow};
+use clap::Args;
+use serde_json::{Map, Value};
+
+#[derive(Args, Debug)]
+pub struct ExecutorArgs {
+    /// The executor: a built-in name, a YAML file, or inline YAML
+    #[arg(long, default_value = "BaseExecutor")]
+    pub uses: String,
+    /// The port to serve on (`--port` as Jina 3 spells it is accepted too)
+    #[arg(long = "port-in", visible_alias = "port", value_parser = clap::value_parser!(u16).range(1..))]
+    pub port_in: u16,
+    /// The address to bind
+    #[arg(long, default_value = "0.0.0.0")]
+    pub host: String,
+    /// The executor's name in logs and errors (default: metas.name, else its jtype)
+    #[arg(long)]
+    pub name: Option<String>,
+    /// JSON object laid over the YAML's `with`
+    #[arg(long, value_parser = super::json_object)]
+    pub uses_with: Option<Map<String, Value>>,
+    /// JSON object laid over the YAML's `metas`
+    #[arg(long, value_parser = super::json_object)]
+    pub uses_metas: Option<Map<String, Value>>,
+    /// JSON object of endpoint -> handler laid over the YAML's `requests`
+    #[arg(long, value_parser = super::json_object)]
+    pub uses_requests: Option<Map<String, Value>>,
+}
+
+pub async fn run(args: ExecutorArgs) -> anyhow::Result<()> {
+    let config = ExecutorConfig::from_uses(&args.uses)?;
+    let mut uses_requests = indexmap::IndexMap::new();
+    for (endpoint, handler) in args.uses_requests.unwrap_or_default() {
+        let handler = handler
+            .as_str()
+            .ok_or_else(|| anyhow!("--uses-requests: '{endpoint}' must map to a handler name"))?;
+        uses_requests.insert(endpoint, handler.to_string());
+    }
+    let mut uses_metas = args.uses_metas.unwrap_or_default();
+    if let Some(name) = &args.name {
+        uses_metas.insert("name".into(), Value::String(name.clone()));
+    }
+    let overrides = Overrides {
+        uses_with: args.uses_with.unwrap_or_default(),
+        uses_metas,
+        uses_requests,
+    };
+    let instance = config.instantiate(&overrides)?;
+    crate::logging::init(&instance.name);
+
+    let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port_in))
+        .await
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AddrInUse => {
+                anyhow!("port {} is busy (address in use)", args.port_in)
+            }
+            _ => anyhow!("cannot listen on {}:{}: {e}", args.host, args.port_in),
+        })?;
+    let service = server::ExecutorService::new(instance);
+    tracing::info!("serving gRPC on {}:{}", args.host, args.port_in);
+    tracing::info!(target: "success", "ready and listening");
+    server::serve(service, listener, super::shutdown_signal())
+        .await
+        .context("gRPC server failed")?;
+    tracing::info!("stopped");
+    Ok(())
+}

@@ -1,0 +1,81 @@
+//! The command line: clap definitions and the glue from arguments to the library. Logic that
+//! is not about arguments belongs in the library modules, not here.
+//!
+//! Every failure prints one line, `error: <what>: <why>`, and exits non-zero (1 for a runtime
+//! error, 2 for bad usage, as clap does).
+
+mod executor;
+
+use clap::{Parser, Subcommand};
+use serde_json::{Map, Value};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "jina",
+    version,
+    about = "Jina Flows in Rust: executors, flows and one gateway over gRPC, REST and WebSocket",
+    propagate_version = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve one executor over gRPC (a Flow can attach to it with `external: true`)
+    Executor(executor::ExecutorArgs),
+}
+
+/// Runs the command line; `main.rs` calls only this.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Executor(args) => block_on(executor::run(args)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {}", one_line(&e));
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn block_on(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(fut)
+}
+
+/// An error and its causes on one line.
+fn one_line(e: &anyhow::Error) -> String {
+    format!("{e:#}").replace('\n', " ")
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}
+
+/// clap parser for a flag that takes a JSON object.
+fn json_object(s: &str) -> Result<Map<String, Value>, String> {
+    match serde_json::from_str::<Value>(s) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err("expected a JSON object, like '{\"key\": 1}'".into()),
+        Err(e) => Err(format!("not valid JSON: {e}")),
+    }
+}

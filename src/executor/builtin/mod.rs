@@ -1,0 +1,56 @@
+//! Built-in executors, registered by name so that `jtype: NAME` and `uses: NAME` find them.
+//!
+//! Each entry has a constructor that reads its `with` arguments strictly: an unknown or
+//! mistyped argument is an error naming it, as Python's `__init__` would refuse it.
+
+mod base;
+mod fail;
+mod sleep;
+
+use super::{Executor, Metas};
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+/// Makes an executor from its `with` arguments and metas; the error is one line.
+pub type Constructor = fn(&Map<String, Value>, &Metas) -> Result<Box<dyn Executor>, String>;
+
+/// One built-in executor.
+pub struct Builtin {
+    pub name: &'static str,
+    pub summary: &'static str,
+    pub create: Constructor,
+}
+
+/// Every built-in, by name.
+pub const BUILTINS: &[Builtin] = &[
+    Builtin {
+        name: "BaseExecutor",
+        summary: "passes documents on unchanged (what .add() with no uses gives)",
+        create: base::create,
+    },
+    Builtin {
+        name: "Sleep",
+        summary: "sleeps `ms` milliseconds per request, counting requests in tags",
+        create: sleep::create,
+    },
+    Builtin {
+        name: "Fail",
+        summary: "fails every `every`-th request, or every request on endpoint `on`",
+        create: fail::create,
+    },
+];
+
+/// The built-in with this name.
+pub fn find(name: &str) -> Option<&'static Builtin> {
+    BUILTINS.iter().find(|b| b.name == name)
+}
+
+/// The names of all built-ins, for messages.
+pub fn names() -> Vec<&'static str> {
+    BUILTINS.iter().map(|b| b.name).collect()
+}
+
+/// Reads `with` into an executor's argument struct; unknown keys are refused.
+fn parse_with<T: DeserializeOwned>(with: &Map<String, Value>) -> Result<T, String> {
+    serde_json::from_value(Value::Object(with.clone())).map_err(|e| e.to_string())
+}

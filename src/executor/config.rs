@@ -1,0 +1,292 @@
+//! Executor YAML, as Jina writes it:
+//!
+//! ```yaml
+//! jtype: MyExecutor          # which executor (a built-in name here)
+//! with: {bar: 123}           # constructor arguments
+//! metas: {name: awesomeness, description: ..., workspace: ..., py_modules: my.py}
+//! requests: {/random_work: foo}   # endpoint -> handler name
+//! ```
+//!
+//! A `uses` value may be a built-in name, a path to such a YAML file, or the YAML inline. A
+//! Flow's `uses_with`, `uses_metas` and `uses_requests` then apply on top ([`Overrides`]).
+//! Every error is one line that starts with where the config came from.
+
+use super::{Executor, builtin, requests::RequestTable};
+use indexmap::IndexMap;
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::{Map, Value};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A config error, shown as `<origin>: <message>` on one line.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{origin}: {message}")]
+pub struct ConfigError {
+    /// The file, or `inline YAML`, or the flag the config came from.
+    pub origin: String,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(origin: impl Into<String>, message: impl Into<String>) -> Self {
+        ConfigError {
+            origin: origin.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// The `metas` of an executor. Keys we do not use are kept (Python executors read them).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Metas {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workspace: Option<String>,
+    /// Python files that define the executor's class: their presence makes it a Python executor.
+    #[serde(
+        default,
+        deserialize_with = "one_or_many",
+        skip_serializing_if = "Vec::is_empty"
+    )]
+    pub py_modules: Vec<String>,
+    #[serde(flatten)]
+    pub other: Map<String, Value>,
+}
+
+fn one_or_many<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Option::<OneOrMany>::deserialize(d)? {
+        None => vec![],
+        Some(OneOrMany::One(s)) => vec![s],
+        Some(OneOrMany::Many(v)) => v,
+    })
+}
+
+/// One executor's YAML.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExecutorConfig {
+    pub jtype: String,
+    #[serde(default, rename = "with", skip_serializing_if = "Map::is_empty")]
+    pub with: Map<String, Value>,
+    #[serde(default)]
+    pub metas: Metas,
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub requests: IndexMap<String, String>,
+    /// Where this config came from, for messages.
+    #[serde(skip)]
+    pub origin: String,
+    /// The folder of the YAML file, against which relative `py_modules` resolve.
+    #[serde(skip)]
+    pub base_dir: Option<PathBuf>,
+}
+
+/// What a Flow (or `jina executor`'s flags) lays over an executor's own YAML.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Overrides {
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub uses_with: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub uses_metas: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub uses_requests: IndexMap<String, String>,
+}
+
+impl ExecutorConfig {
+    /// The config of a bare built-in: `jtype: NAME` and nothing else.
+    pub fn builtin(name: &str) -> ExecutorConfig {
+        ExecutorConfig {
+            jtype: name.into(),
+            with: Map::new(),
+            metas: Metas::default(),
+            requests: IndexMap::new(),
+            origin: format!("uses '{name}'"),
+            base_dir: None,
+        }
+    }
+
+    /// Resolves a `uses` string: a built-in name, inline YAML, or a YAML file.
+    pub fn from_uses(uses: &str) -> Result<ExecutorConfig, ConfigError> {
+        let uses_trim = uses.trim();
+        if builtin::find(uses_trim).is_some() {
+            return Ok(Self::builtin(uses_trim));
+        }
+        if uses_trim.contains('\n') || uses_trim.starts_with("jtype:") {
+            return Self::from_yaml_str(uses, "inline YAML", None);
+        }
+        let path = Path::new(uses_trim);
+        let looks_like_file = path.exists()
+            || matches!(
+                path.extension().and_then(|e| e.to_str()),
+                Some("yml" | "yaml")
+            );
+        if !looks_like_file {
+            return Err(ConfigError::new(
+                format!("uses '{uses_trim}'"),
+                format!(
+                    "not a built-in executor ({}) and not a YAML file",
+                    builtin::names().join(", ")
+                ),
+            ));
+        }
+        Self::from_file(path)
+    }
+
+    /// Reads an executor YAML file.
+    pub fn from_file(path: &Path) -> Result<ExecutorConfig, ConfigError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            let why = match e.kind() {
+                std::io::ErrorKind::NotFound => "no such file".to_string(),
+                _ => e.to_string(),
+            };
+            ConfigError::new(&origin, why)
+        })?;
+        let dir = path.parent().map(Path::to_path_buf);
+        Self::from_yaml_str(&text, &origin, dir)
+    }
+
+    /// Parses executor YAML text; `origin` names it in errors.
+    pub fn from_yaml_str(
+        text: &str,
+        origin: &str,
+        base_dir: Option<PathBuf>,
+    ) -> Result<ExecutorConfig, ConfigError> {
+        let mut config: ExecutorConfig = serde_yaml_ng::from_str(text)
+            .map_err(|e| ConfigError::new(origin, yaml_message(&e)))?;
+        config.origin = origin.into();
+        config.base_dir = base_dir;
+        Ok(config)
+    }
+
+    /// An executor config given as a map (the reference's `uses={'jtype': ..., 'with': ...}`).
+    pub fn from_map(map: Value, origin: &str) -> Result<ExecutorConfig, ConfigError> {
+        let mut config: ExecutorConfig =
+            serde_json::from_value(map).map_err(|e| ConfigError::new(origin, e.to_string()))?;
+        config.origin = origin.into();
+        Ok(config)
+    }
+
+    /// True when the executor's class lives in Python (`metas.py_modules` is set).
+    pub fn is_python(&self) -> bool {
+        !self.metas.py_modules.is_empty()
+    }
+
+    /// The metas after `uses_metas` is laid over them.
+    pub fn metas_with(&self, overrides: &Overrides) -> Result<Metas, ConfigError> {
+        if overrides.uses_metas.is_empty() {
+            return Ok(self.metas.clone());
+        }
+        let mut merged = match serde_json::to_value(&self.metas) {
+            Ok(Value::Object(m)) => m,
+            _ => Map::new(),
+        };
+        merged.extend(overrides.uses_metas.clone());
+        serde_json::from_value(Value::Object(merged))
+            .map_err(|e| ConfigError::new(&self.origin, format!("uses_metas: {e}")))
+    }
+
+    /// Builds the executor this config describes, with its request table, after the overrides.
+    pub fn instantiate(&self, overrides: &Overrides) -> Result<Instance, ConfigError> {
+        let err = |m: String| ConfigError::new(&self.origin, m);
+        let Some(entry) = builtin::find(&self.jtype) else {
+            let hint = if self.is_python() {
+                " (it is a Python executor: metas.py_modules; a Flow starts it with Python Jina)"
+            } else {
+                ""
+            };
+            return Err(err(format!(
+                "jtype '{}' is not a built-in executor (known: {}){hint}",
+                self.jtype,
+                builtin::names().join(", ")
+            )));
+        };
+        let metas = self.metas_with(overrides)?;
+        let mut with = self.with.clone();
+        with.extend(overrides.uses_with.clone());
+        let executor = (entry.create)(&with, &metas).map_err(|m| err(format!("with: {m}")))?;
+        let table = RequestTable::build(
+            &executor.handlers(),
+            [
+                ("requests", &self.requests),
+                ("uses_requests", &overrides.uses_requests),
+            ],
+        )
+        .map_err(err)?;
+        Ok(Instance {
+            name: metas.name.clone().unwrap_or_else(|| self.jtype.clone()),
+            executor: Arc::from(executor),
+            table,
+            metas,
+        })
+    }
+}
+
+/// A ready executor: the value, its request table, its metas and its name.
+#[derive(Clone)]
+pub struct Instance {
+    pub name: String,
+    pub executor: Arc<dyn Executor>,
+    pub table: RequestTable,
+    pub metas: Metas,
+}
+
+/// serde_yaml's message, on one line (it already names line and column).
+pub(crate) fn yaml_message(e: &serde_yaml_ng::Error) -> String {
+    e.to_string().replace('\n', " ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_reference_yaml_shape() {
+        let c = ExecutorConfig::from_uses(
+            "jtype: Sleep\nwith:\n  ms: 0\nmetas:\n  name: awesomeness\n  py_modules: x.py\nrequests:\n  /random_work: sleep\n",
+        )
+        .unwrap();
+        assert_eq!(c.jtype, "Sleep");
+        assert_eq!(c.metas.name.as_deref(), Some("awesomeness"));
+        assert_eq!(c.metas.py_modules, vec!["x.py"]);
+        assert_eq!(c.requests["/random_work"], "sleep");
+    }
+
+    #[test]
+    fn overrides_apply_on_top() {
+        let c = ExecutorConfig::from_uses("jtype: Sleep\nwith: {ms: 5}\nmetas: {name: a}").unwrap();
+        let o = Overrides {
+            uses_with: serde_json::from_str(r#"{"ms": 0}"#).unwrap(),
+            uses_metas: serde_json::from_str(r#"{"workspace": "ws"}"#).unwrap(),
+            uses_requests: [("/index".to_string(), "sleep".to_string())].into(),
+        };
+        let i = c.instantiate(&o).unwrap();
+        assert_eq!(i.name, "a");
+        assert_eq!(i.metas.workspace.as_deref(), Some("ws"));
+        assert_eq!(i.table.resolve("/index"), Some("sleep"));
+    }
+
+    #[test]
+    fn errors_name_their_origin() {
+        let e = ExecutorConfig::from_uses("nope.yml").unwrap_err();
+        assert_eq!(e.to_string(), "nope.yml: no such file");
+        let e = ExecutorConfig::from_uses("NoSuchThing").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("uses 'NoSuchThing': not a built-in"),
+            "{e}"
+        );
+        let e = ExecutorConfig::from_uses("jtype: [\n").unwrap_err();
+        assert!(e.to_string().starts_with("inline YAML: "), "{e}");
+        let e = ExecutorConfig::from_uses("jtype: X\nwiht: {}\n").unwrap_err();
+        assert!(e.to_string().contains("wiht"), "{e}");
+    }
+}

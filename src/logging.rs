@@ -1,0 +1,57 @@
+//! Log output in Jina's shape: `<name>@<pid>[<level>]: <message>`, e.g.
+//! `encoder@4242[L]: ready and listening`. `[L]` is the reference's success level: events with
+//! target `success` print it. The filter comes from `JINA_LOG_LEVEL` (or `RUST_LOG`).
+
+use std::fmt;
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, format::Writer};
+use tracing_subscriber::registry::LookupSpan;
+
+struct JinaFormat {
+    name: String,
+    pid: u32,
+}
+
+impl<S, N> FormatEvent<S, N> for JinaFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        let level = match *meta.level() {
+            _ if meta.target() == "success" => 'L',
+            Level::ERROR => 'E',
+            Level::WARN => 'W',
+            Level::INFO => 'I',
+            Level::DEBUG => 'D',
+            Level::TRACE => 'T',
+        };
+        write!(writer, "{}@{}[{}]: ", self.name, self.pid, level)?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
+/// Installs the logger for a process named `name` (once; later calls do nothing).
+pub fn init(name: &str) {
+    let filter = std::env::var("JINA_LOG_LEVEL")
+        .ok()
+        .map(|l| l.to_lowercase())
+        .or_else(|| std::env::var("RUST_LOG").ok())
+        .unwrap_or_else(|| "info".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(EnvFilter::new(filter))
+        .with_writer(std::io::stderr)
+        .event_format(JinaFormat {
+            name: name.into(),
+            pid: std::process::id(),
+        })
+        .try_init();
+}

@@ -1,0 +1,131 @@
+//! The request envelope: Jina's `DataRequestProto` and what every part of the system reads or
+//! writes in it: the endpoint, parameters (a protobuf Struct, JSON to us), the documents (sent
+//! as a DocList or as its encoded bytes), the status, and routes.
+//!
+//! It owns no behaviour of executors, gateways or clients; it only gives them one way to touch
+//! a request, so that they agree on defaults (such as the default endpoint).
+
+mod structs;
+
+pub use structs::{json_to_struct, struct_to_json};
+
+use crate::document::DocumentArray;
+use crate::proto::docarray::DocListProto;
+use crate::proto::jina::{
+    DataRequestProto, HeaderProto, RouteProto, StatusProto,
+    data_request_proto::{DataContentProto, data_content_proto::Documents},
+    status_proto::{ExceptionProto, StatusCode},
+};
+use prost::Message;
+use serde_json::{Map, Value};
+
+/// The endpoint of a request that names none.
+pub const ROOT_ENDPOINT: &str = "/";
+
+/// A fresh request id (uuid4 hex).
+pub fn new_request_id() -> String {
+    crate::document::new_id()
+}
+
+/// A new request to `endpoint` carrying `docs` and `parameters`.
+pub fn new_request(
+    endpoint: &str,
+    docs: &DocumentArray,
+    parameters: &Map<String, Value>,
+) -> DataRequestProto {
+    let mut req = DataRequestProto {
+        header: Some(HeaderProto {
+            request_id: new_request_id(),
+            exec_endpoint: Some(endpoint.to_string()),
+            ..Default::default()
+        }),
+        parameters: (!parameters.is_empty()).then(|| json_to_struct(parameters)),
+        ..Default::default()
+    };
+    set_docs(&mut req, docs);
+    req
+}
+
+/// The endpoint a request asks for.
+pub fn endpoint(req: &DataRequestProto) -> &str {
+    req.header
+        .as_ref()
+        .and_then(|h| h.exec_endpoint.as_deref())
+        .unwrap_or(ROOT_ENDPOINT)
+}
+
+/// The request's parameters as JSON (empty when none).
+pub fn parameters(req: &DataRequestProto) -> Map<String, Value> {
+    req.parameters
+        .as_ref()
+        .map(struct_to_json)
+        .unwrap_or_default()
+}
+
+/// The request's documents, decoded. Encoded bytes that do not decode are an error.
+pub fn docs(req: &DataRequestProto) -> Result<DocumentArray, prost::DecodeError> {
+    Ok(DocumentArray::from_proto(doc_list(req)?))
+}
+
+/// The request's documents as the wire list, whichever way they were sent.
+pub fn doc_list(req: &DataRequestProto) -> Result<DocListProto, prost::DecodeError> {
+    match req.data.as_ref().and_then(|d| d.documents.as_ref()) {
+        None => Ok(DocListProto::default()),
+        Some(Documents::Docs(list)) => Ok(list.clone()),
+        Some(Documents::DocsBytes(bytes)) => DocListProto::decode(bytes.clone()),
+    }
+}
+
+/// Replaces the request's documents.
+pub fn set_docs(req: &mut DataRequestProto, docs: &DocumentArray) {
+    req.data = Some(DataContentProto {
+        documents: Some(Documents::Docs(docs.to_proto())),
+    });
+}
+
+/// The request's header, created if missing.
+pub fn header_mut(req: &mut DataRequestProto) -> &mut HeaderProto {
+    req.header.get_or_insert_with(Default::default)
+}
+
+/// True when the request carries status ERROR.
+pub fn is_error(req: &DataRequestProto) -> bool {
+    req.header
+        .as_ref()
+        .and_then(|h| h.status.as_ref())
+        .is_some_and(|s| s.code == StatusCode::Error as i32)
+}
+
+/// A status ERROR whose exception names the error, its message and the executor.
+pub fn error_status(name: &str, message: &str, executor: &str) -> StatusProto {
+    StatusProto {
+        code: StatusCode::Error as i32,
+        description: format!("{name}: {message}"),
+        exception: Some(ExceptionProto {
+            name: name.into(),
+            args: vec![message.into()],
+            stacks: vec![],
+            executor: executor.into(),
+        }),
+    }
+}
+
+/// Marks the request as failed with this status.
+pub fn set_error(req: &mut DataRequestProto, status: StatusProto) {
+    header_mut(req).status = Some(status);
+}
+
+/// A route entry for an executor, starting now.
+pub fn start_route(executor: &str) -> RouteProto {
+    RouteProto {
+        executor: executor.into(),
+        start_time: Some(now()),
+        end_time: None,
+        status: None,
+    }
+}
+
+/// The current time as a protobuf Timestamp.
+pub fn now() -> prost_types::Timestamp {
+    prost_types::Timestamp::from(std::time::SystemTime::now())
+}

@@ -1,0 +1,166 @@
+//! Test harness: start the real `jina` binary on free ports, read its logs, and make sure it
+//! is gone when the test ends, pass or fail.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const JINA: &str = env!("CARGO_BIN_EXE_jina");
+
+/// A free TCP port on loopback (bound, then released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A running `jina` process. Killed (with its process group) on drop.
+pub struct Proc {
+    pub child: Child,
+    output: Arc<Mutex<String>>,
+}
+
+impl Proc {
+    /// Starts `jina <args>` in its own process group, collecting stdout and stderr.
+    pub fn start(args: &[&str]) -> Proc {
+        Self::start_in(args, None)
+    }
+
+    pub fn start_in(args: &[&str], dir: Option<&Path>) -> Proc {
+        use std::os::unix::process::CommandExt;
+        let mut cmd = Command::new(JINA);
+        cmd.args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .process_group(0);
+        if let Some(d) = dir {
+            cmd.current_dir(d);
+        }
+        let mut child = cmd.spawn().expect("start jina");
+        let output = Arc::new(Mutex::new(String::new()));
+        for stream in [
+            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
+            Box::new(child.stderr.take().unwrap()),
+        ] {
+            let out = output.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines().map_while(Result::ok) {
+                    let mut o = out.lock().unwrap();
+                    o.push_str(&line);
+                    o.push('\n');
+                }
+            });
+        }
+        Proc { child, output }
+    }
+
+    /// Everything the process printed so far.
+    pub fn output(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+
+    /// Waits until the output contains `pattern`; panics with the output on timeout or exit.
+    pub fn wait_for(&mut self, pattern: &str, timeout: Duration) {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if self.output().contains(pattern) {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                std::thread::sleep(Duration::from_millis(50));
+                panic!(
+                    "jina exited ({status}) before '{pattern}':\n{}",
+                    self.output()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("timed out waiting for '{pattern}':\n{}", self.output());
+    }
+
+    pub fn signal(&self, sig: i32) {
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// Waits for the process to exit, up to `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            if let Ok(Some(s)) = self.child.try_wait() {
+                return Some(s);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `jina <args>` to completion: (exit code, stdout + stderr).
+pub fn run(args: &[&str]) -> (i32, String) {
+    let out = Command::new(JINA).args(args).output().expect("run jina");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), text)
+}
+
+/// A temporary folder with files written into it.
+pub struct Files {
+    pub dir: tempfile::TempDir,
+}
+
+impl Files {
+    pub fn new() -> Files {
+        Files {
+            dir: tempfile::tempdir().unwrap(),
+        }
+    }
+
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+}
+
+/// Starts `jina executor` with these extra args on a free port and waits until it is ready.
+pub fn start_executor(extra: &[&str]) -> (Proc, u16) {
+    let port = free_port();
+    let port_s = port.to_string();
+    let mut args = vec![
+        "executor",
+        "--port-in",
+        port_s.as_str(),
+        "--host",
+        "127.0.0.1",
+    ];
+    args.extend_from_slice(extra);
+    let mut p = Proc::start(&args);
+    p.wait_for("ready and listening", Duration::from_secs(20));
+    (p, port)
+}
+
+/// A gRPC channel to 127.0.0.1:port.
+pub async fn channel(port: u16) -> tonic::transport::Channel {
+    tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .connect()
+        .await
+        .expect("connect")
+}
