@@ -69,18 +69,25 @@ pub fn docs(req: &DataRequestProto) -> Result<DocumentArray, prost::DecodeError>
 
 /// The request's documents as the wire list, whichever way they were sent.
 pub fn doc_list(req: &DataRequestProto) -> Result<DocListProto, prost::DecodeError> {
-    match req.data.as_ref().and_then(|d| d.documents.as_ref()) {
+    match DataContentProto::decode(req.data.clone())?.documents {
         None => Ok(DocListProto::default()),
-        Some(Documents::Docs(list)) => Ok(list.clone()),
-        Some(Documents::DocsBytes(bytes)) => DocListProto::decode(bytes.clone()),
+        Some(Documents::Docs(list)) => Ok(list),
+        Some(Documents::DocsBytes(bytes)) => DocListProto::decode(bytes),
     }
 }
 
 /// Replaces the request's documents.
 pub fn set_docs(req: &mut DataRequestProto, docs: &DocumentArray) {
-    req.data = Some(DataContentProto {
-        documents: Some(Documents::Docs(docs.to_proto())),
-    });
+    set_doc_list(req, docs.to_proto());
+}
+
+/// Replaces the request's documents with an already built wire list.
+pub fn set_doc_list(req: &mut DataRequestProto, list: DocListProto) {
+    req.data = DataContentProto {
+        documents: Some(Documents::Docs(list)),
+    }
+    .encode_to_vec()
+    .into();
 }
 
 /// The request's header, created if missing.
