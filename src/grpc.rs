@@ -71,3 +71,41 @@ pub fn jina_info() -> JinaInfoProto {
         .collect();
     JinaInfoProto { jina, envs }
 }
+
+/// Asks `host:port` for its gRPC health once: Ok when it says SERVING, else why not.
+pub async fn check_serving(host: &str, port: u16, timeout: Duration) -> Result<(), String> {
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let attempt = async {
+        let endpoint = Endpoint::from_shared(format!("http://{host}:{port}"))
+            .map_err(|e| format!("bad address {host}:{port}: {e}"))?
+            .connect_timeout(timeout);
+        let channel = endpoint.connect().await.map_err(|e| {
+            let why = std::error::Error::source(&e)
+                .map(|s| s.to_string())
+                .unwrap_or_else(|| e.to_string());
+            format!("cannot connect to {host}:{port}: {why}")
+        })?;
+        let reply = HealthClient::new(channel)
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .map_err(|s| {
+                format!(
+                    "{host}:{port} answered health with {}: {}",
+                    s.code(),
+                    s.message()
+                )
+            })?
+            .into_inner();
+        match reply.status {
+            1 => Ok(()),
+            other => Err(format!(
+                "{host}:{port} is not serving (health status {other})"
+            )),
+        }
+    };
+    tokio::time::timeout(timeout, attempt)
+        .await
+        .unwrap_or_else(|_| Err(format!("{host}:{port} did not answer within {timeout:?}")))
+}

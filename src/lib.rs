@@ -3,9 +3,13 @@
 pub mod cli;
 pub mod document;
 pub mod executor;
+pub mod flow;
+pub mod gateway;
 pub mod grpc;
 pub mod logging;
+pub mod orchestrate;
 pub mod proto;
 pub mod request;
+pub mod running;
 
 pub use document::{Document, DocumentArray, NdArray};

@@ -5,6 +5,7 @@
 //! error, 2 for bad usage, as clap does).
 
 mod executor;
+mod flow;
 
 use clap::{Parser, Subcommand};
 use serde_json::{Map, Value};
@@ -26,6 +27,8 @@ struct Cli {
 enum Command {
     /// Serve one executor over gRPC (a Flow can attach to it with `external: true`)
     Executor(executor::ExecutorArgs),
+    /// Start a Flow from its YAML: every executor as a child process, and one gateway
+    Flow(flow::FlowArgs),
 }
 
 /// Runs the command line; `main.rs` calls only this.
@@ -33,11 +36,15 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Executor(args) => block_on(executor::run(args)),
+        Command::Flow(args) => block_on(flow::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {}", one_line(&e));
+            // A Flow YAML with several mistakes reports each on its own line.
+            for line in format!("{e:#}").lines() {
+                eprintln!("error: {line}");
+            }
             ExitCode::from(1)
         }
     }
@@ -48,11 +55,6 @@ fn block_on(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> anyho
         .enable_all()
         .build()?
         .block_on(fut)
-}
-
-/// An error and its causes on one line.
-fn one_line(e: &anyhow::Error) -> String {
-    format!("{e:#}").replace('\n', " ")
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

@@ -240,7 +240,7 @@ pub struct Instance {
 }
 
 /// serde_yaml's message, on one line (it already names line and column).
-pub(crate) fn yaml_message(e: &serde_yaml_ng::Error) -> String {
+pub fn yaml_message(e: &serde_yaml_ng::Error) -> String {
     e.to_string().replace('\n', " ")
 }
 

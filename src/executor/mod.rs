@@ -14,7 +14,9 @@ mod requests;
 mod schema;
 pub mod server;
 
-pub use config::{ConfigError, ExecutorConfig, Metas, Overrides};
+pub use config::{
+    ConfigError, ExecutorConfig, Instance, Metas, Overrides, yaml_message as yaml_error_message,
+};
 pub use requests::{DEFAULT_ENDPOINT, HandlerSpec, RequestTable};
 
 use crate::document::DocumentArray;

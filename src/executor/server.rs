@@ -66,29 +66,14 @@ impl ExecutorService {
     /// Merges several requests (the parents of a join) into one and answers it: documents are
     /// joined by id, parameters merged (later ones win), the first header is kept.
     pub fn handle_list(&self, requests: Vec<DataRequestProto>) -> DataRequestProto {
-        let mut iter = requests.into_iter();
-        let Some(mut merged) = iter.next() else {
-            return DataRequestProto::default();
-        };
-        let mut parameters = request::parameters(&merged);
-        let mut arrays = Vec::new();
-        let mut decode_error = None;
-        for r in std::iter::once(&merged).chain(iter.as_slice()) {
-            match request::docs(r) {
-                Ok(d) => arrays.push(d),
-                Err(e) => decode_error = Some(e),
+        let (mut merged, docs) = match request::merge(requests) {
+            Ok(m) => m,
+            Err((mut merged, e)) => {
+                self.fail(&mut merged, HandlerError::new("DecodeError", e.to_string()));
+                return merged;
             }
-        }
-        for r in iter {
-            parameters.extend(request::parameters(&r));
-            merged.routes.extend(r.routes);
-        }
-        if let Some(e) = decode_error {
-            self.fail(&mut merged, HandlerError::new("DecodeError", e.to_string()));
-            return merged;
-        }
-        let docs = DocumentArray::merge_by_id(arrays);
-        merged.parameters = (!parameters.is_empty()).then(|| request::json_to_struct(&parameters));
+        };
+        let parameters = request::parameters(&merged);
         let endpoint = request::endpoint(&merged).to_string();
         match self.instance.table.resolve(&endpoint).map(str::to_string) {
             Some(handler) => self.run_handler(&mut merged, &handler, &endpoint, docs, &parameters),

@@ -7,6 +7,7 @@
 
 mod structs;
 
+pub mod json;
 pub use structs::{json_to_struct, struct_to_json};
 
 use crate::document::DocumentArray;
@@ -115,6 +116,35 @@ pub fn error_status(name: &str, message: &str, executor: &str) -> StatusProto {
             executor: executor.into(),
         }),
     }
+}
+
+/// Joins several requests (the parents of a join, or the shards of an executor) into one:
+/// documents merged by id, parameters merged (later ones win), routes concatenated, the first
+/// header kept. Returns the merged request (documents already set) and its documents; on a
+/// decode error, the first request and the error.
+pub fn merge(
+    requests: Vec<DataRequestProto>,
+) -> Result<(DataRequestProto, DocumentArray), (DataRequestProto, prost::DecodeError)> {
+    let mut iter = requests.into_iter();
+    let Some(mut merged) = iter.next() else {
+        return Ok((DataRequestProto::default(), DocumentArray::new()));
+    };
+    let mut arrays = Vec::new();
+    for r in std::iter::once(&merged).chain(iter.as_slice()) {
+        match docs(r) {
+            Ok(d) => arrays.push(d),
+            Err(e) => return Err((merged, e)),
+        }
+    }
+    let mut params = parameters(&merged);
+    for r in iter {
+        params.extend(parameters(&r));
+        merged.routes.extend(r.routes);
+    }
+    merged.parameters = (!params.is_empty()).then(|| json_to_struct(&params));
+    let docs = DocumentArray::merge_by_id(arrays);
+    set_docs(&mut merged, &docs);
+    Ok((merged, docs))
 }
 
 /// Marks the request as failed with this status.

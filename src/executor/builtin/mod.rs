@@ -6,6 +6,7 @@
 mod base;
 mod fail;
 mod sleep;
+mod visit;
 
 use super::{Executor, Metas};
 use serde::de::DeserializeOwned;
@@ -37,6 +38,11 @@ pub const BUILTINS: &[Builtin] = &[
         name: "Fail",
         summary: "fails every `every`-th request, or every request on endpoint `on`",
         create: fail::create,
+    },
+    Builtin {
+        name: "Visit",
+        summary: "appends a match naming the executor copy that saw the document",
+        create: visit::create,
     },
 ];
 

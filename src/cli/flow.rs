@@ -1,0 +1,37 @@
+//! `jina flow --uses flow.yml`: check the Flow, start it, serve until Ctrl-C or SIGTERM, stop it.
+
+use crate::running::RunningFlow;
+use anyhow::anyhow;
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args, Debug)]
+pub struct FlowArgs {
+    /// The Flow YAML file
+    #[arg(long)]
+    pub uses: PathBuf,
+}
+
+pub async fn run(args: FlowArgs) -> anyhow::Result<()> {
+    crate::logging::init("Flow");
+    // Every error of the YAML, one per line; the caller prints the last line as usual.
+    let flow = crate::flow::load(&args.uses).map_err(|errors| anyhow!("{errors}"))?;
+    for w in &flow.warnings {
+        tracing::warn!("{w}");
+    }
+    let mut running = RunningFlow::start(&flow)
+        .await
+        .map_err(|e| anyhow!("{}: {e}", args.uses.display()))?;
+    tracing::info!(target: "success", "{}", running.ready_message());
+    tracing::info!("ready in {:.2?}", running.ready_in);
+    let failure = tokio::select! {
+        _ = super::shutdown_signal() => None,
+        e = running.gateway_failed() => Some(e),
+    };
+    tracing::info!("stopping");
+    running.stop().await.map_err(|e| anyhow!(e))?;
+    match failure {
+        Some(e) => Err(anyhow!(e)),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,177 @@
+//! Flows: the description of a pipeline of executors, and its checks.
+//!
+//! This module owns the Flow as data ([`FlowSpec`]: what a Flow YAML or the builder API
+//! says), reading Flow YAML (`yaml`), and the graph with its validation (`graph`). It starts
+//! nothing and opens no socket: `orchestrate` starts processes, `gateway` routes requests.
+
+mod graph;
+mod spec;
+mod yaml;
+
+pub use graph::{Graph, GraphNode};
+pub use spec::{ExecutorSpec, FlowSpec, GATEWAY, GatewaySpec, Polling, Protocol, Uses};
+
+use std::fmt;
+use std::path::Path;
+
+/// One finding about a Flow YAML: where (line, key path) and what.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Diagnostic {
+    pub line: Option<usize>,
+    pub path: String,
+    pub message: String,
+}
+
+impl Diagnostic {
+    pub fn new(line: Option<usize>, path: &str, message: impl Into<String>) -> Self {
+        Diagnostic {
+            line,
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(l) = self.line {
+            write!(f, "line {l}: ")?;
+        }
+        if !self.path.is_empty() {
+            write!(f, "{}: ", self.path)?;
+        }
+        f.write_str(&self.message)
+    }
+}
+
+/// Every error found in a Flow, each on its own line as `<file>:<line>: <key>: <message>`.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub struct FlowErrors {
+    pub origin: String,
+    pub errors: Vec<Diagnostic>,
+}
+
+impl fmt::Display for FlowErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (n, d) in self.errors.iter().enumerate() {
+            if n > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{}", self.origin)?;
+            if let Some(l) = d.line {
+                write!(f, ":{l}")?;
+            }
+            write!(f, ": ")?;
+            if !d.path.is_empty() {
+                write!(f, "{}: ", d.path)?;
+            }
+            f.write_str(&d.message)?;
+        }
+        Ok(())
+    }
+}
+
+/// A Flow that passed every check: its spec, its graph, and the warnings met on the way.
+#[derive(Clone, Debug)]
+pub struct CheckedFlow {
+    pub spec: FlowSpec,
+    pub graph: Graph,
+    pub warnings: Vec<String>,
+}
+
+/// Reads and checks a Flow YAML file.
+pub fn load(path: &Path) -> Result<CheckedFlow, FlowErrors> {
+    let origin = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| FlowErrors {
+        origin: origin.clone(),
+        errors: vec![Diagnostic::new(
+            None,
+            "",
+            match e.kind() {
+                std::io::ErrorKind::NotFound => "no such file".to_string(),
+                _ => e.to_string(),
+            },
+        )],
+    })?;
+    from_yaml(&text, &origin, path.parent().map(Path::to_path_buf))
+}
+
+/// Reads and checks Flow YAML text; `origin` names it in messages.
+pub fn from_yaml(
+    text: &str,
+    origin: &str,
+    base_dir: Option<std::path::PathBuf>,
+) -> Result<CheckedFlow, FlowErrors> {
+    let parsed = yaml::parse(text, base_dir);
+    let mut errors = parsed.errors;
+    let syntax_failed = errors.iter().any(|d| d.path.is_empty());
+    let graph = if syntax_failed {
+        None
+    } else {
+        match check(&parsed.spec) {
+            Ok(g) => Some(g),
+            Err(problems) => {
+                for (i, key, message) in problems {
+                    errors.push(Diagnostic::new(
+                        parsed.lines.item_key(i, key),
+                        &format!("executors[{i}].{key}"),
+                        message,
+                    ));
+                }
+                None
+            }
+        }
+    };
+    let warnings = parsed
+        .warnings
+        .iter()
+        .map(|w| format!("{origin}:{}", w.to_string().trim_start_matches("line ")))
+        .collect();
+    match graph {
+        Some(graph) if errors.is_empty() => Ok(CheckedFlow {
+            spec: parsed.spec,
+            graph,
+            warnings,
+        }),
+        _ => {
+            errors.sort_by_key(|d| d.line.unwrap_or(0));
+            Err(FlowErrors {
+                origin: origin.into(),
+                errors,
+            })
+        }
+    }
+}
+
+/// Checks a spec (however it was made) as a whole: the graph, and each executor's `uses`.
+pub fn check(spec: &FlowSpec) -> Result<Graph, Vec<graph::Problem>> {
+    let mut problems = match Graph::build(spec) {
+        Ok(_) => vec![],
+        Err(p) => p,
+    };
+    for (i, e) in spec.executors.iter().enumerate() {
+        if e.external {
+            continue;
+        }
+        let plain = crate::executor::Overrides::default();
+        for (key, uses, overrides) in [
+            ("uses", Some(&e.uses), &e.overrides),
+            ("uses_before", e.uses_before.as_ref(), &plain),
+            ("uses_after", e.uses_after.as_ref(), &plain),
+        ] {
+            if let Some(u) = uses {
+                if let Err(m) =
+                    crate::orchestrate::resolve_uses(u, spec.base_dir.as_deref(), overrides)
+                {
+                    problems.push((i, key, m));
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        Graph::build(spec).map_err(|_| vec![])
+    } else {
+        problems.sort_by_key(|p| p.0);
+        Err(problems)
+    }
+}

@@ -1,0 +1,188 @@
+//! The Flow as data: what a Flow YAML or the builder API describes, before anything runs.
+
+use crate::executor::Overrides;
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+/// The name of the virtual node where requests enter and results leave.
+pub const GATEWAY: &str = "gateway";
+
+/// Which copies of an executor receive a request, and when its children run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Polling {
+    /// One copy gets each request (round robin); children run when it is done.
+    #[default]
+    Any,
+    /// Every copy gets each request; children run when all are done, on their merged results.
+    All,
+    /// Every copy gets each request; children run when the first is done.
+    AllAsync,
+}
+
+impl Polling {
+    pub fn parse(s: &str) -> Option<Polling> {
+        match s.to_ascii_uppercase().as_str() {
+            "ANY" => Some(Polling::Any),
+            "ALL" => Some(Polling::All),
+            "ALL_ASYNC" => Some(Polling::AllAsync),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Polling::Any => "ANY",
+            Polling::All => "ALL",
+            Polling::AllAsync => "ALL_ASYNC",
+        }
+    }
+}
+
+/// A protocol the gateway serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Protocol {
+    Grpc,
+    Http,
+    Websocket,
+}
+
+impl Protocol {
+    pub fn parse(s: &str) -> Option<Protocol> {
+        match s.to_ascii_lowercase().as_str() {
+            "grpc" => Some(Protocol::Grpc),
+            "http" | "rest" | "https" => Some(Protocol::Http),
+            "websocket" | "ws" => Some(Protocol::Websocket),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Grpc => "grpc",
+            Protocol::Http => "http",
+            Protocol::Websocket => "websocket",
+        }
+    }
+}
+
+/// What an executor runs: a `uses` string (built-in name, YAML path or inline YAML) or a map.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Uses {
+    Named(String),
+    Map(Value),
+}
+
+impl Default for Uses {
+    fn default() -> Self {
+        Uses::Named("BaseExecutor".into())
+    }
+}
+
+impl From<&str> for Uses {
+    fn from(s: &str) -> Self {
+        Uses::Named(s.into())
+    }
+}
+
+/// The gateway's settings: the Flow's `with`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GatewaySpec {
+    pub protocols: Vec<Protocol>,
+    /// One port per protocol, in order; missing ones are chosen free at start.
+    pub ports: Vec<u16>,
+    pub host: String,
+    /// Requests in flight per client stream.
+    pub prefetch: usize,
+    /// Milliseconds to wait for each executor to be ready; -1 waits forever.
+    pub timeout_ready: i64,
+    /// Environment given to every executor.
+    pub env: BTreeMap<String, String>,
+}
+
+impl Default for GatewaySpec {
+    fn default() -> Self {
+        GatewaySpec {
+            protocols: vec![Protocol::Grpc],
+            ports: vec![],
+            host: "0.0.0.0".into(),
+            prefetch: 1000,
+            timeout_ready: 60_000,
+            env: BTreeMap::new(),
+        }
+    }
+}
+
+/// One executor of a Flow, with every option of `.add()`.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct ExecutorSpec {
+    /// Defaults to `executor<i>` by position.
+    pub name: Option<String>,
+    pub uses: Uses,
+    pub overrides: Overrides,
+    /// Parents by name (`gateway` for the entry). `None`: the previous executor.
+    pub needs: Option<Vec<String>>,
+    /// Copies that each get every request (ALL) or take turns (ANY): the reference's
+    /// `parallel`, Jina 3's `shards`.
+    pub shards: u32,
+    /// Copies of each shard that take turns: Jina 3's `replicas`.
+    pub replicas: u32,
+    pub polling: Polling,
+    pub uses_before: Option<Uses>,
+    pub uses_after: Option<Uses>,
+    /// Where an external executor runs.
+    pub host: Option<String>,
+    pub port_in: Option<u16>,
+    /// Already running somewhere: the Flow connects to it but does not start or stop it.
+    pub external: bool,
+    pub timeout_ready: Option<i64>,
+    pub env: BTreeMap<String, String>,
+    pub workspace: Option<String>,
+}
+
+impl ExecutorSpec {
+    pub fn new() -> Self {
+        ExecutorSpec {
+            shards: 1,
+            replicas: 1,
+            ..Default::default()
+        }
+    }
+}
+
+/// A whole Flow, before it runs.
+#[derive(Clone, Debug, PartialEq, Default)]
+pub struct FlowSpec {
+    pub gateway: GatewaySpec,
+    pub executors: Vec<ExecutorSpec>,
+    /// The folder relative `uses` paths resolve against (the Flow YAML's folder).
+    pub base_dir: Option<PathBuf>,
+}
+
+impl FlowSpec {
+    /// The name of executor `i`: its own, or `executor<i>`.
+    pub fn name_of(&self, i: usize) -> String {
+        self.executors[i]
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("executor{i}"))
+    }
+
+    /// Names of executors no other executor needs so far (the reference's "orphans").
+    pub fn orphans(&self) -> Vec<String> {
+        let mut needed = std::collections::HashSet::new();
+        for (i, e) in self.executors.iter().enumerate() {
+            match &e.needs {
+                Some(n) => needed.extend(n.iter().cloned()),
+                None if i > 0 => {
+                    needed.insert(self.name_of(i - 1));
+                }
+                None => {}
+            }
+        }
+        (0..self.executors.len())
+            .map(|i| self.name_of(i))
+            .filter(|n| !needed.contains(n))
+            .collect()
+    }
+}

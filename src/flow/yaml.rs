@@ -1,0 +1,540 @@
+//! Flow YAML, as Jina writes it:
+//!
+//! ```yaml
+//! jtype: Flow
+//! with: {protocol: [grpc, http, websocket], port: [51000, 51001, 51002]}
+//! executors:
+//!   - name: encoder
+//!     uses: encoder.yml
+//!     parallel: 2
+//! ```
+//!
+//! Every key is checked on its own, so one run reports every mistake: a wrong type is an
+//! error naming key and line, an unknown key a warning naming key and line.
+
+use super::Diagnostic;
+use super::spec::{ExecutorSpec, FlowSpec, GatewaySpec, Polling, Protocol, Uses};
+use serde_json::{Map, Value as Json};
+use serde_yaml_ng::Value;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+const FLOW_KEYS: &[&str] = &["jtype", "version", "with", "executors"];
+const WITH_KEYS: &[&str] = &[
+    "protocol",
+    "protocols",
+    "port",
+    "port_expose",
+    "host",
+    "prefetch",
+    "timeout_ready",
+    "env",
+    "name",
+];
+const EXECUTOR_KEYS: &[&str] = &[
+    "name",
+    "uses",
+    "uses_with",
+    "uses_metas",
+    "uses_requests",
+    "needs",
+    "parallel",
+    "shards",
+    "replicas",
+    "polling",
+    "uses_before",
+    "uses_after",
+    "host",
+    "port_in",
+    "port",
+    "external",
+    "timeout_ready",
+    "env",
+    "workspace",
+];
+
+/// The result of reading a Flow YAML: the spec (as far as it could be read), its warnings,
+/// and its errors.
+pub struct Parsed {
+    pub spec: FlowSpec,
+    pub warnings: Vec<Diagnostic>,
+    pub errors: Vec<Diagnostic>,
+    pub lines: LineIndex,
+}
+
+/// Reads Flow YAML text. Syntax errors end reading; everything else is collected.
+pub fn parse(text: &str, base_dir: Option<PathBuf>) -> Parsed {
+    let lines = LineIndex::new(text);
+    let mut p = Parsed {
+        spec: FlowSpec {
+            base_dir,
+            ..Default::default()
+        },
+        warnings: vec![],
+        errors: vec![],
+        lines,
+    };
+    let root: Value = match serde_yaml_ng::from_str(text) {
+        Ok(v) => v,
+        Err(e) => {
+            let line = e.location().map(|l| l.line());
+            p.errors.push(Diagnostic::new(
+                line,
+                "",
+                crate::executor::yaml_error_message(&e),
+            ));
+            return p;
+        }
+    };
+    let Some(root) = root.as_mapping() else {
+        p.errors.push(Diagnostic::new(
+            Some(1),
+            "",
+            "a Flow YAML must be a mapping with `executors:`",
+        ));
+        return p;
+    };
+    for (k, v) in root {
+        let key = k.as_str().unwrap_or_default();
+        let line = p.lines.top_key(key);
+        match key {
+            "jtype" if v.as_str() != Some("Flow") => p.errors.push(Diagnostic::new(
+                line,
+                "jtype",
+                format!("expected `Flow`, found {}", describe(v)),
+            )),
+            "with" => read_with(v, &mut p),
+            "executors" => read_executors(v, &mut p),
+            k if FLOW_KEYS.contains(&k) => {}
+            other => p
+                .warnings
+                .push(Diagnostic::new(line, other, "unknown key, ignored")),
+        }
+    }
+    p
+}
+
+fn read_with(v: &Value, p: &mut Parsed) {
+    let Some(map) = v.as_mapping() else {
+        let line = p.lines.top_key("with");
+        p.errors.push(Diagnostic::new(
+            line,
+            "with",
+            format!("expected a mapping, found {}", describe(v)),
+        ));
+        return;
+    };
+    let mut g = GatewaySpec::default();
+    for (k, v) in map {
+        let key = k.as_str().unwrap_or_default();
+        let path = format!("with.{key}");
+        let line = p.lines.with_key(key);
+        let mut err = |m: String| p.errors.push(Diagnostic::new(line, &path, m));
+        match key {
+            "protocol" | "protocols" => {
+                match one_or_many(v, "a protocol (grpc, http, websocket)") {
+                    Ok(list) => {
+                        let mut protocols = vec![];
+                        for s in list {
+                            match Protocol::parse(&s) {
+                                Some(pr) => protocols.push(pr),
+                                None => {
+                                    err(format!("unknown protocol '{s}' (grpc, http, websocket)"))
+                                }
+                            }
+                        }
+                        g.protocols = protocols;
+                    }
+                    Err(m) => err(m),
+                }
+            }
+            "port" | "port_expose" => match ports(v) {
+                Ok(ports) => g.ports = ports,
+                Err(m) => err(m),
+            },
+            "host" => match string(v) {
+                Ok(s) => g.host = s,
+                Err(m) => err(m),
+            },
+            "prefetch" => match integer(v, 1, u32::MAX as i64) {
+                Ok(n) => g.prefetch = n as usize,
+                Err(m) => err(m),
+            },
+            "timeout_ready" => match integer(v, -1, i64::MAX) {
+                Ok(n) => g.timeout_ready = n,
+                Err(m) => err(m),
+            },
+            "env" => match env(v) {
+                Ok(e) => g.env = e,
+                Err(m) => err(m),
+            },
+            k if WITH_KEYS.contains(&k) => {}
+            other => p.warnings.push(Diagnostic::new(
+                line,
+                &format!("with.{other}"),
+                "unknown key, ignored",
+            )),
+        }
+    }
+    p.spec.gateway = g;
+}
+
+fn read_executors(v: &Value, p: &mut Parsed) {
+    let Some(items) = v.as_sequence() else {
+        let line = p.lines.top_key("executors");
+        p.errors.push(Diagnostic::new(
+            line,
+            "executors",
+            format!("expected a list, found {}", describe(v)),
+        ));
+        return;
+    };
+    for (i, item) in items.iter().enumerate() {
+        let mut e = ExecutorSpec::new();
+        let Some(map) = item.as_mapping() else {
+            let line = p.lines.item(i);
+            p.errors.push(Diagnostic::new(
+                line,
+                &format!("executors[{i}]"),
+                format!("expected a mapping, found {}", describe(item)),
+            ));
+            p.spec.executors.push(e);
+            continue;
+        };
+        let mut parallel_given = false;
+        let mut polling_given = false;
+        for (k, v) in map {
+            let key = k.as_str().unwrap_or_default();
+            let path = format!("executors[{i}].{key}");
+            let line = p.lines.item_key(i, key);
+            let mut err = |m: String| p.errors.push(Diagnostic::new(line, &path, m));
+            match key {
+                "name" => match string(v) {
+                    Ok(s) => e.name = Some(s),
+                    Err(m) => err(m),
+                },
+                "uses" => match uses(v) {
+                    Ok(u) => e.uses = u,
+                    Err(m) => err(m),
+                },
+                "uses_before" | "uses_after" => match uses(v) {
+                    Ok(u) if key == "uses_before" => e.uses_before = Some(u),
+                    Ok(u) => e.uses_after = Some(u),
+                    Err(m) => err(m),
+                },
+                "uses_with" => match json_map(v) {
+                    Ok(m) => e.overrides.uses_with = m,
+                    Err(m) => err(m),
+                },
+                "uses_metas" => match json_map(v) {
+                    Ok(m) => e.overrides.uses_metas = m,
+                    Err(m) => err(m),
+                },
+                "uses_requests" => match env(v) {
+                    Ok(m) => e.overrides.uses_requests = m.into_iter().collect(),
+                    Err(m) => err(m),
+                },
+                "needs" => match one_or_many(v, "an executor name") {
+                    Ok(n) => e.needs = Some(n),
+                    Err(m) => err(m),
+                },
+                "parallel" | "shards" => match integer(v, 1, 1024) {
+                    Ok(n) => {
+                        e.shards = n as u32;
+                        parallel_given = key == "shards" || parallel_given;
+                    }
+                    Err(m) => err(m),
+                },
+                "replicas" => match integer(v, 1, 1024) {
+                    Ok(n) => e.replicas = n as u32,
+                    Err(m) => err(m),
+                },
+                "polling" => match string(v).and_then(|s| {
+                    Polling::parse(&s).ok_or(format!("unknown polling '{s}' (ANY, ALL, ALL_ASYNC)"))
+                }) {
+                    Ok(pl) => {
+                        e.polling = pl;
+                        polling_given = true;
+                    }
+                    Err(m) => err(m),
+                },
+                "host" => match string(v) {
+                    Ok(s) => e.host = Some(s),
+                    Err(m) => err(m),
+                },
+                "port_in" | "port" => match ports(v) {
+                    Ok(ps) if ps.len() == 1 => e.port_in = Some(ps[0]),
+                    Ok(_) => err("expected one port".into()),
+                    Err(m) => err(m),
+                },
+                "external" => match v.as_bool() {
+                    Some(b) => e.external = b,
+                    None => err(format!("expected true or false, found {}", describe(v))),
+                },
+                "timeout_ready" => match integer(v, -1, i64::MAX) {
+                    Ok(n) => e.timeout_ready = Some(n),
+                    Err(m) => err(m),
+                },
+                "env" => match env(v) {
+                    Ok(m) => e.env = m,
+                    Err(m) => err(m),
+                },
+                "workspace" => match string(v) {
+                    Ok(s) => e.workspace = Some(s),
+                    Err(m) => err(m),
+                },
+                k if EXECUTOR_KEYS.contains(&k) => {}
+                other => p.warnings.push(Diagnostic::new(
+                    line,
+                    &format!("executors[{i}].{other}"),
+                    "unknown key, ignored",
+                )),
+            }
+        }
+        // Jina 3's `shards` receive every request unless polling says otherwise.
+        if parallel_given && !polling_given {
+            e.polling = Polling::All;
+        }
+        p.spec.executors.push(e);
+    }
+}
+
+fn describe(v: &Value) -> String {
+    match v {
+        Value::Null => "nothing".into(),
+        Value::Bool(b) => format!("`{b}`"),
+        Value::Number(n) => format!("`{n}`"),
+        Value::String(s) => format!("'{s}'"),
+        Value::Sequence(_) => "a list".into(),
+        Value::Mapping(_) => "a mapping".into(),
+        Value::Tagged(t) => format!("a value tagged {}", t.tag),
+    }
+}
+
+fn string(v: &Value) -> Result<String, String> {
+    v.as_str()
+        .map(str::to_string)
+        .ok_or_else(|| format!("expected a string, found {}", describe(v)))
+}
+
+fn integer(v: &Value, min: i64, max: i64) -> Result<i64, String> {
+    match v.as_i64() {
+        Some(n) if (min..=max).contains(&n) => Ok(n),
+        Some(n) => Err(format!("{n} is out of range {min}..={max}")),
+        None => Err(format!("expected an integer, found {}", describe(v))),
+    }
+}
+
+fn ports(v: &Value) -> Result<Vec<u16>, String> {
+    let one = |v: &Value| integer(v, 1, 65535).map(|n| n as u16);
+    match v {
+        Value::Sequence(items) => items.iter().map(one).collect(),
+        v => one(v).map(|p| vec![p]),
+    }
+}
+
+fn one_or_many(v: &Value, what: &str) -> Result<Vec<String>, String> {
+    match v {
+        Value::String(s) => Ok(vec![s.clone()]),
+        Value::Sequence(items) => items
+            .iter()
+            .map(|i| {
+                i.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("expected {what}, found {}", describe(i)))
+            })
+            .collect(),
+        other => Err(format!(
+            "expected {what} or a list of them, found {}",
+            describe(other)
+        )),
+    }
+}
+
+fn uses(v: &Value) -> Result<Uses, String> {
+    match v {
+        Value::String(s) => Ok(Uses::Named(s.clone())),
+        Value::Mapping(_) => serde_json::to_value(v)
+            .map(Uses::Map)
+            .map_err(|e| format!("cannot read this mapping: {e}")),
+        other => Err(format!(
+            "expected a name, a YAML path or a mapping, found {}",
+            describe(other)
+        )),
+    }
+}
+
+fn json_map(v: &Value) -> Result<Map<String, Json>, String> {
+    match serde_json::to_value(v) {
+        Ok(Json::Object(m)) => Ok(m),
+        Ok(Json::Null) => Ok(Map::new()),
+        _ => Err(format!("expected a mapping, found {}", describe(v))),
+    }
+}
+
+fn env(v: &Value) -> Result<BTreeMap<String, String>, String> {
+    let map = v
+        .as_mapping()
+        .ok_or_else(|| format!("expected a mapping, found {}", describe(v)))?;
+    map.iter()
+        .map(|(k, v)| {
+            let key = k.as_str().ok_or("keys must be strings")?.to_string();
+            let value = match v {
+                Value::String(s) => s.clone(),
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                other => {
+                    return Err(format!(
+                        "{key}: expected a scalar, found {}",
+                        describe(other)
+                    ));
+                }
+            };
+            Ok((key, value))
+        })
+        .collect()
+}
+
+/// Finds the line of a key in block-style Flow YAML, for messages. serde_yaml gives no
+/// positions for values, so this scans the text: good for the block style Jina writes, and
+/// for anything else it simply finds no line.
+pub struct LineIndex {
+    lines: Vec<(usize, String)>, // (indent, content after indent) per line, 1-based by position
+}
+
+impl LineIndex {
+    fn new(text: &str) -> LineIndex {
+        LineIndex {
+            lines: text
+                .lines()
+                .map(|l| {
+                    let content = l.trim_start();
+                    (l.len() - content.len(), content.to_string())
+                })
+                .collect(),
+        }
+    }
+
+    fn starts_key(content: &str, key: &str) -> bool {
+        content
+            .strip_prefix(key)
+            .is_some_and(|r| r.starts_with(':'))
+    }
+
+    /// Line of a top-level key.
+    pub fn top_key(&self, key: &str) -> Option<usize> {
+        self.lines
+            .iter()
+            .position(|(indent, c)| *indent == 0 && Self::starts_key(c, key))
+            .map(|i| i + 1)
+    }
+
+    /// The range of lines (0-based, exclusive end) under a top-level key.
+    fn block(&self, key: &str) -> Option<(usize, usize)> {
+        let start = self.top_key(key)?; // 1-based line of key == 0-based index of next line
+        let end = (start..self.lines.len())
+            .find(|&i| {
+                self.lines[i].0 == 0
+                    && !self.lines[i].1.is_empty()
+                    && !self.lines[i].1.starts_with('#')
+                    && !self.lines[i].1.starts_with('-')
+            })
+            .unwrap_or(self.lines.len());
+        Some((start, end))
+    }
+
+    fn find_key(&self, range: (usize, usize), key: &str) -> Option<usize> {
+        (range.0..range.1)
+            .filter(|&i| {
+                let c = self.lines[i].1.trim_start_matches("- ");
+                Self::starts_key(c.trim_start(), key)
+            })
+            .min_by_key(|&i| self.lines[i].0)
+            .map(|i| i + 1)
+    }
+
+    /// Line of a key under `with:`.
+    pub fn with_key(&self, key: &str) -> Option<usize> {
+        self.find_key(self.block("with")?, key)
+    }
+
+    /// The line range of item `i` of `executors:`.
+    fn item_range(&self, i: usize) -> Option<(usize, usize)> {
+        let (start, end) = self.block("executors")?;
+        let dash_indent = (start..end)
+            .find(|&j| self.lines[j].1.starts_with("- "))
+            .map(|j| self.lines[j].0)?;
+        let starts: Vec<usize> = (start..end)
+            .filter(|&j| self.lines[j].0 == dash_indent && self.lines[j].1.starts_with('-'))
+            .collect();
+        let s = *starts.get(i)?;
+        let e = starts.get(i + 1).copied().unwrap_or(end);
+        Some((s, e))
+    }
+
+    /// Line where item `i` of `executors:` starts.
+    pub fn item(&self, i: usize) -> Option<usize> {
+        self.item_range(i).map(|(s, _)| s + 1)
+    }
+
+    /// Line of a key of item `i` of `executors:` (the item's line when the key is absent).
+    pub fn item_key(&self, i: usize, key: &str) -> Option<usize> {
+        let range = self.item_range(i)?;
+        self.find_key(range, key).or(Some(range.0 + 1))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FLOW: &str = "jtype: Flow
+with:
+  protocol: [grpc, http]
+  port: 12345
+  colour: blue
+executors:
+  - name: p1
+    needs: gateway
+    parallel: three
+  - name: p2
+    shards: 2
+    replicas: 2
+  - uses: Sleep
+    polling: SOMETIMES
+";
+
+    #[test]
+    fn collects_every_error_and_warning_with_lines() {
+        let p = parse(FLOW, None);
+        let errors: Vec<String> = p.errors.iter().map(|d| d.to_string()).collect();
+        assert_eq!(
+            errors,
+            vec![
+                "line 9: executors[0].parallel: expected an integer, found 'three'",
+                "line 14: executors[2].polling: unknown polling 'SOMETIMES' (ANY, ALL, ALL_ASYNC)",
+            ]
+        );
+        let warnings: Vec<String> = p.warnings.iter().map(|d| d.to_string()).collect();
+        assert_eq!(warnings, vec!["line 5: with.colour: unknown key, ignored"]);
+        assert_eq!(
+            p.spec.gateway.protocols,
+            vec![Protocol::Grpc, Protocol::Http]
+        );
+        assert_eq!(p.spec.executors[1].shards, 2);
+        assert_eq!(p.spec.executors[1].replicas, 2);
+        assert_eq!(
+            p.spec.executors[1].polling,
+            Polling::All,
+            "shards default to ALL"
+        );
+        assert_eq!(p.spec.executors[0].needs, Some(vec!["gateway".to_string()]));
+    }
+
+    #[test]
+    fn syntax_errors_have_a_line() {
+        let p = parse("executors:\n  - name: [a\n", None);
+        assert_eq!(p.errors.len(), 1);
+        assert!(p.errors[0].line.is_some(), "{}", p.errors[0]);
+    }
+}

@@ -1,0 +1,174 @@
+//! The path of one request through the Flow's graph.
+//!
+//! Every executor becomes one shared future that waits for its parents' answers and then calls
+//! the executor; the futures of the leaves are awaited, which drives the whole graph. So
+//! executors whose needs are met run at once, a join waits for all its parents (and gets them
+//! as one `process_data`), and an error stops the branch it happened on and comes back to the
+//! client. The request's documents stay encoded bytes here: the gateway never decodes them
+//! except to merge.
+
+use super::deployment::{self, Deployment};
+use crate::flow::Graph;
+use crate::proto::jina::{DataRequestProto, EndpointsProto, RouteProto, StatusProto};
+use crate::request;
+use futures::FutureExt;
+use futures::future::{BoxFuture, Shared};
+use serde_json::Map;
+use std::sync::{Arc, Mutex};
+
+/// The graph and its executors: routes requests. Cheap to share behind an `Arc`.
+pub struct Router {
+    graph: Graph,
+    deployments: Vec<Arc<Deployment>>,
+}
+
+type NodeOutput = Shared<BoxFuture<'static, Arc<DataRequestProto>>>;
+
+impl Router {
+    pub fn new(graph: Graph, deployments: Vec<Deployment>) -> Router {
+        Router {
+            graph,
+            deployments: deployments.into_iter().map(Arc::new).collect(),
+        }
+    }
+
+    /// Sends a request through the graph and returns the merged answer of its leaves, with a
+    /// route for the gateway and for every executor visited.
+    pub async fn route(&self, mut req: DataRequestProto) -> DataRequestProto {
+        let mut gateway_route = request::start_route("gateway");
+        let header = request::header_mut(&mut req);
+        if header.request_id.is_empty() {
+            header.request_id = request::new_request_id();
+        }
+        let target = match header.target_executor.as_deref().filter(|t| !t.is_empty()) {
+            None => None,
+            Some(t) => match regex::Regex::new(&format!("^(?:{t})$")) {
+                Ok(r) => Some(r),
+                Err(e) => {
+                    let message =
+                        format!("target_executor '{t}' is not a valid regular expression: {e}");
+                    request::set_error(
+                        &mut req,
+                        request::error_status("ValueError", &message, "gateway"),
+                    );
+                    return req;
+                }
+            },
+        };
+        req.routes.clear();
+        let routes = Arc::new(Mutex::new(Vec::<RouteProto>::new()));
+        let input = Arc::new(req);
+        let mut outputs: Vec<Option<NodeOutput>> = vec![None; self.graph.nodes.len()];
+        for &i in &self.graph.order {
+            let node = &self.graph.nodes[i];
+            let parents: Vec<NodeOutput> = node
+                .parents
+                .iter()
+                .map(|&p| outputs[p].clone().expect("parents come first"))
+                .collect();
+            let input = input.clone();
+            let deployment = self.deployments[i].clone();
+            let selected = target.as_ref().is_none_or(|r| r.is_match(&deployment.name));
+            let routes = routes.clone();
+            let output = async move {
+                let inputs: Vec<Arc<DataRequestProto>> = if parents.is_empty() {
+                    vec![input]
+                } else {
+                    futures::future::join_all(parents).await
+                };
+                if let Some(failed) = inputs.iter().find(|r| request::is_error(r)) {
+                    return failed.clone();
+                }
+                let inputs: Vec<DataRequestProto> = inputs.iter().map(|r| (**r).clone()).collect();
+                if !selected {
+                    return Arc::new(deployment::merge(inputs));
+                }
+                let mut route = request::start_route(&deployment.name);
+                let mut answer = deployment.process(inputs).await;
+                answer.routes.clear();
+                route.end_time = Some(request::now());
+                route.status = answer.header.as_ref().and_then(|h| h.status.clone());
+                routes.lock().unwrap().push(route);
+                Arc::new(answer)
+            }
+            .boxed()
+            .shared();
+            outputs[i] = Some(output);
+        }
+        let leaves = self
+            .graph
+            .leaves
+            .iter()
+            .map(|&l| outputs[l].clone().expect("every node has a future"));
+        let answers: Vec<Arc<DataRequestProto>> = futures::future::join_all(leaves).await;
+        let mut answer = match answers.iter().find(|r| request::is_error(r)) {
+            Some(failed) => (**failed).clone(),
+            None => deployment::merge(answers.iter().map(|r| (**r).clone()).collect()),
+        };
+        gateway_route.end_time = Some(request::now());
+        let mut visited = std::mem::take(&mut *routes.lock().unwrap());
+        visited.sort_by_key(|r| r.start_time.map(|t| (t.seconds, t.nanos)));
+        answer.routes = std::iter::once(gateway_route).chain(visited).collect();
+        answer
+    }
+
+    /// The union of the executors' endpoints, with their schemas.
+    pub async fn endpoints(&self) -> EndpointsProto {
+        let asks = self.deployments.iter().map(|d| async move {
+            let copy = d.copies().next().expect("a deployment has a copy");
+            copy.endpoints().await.ok()
+        });
+        let mut endpoints: Vec<String> = vec![];
+        let mut schemas = Map::new();
+        for found in futures::future::join_all(asks).await.into_iter().flatten() {
+            for e in found.endpoints {
+                if !endpoints.contains(&e) {
+                    endpoints.push(e);
+                }
+            }
+            if let Some(s) = found.schemas {
+                for (k, v) in request::struct_to_json(&s) {
+                    schemas.entry(k).or_insert(v);
+                }
+            }
+        }
+        EndpointsProto {
+            endpoints,
+            write_endpoints: vec![],
+            schemas: Some(request::json_to_struct(&schemas)),
+        }
+    }
+
+    /// Whether every executor copy is serving: SUCCESS, or ERROR naming those that are not.
+    pub async fn dry_run(&self) -> StatusProto {
+        let checks = self
+            .deployments
+            .iter()
+            .flat_map(|d| d.copies().map(move |c| (d, c)))
+            .map(|(d, c)| async move {
+                c.is_serving()
+                    .await
+                    .err()
+                    .map(|why| format!("{}: {why}", d.name))
+            });
+        let problems: Vec<String> = futures::future::join_all(checks)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        if problems.is_empty() {
+            StatusProto {
+                code: 0,
+                description: String::new(),
+                exception: None,
+            }
+        } else {
+            request::error_status("FlowNotReady", &problems.join("; "), "gateway")
+        }
+    }
+
+    /// Executor names, in the Flow's order.
+    pub fn executor_names(&self) -> Vec<String> {
+        self.deployments.iter().map(|d| d.name.clone()).collect()
+    }
+}

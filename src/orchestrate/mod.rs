@@ -1,0 +1,276 @@
+//! Orchestration: turns a checked Flow into running executor processes and back into nothing.
+//!
+//! This module owns the executor *processes*: it resolves each `uses` into a command line
+//! (`jina executor ...` of this same binary, or `python -m jina executor ...` for a Python
+//! executor), picks free ports, starts every copy, waits until each is healthy, and stops them
+//! all. It knows nothing about requests: the gateway gets only the addresses ([`Topology`]).
+
+mod process;
+
+pub use process::{LaunchPlan, Processes, free_port};
+
+use crate::executor::{ExecutorConfig, Overrides};
+use crate::flow::{CheckedFlow, ExecutorSpec, FlowSpec, Polling, Uses};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How an executor is started, once its `uses` is resolved.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Launch {
+    /// `jina executor --uses <arg>`: a built-in name, a YAML path or inline YAML.
+    Native(String),
+    /// `python -m jina executor --uses <path>`: an executor YAML whose class lives in Python.
+    Python(PathBuf),
+}
+
+/// Resolves a `uses` against the Flow's folder and checks it, without starting anything:
+/// the file exists and parses, its jtype is known, its `with` and `requests` make sense.
+pub fn resolve_uses(
+    uses: &Uses,
+    base_dir: Option<&Path>,
+    overrides: &Overrides,
+) -> Result<Launch, String> {
+    let (config, launch) = match uses {
+        Uses::Map(map) => {
+            let config =
+                ExecutorConfig::from_map(map.clone(), "uses (map)").map_err(|e| e.message)?;
+            let yaml = serde_yaml_ng::to_string(map).map_err(|e| e.to_string())?;
+            (config, Launch::Native(yaml))
+        }
+        Uses::Named(text) => {
+            let trimmed = text.trim();
+            let is_file = !trimmed.contains('\n')
+                && !trimmed.starts_with("jtype:")
+                && crate::executor::builtin::find(trimmed).is_none();
+            let arg = match (is_file, base_dir) {
+                (true, Some(dir))
+                    if Path::new(trimmed).is_relative() && !Path::new(trimmed).exists() =>
+                {
+                    dir.join(trimmed).display().to_string()
+                }
+                _ => text.clone(),
+            };
+            let config = ExecutorConfig::from_uses(&arg).map_err(|e| e.to_string())?;
+            let launch = if config.is_python() {
+                Launch::Python(PathBuf::from(&arg))
+            } else {
+                Launch::Native(arg)
+            };
+            (config, launch)
+        }
+    };
+    if !config.is_python() {
+        config.instantiate(overrides).map_err(|e| e.to_string())?;
+    }
+    Ok(launch)
+}
+
+/// Where the copies of one executor listen.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DeploymentAddresses {
+    pub name: String,
+    pub polling: Polling,
+    /// One list of replica addresses (`host:port`) per shard.
+    pub shards: Vec<Vec<String>>,
+    /// The uses_before executor, which sees each request before the shards.
+    pub head: Option<String>,
+    /// The uses_after executor, which receives the shards' results and merges them.
+    pub tail: Option<String>,
+}
+
+/// The addresses of every executor of a Flow, in the Flow's order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Topology {
+    pub deployments: Vec<DeploymentAddresses>,
+}
+
+/// A Flow's executor processes, running.
+pub struct RunningExecutors {
+    pub topology: Topology,
+    pub processes: Processes,
+}
+
+/// Starts every executor of the Flow (each copy, each uses_before/uses_after) and waits until
+/// all are serving. A failure stops whatever started and says which child failed and why.
+pub async fn start(flow: &CheckedFlow) -> Result<RunningExecutors, String> {
+    let program =
+        std::env::current_exe().map_err(|e| format!("cannot find the jina binary: {e}"))?;
+    let mut plans = vec![];
+    let mut deployments = vec![];
+    for (i, exec) in flow.spec.executors.iter().enumerate() {
+        let name = flow.spec.name_of(i);
+        deployments.push(plan_executor(
+            &flow.spec, exec, &name, &program, &mut plans,
+        )?);
+    }
+    let processes = Processes::start_all(plans).await?;
+    Ok(RunningExecutors {
+        topology: Topology { deployments },
+        processes,
+    })
+}
+
+/// Adds the launch plans of one executor and returns where its copies will listen.
+fn plan_executor(
+    spec: &FlowSpec,
+    exec: &ExecutorSpec,
+    name: &str,
+    program: &Path,
+    plans: &mut Vec<LaunchPlan>,
+) -> Result<DeploymentAddresses, String> {
+    if exec.external {
+        let host = exec.host.clone().unwrap_or_else(|| "127.0.0.1".into());
+        let port = exec
+            .port_in
+            .ok_or_else(|| format!("{name}: an external executor needs port_in"))?;
+        return Ok(DeploymentAddresses {
+            name: name.into(),
+            polling: exec.polling,
+            shards: vec![vec![format!("{host}:{port}")]],
+            head: None,
+            tail: None,
+        });
+    }
+    let timeout_ready = match exec.timeout_ready.unwrap_or(spec.gateway.timeout_ready) {
+        t if t < 0 => None,
+        t => Some(Duration::from_millis(t as u64)),
+    };
+    let mut env = spec.gateway.env.clone();
+    env.extend(exec.env.clone());
+    let base = spec.base_dir.as_deref();
+    let mut add = |label: String,
+                   uses: &Uses,
+                   overrides: &Overrides,
+                   port: Option<u16>|
+     -> Result<String, String> {
+        let launch = resolve_uses(uses, base, overrides).map_err(|e| format!("{name}: {e}"))?;
+        let port = match port {
+            Some(p) => p,
+            None => free_port()?,
+        };
+        let (program, args) = command_line(
+            program,
+            &launch,
+            &label,
+            port,
+            overrides,
+            exec.workspace.as_deref(),
+        );
+        plans.push(LaunchPlan {
+            label,
+            program,
+            args,
+            env: env.clone(),
+            cwd: None,
+            port,
+            timeout_ready,
+        });
+        Ok(format!("127.0.0.1:{port}"))
+    };
+
+    let copies = exec.shards * exec.replicas;
+    let mut shards = vec![];
+    for s in 0..exec.shards {
+        let mut replicas = vec![];
+        for r in 0..exec.replicas {
+            let label = match (exec.shards > 1, exec.replicas > 1) {
+                (false, false) => name.to_string(),
+                (true, false) => format!("{name}/shard-{s}"),
+                (false, true) => format!("{name}/rep-{r}"),
+                (true, true) => format!("{name}/shard-{s}/rep-{r}"),
+            };
+            // A fixed port_in can only go to a single copy.
+            let port = if copies == 1 { exec.port_in } else { None };
+            replicas.push(add(label, &exec.uses, &exec.overrides, port)?);
+        }
+        shards.push(replicas);
+    }
+    let plain = Overrides::default();
+    let head = exec
+        .uses_before
+        .as_ref()
+        .map(|u| add(format!("{name}/head"), u, &plain, None))
+        .transpose()?;
+    let tail = exec
+        .uses_after
+        .as_ref()
+        .map(|u| add(format!("{name}/tail"), u, &plain, None))
+        .transpose()?;
+    Ok(DeploymentAddresses {
+        name: name.into(),
+        polling: exec.polling,
+        shards,
+        head,
+        tail,
+    })
+}
+
+/// The program and arguments that serve one executor copy on `port`.
+fn command_line(
+    jina: &Path,
+    launch: &Launch,
+    label: &str,
+    port: u16,
+    overrides: &Overrides,
+    workspace: Option<&str>,
+) -> (PathBuf, Vec<String>) {
+    let mut metas = overrides.uses_metas.clone();
+    if let Some(w) = workspace {
+        metas.entry("workspace").or_insert_with(|| w.into());
+    }
+    let json = |m: &serde_json::Map<String, serde_json::Value>| {
+        serde_json::Value::Object(m.clone()).to_string()
+    };
+    let requests: serde_json::Map<String, serde_json::Value> = overrides
+        .uses_requests
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone().into()))
+        .collect();
+    let mut extra = vec![];
+    for (flag, map) in [
+        ("--uses-with", &overrides.uses_with),
+        ("--uses-metas", &metas),
+        ("--uses-requests", &requests),
+    ] {
+        if !map.is_empty() {
+            extra.push(flag.to_string());
+            extra.push(json(map));
+        }
+    }
+    match launch {
+        Launch::Native(uses) => {
+            let mut args: Vec<String> = [
+                "executor",
+                "--uses",
+                uses,
+                "--port-in",
+                &port.to_string(),
+                "--host",
+                "127.0.0.1",
+                "--name",
+                label,
+            ]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+            args.extend(extra);
+            (jina.to_path_buf(), args)
+        }
+        Launch::Python(path) => {
+            let python = std::env::var("JINA_PYTHON").unwrap_or_else(|_| "python3".into());
+            let mut args: Vec<String> = vec![
+                "-m".into(),
+                "jina".into(),
+                "executor".into(),
+                "--uses".into(),
+                path.display().to_string(),
+                "--port".into(),
+                port.to_string(),
+                "--name".into(),
+                label.replace('/', "-"),
+            ];
+            args.extend(extra);
+            (PathBuf::from(python), args)
+        }
+    }
+}
