@@ -15,7 +15,12 @@ pub struct FlowArgs {
 pub async fn run(args: FlowArgs) -> anyhow::Result<()> {
     crate::logging::init("Flow");
     // Every error of the YAML, one per line; the caller prints the last line as usual.
-    let flow = crate::flow::load(&args.uses).map_err(|errors| anyhow!("{errors}"))?;
+    let flow = crate::flow::load(&args.uses).map_err(|errors| {
+        for w in &errors.warnings {
+            tracing::warn!("{w}");
+        }
+        anyhow!("{errors}")
+    })?;
     for w in &flow.warnings {
         tracing::warn!("{w}");
     }

@@ -110,11 +110,12 @@ impl Document {
     }
 
     /// Folds `other` (a copy of the same document from another branch of a Flow) into this
-    /// one: chunks and matches are concatenated, fields this copy lacks are taken from the
-    /// other, and tags and scores are united (this copy wins on a clash).
+    /// one: chunks and matches are concatenated (skipping ids this copy already has, which
+    /// both copies inherited from upstream), fields this copy lacks are taken from the other,
+    /// and tags and scores are united (this copy wins on a clash).
     pub fn absorb(&mut self, other: Document) {
-        self.chunks.extend(other.chunks);
-        self.matches.extend(other.matches);
+        extend_new(&mut self.chunks, other.chunks);
+        extend_new(&mut self.matches, other.matches);
         fill(&mut self.text, other.text);
         fill(&mut self.blob, other.blob);
         fill(&mut self.tensor, other.tensor);
@@ -136,6 +137,16 @@ impl Document {
             self.extra.entry(k).or_insert(v);
         }
     }
+}
+
+fn extend_new(list: &mut DocumentArray, more: DocumentArray) {
+    let known: std::collections::HashSet<String> = list.iter().map(|d| d.id.clone()).collect();
+    let list = list.as_mut_vec();
+    list.extend(
+        more.into_vec()
+            .into_iter()
+            .filter(|d| !known.contains(&d.id)),
+    );
 }
 
 fn fill<T>(slot: &mut Option<T>, other: Option<T>) {

@@ -49,6 +49,8 @@ impl fmt::Display for Diagnostic {
 pub struct FlowErrors {
     pub origin: String,
     pub errors: Vec<Diagnostic>,
+    /// Warnings met on the way (unknown keys), as `<file>:<line>: ...`.
+    pub warnings: Vec<String>,
 }
 
 impl fmt::Display for FlowErrors {
@@ -92,6 +94,7 @@ pub fn load(path: &Path) -> Result<CheckedFlow, FlowErrors> {
                 _ => e.to_string(),
             },
         )],
+        warnings: vec![],
     })?;
     from_yaml(&text, &origin, path.parent().map(Path::to_path_buf))
 }
@@ -138,6 +141,7 @@ pub fn from_yaml(
             Err(FlowErrors {
                 origin: origin.into(),
                 errors,
+                warnings,
             })
         }
     }

@@ -164,3 +164,128 @@ pub async fn channel(port: u16) -> tonic::transport::Channel {
         .await
         .expect("connect")
 }
+
+/// Parent pid of `pid`, from /proc (None when it is gone).
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'.
+    stat.rsplit_once(')')?
+        .1
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
+/// Processes whose parent is `pid`.
+pub fn children_of(pid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&p| parent_of(p) == Some(pid))
+        .collect()
+}
+
+/// Whether `pid` is a live process (not gone, not a zombie).
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !matches!(
+            stat.rsplit_once(')')
+                .map(|(_, r)| r.trim_start().chars().next()),
+            Some(Some('Z' | 'X'))
+        ),
+        Err(_) => false,
+    }
+}
+
+/// Waits until none of `pids` is alive; returns those still alive after `timeout`.
+pub fn wait_all_gone(pids: &[u32], timeout: Duration) -> Vec<u32> {
+    let start = Instant::now();
+    loop {
+        let left: Vec<u32> = pids.iter().copied().filter(|&p| alive(p)).collect();
+        if left.is_empty() || start.elapsed() > timeout {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A running `jina flow` with its gateway ports: gRPC, HTTP, WebSocket.
+pub struct FlowUnderTest {
+    pub proc: Proc,
+    pub grpc: u16,
+    pub http: u16,
+    pub ws: u16,
+    pub files: Files,
+}
+
+/// Writes `executors_yaml` (the list under `executors:`) into a Flow YAML serving every
+/// protocol on free ports, starts `jina flow`, and waits until it is ready.
+pub fn start_flow(executors_yaml: &str) -> FlowUnderTest {
+    let files = Files::new();
+    let (grpc, http, ws) = (free_port(), free_port(), free_port());
+    let yaml = format!(
+        "jtype: Flow\nwith:\n  protocol: [grpc, http, websocket]\n  port: [{grpc}, {http}, {ws}]\nexecutors:\n{executors_yaml}"
+    );
+    let path = files.write("flow.yml", &yaml);
+    let mut proc = Proc::start(&["flow", "--uses", path.to_str().unwrap()]);
+    proc.wait_for("Flow is ready to use!", Duration::from_secs(60));
+    FlowUnderTest {
+        proc,
+        grpc,
+        http,
+        ws,
+        files,
+    }
+}
+
+/// Sends requests over JinaRPC.Call and collects the answers (in completion order).
+pub async fn post_grpc(
+    port: u16,
+    requests: Vec<jina::proto::jina::DataRequestProto>,
+) -> Vec<jina::proto::jina::DataRequestProto> {
+    let mut client = jina::proto::jina::jina_rpc_client::JinaRpcClient::new(channel(port).await);
+    let answers = client
+        .call(tokio_stream::iter(requests))
+        .await
+        .expect("Call")
+        .into_inner();
+    use futures::TryStreamExt;
+    answers.try_collect().await.expect("answers")
+}
+
+/// POSTs a JSON body to the gateway's REST face; returns the HTTP status and JSON answer.
+pub async fn post_http(port: u16, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
+    let r = reqwest::Client::new()
+        .post(format!("http://127.0.0.1:{port}{path}"))
+        .json(&body)
+        .send()
+        .await
+        .expect("POST");
+    let status = r.status().as_u16();
+    (status, r.json().await.expect("JSON answer"))
+}
+
+/// Sends JSON requests as WebSocket text frames and collects one answer per request.
+pub async fn post_ws(port: u16, bodies: Vec<serde_json::Value>) -> Vec<serde_json::Value> {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/"))
+        .await
+        .expect("ws connect");
+    let n = bodies.len();
+    for b in bodies {
+        socket
+            .send(Message::Text(b.to_string().into()))
+            .await
+            .expect("ws send");
+    }
+    let mut answers = vec![];
+    while answers.len() < n {
+        match socket.next().await.expect("ws answer").expect("ws frame") {
+            Message::Text(t) => answers.push(serde_json::from_str(&t).expect("JSON frame")),
+            _ => {}
+        }
+    }
+    answers
+}

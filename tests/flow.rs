@@ -1,0 +1,321 @@
+//! `jina flow` end to end: the real binary starts its executors as child processes, and a
+//! client talks to its gateway over gRPC, REST and WebSocket.
+
+mod common;
+
+use common::*;
+use jina::document::{Document, DocumentArray};
+use jina::proto::jina::DataRequestProto;
+use jina::request;
+use serde_json::{Value, json};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+fn grpc_request(endpoint: &str, id: &str) -> DataRequestProto {
+    let mut d = Document::from_text("hello");
+    d.id = id.into();
+    request::new_request(endpoint, &DocumentArray::from(vec![d]), &Default::default())
+}
+
+/// The texts of the matches that executors appended to one returned document.
+fn visits_grpc(answer: &DataRequestProto) -> Vec<String> {
+    assert!(!request::is_error(answer), "error: {answer:?}");
+    let docs = request::docs(answer).unwrap();
+    docs.iter()
+        .next()
+        .unwrap()
+        .matches
+        .iter()
+        .map(|m| m.text.clone().unwrap())
+        .collect()
+}
+
+fn visits_json(answer: &Value) -> Vec<String> {
+    assert_eq!(answer["header"]["status"]["code"], "SUCCESS", "{answer}");
+    answer["data"][0]["matches"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["text"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// Posts one document over each protocol and returns the visits each answer shows.
+async fn visits_over_every_protocol(flow: &FlowUnderTest) -> Vec<Vec<String>> {
+    let grpc = post_grpc(flow.grpc, vec![grpc_request("/index", "g1")]).await;
+    let (code, rest) = post_http(
+        flow.http,
+        "/post",
+        json!({"data": [{"id": "h1", "text": "hi"}], "execEndpoint": "/index"}),
+    )
+    .await;
+    assert_eq!(code, 200, "{rest}");
+    let ws = post_ws(flow.ws, vec![json!({"data": [{"id": "w1", "text": "hi"}], "execEndpoint": "/index", "requestId": "r-ws"})]).await;
+    assert_eq!(ws[0]["header"]["requestId"], "r-ws");
+    vec![
+        visits_grpc(&grpc[0]),
+        visits_json(&rest),
+        visits_json(&ws[0]),
+    ]
+}
+
+#[tokio::test]
+async fn a_chain_of_four_runs_in_order_over_grpc_rest_and_websocket() {
+    let flow = start_flow(
+        "  - {name: c1, uses: Visit}\n  - {name: c2, uses: Visit}\n  - {name: c3, uses: Visit}\n  - {name: c4, uses: Visit}\n",
+    );
+    for visits in visits_over_every_protocol(&flow).await {
+        assert_eq!(visits, ["c1", "c2", "c3", "c4"]);
+    }
+    // Routes: the gateway, then every executor visited.
+    let answer = &post_grpc(flow.grpc, vec![grpc_request("/", "x")]).await[0];
+    let route: Vec<&str> = answer.routes.iter().map(|r| r.executor.as_str()).collect();
+    assert_eq!(route, ["gateway", "c1", "c2", "c3", "c4"]);
+    assert!(
+        answer
+            .routes
+            .iter()
+            .all(|r| r.start_time.is_some() && r.end_time.is_some())
+    );
+}
+
+#[tokio::test]
+async fn fan_out_and_join_as_in_the_reference() {
+    let flow = start_flow(
+        "  - {name: p1, uses: Visit, needs: gateway}\n  - {name: p2, uses: Visit, needs: gateway}\n  - {name: p3, uses: Visit, needs: gateway}\n  - {name: r1, uses: Visit, needs: [p1, p2, p3]}\n",
+    );
+    for mut visits in visits_over_every_protocol(&flow).await {
+        // The join sees the three branches merged into one document, then adds its own visit.
+        assert_eq!(visits.pop().as_deref(), Some("r1"));
+        visits.sort();
+        assert_eq!(visits, ["p1", "p2", "p3"]);
+    }
+}
+
+#[tokio::test]
+async fn parallel_three_under_each_polling_mode() {
+    let flow = start_flow(
+        "  - {name: any, uses: Visit, parallel: 3, polling: ANY}\n  - {name: all, uses: Visit, parallel: 3, polling: ALL}\n  - {name: async, uses: Visit, parallel: 3, polling: ALL_ASYNC}\n",
+    );
+    let mut any_copies = BTreeMap::<String, usize>::new();
+    let mut work = BTreeMap::<&str, usize>::new();
+    for _ in 0..2 {
+        for visits in visits_over_every_protocol(&flow).await {
+            let of = |prefix: &str| {
+                visits
+                    .iter()
+                    .filter(|v| v.starts_with(prefix))
+                    .cloned()
+                    .collect::<Vec<_>>()
+            };
+            let any = of("any/");
+            let all = of("all/");
+            let async_ = of("async/");
+            assert_eq!(any.len(), 1, "{visits:?}");
+            *any_copies.entry(any[0].clone()).or_default() += 1;
+            // ALL: every copy did the work, and the results were merged into one document.
+            let mut distinct = all.clone();
+            distinct.sort();
+            distinct.dedup();
+            assert_eq!(
+                distinct,
+                ["all/shard-0", "all/shard-1", "all/shard-2"],
+                "{visits:?}"
+            );
+            // ALL_ASYNC: the first copy's answer goes on.
+            assert_eq!(async_.len(), 1, "{visits:?}");
+            *work.entry("any").or_default() += any.len();
+            *work.entry("all").or_default() += all.len();
+        }
+    }
+    assert_eq!(
+        work["all"],
+        3 * work["any"],
+        "ALL does three times the work of ANY"
+    );
+    // ANY takes its copies in turn: 6 requests, each copy twice.
+    assert_eq!(
+        any_copies.values().copied().collect::<Vec<_>>(),
+        [2, 2, 2],
+        "{any_copies:?}"
+    );
+}
+
+#[tokio::test]
+async fn target_executor_restricts_the_request() {
+    let flow = start_flow("  - {name: enc, uses: Visit}\n  - {name: idx, uses: Visit}\n");
+    let mut req = grpc_request("/", "t");
+    request::header_mut(&mut req).target_executor = Some("idx".into());
+    assert_eq!(
+        visits_grpc(&post_grpc(flow.grpc, vec![req]).await[0]),
+        ["idx"]
+    );
+    let (_, rest) = post_http(
+        flow.http,
+        "/post",
+        json!({"data": [{"text": "a"}], "targetExecutor": "en.*"}),
+    )
+    .await;
+    assert_eq!(visits_json(&rest), ["enc"]);
+}
+
+#[tokio::test]
+async fn an_executor_error_names_it_and_other_requests_go_on() {
+    let flow = start_flow(
+        "  - {name: first, uses: Visit}\n  - {name: breaker, uses: Fail, uses_with: {on: /boom}}\n",
+    );
+    let answers = post_grpc(
+        flow.grpc,
+        vec![grpc_request("/boom", "a"), grpc_request("/index", "b")],
+    )
+    .await;
+    let failed = answers
+        .iter()
+        .find(|a| request::is_error(a))
+        .expect("one ERROR");
+    let status = failed.header.as_ref().unwrap().status.as_ref().unwrap();
+    assert_eq!(status.exception.as_ref().unwrap().executor, "breaker");
+    assert!(
+        answers.iter().any(|a| !request::is_error(a)),
+        "the other request succeeds"
+    );
+    let (code, rest) = post_http(
+        flow.http,
+        "/post",
+        json!({"execEndpoint": "/boom", "data": [{"text": "x"}]}),
+    )
+    .await;
+    assert_eq!(code, 200);
+    assert_eq!(rest["header"]["status"]["code"], "ERROR");
+    assert_eq!(rest["header"]["status"]["exception"]["executor"], "breaker");
+}
+
+#[tokio::test]
+async fn a_killed_executor_turns_requests_into_errors_quickly() {
+    let flow = start_flow("  - {name: victim, uses: Visit}\n");
+    assert_eq!(
+        visits_grpc(&post_grpc(flow.grpc, vec![grpc_request("/", "a")]).await[0]),
+        ["victim"]
+    );
+    let children = children_of(flow.proc.child.id());
+    assert_eq!(children.len(), 1, "one executor process");
+    unsafe { libc::kill(children[0] as i32, libc::SIGKILL) };
+    assert!(wait_all_gone(&children, Duration::from_secs(5)).is_empty());
+    let start = Instant::now();
+    let answer = tokio::time::timeout(
+        Duration::from_secs(5),
+        post_grpc(flow.grpc, vec![grpc_request("/", "b")]),
+    )
+    .await
+    .expect("an answer, not a hang");
+    assert!(
+        start.elapsed() < Duration::from_secs(1),
+        "took {:?}",
+        start.elapsed()
+    );
+    let status = answer[0]
+        .header
+        .as_ref()
+        .unwrap()
+        .status
+        .clone()
+        .expect("a status");
+    assert_eq!(status.code, 1);
+    assert_eq!(status.exception.unwrap().executor, "victim");
+}
+
+#[tokio::test]
+async fn rest_extras_status_dry_run_openapi_docs_and_bad_bodies() {
+    let flow = start_flow(
+        "  - name: e\n    uses: |\n      jtype: Visit\n      requests: {/index: visit}\n",
+    );
+    let http = reqwest::Client::new();
+    let get = |path: &str| {
+        http.get(format!("http://127.0.0.1:{}{path}", flow.http))
+            .send()
+    };
+    let dry: Value = get("/dry_run").await.unwrap().json().await.unwrap();
+    assert_eq!(dry["code"], "SUCCESS");
+    let status: Value = get("/status").await.unwrap().json().await.unwrap();
+    assert!(status["jina"].is_object());
+    let openapi: Value = get("/openapi.json").await.unwrap().json().await.unwrap();
+    assert!(openapi["paths"]["/index"]["post"].is_object(), "{openapi}");
+    let docs = get("/docs").await.unwrap().text().await.unwrap();
+    assert!(
+        docs.contains("/openapi.json") && !docs.contains("cdn"),
+        "offline docs page"
+    );
+    let (code, answer) = post_http(
+        flow.http,
+        "/index",
+        json!({"data": [{"text": "via endpoint"}]}),
+    )
+    .await;
+    assert_eq!((code, visits_json(&answer)), (200, vec!["e".to_string()]));
+    let (code, answer) = post_http(flow.http, "/post", json!({"data": [{"text": 5}]})).await;
+    assert_eq!(code, 400);
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("data: document 0"),
+        "{answer}"
+    );
+    let (code, _) = post_http(flow.http, "/nowhere", json!({})).await;
+    assert_eq!(code, 404);
+}
+
+#[test]
+fn ctrl_c_and_sigkill_leave_no_child_behind() {
+    for signal in [libc::SIGINT, libc::SIGKILL] {
+        let mut flow =
+            start_flow("  - {name: a, uses: Visit}\n  - {name: b, uses: Visit, parallel: 2}\n");
+        let children = children_of(flow.proc.child.id());
+        assert_eq!(children.len(), 3, "three executor processes");
+        flow.proc.signal(signal);
+        let status = flow
+            .proc
+            .wait_exit(Duration::from_secs(10))
+            .expect("the flow exits");
+        if signal == libc::SIGINT {
+            assert!(status.success(), "{status:?}\n{}", flow.proc.output());
+        }
+        let left = wait_all_gone(&children, Duration::from_secs(5));
+        assert!(
+            left.is_empty(),
+            "signal {signal}: children still alive: {left:?}"
+        );
+    }
+}
+
+#[test]
+fn a_yaml_with_three_mistakes_reports_all_three() {
+    let files = Files::new();
+    let path = files.write(
+        "broken.yml",
+        "jtype: Flow\nexecutors:\n  - name: a\n    uses: NoSuchExecutor\n  - name: b\n    parallel: three\n  - name: c\n    needs: [nobody]\n    colour: blue\n",
+    );
+    let (code, out) = run(&["flow", "--uses", path.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    let errors: Vec<&str> = out.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 3, "{out}");
+    assert!(
+        errors[0].contains("broken.yml:4: executors[0].uses:")
+            && errors[0].contains("NoSuchExecutor"),
+        "{out}"
+    );
+    assert!(
+        errors[1]
+            .contains("broken.yml:6: executors[1].parallel: expected an integer, found 'three'"),
+        "{out}"
+    );
+    assert!(
+        errors[2].contains("broken.yml:8: executors[2].needs: unknown executor 'nobody'"),
+        "{out}"
+    );
+    assert!(
+        out.contains("colour"),
+        "the unknown key is warned about: {out}"
+    );
+    assert!(!out.contains("panicked"));
+}
