@@ -319,3 +319,37 @@ fn a_yaml_with_three_mistakes_reports_all_three() {
     );
     assert!(!out.contains("panicked"));
 }
+
+#[tokio::test]
+async fn a_standalone_gateway_routes_over_running_executors() {
+    let (_a, pa) = start_executor(&["--uses", "Visit", "--name", "a"]);
+    let (_b, pb) = start_executor(&["--uses", "Visit", "--name", "b"]);
+    let http = free_port();
+    let graph = json!({"start-gateway": ["a"], "a": ["b"], "b": ["end-gateway"]}).to_string();
+    let addresses =
+        json!({"a": [format!("127.0.0.1:{pa}")], "b": [format!("127.0.0.1:{pb}")]}).to_string();
+    let http_s = http.to_string();
+    let mut gw = Proc::start(&[
+        "gateway",
+        "--graph-description",
+        &graph,
+        "--deployments-addresses",
+        &addresses,
+        "--protocol",
+        "http",
+        "--port",
+        &http_s,
+    ]);
+    gw.wait_for("ready and listening", Duration::from_secs(20));
+    let (_, answer) = post_http(http, "/post", json!({"data": [{"text": "x"}]})).await;
+    assert_eq!(visits_json(&answer), ["a", "b"]);
+    let (code, out) = run(&[
+        "gateway",
+        "--graph-description",
+        "{\"start-gateway\": [\"zz\"]}",
+        "--deployments-addresses",
+        "{}",
+    ]);
+    assert_eq!(code, 1);
+    assert!(out.contains("no address for 'zz'"), "{out}");
+}

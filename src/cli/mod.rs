@@ -6,6 +6,7 @@
 
 mod executor;
 mod flow;
+mod gateway;
 
 use clap::{Parser, Subcommand};
 use serde_json::{Map, Value};
@@ -29,6 +30,8 @@ enum Command {
     Executor(executor::ExecutorArgs),
     /// Start a Flow from its YAML: every executor as a child process, and one gateway
     Flow(flow::FlowArgs),
+    /// Serve a gateway in front of executors that already run (Jina 3's flags)
+    Gateway(gateway::GatewayArgs),
 }
 
 /// Runs the command line; `main.rs` calls only this.
@@ -37,6 +40,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Executor(args) => block_on(executor::run(args)),
         Command::Flow(args) => block_on(flow::run(args)),
+        Command::Gateway(args) => block_on(gateway::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
