@@ -353,3 +353,55 @@ async fn a_standalone_gateway_routes_over_running_executors() {
     assert_eq!(code, 1);
     assert!(out.contains("no address for 'zz'"), "{out}");
 }
+
+#[tokio::test]
+async fn uses_after_merges_shards_and_a_request_timeout_gives_an_error() {
+    let flow = start_flow(
+        "  - {name: slow, uses: Sleep, uses_with: {ms: 300}}\n  - {name: s, uses: Visit, parallel: 2, polling: ALL, uses_after: Visit}\n",
+    );
+    let answer = &post_grpc(flow.grpc, vec![grpc_request("/", "a")]).await[0];
+    let mut visits = visits_grpc(answer);
+    assert_eq!(
+        visits.pop().as_deref(),
+        Some("s/tail"),
+        "the uses_after executor runs last"
+    );
+    visits.sort();
+    assert_eq!(visits, ["s/shard-0", "s/shard-1"]);
+    let mut hurried = grpc_request("/", "b");
+    request::header_mut(&mut hurried).timeout = Some(50);
+    let answer = &post_grpc(flow.grpc, vec![hurried]).await[0];
+    let status = answer
+        .header
+        .as_ref()
+        .unwrap()
+        .status
+        .clone()
+        .expect("a status");
+    assert_eq!(status.exception.unwrap().name, "TimeoutError");
+}
+
+#[test]
+fn a_child_that_exits_early_fails_the_start_with_its_output() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let files = Files::new();
+    let path = files.write(
+        "flow.yml",
+        &format!("jtype: Flow\nexecutors:\n  - {{name: stuck, port_in: {port}}}\n"),
+    );
+    let (code, out) = run(&["flow", "--uses", path.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    let error = out
+        .lines()
+        .find(|l| l.starts_with("error: ") && l.contains("stuck exited"))
+        .expect("an error line");
+    assert!(
+        error.contains("flow.yml") && error.contains("before it was ready"),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("port {port} is busy")),
+        "the child's own output is shown: {out}"
+    );
+}

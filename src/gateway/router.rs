@@ -33,8 +33,34 @@ impl Router {
     }
 
     /// Sends a request through the graph and returns the merged answer of its leaves, with a
-    /// route for the gateway and for every executor visited.
-    pub async fn route(&self, mut req: DataRequestProto) -> DataRequestProto {
+    /// route for the gateway and for every executor visited. A request whose header sets
+    /// `timeout` (ms) and is not answered in time gets an ERROR answer.
+    pub async fn route(&self, req: DataRequestProto) -> DataRequestProto {
+        let timeout = req
+            .header
+            .as_ref()
+            .and_then(|h| h.timeout)
+            .filter(|&t| t > 0);
+        let Some(ms) = timeout else {
+            return self.walk(req).await;
+        };
+        let mut fallback = req.clone();
+        match tokio::time::timeout(std::time::Duration::from_millis(ms.into()), self.walk(req))
+            .await
+        {
+            Ok(answer) => answer,
+            Err(_) => {
+                let message = format!("no answer within the request's timeout of {ms} ms");
+                request::set_error(
+                    &mut fallback,
+                    request::error_status("TimeoutError", &message, "gateway"),
+                );
+                fallback
+            }
+        }
+    }
+
+    async fn walk(&self, mut req: DataRequestProto) -> DataRequestProto {
         let mut gateway_route = request::start_route("gateway");
         let header = request::header_mut(&mut req);
         if header.request_id.is_empty() {

@@ -169,9 +169,9 @@ async fn wait_ready(plan: &LaunchPlan, running: &mut Running) -> Result<(), Stri
             tokio::time::sleep(Duration::from_millis(50)).await; // let the output readers catch up
             let tail: Vec<String> = running.tail.lock().unwrap().iter().cloned().collect();
             return Err(format!(
-                "{} exited ({status}) before it was ready; its last output:\n  {}",
+                "{} exited ({status}) before it was ready; its last output:\n  | {}",
                 plan.label,
-                tail.join("\n  ")
+                tail.join("\n  | ")
             ));
         }
         if crate::grpc::check_serving("127.0.0.1", plan.port, Duration::from_millis(500))
