@@ -80,10 +80,10 @@ pub async fn check_serving(host: &str, port: u16, timeout: Duration) -> Result<(
             .map_err(|e| format!("bad address {host}:{port}: {e}"))?
             .connect_timeout(timeout);
         let channel = endpoint.connect().await.map_err(|e| {
-            let why = std::error::Error::source(&e)
-                .map(|s| s.to_string())
-                .unwrap_or_else(|| e.to_string());
-            format!("cannot connect to {host}:{port}: {why}")
+            format!(
+                "cannot connect to {host}:{port}: {}",
+                crate::errors::root_cause(&e)
+            )
         })?;
         let reply = HealthClient::new(channel)
             .check(HealthCheckRequest {

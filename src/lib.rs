@@ -1,7 +1,9 @@
 //! jina-rs: Jina's Flow system in Rust. See docs/architecture.md for the map of modules.
 
 pub mod cli;
+pub mod client;
 pub mod document;
+pub mod errors;
 pub mod executor;
 pub mod flow;
 pub mod gateway;

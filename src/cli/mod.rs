@@ -4,6 +4,7 @@
 //! Every failure prints one line, `error: <what>: <why>`, and exits non-zero (1 for a runtime
 //! error, 2 for bad usage, as clap does).
 
+mod client;
 mod executor;
 mod flow;
 mod gateway;
@@ -32,6 +33,11 @@ enum Command {
     Flow(flow::FlowArgs),
     /// Serve a gateway in front of executors that already run (Jina 3's flags)
     Gateway(gateway::GatewayArgs),
+    /// Talk to a running Flow
+    #[command(subcommand)]
+    Client(client::ClientCommand),
+    /// Check that a gateway or executor is serving (exit 0) or say why not (exit 1)
+    Ping(client::PingArgs),
 }
 
 /// Runs the command line; `main.rs` calls only this.
@@ -41,6 +47,8 @@ pub fn main() -> ExitCode {
         Command::Executor(args) => block_on(executor::run(args)),
         Command::Flow(args) => block_on(flow::run(args)),
         Command::Gateway(args) => block_on(gateway::run(args)),
+        Command::Client(command) => block_on(client::run(command)),
+        Command::Ping(args) => block_on(client::ping(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -58,6 +58,10 @@ pub fn from_json(body: &Value, endpoint: Option<&str>) -> Result<DataRequestProt
     h.request_id = request_id.unwrap_or_else(super::new_request_id);
     h.exec_endpoint = exec_endpoint;
     h.target_executor = target;
+    h.status = header.get("status").and_then(status_from_json);
+    if let Some(Value::Array(routes)) = body.get("routes") {
+        req.routes = routes.iter().filter_map(route_from_json).collect();
+    }
     set_docs(&mut req, &docs);
     Ok(req)
 }
@@ -106,6 +110,49 @@ pub fn status_json(status: Option<&StatusProto>) -> Value {
     v
 }
 
+/// Reads a status written by [`status_json`] (or protobuf's JSON mapping).
+fn status_from_json(v: &Value) -> Option<StatusProto> {
+    let code = match &v["code"] {
+        Value::String(s) if s == "ERROR" => 1,
+        Value::Number(n) => n.as_i64().unwrap_or(0) as i32,
+        _ => 0,
+    };
+    let exception = v.get("exception").filter(|e| e.is_object()).map(|e| {
+        crate::proto::jina::status_proto::ExceptionProto {
+            name: e["name"].as_str().unwrap_or_default().into(),
+            args: e["args"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .map(|x| {
+                            x.as_str()
+                                .map(str::to_string)
+                                .unwrap_or_else(|| x.to_string())
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
+            stacks: vec![],
+            executor: e["executor"].as_str().unwrap_or_default().into(),
+        }
+    });
+    Some(StatusProto {
+        code,
+        description: v["description"].as_str().unwrap_or_default().into(),
+        exception,
+    })
+}
+
+fn route_from_json(v: &Value) -> Option<RouteProto> {
+    let time = |k: &str| v.get(k)?.as_str()?.parse::<prost_types::Timestamp>().ok();
+    Some(RouteProto {
+        executor: v.get("executor")?.as_str()?.into(),
+        start_time: time("startTime"),
+        end_time: time("endTime"),
+        status: v.get("status").and_then(status_from_json),
+    })
+}
+
 fn route_json(r: &RouteProto) -> Value {
     let mut v = json!({"executor": r.executor});
     if let Some(t) = &r.start_time {
@@ -134,6 +181,15 @@ mod tests {
         assert_eq!(out["parameters"]["k"], 1.0);
         assert_eq!(out["header"]["targetExecutor"], "enc.*");
         assert_eq!(out["header"]["status"]["code"], "SUCCESS");
+
+        // A response read back keeps its status and routes.
+        let mut failed = r.clone();
+        super::super::set_error(&mut failed, super::super::error_status("E", "bad", "ex"));
+        failed.routes.push(super::super::start_route("ex"));
+        let back = from_json(&to_json(&failed), None).unwrap();
+        assert_eq!(back.header.unwrap().status, failed.header.unwrap().status);
+        assert_eq!(back.routes[0].executor, "ex");
+        assert_eq!(back.routes[0].start_time, failed.routes[0].start_time);
 
         let j3 = json!({"data": [], "header": {"request_id": "r1"}});
         let r = from_json(&j3, Some("/search")).unwrap();

@@ -1,0 +1,189 @@
+//! `jina client post ENDPOINT ...`: stream documents from a file to a gateway, write what comes
+//! back as NDJSON; and `jina ping HOST:PORT`.
+
+use crate::client::{Client, FieldResolver, InputFormat, Inputs, PostOptions, inputs};
+use crate::flow::Protocol;
+use anyhow::{Context, anyhow};
+use clap::{Args, Subcommand};
+use serde_json::{Map, Value};
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+
+#[derive(Subcommand, Debug)]
+pub enum ClientCommand {
+    /// Send documents to an endpoint of a running Flow
+    Post(PostArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct PostArgs {
+    /// The endpoint, e.g. /index
+    pub endpoint: String,
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: u16,
+    /// grpc, http or websocket
+    #[arg(long, default_value = "grpc", value_parser = parse_protocol)]
+    pub protocol: Protocol,
+    /// A file, a glob of files, or - for stdin; none sends one request with no documents
+    #[arg(long)]
+    pub inputs: Option<String>,
+    /// How to read the inputs (default: from the file's extension)
+    #[arg(long, value_parser = parse_format)]
+    pub input_format: Option<InputFormat>,
+    /// CSV column → document field, e.g. sentence=text (repeatable)
+    #[arg(long, value_parser = parse_resolver)]
+    pub field_resolver: Vec<(String, String)>,
+    /// Documents per request (0: all in one)
+    #[arg(long, default_value_t = 100)]
+    pub request_size: usize,
+    /// Requests in flight at most
+    #[arg(long, default_value_t = 1000)]
+    pub prefetch: usize,
+    /// JSON object of parameters for the executors
+    #[arg(long, value_parser = super::json_object)]
+    pub parameters: Option<Map<String, Value>>,
+    /// Only executors whose name matches this regex run
+    #[arg(long)]
+    pub target_executor: Option<String>,
+    /// Show a progress bar and a closing summary on stderr
+    #[arg(long)]
+    pub show_progress: bool,
+    /// Write the returned documents as NDJSON to this file (- for stdout)
+    #[arg(long)]
+    pub output: Option<String>,
+    /// Go on after a failed request, report it, and exit 0
+    #[arg(long)]
+    pub continue_on_error: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PingArgs {
+    /// HOST:PORT of a gateway or an executor
+    pub address: String,
+    /// grpc (health check) or http (GET /dry_run)
+    #[arg(long, default_value = "grpc", value_parser = parse_protocol)]
+    pub protocol: Protocol,
+    /// Seconds to wait for an answer
+    #[arg(long, default_value_t = 3.0)]
+    pub timeout: f64,
+}
+
+fn parse_protocol(s: &str) -> Result<Protocol, String> {
+    Protocol::parse(s).ok_or_else(|| format!("unknown protocol '{s}' (grpc, http, websocket)"))
+}
+
+fn parse_format(s: &str) -> Result<InputFormat, String> {
+    InputFormat::parse(s)
+        .ok_or_else(|| format!("unknown input format '{s}' (csv, ndjson, lines, files, npy)"))
+}
+
+fn parse_resolver(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .filter(|(c, f)| !c.is_empty() && !f.is_empty())
+        .map(|(c, f)| (c.to_string(), f.to_string()))
+        .ok_or_else(|| format!("expected column=field, found '{s}'"))
+}
+
+pub async fn run(command: ClientCommand) -> anyhow::Result<()> {
+    match command {
+        ClientCommand::Post(args) => post(args).await,
+    }
+}
+
+async fn post(args: PostArgs) -> anyhow::Result<()> {
+    let inputs = match &args.inputs {
+        None => Inputs::Nothing,
+        Some(input) => {
+            let format = match args.input_format.or_else(|| InputFormat::guess(input)) {
+                Some(f) => f,
+                None if input == "-" => InputFormat::Lines,
+                None => {
+                    return Err(anyhow!(
+                        "--inputs {input}: cannot tell its format from the extension; give --input-format csv|ndjson|lines|files|npy"
+                    ));
+                }
+            };
+            let resolver: FieldResolver = args.field_resolver.iter().cloned().collect();
+            Inputs::Documents(inputs::open(input, format, &resolver)?)
+        }
+    };
+    let output: Option<Arc<Mutex<Box<dyn Write + Send>>>> = match args.output.as_deref() {
+        None => None,
+        Some("-") => Some(Arc::new(Mutex::new(Box::new(std::io::BufWriter::new(
+            std::io::stdout(),
+        ))))),
+        Some(path) => {
+            let file = std::fs::File::create(path).with_context(|| format!("--output {path}"))?;
+            Some(Arc::new(Mutex::new(Box::new(std::io::BufWriter::new(
+                file,
+            )))))
+        }
+    };
+    let client = Client::connect(args.protocol, &args.host, args.port).await?;
+    let write_error = Arc::new(Mutex::new(None::<String>));
+    let mut options = PostOptions {
+        parameters: args.parameters.unwrap_or_default(),
+        target_executor: args.target_executor,
+        request_size: args.request_size,
+        prefetch: args.prefetch,
+        show_progress: args.show_progress,
+        continue_on_error: args.continue_on_error,
+        ..Default::default()
+    };
+    if let Some(out) = output.clone() {
+        let write_error = write_error.clone();
+        options = options.on_done(move |response| {
+            let written = response.docs().map_err(|e| e.to_string()).and_then(|docs| {
+                let mut out = out.lock().unwrap();
+                docs.iter()
+                    .try_for_each(|d| writeln!(out, "{}", d.to_json()))
+                    .map_err(|e| e.to_string())
+            });
+            if let Err(e) = written {
+                write_error.lock().unwrap().get_or_insert(e);
+            }
+        });
+    }
+    let failures = Arc::new(Mutex::new(Vec::<String>::new()));
+    let seen = failures.clone();
+    options =
+        options.on_error(move |response| seen.lock().unwrap().push(response.error().to_string()));
+    let summary = client.post(&args.endpoint, inputs, options).await?;
+    if let Some(out) = output {
+        out.lock().unwrap().flush().context("--output")?;
+    }
+    if let Some(e) = write_error.lock().unwrap().take() {
+        return Err(anyhow!("--output: {e}"));
+    }
+    for f in failures.lock().unwrap().iter() {
+        eprintln!("failed: {f}");
+    }
+    if summary.failed > 0 {
+        eprintln!(
+            "{} of {} requests failed (--continue-on-error)",
+            summary.failed, summary.requests
+        );
+    }
+    Ok(())
+}
+
+pub async fn ping(args: PingArgs) -> anyhow::Result<()> {
+    let (host, port) = args
+        .address
+        .rsplit_once(':')
+        .and_then(|(h, p)| p.parse::<u16>().ok().map(|p| (h.to_string(), p)))
+        .ok_or_else(|| anyhow!("'{}' is not HOST:PORT", args.address))?;
+    let timeout = std::time::Duration::from_secs_f64(args.timeout.max(0.001));
+    match args.protocol {
+        Protocol::Grpc => crate::grpc::check_serving(&host, port, timeout)
+            .await
+            .map_err(|e| anyhow!(e))?,
+        protocol => {
+            Client::connect_timeout(protocol, &host, port, timeout).await?;
+        }
+    }
+    println!("{host}:{port} is serving");
+    Ok(())
+}

@@ -1,0 +1,444 @@
+//! The client: sends documents to a gateway in batches and hands back the answers.
+//!
+//! It owns the client side of the conversation: connecting over gRPC, HTTP or WebSocket
+//! (`transport`), turning inputs into documents (`inputs`), cutting them into requests of
+//! `request_size`, the reference's callbacks (`on_done`, `on_error`, `on_always`), progress,
+//! and the summary. It knows nothing about Flows or executors beyond the wire.
+//!
+//! Memory is bounded by the requests in flight (`prefetch`), not by the input: documents are
+//! read lazily on a thread of their own, a few batches ahead, and answers are handed to the
+//! callbacks and dropped unless `return_results` asks to keep them.
+
+pub mod inputs;
+mod transport;
+
+pub use inputs::{Documents, FieldResolver, InputError, InputFormat};
+pub use transport::Transport;
+
+use crate::document::{Document, DocumentArray};
+use crate::flow::Protocol;
+use crate::proto::jina::{DataRequestProto, RouteProto, StatusProto};
+use crate::request;
+use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
+use serde_json::{Map, Value};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What can go wrong for a client, each a one-line message.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum ClientError {
+    #[error("{0}")]
+    Connect(String),
+    #[error("{0}")]
+    Transport(String),
+    #[error("{0}")]
+    Input(#[from] InputError),
+    /// A request came back with status ERROR (and `continue_on_error` was off).
+    #[error("request {request_id} failed in {executor}: {message}")]
+    Failed {
+        request_id: String,
+        executor: String,
+        message: String,
+    },
+}
+
+/// One answer from the gateway.
+#[derive(Clone, Debug)]
+pub struct Response {
+    pub proto: DataRequestProto,
+}
+
+impl Response {
+    /// The documents it carries.
+    pub fn docs(&self) -> Result<DocumentArray, prost::DecodeError> {
+        request::docs(&self.proto)
+    }
+
+    pub fn request_id(&self) -> &str {
+        self.proto
+            .header
+            .as_ref()
+            .map(|h| h.request_id.as_str())
+            .unwrap_or_default()
+    }
+
+    pub fn status(&self) -> Option<&StatusProto> {
+        self.proto.header.as_ref().and_then(|h| h.status.as_ref())
+    }
+
+    pub fn is_error(&self) -> bool {
+        request::is_error(&self.proto)
+    }
+
+    pub fn routes(&self) -> &[RouteProto] {
+        &self.proto.routes
+    }
+
+    pub fn parameters(&self) -> Map<String, Value> {
+        request::parameters(&self.proto)
+    }
+
+    /// The failure as an error value (for a response with status ERROR).
+    pub fn error(&self) -> ClientError {
+        let status = self.status();
+        let exception = status.and_then(|s| s.exception.as_ref());
+        ClientError::Failed {
+            request_id: self.request_id().to_string(),
+            executor: exception
+                .map(|e| e.executor.clone())
+                .filter(|e| !e.is_empty())
+                .unwrap_or_else(|| "the flow".into()),
+            message: match exception {
+                Some(e) => format!("{}: {}", e.name, e.args.join(", ")),
+                None => status.map(|s| s.description.clone()).unwrap_or_default(),
+            },
+        }
+    }
+}
+
+/// What to send: documents (any number, lazily) or nothing (one parameters-only request).
+pub enum Inputs {
+    Nothing,
+    Documents(Documents),
+    Stream(BoxStream<'static, Result<Document, InputError>>),
+}
+
+impl Inputs {
+    /// Documents from any iterator (the reference's generator input).
+    pub fn iter(docs: impl Iterator<Item = Document> + Send + 'static) -> Inputs {
+        Inputs::Documents(Box::new(docs.map(Ok)))
+    }
+
+    /// Documents from an async stream (the reference's AsyncFlow with async inputs).
+    pub fn stream(docs: impl Stream<Item = Document> + Send + 'static) -> Inputs {
+        Inputs::Stream(docs.map(Ok).boxed())
+    }
+}
+
+impl From<Document> for Inputs {
+    fn from(d: Document) -> Self {
+        Inputs::iter(std::iter::once(d))
+    }
+}
+
+impl From<Vec<Document>> for Inputs {
+    fn from(d: Vec<Document>) -> Self {
+        Inputs::iter(d.into_iter())
+    }
+}
+
+impl From<DocumentArray> for Inputs {
+    fn from(d: DocumentArray) -> Self {
+        Inputs::iter(d.into_vec().into_iter())
+    }
+}
+
+impl From<Documents> for Inputs {
+    fn from(d: Documents) -> Self {
+        Inputs::Documents(d)
+    }
+}
+
+type Callback = Box<dyn FnMut(&Response) + Send>;
+
+/// The reference's post options. `Default` gives Jina's defaults.
+pub struct PostOptions {
+    pub parameters: Map<String, Value>,
+    /// A regex of executor names (the reference's `target_peapod`).
+    pub target_executor: Option<String>,
+    /// Documents per request; 0 sends everything in one request.
+    pub request_size: usize,
+    /// Requests in flight at most.
+    pub prefetch: usize,
+    pub show_progress: bool,
+    /// Go on after a request fails (its callbacks still run) instead of stopping with an error.
+    pub continue_on_error: bool,
+    /// Keep every response and return them (memory grows with the input: use with care).
+    pub return_results: bool,
+    pub on_done: Option<Callback>,
+    pub on_error: Option<Callback>,
+    pub on_always: Option<Callback>,
+}
+
+impl Default for PostOptions {
+    fn default() -> Self {
+        PostOptions {
+            parameters: Map::new(),
+            target_executor: None,
+            request_size: 100,
+            prefetch: 1000,
+            show_progress: false,
+            continue_on_error: false,
+            return_results: false,
+            on_done: None,
+            on_error: None,
+            on_always: None,
+        }
+    }
+}
+
+impl PostOptions {
+    pub fn on_done(mut self, f: impl FnMut(&Response) + Send + 'static) -> Self {
+        self.on_done = Some(Box::new(f));
+        self
+    }
+    pub fn on_error(mut self, f: impl FnMut(&Response) + Send + 'static) -> Self {
+        self.on_error = Some(Box::new(f));
+        self
+    }
+    pub fn on_always(mut self, f: impl FnMut(&Response) + Send + 'static) -> Self {
+        self.on_always = Some(Box::new(f));
+        self
+    }
+}
+
+/// What a post did.
+#[derive(Debug, Default)]
+pub struct PostSummary {
+    pub requests: usize,
+    pub docs: usize,
+    pub failed: usize,
+    pub elapsed: Duration,
+    /// The responses, when `return_results` was set.
+    pub results: Vec<Response>,
+}
+
+impl PostSummary {
+    /// The closing line, like the reference's: requests, time, rates, failures.
+    pub fn line(&self) -> String {
+        let secs = self.elapsed.as_secs_f64().max(1e-9);
+        format!(
+            "🎉 done: {} requests ({} docs) in {:.2?}, {:.1} requests/s, {:.0} docs/s, {} failed",
+            self.requests,
+            self.docs,
+            self.elapsed,
+            self.requests as f64 / secs,
+            self.docs as f64 / secs,
+            self.failed
+        )
+    }
+}
+
+/// A client of one gateway.
+#[derive(Clone)]
+pub struct Client {
+    transport: Transport,
+}
+
+/// How long connecting may take before the client gives up.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Client {
+    pub async fn connect(protocol: Protocol, host: &str, port: u16) -> Result<Client, ClientError> {
+        Self::connect_timeout(protocol, host, port, CONNECT_TIMEOUT).await
+    }
+
+    pub async fn connect_timeout(
+        protocol: Protocol,
+        host: &str,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<Client, ClientError> {
+        Ok(Client {
+            transport: Transport::connect(protocol, host, port, timeout).await?,
+        })
+    }
+
+    /// Sends ready-made requests; answers come as they complete (the raw streaming API).
+    pub fn stream(
+        &self,
+        requests: impl Stream<Item = DataRequestProto> + Send + 'static,
+        prefetch: usize,
+    ) -> BoxStream<'static, Result<Response, ClientError>> {
+        self.transport
+            .send(requests, prefetch)
+            .map(|r| r.map(|proto| Response { proto }))
+            .boxed()
+    }
+
+    /// Posts `inputs` to endpoint `on` in requests of `request_size` documents.
+    pub async fn post(
+        &self,
+        on: &str,
+        inputs: impl Into<Inputs>,
+        mut options: PostOptions,
+    ) -> Result<PostSummary, ClientError> {
+        let started = Instant::now();
+        let input_error = Arc::new(Mutex::new(None::<InputError>));
+        let docs_sent = Arc::new(AtomicUsize::new(0));
+        let requests = requests(
+            on,
+            inputs.into(),
+            &options,
+            input_error.clone(),
+            docs_sent.clone(),
+        );
+        let mut answers = self.stream(requests, options.prefetch);
+        let progress = options.show_progress.then(progress_bar);
+        let mut summary = PostSummary::default();
+        while let Some(answer) = answers.next().await {
+            let response = answer?;
+            summary.requests += 1;
+            summary.docs = docs_sent.load(Ordering::Relaxed);
+            if let Some(bar) = &progress {
+                let secs = started.elapsed().as_secs_f64().max(1e-9);
+                bar.set_position(summary.requests as u64);
+                bar.set_message(format!(
+                    "{:.0} docs/s, {:.1} requests/s",
+                    summary.docs as f64 / secs,
+                    summary.requests as f64 / secs
+                ));
+            }
+            let failed = response.is_error();
+            let callback = if failed {
+                &mut options.on_error
+            } else {
+                &mut options.on_done
+            };
+            if let Some(f) = callback {
+                f(&response);
+            }
+            if let Some(f) = &mut options.on_always {
+                f(&response);
+            }
+            if failed {
+                summary.failed += 1;
+                if !options.continue_on_error {
+                    if let Some(bar) = &progress {
+                        bar.abandon();
+                    }
+                    return Err(response.error());
+                }
+            }
+            if options.return_results {
+                summary.results.push(response);
+            }
+        }
+        summary.elapsed = started.elapsed();
+        if let Some(bar) = progress {
+            bar.finish_and_clear();
+            eprintln!("{}", summary.line());
+        }
+        match input_error.lock().unwrap().take() {
+            Some(e) => Err(e.into()),
+            None => Ok(summary),
+        }
+    }
+
+    pub async fn index(
+        &self,
+        inputs: impl Into<Inputs>,
+        options: PostOptions,
+    ) -> Result<PostSummary, ClientError> {
+        self.post("/index", inputs, options).await
+    }
+    pub async fn search(
+        &self,
+        inputs: impl Into<Inputs>,
+        options: PostOptions,
+    ) -> Result<PostSummary, ClientError> {
+        self.post("/search", inputs, options).await
+    }
+    pub async fn update(
+        &self,
+        inputs: impl Into<Inputs>,
+        options: PostOptions,
+    ) -> Result<PostSummary, ClientError> {
+        self.post("/update", inputs, options).await
+    }
+    pub async fn delete(
+        &self,
+        inputs: impl Into<Inputs>,
+        options: PostOptions,
+    ) -> Result<PostSummary, ClientError> {
+        self.post("/delete", inputs, options).await
+    }
+}
+
+fn progress_bar() -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} {pos} requests done, {msg} [{elapsed}]")
+            .expect("a valid template"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
+}
+
+/// Batches of documents read ahead on their own thread (a blocking file read never stalls the
+/// async runtime); the channel holds only a couple of batches.
+fn batches(docs: Documents, size: usize) -> BoxStream<'static, Result<DocumentArray, InputError>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(2);
+    std::thread::spawn(move || {
+        let mut batch = DocumentArray::new();
+        for doc in docs {
+            match doc {
+                Ok(d) => batch.push(d),
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(e));
+                    return;
+                }
+            }
+            if size > 0
+                && batch.len() >= size
+                && tx.blocking_send(Ok(std::mem::take(&mut batch))).is_err()
+            {
+                return;
+            }
+        }
+        if !batch.is_empty() {
+            let _ = tx.blocking_send(Ok(batch));
+        }
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx).boxed()
+}
+
+/// The requests of a post, made lazily. An input error ends them and is kept for the caller.
+fn requests(
+    on: &str,
+    inputs: Inputs,
+    options: &PostOptions,
+    input_error: Arc<Mutex<Option<InputError>>>,
+    docs_sent: Arc<AtomicUsize>,
+) -> BoxStream<'static, DataRequestProto> {
+    let batches = match inputs {
+        Inputs::Nothing => futures::stream::once(async { Ok(DocumentArray::new()) }).boxed(),
+        Inputs::Documents(docs) => batches(docs, options.request_size),
+        Inputs::Stream(docs) => {
+            let size = options.request_size;
+            let chunked = if size == 0 {
+                docs.chunks(usize::MAX).boxed()
+            } else {
+                docs.chunks(size).boxed()
+            };
+            chunked
+                .map(|chunk| {
+                    chunk
+                        .into_iter()
+                        .collect::<Result<Vec<_>, _>>()
+                        .map(DocumentArray::from)
+                })
+                .boxed()
+        }
+    };
+    let (on, parameters, target) = (
+        on.to_string(),
+        options.parameters.clone(),
+        options.target_executor.clone(),
+    );
+    tokio_stream::StreamExt::map_while(batches, move |batch| match batch {
+        Ok(docs) => {
+            docs_sent.fetch_add(docs.len(), Ordering::Relaxed);
+            let mut req = request::new_request(&on, &docs, &parameters);
+            request::header_mut(&mut req).target_executor = target.clone();
+            Some(req)
+        }
+        Err(e) => {
+            *input_error.lock().unwrap() = Some(e);
+            None
+        }
+    })
+    .boxed()
+}

@@ -1,0 +1,235 @@
+//! The three ways to reach a gateway. Each takes a stream of requests and gives back a stream
+//! of answers in the order they complete, with at most `prefetch` requests in flight, so memory
+//! is bounded by what is in flight, not by the size of the input.
+//!
+//! - gRPC: one `JinaRPC.Call` stream.
+//! - HTTP: one `POST /post` per request, `prefetch` at a time.
+//! - WebSocket: one connection; each request a binary `DataRequestProto` frame.
+
+use super::ClientError;
+use crate::errors::root_cause;
+use crate::flow::Protocol;
+use crate::proto::jina::{DataRequestProto, jina_rpc_client::JinaRpcClient};
+use crate::request;
+use futures::stream::BoxStream;
+use futures::{SinkExt, Stream, StreamExt};
+use prost::Message as _;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio_tungstenite::tungstenite::Message;
+use tonic::transport::{Channel, Endpoint};
+
+/// A connection to a gateway, checked at connect time.
+#[derive(Clone)]
+pub enum Transport {
+    Grpc(Channel),
+    Http {
+        client: reqwest::Client,
+        base: String,
+    },
+    Websocket {
+        url: String,
+    },
+}
+
+impl Transport {
+    /// Connects (or, for HTTP, asks `/dry_run`) within `timeout`; an unreachable gateway is a
+    /// one-line error, not a hang.
+    pub async fn connect(
+        protocol: Protocol,
+        host: &str,
+        port: u16,
+        timeout: Duration,
+    ) -> Result<Transport, ClientError> {
+        let unreachable = |why: String| {
+            ClientError::Connect(format!(
+                "cannot reach the gateway at {host}:{port} ({}): {why}",
+                protocol.as_str()
+            ))
+        };
+        let attempt = async {
+            match protocol {
+                Protocol::Grpc => {
+                    let endpoint = Endpoint::from_shared(format!("http://{host}:{port}"))
+                        .map_err(|e| unreachable(e.to_string()))?
+                        .connect_timeout(timeout)
+                        .tcp_nodelay(true);
+                    let channel = endpoint
+                        .connect()
+                        .await
+                        .map_err(|e| unreachable(root_cause(&e)))?;
+                    Ok(Transport::Grpc(channel))
+                }
+                Protocol::Http => {
+                    let client = reqwest::Client::builder()
+                        .connect_timeout(timeout)
+                        .tcp_nodelay(true)
+                        .build()
+                        .map_err(|e| unreachable(e.to_string()))?;
+                    let base = format!("http://{host}:{port}");
+                    client
+                        .get(format!("{base}/dry_run"))
+                        .send()
+                        .await
+                        .map_err(|e| unreachable(root_cause(&e)))?;
+                    Ok(Transport::Http { client, base })
+                }
+                Protocol::Websocket => {
+                    let url = format!("ws://{host}:{port}/");
+                    // A probe connection proves the gateway answers; each post opens its own.
+                    let (mut socket, _) = tokio_tungstenite::connect_async(&url)
+                        .await
+                        .map_err(|e| unreachable(root_cause(&e)))?;
+                    let _ = socket.close(None).await;
+                    Ok(Transport::Websocket { url })
+                }
+            }
+        };
+        tokio::time::timeout(timeout, attempt)
+            .await
+            .unwrap_or_else(|_| Err(unreachable(format!("no answer within {timeout:?}"))))
+    }
+
+    /// Sends `requests`, at most `prefetch` in flight, and yields the answers as they come.
+    pub fn send(
+        &self,
+        requests: impl Stream<Item = DataRequestProto> + Send + 'static,
+        prefetch: usize,
+    ) -> BoxStream<'static, Result<DataRequestProto, ClientError>> {
+        let prefetch = prefetch.max(1);
+        match self.clone() {
+            Transport::Grpc(channel) => grpc(channel, requests, prefetch),
+            Transport::Http { client, base } => requests
+                .map(move |r| {
+                    let client = client.clone();
+                    let url = format!("{base}/post");
+                    async move { http_post(&client, &url, &r).await }
+                })
+                .buffer_unordered(prefetch)
+                .boxed(),
+            Transport::Websocket { url } => websocket(url, requests, prefetch),
+        }
+    }
+}
+
+fn grpc(
+    channel: Channel,
+    requests: impl Stream<Item = DataRequestProto> + Send + 'static,
+    prefetch: usize,
+) -> BoxStream<'static, Result<DataRequestProto, ClientError>> {
+    let in_flight = Arc::new(Semaphore::new(prefetch));
+    let gate = in_flight.clone();
+    let gated = requests.then(move |r| {
+        let gate = gate.clone();
+        async move {
+            gate.acquire().await.expect("never closed").forget();
+            r
+        }
+    });
+    let mut client = crate::unlimited!(JinaRpcClient::new(channel));
+    futures::stream::once(async move { client.call(gated).await })
+        .map(|opened| match opened {
+            Ok(answers) => answers
+                .into_inner()
+                .map(|a| {
+                    a.map_err(|s| {
+                        ClientError::Transport(format!("gRPC: {}: {}", s.code(), s.message()))
+                    })
+                })
+                .boxed(),
+            Err(s) => futures::stream::once(async move {
+                Err(ClientError::Transport(format!(
+                    "gRPC: {}: {}",
+                    s.code(),
+                    s.message()
+                )))
+            })
+            .boxed(),
+        })
+        .flatten()
+        .inspect(move |_| in_flight.add_permits(1))
+        .boxed()
+}
+
+async fn http_post(
+    client: &reqwest::Client,
+    url: &str,
+    req: &DataRequestProto,
+) -> Result<DataRequestProto, ClientError> {
+    let body = request::json::to_json(req);
+    let reply = client
+        .post(url)
+        .json(&body)
+        .send()
+        .await
+        .map_err(|e| ClientError::Transport(format!("HTTP: {}", root_cause(&e))))?;
+    let status = reply.status();
+    let value: serde_json::Value = reply.json().await.map_err(|e| {
+        ClientError::Transport(format!(
+            "HTTP {status}: the answer is not JSON: {}",
+            root_cause(&e)
+        ))
+    })?;
+    if !status.is_success() {
+        let why = value
+            .get("error")
+            .and_then(|e| e.as_str())
+            .map(str::to_string)
+            .unwrap_or_else(|| value.to_string());
+        return Err(ClientError::Transport(format!("HTTP {status}: {why}")));
+    }
+    request::json::from_json(&value, None)
+        .map_err(|e| ClientError::Transport(format!("HTTP: a malformed answer: {e}")))
+}
+
+fn websocket(
+    url: String,
+    requests: impl Stream<Item = DataRequestProto> + Send + 'static,
+    prefetch: usize,
+) -> BoxStream<'static, Result<DataRequestProto, ClientError>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(prefetch);
+    tokio::spawn(async move {
+        let fail = |m: String| Err(ClientError::Transport(format!("WebSocket: {m}")));
+        let socket = match tokio_tungstenite::connect_async(&url).await {
+            Ok((s, _)) => s,
+            Err(e) => {
+                let _ = tx.send(fail(root_cause(&e))).await;
+                return;
+            }
+        };
+        let (mut sink, mut source) = socket.split();
+        let mut requests = std::pin::pin!(requests);
+        let (mut sending, mut in_flight) = (true, 0usize);
+        while sending || in_flight > 0 {
+            tokio::select! {
+                next = requests.next(), if sending && in_flight < prefetch => match next {
+                    Some(r) => {
+                        if let Err(e) = sink.send(Message::Binary(r.encode_to_vec().into())).await {
+                            let _ = tx.send(fail(e.to_string())).await;
+                            return;
+                        }
+                        in_flight += 1;
+                    }
+                    None => sending = false,
+                },
+                frame = source.next(), if in_flight > 0 => {
+                    let answer = match frame {
+                        Some(Ok(Message::Binary(b))) => DataRequestProto::decode(b).map_err(|e| ClientError::Transport(format!("WebSocket: a malformed answer: {e}"))),
+                        Some(Ok(Message::Text(t))) => fail(format!("the gateway says: {t}")),
+                        Some(Ok(_)) => continue,
+                        Some(Err(e)) => fail(e.to_string()),
+                        None => fail("the gateway closed the connection".into()),
+                    };
+                    let stop = answer.is_err();
+                    in_flight -= 1;
+                    if tx.send(answer).await.is_err() || stop {
+                        return;
+                    }
+                }
+            }
+        }
+        let _ = sink.send(Message::Close(None)).await;
+    });
+    tokio_stream::wrappers::ReceiverStream::new(rx).boxed()
+}
