@@ -5,14 +5,98 @@
 //! The gateway runs inside the Flow's process (no extra hop, one process less to watch); the
 //! executors are child processes. Stopping is explicit ([`RunningFlow::stop`]) and also
 //! happens, without waiting, when the value is dropped.
+//!
+//! For library users this is the reference's Flow inside `with`: `Flow::start` consumes the
+//! [`Flow`] and returns a [`RunningFlow`], which can post but has no `add`:
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use jina::flow::{Exec, Flow};
+//! let running = Flow::new().add(Exec::new()).start().await?;
+//! running.post("/", jina::Document::from_text("hi"), Default::default()).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! A running Flow cannot change its construction (the reference's runtime rule, here a
+//! compile error):
+//!
+//! ```compile_fail,E0599
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use jina::flow::{Exec, Flow};
+//! let running = Flow::new().add(Exec::new()).start().await?;
+//! let running = running.add(Exec::new()); // error: no method named `add` on `RunningFlow`
+//! # Ok(()) }
+//! ```
 
-use crate::flow::{CheckedFlow, Protocol};
+use crate::client::{Client, ClientError, Inputs, PostOptions, PostSummary, Response};
+use crate::flow::{CheckedFlow, Flow, FlowErrors, Protocol};
 use crate::gateway::{self, Listeners};
-use crate::orchestrate::{self, Processes};
+use crate::orchestrate::{self, InProcessServers, Processes};
+use futures::stream::BoxStream;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+/// Why a Flow did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum FlowError {
+    /// The Flow itself is wrong: every problem, one per line.
+    #[error("{0}")]
+    Invalid(#[from] FlowErrors),
+    /// Something failed while starting (a port, an executor, the gateway).
+    #[error("{0}")]
+    Start(String),
+    #[error("{0}")]
+    Client(#[from] ClientError),
+}
+
+impl Flow {
+    /// Checks the Flow, starts every executor and the gateway, and waits until all are ready
+    /// (the reference's `with f:`). The returned handle stops everything when dropped.
+    /// Logs go to stderr in Jina's shape unless the program installed its own subscriber.
+    pub async fn start(self) -> Result<RunningFlow, FlowError> {
+        crate::logging::init("Flow");
+        let checked = self.check()?;
+        let mut running = RunningFlow::start(&checked)
+            .await
+            .map_err(FlowError::Start)?;
+        tracing::info!(target: "success", "{}", running.ready_message());
+        let (protocol, port) = running.ports[0];
+        running.client = Some(Client::connect(protocol, "127.0.0.1", port).await?);
+        Ok(running)
+    }
+
+    /// [`Flow::start`] for code without an async runtime: the handle owns one.
+    pub fn start_blocking(self) -> Result<BlockingFlow, FlowError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| FlowError::Start(format!("cannot start an async runtime: {e}")))?;
+        let flow = runtime.block_on(self.start())?;
+        Ok(BlockingFlow {
+            flow: Some(flow),
+            runtime,
+        })
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn termination() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+}
+
+/// A started Flow: its executors, its gateway, and a client connected to it.
 pub struct RunningFlow {
     /// `(protocol, port)` the gateway serves.
     pub ports: Vec<(Protocol, u16)>,
@@ -20,8 +104,11 @@ pub struct RunningFlow {
     /// How long starting took, until every executor was ready.
     pub ready_in: Duration,
     processes: Processes,
+    in_process: InProcessServers,
     stop_gateway: Option<oneshot::Sender<()>>,
     gateway: Option<JoinHandle<Result<(), String>>>,
+    /// Set by `Flow::start` for library use; the CLI does not need one.
+    client: Option<Client>,
 }
 
 impl RunningFlow {
@@ -42,9 +129,79 @@ impl RunningFlow {
             host: flow.spec.gateway.host.clone(),
             ready_in: started.elapsed(),
             processes: executors.processes,
+            in_process: executors.in_process,
             stop_gateway: Some(stop_tx),
             gateway: Some(tokio::spawn(serving)),
+            client: None,
         })
+    }
+
+    fn client(&self) -> Result<&Client, ClientError> {
+        self.client
+            .as_ref()
+            .ok_or_else(|| ClientError::Connect("this Flow was started without a client".into()))
+    }
+
+    /// Posts `inputs` to endpoint `on` (the reference's `f.post`), with every client option.
+    pub async fn post(
+        &self,
+        on: &str,
+        inputs: impl Into<Inputs>,
+        options: PostOptions,
+    ) -> Result<PostSummary, ClientError> {
+        self.client()?.post(on, inputs, options).await
+    }
+
+    /// The answers as an async stream (the reference's AsyncFlow `async for resp in f.post()`).
+    pub fn post_stream(
+        &self,
+        on: &str,
+        inputs: impl Into<Inputs>,
+        options: &PostOptions,
+    ) -> BoxStream<'static, Result<Response, ClientError>> {
+        match self.client() {
+            Ok(c) => c.post_stream(on, inputs, options),
+            Err(e) => Box::pin(futures::stream::once(async move { Err(e) })),
+        }
+    }
+
+    pub async fn index(
+        &self,
+        inputs: impl Into<Inputs>,
+        options: PostOptions,
+    ) -> Result<PostSummary, ClientError> {
+        self.post("/index", inputs, options).await
+    }
+    pub async fn search(
+        &self,
+        inputs: impl Into<Inputs>,
+        options: PostOptions,
+    ) -> Result<PostSummary, ClientError> {
+        self.post("/search", inputs, options).await
+    }
+    pub async fn update(
+        &self,
+        inputs: impl Into<Inputs>,
+        options: PostOptions,
+    ) -> Result<PostSummary, ClientError> {
+        self.post("/update", inputs, options).await
+    }
+    pub async fn delete(
+        &self,
+        inputs: impl Into<Inputs>,
+        options: PostOptions,
+    ) -> Result<PostSummary, ClientError> {
+        self.post("/delete", inputs, options).await
+    }
+
+    /// Serves until Ctrl-C or SIGTERM (the reference's `f.block()`).
+    pub async fn block(&self) {
+        termination().await
+    }
+
+    /// The port of the gateway's first protocol.
+    pub fn port(&self) -> u16 {
+        self.ports[0].1
     }
 
     /// Process ids of the executor processes.
@@ -77,6 +234,7 @@ impl RunningFlow {
             None => Ok(()),
         };
         self.processes.stop().await;
+        self.in_process.stop().await;
         served
     }
 
@@ -101,5 +259,78 @@ impl Drop for RunningFlow {
             task.abort();
         }
         // `processes` kills its children when dropped.
+    }
+}
+
+/// A running Flow for code without an async runtime (the reference's synchronous Flow).
+pub struct BlockingFlow {
+    // Declared first: dropped (and stopped) while the runtime still exists.
+    flow: Option<RunningFlow>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl BlockingFlow {
+    fn flow(&self) -> &RunningFlow {
+        self.flow.as_ref().expect("present until close")
+    }
+
+    pub fn post(
+        &self,
+        on: &str,
+        inputs: impl Into<Inputs>,
+        options: PostOptions,
+    ) -> Result<PostSummary, ClientError> {
+        self.runtime.block_on(self.flow().post(on, inputs, options))
+    }
+    pub fn index(
+        &self,
+        inputs: impl Into<Inputs>,
+        options: PostOptions,
+    ) -> Result<PostSummary, ClientError> {
+        self.post("/index", inputs, options)
+    }
+    pub fn search(
+        &self,
+        inputs: impl Into<Inputs>,
+        options: PostOptions,
+    ) -> Result<PostSummary, ClientError> {
+        self.post("/search", inputs, options)
+    }
+    pub fn update(
+        &self,
+        inputs: impl Into<Inputs>,
+        options: PostOptions,
+    ) -> Result<PostSummary, ClientError> {
+        self.post("/update", inputs, options)
+    }
+    pub fn delete(
+        &self,
+        inputs: impl Into<Inputs>,
+        options: PostOptions,
+    ) -> Result<PostSummary, ClientError> {
+        self.post("/delete", inputs, options)
+    }
+
+    /// Serves until Ctrl-C or SIGTERM.
+    pub fn block(&self) {
+        self.runtime.block_on(termination())
+    }
+
+    pub fn port(&self) -> u16 {
+        self.flow().port()
+    }
+
+    /// Stops the gateway and every executor, waiting for requests in flight.
+    pub fn close(mut self) -> Result<(), String> {
+        let flow = self.flow.take().expect("present until close");
+        self.runtime.block_on(flow.stop())
+    }
+}
+
+impl Drop for BlockingFlow {
+    fn drop(&mut self) {
+        if let Some(flow) = self.flow.take() {
+            let _ = self.runtime.block_on(flow.stop());
+        }
     }
 }

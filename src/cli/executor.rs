@@ -62,7 +62,7 @@ pub async fn run(args: ExecutorArgs) -> anyhow::Result<()> {
     let service = server::ExecutorService::new(instance);
     tracing::info!("serving gRPC on {}:{}", args.host, args.port_in);
     tracing::info!(target: "success", "ready and listening");
-    server::serve(service, listener, super::shutdown_signal())
+    server::serve(service, listener, crate::running::termination())
         .await
         .context("gRPC server failed")?;
     tracing::info!("stopped");

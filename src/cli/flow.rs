@@ -10,6 +10,9 @@ pub struct FlowArgs {
     /// The Flow YAML file
     #[arg(long)]
     pub uses: PathBuf,
+    /// Write the Flow's graph as SVG to this file and exit without starting anything
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
 }
 
 pub async fn run(args: FlowArgs) -> anyhow::Result<()> {
@@ -24,13 +27,20 @@ pub async fn run(args: FlowArgs) -> anyhow::Result<()> {
     for w in &flow.warnings {
         tracing::warn!("{w}");
     }
+    if let Some(path) = &args.plot {
+        crate::flow::Flow::from_spec(flow.spec)
+            .plot(path)
+            .map_err(|e| anyhow!("{e}"))?;
+        println!("wrote {}", path.display());
+        return Ok(());
+    }
     let mut running = RunningFlow::start(&flow)
         .await
         .map_err(|e| anyhow!("{}: {e}", args.uses.display()))?;
     tracing::info!(target: "success", "{}", running.ready_message());
     tracing::info!("ready in {:.2?}", running.ready_in);
     let failure = tokio::select! {
-        _ = super::shutdown_signal() => None,
+        _ = crate::running::termination() => None,
         e = running.gateway_failed() => Some(e),
     };
     tracing::info!("stopping");

@@ -135,7 +135,7 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
         listeners,
         router,
         spec.prefetch,
-        super::shutdown_signal(),
+        crate::running::termination(),
     ));
     for (protocol, port) in ports {
         tracing::info!("serving {} on {}:{port}", protocol.as_str(), spec.host);

@@ -98,6 +98,21 @@ impl Response {
     }
 }
 
+/// `<Response request_id=... status=SUCCESS docs=10 routes=[gateway, encoder]>`
+impl std::fmt::Display for Response {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let docs = self.docs().map(|d| d.len()).unwrap_or(0);
+        let routes: Vec<&str> = self.routes().iter().map(|r| r.executor.as_str()).collect();
+        let status = if self.is_error() { "ERROR" } else { "SUCCESS" };
+        write!(
+            f,
+            "<Response request_id={} status={status} docs={docs} routes=[{}]>",
+            self.request_id(),
+            routes.join(", ")
+        )
+    }
+}
+
 /// What to send: documents (any number, lazily) or nothing (one parameters-only request).
 pub enum Inputs {
     Nothing,
@@ -258,7 +273,8 @@ impl Client {
             .boxed()
     }
 
-    /// Posts `inputs` to endpoint `on` in requests of `request_size` documents.
+    /// Posts `inputs` to endpoint `on` in requests of `request_size` documents, running the
+    /// callbacks on each answer.
     pub async fn post(
         &self,
         on: &str,
@@ -266,16 +282,7 @@ impl Client {
         mut options: PostOptions,
     ) -> Result<PostSummary, ClientError> {
         let started = Instant::now();
-        let input_error = Arc::new(Mutex::new(None::<InputError>));
-        let docs_sent = Arc::new(AtomicUsize::new(0));
-        let requests = requests(
-            on,
-            inputs.into(),
-            &options,
-            input_error.clone(),
-            docs_sent.clone(),
-        );
-        let mut answers = self.stream(requests, options.prefetch);
+        let (mut answers, docs_sent) = self.responses(on, inputs.into(), &options);
         let progress = options.show_progress.then(progress_bar);
         let mut summary = PostSummary::default();
         while let Some(answer) = answers.next().await {
@@ -321,10 +328,42 @@ impl Client {
             bar.finish_and_clear();
             eprintln!("{}", summary.line());
         }
-        match input_error.lock().unwrap().take() {
-            Some(e) => Err(e.into()),
-            None => Ok(summary),
-        }
+        Ok(summary)
+    }
+
+    /// The answers to a post as an async stream, as they complete (the reference's
+    /// `async for resp in f.post(...)`). Callbacks and progress in `options` are not used here;
+    /// a bad input ends the stream with its error.
+    pub fn post_stream(
+        &self,
+        on: &str,
+        inputs: impl Into<Inputs>,
+        options: &PostOptions,
+    ) -> BoxStream<'static, Result<Response, ClientError>> {
+        self.responses(on, inputs.into(), options).0
+    }
+
+    /// The answers, then the input's error if it had one; and a count of documents sent.
+    fn responses(
+        &self,
+        on: &str,
+        inputs: Inputs,
+        options: &PostOptions,
+    ) -> (
+        BoxStream<'static, Result<Response, ClientError>>,
+        Arc<AtomicUsize>,
+    ) {
+        let input_error = Arc::new(Mutex::new(None::<InputError>));
+        let docs_sent = Arc::new(AtomicUsize::new(0));
+        let requests = requests(on, inputs, options, input_error.clone(), docs_sent.clone());
+        let trailer = futures::stream::once(async move { input_error.lock().unwrap().take() })
+            .filter_map(|e| futures::future::ready(e.map(|e| Err(ClientError::from(e)))));
+        (
+            self.stream(requests, options.prefetch)
+                .chain(trailer)
+                .boxed(),
+            docs_sent,
+        )
     }
 
     pub async fn index(

@@ -10,6 +10,7 @@
 
 pub mod builtin;
 mod config;
+mod native;
 mod requests;
 mod schema;
 pub mod server;
@@ -17,6 +18,7 @@ pub mod server;
 pub use config::{
     ConfigError, ExecutorConfig, Instance, Metas, Overrides, yaml_message as yaml_error_message,
 };
+pub use native::Native;
 pub use requests::{DEFAULT_ENDPOINT, HandlerSpec, RequestTable};
 
 use crate::document::DocumentArray;

@@ -4,10 +4,13 @@
 //! says), reading Flow YAML (`yaml`), and the graph with its validation (`graph`). It starts
 //! nothing and opens no socket: `orchestrate` starts processes, `gateway` routes requests.
 
+mod builder;
 mod graph;
+mod plot;
 mod spec;
 mod yaml;
 
+pub use builder::{Exec, Flow, Needs};
 pub use graph::{Graph, GraphNode};
 pub use spec::{ExecutorSpec, FlowSpec, GATEWAY, GatewaySpec, Polling, Protocol, Uses};
 

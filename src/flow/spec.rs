@@ -66,11 +66,13 @@ impl Protocol {
     }
 }
 
-/// What an executor runs: a `uses` string (built-in name, YAML path or inline YAML) or a map.
+/// What an executor runs: a `uses` string (built-in name, YAML path or inline YAML), a map, or
+/// a Rust executor of the library's user (served inside the Flow's process).
 #[derive(Clone, Debug, PartialEq)]
 pub enum Uses {
     Named(String),
     Map(Value),
+    Native(crate::executor::Native),
 }
 
 impl Default for Uses {

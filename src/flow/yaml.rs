@@ -484,6 +484,104 @@ impl LineIndex {
     }
 }
 
+/// Writes a spec as Flow YAML. Every executor gets its name and explicit `needs`, so the YAML
+/// loads back to the same graph whatever the defaults. A Rust executor (served in-process) is
+/// written as its type name, which only loads back where that name means something.
+pub fn write(spec: &FlowSpec) -> String {
+    use serde_json::json;
+    let defaults = GatewaySpec::default();
+    let g = &spec.gateway;
+    let mut with = Map::new();
+    with.insert(
+        "protocol".into(),
+        json!(g.protocols.iter().map(|p| p.as_str()).collect::<Vec<_>>()),
+    );
+    if !g.ports.is_empty() {
+        with.insert("port".into(), json!(g.ports));
+    }
+    if g.host != defaults.host {
+        with.insert("host".into(), json!(g.host));
+    }
+    if g.prefetch != defaults.prefetch {
+        with.insert("prefetch".into(), json!(g.prefetch));
+    }
+    if g.timeout_ready != defaults.timeout_ready {
+        with.insert("timeout_ready".into(), json!(g.timeout_ready));
+    }
+    if !g.env.is_empty() {
+        with.insert("env".into(), json!(g.env));
+    }
+    let uses_json = |u: &Uses| match u {
+        Uses::Named(s) => json!(s),
+        Uses::Map(m) => m.clone(),
+        Uses::Native(n) => json!(n.type_name),
+    };
+    let executors: Vec<Json> = spec
+        .executors
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let mut x = Map::new();
+            x.insert("name".into(), json!(spec.name_of(i)));
+            x.insert("uses".into(), uses_json(&e.uses));
+            let needs = match &e.needs {
+                Some(n) => n.clone(),
+                None if i == 0 => vec![super::GATEWAY.to_string()],
+                None => vec![spec.name_of(i - 1)],
+            };
+            x.insert("needs".into(), json!(needs));
+            let o = &e.overrides;
+            if !o.uses_with.is_empty() {
+                x.insert("uses_with".into(), Json::Object(o.uses_with.clone()));
+            }
+            if !o.uses_metas.is_empty() {
+                x.insert("uses_metas".into(), Json::Object(o.uses_metas.clone()));
+            }
+            if !o.uses_requests.is_empty() {
+                x.insert("uses_requests".into(), json!(o.uses_requests));
+            }
+            if e.shards > 1 {
+                x.insert("parallel".into(), json!(e.shards));
+            }
+            if e.replicas > 1 {
+                x.insert("replicas".into(), json!(e.replicas));
+            }
+            if e.shards > 1 || e.polling != Polling::Any {
+                x.insert("polling".into(), json!(e.polling.as_str()));
+            }
+            for (key, u) in [
+                ("uses_before", &e.uses_before),
+                ("uses_after", &e.uses_after),
+            ] {
+                if let Some(u) = u {
+                    x.insert(key.into(), uses_json(u));
+                }
+            }
+            if let Some(h) = &e.host {
+                x.insert("host".into(), json!(h));
+            }
+            if let Some(p) = e.port_in {
+                x.insert("port_in".into(), json!(p));
+            }
+            if e.external {
+                x.insert("external".into(), json!(true));
+            }
+            if let Some(t) = e.timeout_ready {
+                x.insert("timeout_ready".into(), json!(t));
+            }
+            if !e.env.is_empty() {
+                x.insert("env".into(), json!(e.env));
+            }
+            if let Some(w) = &e.workspace {
+                x.insert("workspace".into(), json!(w));
+            }
+            Json::Object(x)
+        })
+        .collect();
+    let doc = json!({"jtype": "Flow", "with": with, "executors": executors});
+    serde_yaml_ng::to_string(&doc).unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -21,6 +21,8 @@ pub enum Launch {
     Native(String),
     /// `python -m jina executor --uses <path>`: an executor YAML whose class lives in Python.
     Python(PathBuf),
+    /// A library user's Rust executor, served inside this process.
+    InProcess(crate::executor::Native),
 }
 
 /// Resolves a `uses` against the Flow's folder and checks it, without starting anything:
@@ -31,6 +33,8 @@ pub fn resolve_uses(
     overrides: &Overrides,
 ) -> Result<Launch, String> {
     let (config, launch) = match uses {
+        // Built when the Flow starts: building it now could be costly (a model to load).
+        Uses::Native(native) => return Ok(Launch::InProcess(native.clone())),
         Uses::Map(map) => {
             let config =
                 ExecutorConfig::from_map(map.clone(), "uses (map)").map_err(|e| e.message)?;
@@ -84,29 +88,111 @@ pub struct Topology {
     pub deployments: Vec<DeploymentAddresses>,
 }
 
-/// A Flow's executor processes, running.
+/// A Flow's executors, running: child processes, and in-process servers for Rust executors.
 pub struct RunningExecutors {
     pub topology: Topology,
     pub processes: Processes,
+    pub in_process: InProcessServers,
+}
+
+/// The gRPC servers of in-process executors. Dropping them stops them.
+#[derive(Default)]
+pub struct InProcessServers {
+    stops: Vec<tokio::sync::oneshot::Sender<()>>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl InProcessServers {
+    fn spawn(
+        &mut self,
+        instance: crate::executor::Instance,
+        listener: std::net::TcpListener,
+    ) -> Result<(), String> {
+        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let service = crate::executor::server::ExecutorService::new(instance);
+        self.stops.push(stop);
+        self.tasks.push(tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.await;
+            };
+            if let Err(e) = crate::executor::server::serve(service, listener, shutdown).await {
+                tracing::error!("in-process executor failed: {e}");
+            }
+        }));
+        Ok(())
+    }
+
+    /// Stops every server after its requests in flight.
+    pub async fn stop(&mut self) {
+        for stop in self.stops.drain(..) {
+            let _ = stop.send(());
+        }
+        for task in self.tasks.drain(..) {
+            let _ = task.await;
+        }
+    }
+}
+
+impl Drop for InProcessServers {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
 }
 
 /// Starts every executor of the Flow (each copy, each uses_before/uses_after) and waits until
 /// all are serving. A failure stops whatever started and says which child failed and why.
 pub async fn start(flow: &CheckedFlow) -> Result<RunningExecutors, String> {
-    let program =
-        std::env::current_exe().map_err(|e| format!("cannot find the jina binary: {e}"))?;
+    let program = jina_binary();
     let mut plans = vec![];
+    let mut in_process = InProcessServers::default();
     let mut deployments = vec![];
     for (i, exec) in flow.spec.executors.iter().enumerate() {
         let name = flow.spec.name_of(i);
         deployments.push(plan_executor(
-            &flow.spec, exec, &name, &program, &mut plans,
+            &flow.spec,
+            exec,
+            &name,
+            &program,
+            &mut plans,
+            &mut in_process,
         )?);
     }
     let processes = Processes::start_all(plans).await?;
     Ok(RunningExecutors {
         topology: Topology { deployments },
         processes,
+        in_process,
+    })
+}
+
+/// The `jina` binary that serves executors: `JINA_BIN`, else this program when it is `jina`,
+/// else a `jina` beside it or one folder up (where cargo puts examples and tests), else `PATH`.
+pub fn jina_binary() -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os("JINA_BIN") {
+        return Ok(PathBuf::from(path));
+    }
+    let me = std::env::current_exe().map_err(|e| format!("cannot find the jina binary: {e}"))?;
+    if me.file_stem().is_some_and(|n| n == "jina") {
+        return Ok(me);
+    }
+    let near = me
+        .parent()
+        .into_iter()
+        .flat_map(|dir| [dir.join("jina"), dir.join("../jina")]);
+    let on_path = std::env::var_os("PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("jina"))
+                .collect::<Vec<_>>()
+        })
+        .unwrap_or_default();
+    near.chain(on_path).find(|p| p.is_file()).ok_or_else(|| {
+        "cannot find the jina binary to run executors: set JINA_BIN, or build it (cargo build)"
+            .into()
     })
 }
 
@@ -115,8 +201,9 @@ fn plan_executor(
     spec: &FlowSpec,
     exec: &ExecutorSpec,
     name: &str,
-    program: &Path,
+    program: &Result<PathBuf, String>,
     plans: &mut Vec<LaunchPlan>,
+    in_process: &mut InProcessServers,
 ) -> Result<DeploymentAddresses, String> {
     if exec.external {
         let host = exec.host.clone().unwrap_or_else(|| "127.0.0.1".into());
@@ -144,10 +231,21 @@ fn plan_executor(
                    port: Option<u16>|
      -> Result<String, String> {
         let launch = resolve_uses(uses, base, overrides).map_err(|e| format!("{name}: {e}"))?;
+        if let Launch::InProcess(native) = &launch {
+            let listener = std::net::TcpListener::bind(("127.0.0.1", port.unwrap_or(0)))
+                .map_err(|e| format!("{label}: cannot listen: {e}"))?;
+            let address = listener.local_addr().map_err(|e| e.to_string())?;
+            let instance = native
+                .instantiate(&label, overrides)
+                .map_err(|e| format!("{label}: {e}"))?;
+            in_process.spawn(instance, listener)?;
+            return Ok(address.to_string());
+        }
         let port = match port {
             Some(p) => p,
             None => free_port()?,
         };
+        let program = program.as_deref().map_err(|e| format!("{label}: {e}"))?;
         let (program, args) = command_line(
             program,
             &launch,
@@ -256,6 +354,7 @@ fn command_line(
             args.extend(extra);
             (jina.to_path_buf(), args)
         }
+        Launch::InProcess(_) => unreachable!("in-process executors have no command line"),
         Launch::Python(path) => {
             let python = std::env::var("JINA_PYTHON").unwrap_or_else(|_| "python3".into());
             let mut args: Vec<String> = vec![

@@ -1,0 +1,94 @@
+//! `jina flow --plot`: the graph as SVG, written without starting anything, and rendered by a
+//! real browser (Debian's headless Chromium) into a PNG kept under target/test-artifacts/.
+
+mod common;
+
+use common::*;
+use std::process::Command;
+
+fn chromium() -> Option<&'static str> {
+    ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| {
+            Command::new(b)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+}
+
+#[test]
+fn the_needs_example_plots_and_renders_in_chromium() {
+    let files = Files::new();
+    let svg = files.dir.path().join("needs.svg");
+    let root = env!("CARGO_MANIFEST_DIR");
+    let (code, out) = run(&[
+        "flow",
+        "--uses",
+        &format!("{root}/flows/needs.yml"),
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        !out.contains("ready and listening"),
+        "plotting starts nothing: {out}"
+    );
+    let text = std::fs::read_to_string(&svg).unwrap();
+    for edge in [
+        "from-gateway to-p1",
+        "from-gateway to-p2",
+        "from-gateway to-p3",
+        "from-p1 to-r1",
+        "from-p2 to-r1",
+        "from-p3 to-r1",
+        "from-r1 to-gateway",
+    ] {
+        assert!(text.contains(edge), "missing edge {edge}");
+    }
+    assert_eq!(
+        text.matches("class=\"edge").count(),
+        7,
+        "one arrow per needs, and the two gateway ends"
+    );
+    for name in ["p1", "p2", "p3", "r1"] {
+        assert!(text.contains(&format!(">{name}</text>")), "label {name}");
+    }
+    assert_eq!(
+        text.matches(">gateway</text>").count(),
+        2,
+        "gateway at both ends"
+    );
+
+    let browser = chromium().expect(
+        "headless Chromium is needed for this test: apt-get install chromium (.ci/run installs it)",
+    );
+    let artifacts = std::path::Path::new(root).join("target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let png = artifacts.join("needs-flow.png");
+    let _ = std::fs::remove_file(&png);
+    let shot = Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--window-size=900,300",
+        ])
+        .arg(format!("--screenshot={}", png.display()))
+        .arg(format!("file://{}", svg.display()))
+        .output()
+        .unwrap();
+    assert!(
+        png.exists(),
+        "no screenshot: {}",
+        String::from_utf8_lossy(&shot.stderr)
+    );
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    assert!(
+        bytes.len() > 5_000,
+        "a blank page would be tiny: {} bytes",
+        bytes.len()
+    );
+}
