@@ -117,8 +117,30 @@ async fn status() -> Json<Value> {
     Json(json!({"jina": info.jina, "envs": info.envs}))
 }
 
-async fn dry_run(State(s): State<AppState>) -> Json<Value> {
-    Json(request_json::status_json(Some(&s.router.dry_run().await)))
+/// `GET /dry_run`: whether every executor serves, as `{"code": 0|1, "description"}` (the
+/// integer code is what Python's HTTP client compares); over a WebSocket (what Python's
+/// WebSocket client does), each frame is answered with a binary `StatusProto`.
+async fn dry_run(State(s): State<AppState>, req: axum::extract::Request) -> Response {
+    let (mut parts, _) = req.into_parts();
+    if let Ok(ws) = WebSocketUpgrade::from_request_parts(&mut parts, &s).await {
+        return ws
+            .on_upgrade(move |mut socket| async move {
+                while let Some(Ok(frame)) = socket.recv().await {
+                    if matches!(frame, Message::Close(_)) {
+                        break;
+                    }
+                    let status = s.router.dry_run().await.encode_to_vec();
+                    if socket.send(Message::Binary(status.into())).await.is_err() {
+                        break;
+                    }
+                }
+            })
+            .into_response();
+    }
+    let status = s.router.dry_run().await;
+    let mut body = request_json::status_json(Some(&status));
+    body["code"] = status.code.into();
+    Json(body).into_response()
 }
 
 /// `GET /`: a WebSocket when the client asks for one, else a pointer to the docs.
@@ -132,13 +154,22 @@ async fn index(State(s): State<AppState>, req: axum::extract::Request) -> Respon
     }
 }
 
-/// One WebSocket connection: requests in, answers out as they complete.
+/// Python's WebSocket client sends `bytes(True)` (one zero byte) after its last request.
+const END_OF_INPUT: &[u8] = b"\x00";
+
+/// One WebSocket connection: requests in, answers out as they complete. The connection closes
+/// after the client's close or end-of-input frame, once every answer is sent.
 async fn websocket(socket: WebSocket, s: AppState) {
     let (mut sink, stream) = socket.split();
     let router = s.router.clone();
     let mut answers = stream
         .take_while(|m| {
-            futures::future::ready(matches!(m, Ok(m) if !matches!(m, Message::Close(_))))
+            let more = match m {
+                Ok(Message::Close(_)) | Err(_) => false,
+                Ok(Message::Binary(b)) => b.as_ref() != END_OF_INPUT,
+                Ok(_) => true,
+            };
+            futures::future::ready(more)
         })
         .filter_map(|m| futures::future::ready(m.ok()))
         .map(move |message| {

@@ -28,13 +28,15 @@ pub struct Proc {
 impl Proc {
     /// Starts `jina <args>` in its own process group, collecting stdout and stderr.
     pub fn start(args: &[&str]) -> Proc {
-        Self::start_in(args, None)
+        Self::start_in(args, None, &[])
     }
 
-    pub fn start_in(args: &[&str], dir: Option<&Path>) -> Proc {
+    /// Starts `jina <args>` in `dir` with extra environment variables.
+    pub fn start_in(args: &[&str], dir: Option<&Path>, env: &[(&str, &std::ffi::OsStr)]) -> Proc {
         use std::os::unix::process::CommandExt;
         let mut cmd = Command::new(JINA);
         cmd.args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

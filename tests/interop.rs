@@ -1,0 +1,190 @@
+//! Interoperability with the real Python `jina` package (3.34, DocArray v2), in all three
+//! directions: the Python Client against our Flow; our Flow running a Python executor (started
+//! by us, or already running and attached with `external: true`); a Python Flow using our
+//! executor. `.ci/run` installs the peer into target/peer-venv (tests/peer/install.sh).
+
+mod common;
+
+use common::*;
+use jina::client::{Client, PostOptions};
+use jina::flow::Protocol;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+const PEER_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peer");
+
+/// The peer's Python, or None when CI could not install it (it says why in JINA_PEER_SKIP).
+fn peer_python() -> Option<PathBuf> {
+    let python = std::env::var_os("JINA_PEER_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/target/peer-venv/bin/python"
+            ))
+        });
+    if python.exists() {
+        return Some(python);
+    }
+    match std::env::var("JINA_PEER_SKIP") {
+        Ok(why) => {
+            eprintln!("SKIPPED: the Python Jina peer is not installed: {why}");
+            None
+        }
+        Err(_) => panic!(
+            "the Python Jina peer is not installed at {}: run tests/peer/install.sh",
+            python.display()
+        ),
+    }
+}
+
+fn run_python(python: &PathBuf, args: &[&str]) -> String {
+    let out = Command::new(python)
+        .args(args)
+        .current_dir(PEER_DIR)
+        .output()
+        .expect("run python");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "python {args:?} failed:\n{text}");
+    text
+}
+
+#[test]
+fn the_python_client_talks_to_our_flow_over_every_protocol() {
+    let Some(python) = peer_python() else { return };
+    let flow = start_flow(
+        "  - name: stamp\n    uses: |\n      jtype: Visit\n      requests: {/index: visit}\n",
+    );
+    for (protocol, port) in [
+        ("grpc", flow.grpc),
+        ("http", flow.http),
+        ("websocket", flow.ws),
+    ] {
+        let out = run_python(&python, &["client_to_rust.py", protocol, &port.to_string()]);
+        assert!(out.contains(&format!("OK {protocol}")), "{out}");
+    }
+}
+
+/// Posts 30 documents through a Flow whose middle executor is Python and checks each came back
+/// with the Python executor's tag, both Rust visits, and its own fields.
+async fn through_python(port: u16) {
+    let client = Client::connect(Protocol::Grpc, "127.0.0.1", port)
+        .await
+        .unwrap();
+    let docs: Vec<_> = (0..30)
+        .map(|i| {
+            let mut d = jina::Document::from_text(format!("text {i}"));
+            d.id = format!("d{i}");
+            d.tags.insert("i".into(), i.into());
+            d
+        })
+        .collect();
+    let summary = client
+        .index(
+            docs,
+            PostOptions {
+                request_size: 10,
+                return_results: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(summary.requests, 3);
+    let mut seen = 0;
+    for r in &summary.results {
+        for d in r.docs().unwrap().iter() {
+            let i: usize = d.id[1..].parse().unwrap();
+            assert_eq!(d.text.as_deref(), Some(format!("text {i}").as_str()));
+            assert_eq!(d.tags["i"].as_f64(), Some(i as f64), "{:?}", d.tags);
+            assert_eq!(d.tags["seen_by"], "python-tagger");
+            assert_eq!(
+                d.embedding.as_ref().unwrap().to_f64_vec().unwrap(),
+                vec![1.0, 2.0, 3.0]
+            );
+            let visits: Vec<_> = d.matches.iter().filter_map(|m| m.text.clone()).collect();
+            assert_eq!(visits, ["before", "after"]);
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, 30);
+}
+
+#[tokio::test]
+async fn our_flow_runs_a_python_executor_started_by_us_or_already_running() {
+    let Some(python) = peer_python() else { return };
+    let tagger = format!("{PEER_DIR}/tagger.yml");
+
+    // Started by us: metas.py_modules makes it a Python executor; JINA_PYTHON picks the interpreter.
+    let files = Files::new();
+    let grpc = free_port();
+    let yaml = format!(
+        "jtype: Flow\nwith: {{protocol: grpc, port: {grpc}}}\nexecutors:\n  - {{name: before, uses: Visit}}\n  - {{name: py, uses: {tagger}}}\n  - {{name: after, uses: Visit}}\n"
+    );
+    let path = files.write("flow.yml", &yaml);
+    let mut flow = Proc::start_in(
+        &["flow", "--uses", path.to_str().unwrap()],
+        None,
+        &[("JINA_PYTHON", python.as_os_str())],
+    );
+    flow.wait_for("Flow is ready to use!", Duration::from_secs(90));
+    through_python(grpc).await;
+    drop(flow);
+
+    // Already running: a Python `jina executor`, attached with external: true.
+    let port = free_port();
+    let mut peer = Command::new(&python)
+        .args([
+            "-m",
+            "jina",
+            "executor",
+            "--uses",
+            &tagger,
+            "--port",
+            &port.to_string(),
+        ])
+        .current_dir(PEER_DIR)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let ready = async {
+        while jina::grpc::check_serving("127.0.0.1", port, Duration::from_millis(300))
+            .await
+            .is_err()
+        {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(90), ready)
+        .await
+        .expect("the Python executor serves");
+    let grpc = free_port();
+    let yaml = format!(
+        "jtype: Flow\nwith: {{protocol: grpc, port: {grpc}}}\nexecutors:\n  - {{name: before, uses: Visit}}\n  - {{name: py, external: true, host: 127.0.0.1, port_in: {port}}}\n  - {{name: after, uses: Visit}}\n"
+    );
+    let path = files.write("external.yml", &yaml);
+    let mut flow = Proc::start(&["flow", "--uses", path.to_str().unwrap()]);
+    flow.wait_for("Flow is ready to use!", Duration::from_secs(30));
+    through_python(grpc).await;
+    drop(flow);
+    assert!(
+        peer.try_wait().unwrap().is_none(),
+        "the Flow leaves an external executor running"
+    );
+    let _ = peer.kill();
+    let _ = peer.wait();
+}
+
+#[test]
+fn a_python_flow_uses_our_executor() {
+    let Some(python) = peer_python() else { return };
+    let (_executor, port) = start_executor(&["--uses", "Visit", "--name", "rusty"]);
+    let out = run_python(&python, &["flow_to_rust.py", &port.to_string()]);
+    assert!(out.contains("OK flow"), "{out}");
+}
