@@ -23,6 +23,13 @@ pub fn server_builder() -> Server {
         .http2_keepalive_interval(Some(Duration::from_secs(30)))
 }
 
+/// Accepted connections of `listener`, with Nagle's algorithm off: a small answer must not
+/// wait for the peer's delayed ACK (40 ms on Linux). `Server::tcp_nodelay` does not reach
+/// connections we accept ourselves.
+pub fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
+    tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
 /// gRPC reflection (v1) over our protos and health.
 pub fn reflection_v1() -> tonic_reflection::server::v1::ServerReflectionServer<
     impl tonic_reflection::server::v1::ServerReflection,

@@ -235,7 +235,10 @@ async fn rest_extras_status_dry_run_openapi_docs_and_bad_bodies() {
             .send()
     };
     let dry: Value = get("/dry_run").await.unwrap().json().await.unwrap();
-    assert_eq!(dry["code"], 0, "Python's HTTP client compares an integer code");
+    assert_eq!(
+        dry["code"], 0,
+        "Python's HTTP client compares an integer code"
+    );
     let status: Value = get("/status").await.unwrap().json().await.unwrap();
     assert!(status["jina"].is_object());
     let openapi: Value = get("/openapi.json").await.unwrap().json().await.unwrap();

@@ -27,6 +27,9 @@ pub enum Transport {
     Http {
         client: reqwest::Client,
         base: String,
+        /// The POST routes the gateway's OpenAPI lists (Python Jina serves `/<endpoint>` and
+        /// `/default`, not Jina 2's `/post`).
+        routes: Arc<std::collections::HashSet<String>>,
     },
     Websocket {
         url: String,
@@ -73,7 +76,12 @@ impl Transport {
                         .send()
                         .await
                         .map_err(|e| unreachable(root_cause(&e)))?;
-                    Ok(Transport::Http { client, base })
+                    let routes = post_routes(&client, &base).await;
+                    Ok(Transport::Http {
+                        client,
+                        base,
+                        routes: Arc::new(routes),
+                    })
                 }
                 Protocol::Websocket => {
                     let url = format!("ws://{host}:{port}/");
@@ -100,10 +108,14 @@ impl Transport {
         let prefetch = prefetch.max(1);
         match self.clone() {
             Transport::Grpc(channel) => grpc(channel, requests, prefetch),
-            Transport::Http { client, base } => requests
+            Transport::Http {
+                client,
+                base,
+                routes,
+            } => requests
                 .map(move |r| {
                     let client = client.clone();
-                    let url = format!("{base}/post");
+                    let url = format!("{base}{}", route_for(&routes, request::endpoint(&r)));
                     async move { http_post(&client, &url, &r).await }
                 })
                 .buffer_unordered(prefetch)
@@ -150,6 +162,38 @@ fn grpc(
         .flatten()
         .inspect(move |_| in_flight.add_permits(1))
         .boxed()
+}
+
+/// The POST routes of a gateway, from its OpenAPI description (empty if it has none).
+async fn post_routes(client: &reqwest::Client, base: &str) -> std::collections::HashSet<String> {
+    let spec: Option<serde_json::Value> =
+        match client.get(format!("{base}/openapi.json")).send().await {
+            Ok(r) => r.json().await.ok(),
+            Err(_) => None,
+        };
+    spec.as_ref()
+        .and_then(|s| s.get("paths"))
+        .and_then(|p| p.as_object())
+        .map(|paths| {
+            paths
+                .iter()
+                .filter(|(_, ops)| ops.get("post").is_some())
+                .map(|(path, _)| path.clone())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Where to POST a request for `endpoint`, as Python's client chooses: the endpoint's own
+/// route, else `/default` (the body names the endpoint), else Jina 2's `/post`.
+fn route_for(routes: &std::collections::HashSet<String>, endpoint: &str) -> String {
+    if routes.contains(endpoint) {
+        endpoint.to_string()
+    } else if routes.contains("/default") {
+        "/default".into()
+    } else {
+        "/post".into()
+    }
 }
 
 async fn http_post(

@@ -216,7 +216,7 @@ pub async fn serve(
     health
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
-    let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+    let incoming = crate::grpc::incoming(listener);
     crate::grpc::server_builder()
         .add_service(crate::unlimited!(JinaSingleDataRequestRpcServer::new(
             service.clone()

@@ -1,0 +1,174 @@
+//! The benchmark driver: one Rust client, pointed at either our Flow or Python Jina's, so both
+//! are measured with the same load generator. `bench/run` starts the Flows and calls it.
+//!
+//!   driver ready      --port P [--timeout S]      seconds until the gateway's dry_run says SUCCESS
+//!   driver throughput --port P [--protocol grpc|http] [--docs N] [--chars C] [--request-size R]
+//!   driver latency    --port P [--requests N]      sequential 1-doc requests: p50 / p99 in ms
+//!   driver floor      [--requests N]               raw tonic unary round trips on loopback
+//!
+//! Each prints one JSON object on stdout.
+
+use jina::client::{Client, Inputs, PostOptions};
+use jina::flow::Protocol;
+use jina::proto::jina::jina_gateway_dry_run_rpc_client::JinaGatewayDryRunRpcClient;
+use serde_json::json;
+use std::time::{Duration, Instant};
+
+fn arg<T: std::str::FromStr>(args: &[String], flag: &str, default: T) -> T {
+    args.iter()
+        .position(|a| a == flag)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn percentile(sorted_ms: &[f64], p: f64) -> f64 {
+    let i = ((sorted_ms.len() as f64 - 1.0) * p).round() as usize;
+    sorted_ms[i]
+}
+
+async fn ready(port: u16, timeout: Duration) -> f64 {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if let Ok(channel) = jina::grpc::channel("127.0.0.1", port, Duration::from_millis(200)) {
+            let mut client = JinaGatewayDryRunRpcClient::new(channel);
+            if let Ok(Ok(status)) =
+                tokio::time::timeout(Duration::from_millis(500), client.dry_run(())).await
+            {
+                if status.into_inner().code == 0 {
+                    return start.elapsed().as_secs_f64();
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    f64::NAN
+}
+
+async fn throughput(
+    port: u16,
+    protocol: Protocol,
+    docs: usize,
+    chars: usize,
+    request_size: usize,
+) -> serde_json::Value {
+    let client = Client::connect(protocol, "127.0.0.1", port)
+        .await
+        .expect("connect");
+    let text: String = "abcdefghij".chars().cycle().take(chars).collect();
+    let make = || {
+        let text = text.clone();
+        Inputs::iter((0..docs).map(move |i| {
+            jina::Document::from_text(format!("{i:08}{}", &text[8.min(text.len())..]))
+        }))
+    };
+    // One warm-up pass so connections and caches are set up, then five measured ones: the
+    // median is reported (a single 10,000-doc pass is short enough for noise to matter).
+    let options = || PostOptions {
+        request_size,
+        ..Default::default()
+    };
+    client
+        .post("/index", make(), options())
+        .await
+        .expect("warm-up");
+    let mut rates = vec![];
+    let mut requests = 0;
+    for _ in 0..5 {
+        let start = Instant::now();
+        let summary = client
+            .post("/index", make(), options())
+            .await
+            .expect("post");
+        rates.push(summary.docs as f64 / start.elapsed().as_secs_f64());
+        requests = summary.requests;
+    }
+    rates.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    json!({"docs": docs, "requests": requests, "runs": rates.len(), "docs_per_s": rates[rates.len() / 2]})
+}
+
+async fn latency(port: u16, requests: usize) -> serde_json::Value {
+    let client = Client::connect(Protocol::Grpc, "127.0.0.1", port)
+        .await
+        .expect("connect");
+    let mut ms = Vec::with_capacity(requests);
+    for i in 0..requests + 50 {
+        let t = Instant::now();
+        client
+            .post(
+                "/",
+                jina::Document::from_text("x".repeat(100)),
+                PostOptions::default(),
+            )
+            .await
+            .expect("post");
+        if i >= 50 {
+            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    json!({"requests": requests, "p50_ms": percentile(&ms, 0.5), "p99_ms": percentile(&ms, 0.99)})
+}
+
+/// The floor: a tonic unary call (grpc.health Check) to a server in this process, on loopback.
+async fn floor(requests: usize) -> serde_json::Value {
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let (_reporter, service) = tonic_health::server::health_reporter();
+    tokio::spawn(
+        jina::grpc::server_builder()
+            .add_service(service)
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let channel = jina::grpc::channel("127.0.0.1", port, Duration::from_secs(1)).unwrap();
+    let mut client = HealthClient::new(channel);
+    let mut ms = Vec::with_capacity(requests);
+    for i in 0..requests + 100 {
+        let t = Instant::now();
+        client
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await
+            .unwrap();
+        if i >= 100 {
+            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+    }
+    ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    json!({"requests": requests, "p50_ms": percentile(&ms, 0.5), "p99_ms": percentile(&ms, 0.99)})
+}
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    let port: u16 = arg(&args, "--port", 0);
+    let result = match args.first().map(String::as_str) {
+        Some("ready") => {
+            json!({"seconds": ready(port, Duration::from_secs_f64(arg(&args, "--timeout", 120.0))).await})
+        }
+        Some("throughput") => {
+            let protocol =
+                Protocol::parse(&arg(&args, "--protocol", "grpc".to_string())).expect("protocol");
+            throughput(
+                port,
+                protocol,
+                arg(&args, "--docs", 10_000),
+                arg(&args, "--chars", 100),
+                arg(&args, "--request-size", 100),
+            )
+            .await
+        }
+        Some("latency") => latency(port, arg(&args, "--requests", 1000)).await,
+        Some("floor") => floor(arg(&args, "--requests", 10_000)).await,
+        _ => {
+            eprintln!("usage: driver ready|throughput|latency|floor [--port P] ...");
+            std::process::exit(2);
+        }
+    };
+    println!("{result}");
+}

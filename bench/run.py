@@ -1,0 +1,170 @@
+#!/usr/bin/env python3
+"""Runs the benchmark workloads on our Flow and on Python Jina's in one run, with the same Rust
+load generator (bench/driver.rs), and prints one table with both and their ratio. Writes it to
+bench/RESULTS.md. Called by bench/run, which builds everything first.
+
+B0 floor: a raw tonic unary round trip on loopback (no Flow).
+B1 1 no-op executor, 10,000 docs of 100 chars, request_size 100, docs/s (gRPC).
+B2 the same through a chain of 4.   B3 the same through a fan-out of 3 and a join.
+B4 1,000 sequential 1-doc requests on B1's Flow: p50 and p99 latency.
+B5 time to ready and total RSS of the Flow's processes, for 1 and 4 executors.
+B6 B1 over REST."""
+import datetime
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+JINA = os.path.join(ROOT, 'target/release/jina')
+PEER = os.environ.get('JINA_PEER_VENV', os.path.join(ROOT, 'target/peer-venv'))
+DRIVER = sys.argv[1]
+
+FLOWS = {
+    'one': ['  - {name: e0, uses: BaseExecutor}'],
+    'chain4': [f'  - {{name: e{i}, uses: BaseExecutor}}' for i in range(4)],
+    'fanout3': [
+        '  - {name: p1, uses: BaseExecutor, needs: gateway}',
+        '  - {name: p2, uses: BaseExecutor, needs: gateway}',
+        '  - {name: p3, uses: BaseExecutor, needs: gateway}',
+        '  - {name: r1, uses: BaseExecutor, needs: [p1, p2, p3]}',
+    ],
+}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def driver(*args):
+    out = subprocess.run([DRIVER, *map(str, args)], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def tree_rss_mb(pid):
+    """Resident memory of a process and all its descendants, from /proc."""
+    children = {}
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            try:
+                stat = open(f'/proc/{entry}/stat').read()
+                ppid = int(stat.rsplit(')', 1)[1].split()[1])
+                children.setdefault(ppid, []).append(int(entry))
+            except OSError:
+                pass
+    total, stack = 0, [pid]
+    while stack:
+        p = stack.pop()
+        stack.extend(children.get(p, []))
+        try:
+            for line in open(f'/proc/{p}/status'):
+                if line.startswith('VmRSS:'):
+                    total += int(line.split()[1])
+        except OSError:
+            pass
+    return total / 1024
+
+
+class Flow:
+    def __init__(self, system, name, workdir):
+        self.grpc, self.http = free_port(), free_port()
+        path = os.path.join(workdir, f'{system}-{name}.yml')
+        with open(path, 'w') as f:
+            f.write(f'jtype: Flow\nwith:\n  protocol: [grpc, http]\n  port: [{self.grpc}, {self.http}]\nexecutors:\n')
+            f.write('\n'.join(FLOWS[name]) + '\n')
+        cmd = [JINA, 'flow', '--uses', path] if system == 'ours' else [os.path.join(PEER, 'bin/python'), '-m', 'jina', 'flow', '--uses', path]
+        self.log = open(os.path.join(workdir, f'{system}-{name}.log'), 'w')
+        env = dict(os.environ, JINA_LOG_LEVEL='ERROR')
+        start = time.perf_counter()
+        self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        driver('ready', '--port', self.grpc, '--timeout', 180)
+        self.ready_s = time.perf_counter() - start
+        time.sleep(0.5)
+        self.rss_mb = tree_rss_mb(self.proc.pid)
+
+    def stop(self):
+        try:
+            os.killpg(self.proc.pid, signal.SIGINT)
+            self.proc.wait(timeout=30)
+        except Exception:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+
+def measure(system, workdir):
+    r = {}
+    for name in ['one', 'chain4', 'fanout3']:
+        print(f'  {system}: {name}', file=sys.stderr, flush=True)
+        flow = Flow(system, name, workdir)
+        try:
+            t = driver('throughput', '--port', flow.grpc, '--docs', 10000, '--chars', 100, '--request-size', 100)
+            r[f'{name}_docs_per_s'] = t['docs_per_s']
+            if name == 'one':
+                lat = driver('latency', '--port', flow.grpc, '--requests', 1000)
+                r['p50_ms'], r['p99_ms'] = lat['p50_ms'], lat['p99_ms']
+                rest = driver('throughput', '--port', flow.http, '--protocol', 'http', '--docs', 10000, '--chars', 100, '--request-size', 100)
+                r['rest_docs_per_s'] = rest['docs_per_s']
+            if name in ('one', 'chain4'):
+                r[f'{name}_ready_s'], r[f'{name}_rss_mb'] = flow.ready_s, flow.rss_mb
+        finally:
+            flow.stop()
+    return r
+
+
+def main():
+    workdir = os.path.join(ROOT, 'target/bench')
+    os.makedirs(workdir, exist_ok=True)
+    floor = driver('floor', '--requests', 10000)
+    ours = measure('ours', workdir)
+    python = measure('python', workdir)
+    rows = [
+        ('B0 raw tonic unary round trip, p50', 'ms', floor['p50_ms'], None, None),
+        ('B1 1 no-op executor, gRPC', 'docs/s', ours['one_docs_per_s'], python['one_docs_per_s'], 'up'),
+        ('B2 chain of 4', 'docs/s', ours['chain4_docs_per_s'], python['chain4_docs_per_s'], 'up'),
+        ('B3 fan-out of 3 + join', 'docs/s', ours['fanout3_docs_per_s'], python['fanout3_docs_per_s'], 'up'),
+        ('B4 1-doc request latency, p50', 'ms', ours['p50_ms'], python['p50_ms'], 'down'),
+        ('B4 1-doc request latency, p99', 'ms', ours['p99_ms'], python['p99_ms'], 'down'),
+        ('B5 time to ready, 1 executor', 's', ours['one_ready_s'], python['one_ready_s'], 'down'),
+        ('B5 time to ready, 4 executors', 's', ours['chain4_ready_s'], python['chain4_ready_s'], 'down'),
+        ('B5 total RSS, 1 executor', 'MB', ours['one_rss_mb'], python['one_rss_mb'], 'down'),
+        ('B5 total RSS, 4 executors', 'MB', ours['chain4_rss_mb'], python['chain4_rss_mb'], 'down'),
+        ('B6 B1 over REST', 'docs/s', ours['rest_docs_per_s'], python['rest_docs_per_s'], 'up'),
+    ]
+
+    def fmt(v):
+        return '–' if v is None else (f'{v:,.0f}' if v >= 100 else f'{v:.3g}')
+
+    lines = ['| workload | unit | jina-rs | Python Jina 3.34 | jina-rs advantage |', '|---|---|---|---|---|']
+    for label, unit, a, b, better in rows:
+        ratio = '–' if b is None else f'{(a / b if better == "up" else b / a):.1f}×'
+        lines.append(f'| {label} | {unit} | {fmt(a)} | {fmt(b)} | {ratio} |')
+    floor_note = (f'B0: the floor is {floor["p50_ms"]:.3f} ms per unary round trip (p99 {floor["p99_ms"]:.3f} ms); '
+                  f'our 1-doc request through gateway and one executor (two hops, plus a client stream) takes {ours["p50_ms"]:.3f} ms at p50.')
+    cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), platform.processor())
+    header = f'Run {datetime.date.today()} on {cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}; release build; Python Jina 3.34.0 (docarray 0.40.1) in the same run, driven by the same Rust client.'
+    table = '\n'.join(lines)
+    print(header)
+    print(table)
+    print(floor_note)
+
+    results = os.path.join(ROOT, 'bench/RESULTS.md')
+    text = open(results).read() if os.path.exists(results) else '# Benchmark results\n'
+    marker = '## Flow benchmark against Python Jina'
+    section = f'{marker} — `bench/run`\n\n{header}\n\n{table}\n\n{floor_note}\n'
+    if marker in text:
+        start = text.index(marker)
+        end = text.find('\n## ', start + 1)
+        text = text[:start] + section + (text[end:] if end != -1 else '')
+    else:
+        text = text.rstrip() + '\n\n' + section
+    open(results, 'w').write(text)
+
+
+if __name__ == '__main__':
+    main()
