@@ -59,6 +59,10 @@ pub async fn run(args: ExecutorArgs) -> anyhow::Result<()> {
             }
             _ => anyhow!("cannot listen on {}:{}: {e}", args.host, args.port_in),
         })?;
+    instance
+        .executor
+        .open()
+        .map_err(|e| anyhow!("{}: {e}", instance.name))?;
     let service = server::ExecutorService::new(instance);
     tracing::info!("serving gRPC on {}:{}", args.host, args.port_in);
     tracing::info!(target: "success", "ready and listening");

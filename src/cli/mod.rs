@@ -8,6 +8,7 @@ mod client;
 mod executor;
 mod flow;
 mod gateway;
+mod hello;
 
 use clap::{Parser, Subcommand};
 use serde_json::{Map, Value};
@@ -33,6 +34,8 @@ enum Command {
     Flow(flow::FlowArgs),
     /// Serve a gateway in front of executors that already run (Jina 3's flags)
     Gateway(gateway::GatewayArgs),
+    /// Index a book and search it: the main job, with no external service or download
+    Hello(hello::HelloArgs),
     /// Talk to a running Flow
     #[command(subcommand)]
     Client(client::ClientCommand),
@@ -47,6 +50,7 @@ pub fn main() -> ExitCode {
         Command::Executor(args) => block_on(executor::run(args)),
         Command::Flow(args) => block_on(flow::run(args)),
         Command::Gateway(args) => block_on(gateway::run(args)),
+        Command::Hello(args) => block_on(hello::run(args)),
         Command::Client(command) => block_on(client::run(command)),
         Command::Ping(args) => block_on(client::ping(args)),
     };

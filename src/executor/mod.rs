@@ -66,4 +66,11 @@ pub trait Executor: Send + Sync + 'static {
     /// Runs the handler named `handler`. It may change `req.docs` in place, or return new
     /// documents that replace them.
     fn call(&self, handler: &str, req: Request<'_>) -> Result<Option<DocumentArray>, HandlerError>;
+
+    /// Takes the resources the executor serves from (files, a database) once, before it
+    /// serves. Construction stays free of side effects, so a Flow can check a config by
+    /// building it without touching the workspace. The error is one line.
+    fn open(&self) -> Result<(), String> {
+        Ok(())
+    }
 }

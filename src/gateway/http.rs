@@ -148,14 +148,15 @@ async fn dry_run(State(s): State<AppState>, req: axum::extract::Request) -> Resp
     Json(body).into_response()
 }
 
-/// `GET /`: a WebSocket when the client asks for one, else a pointer to the docs.
+/// `GET /`: a WebSocket when the client asks for one, else the search page (a query box that
+/// posts to `/search` and lists the matches with their scores).
 async fn index(State(s): State<AppState>, req: axum::extract::Request) -> Response {
     let (mut parts, _) = req.into_parts();
     match WebSocketUpgrade::from_request_parts(&mut parts, &s).await {
         Ok(ws) => ws
             .on_upgrade(move |socket| websocket(socket, s))
             .into_response(),
-        Err(_) => Html("<p>jina gateway: see <a href=\"/docs\">/docs</a></p>").into_response(),
+        Err(_) => Html(include_str!("search.html")).into_response(),
     }
 }
 

@@ -279,7 +279,15 @@ fn plan_executor(
             };
             // A fixed port_in can only go to a single copy.
             let port = if copies == 1 { exec.port_in } else { None };
-            replicas.push(add(label, &exec.uses, &exec.overrides, port)?);
+            // Each shard learns which part of the data is its own (Jina 3's runtime args).
+            let mut overrides = exec.overrides.clone();
+            if exec.shards > 1 {
+                overrides.uses_metas.insert("shard_id".into(), s.into());
+                overrides
+                    .uses_metas
+                    .insert("shards".into(), exec.shards.into());
+            }
+            replicas.push(add(label, &exec.uses, &overrides, port)?);
         }
         shards.push(replicas);
     }

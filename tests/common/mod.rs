@@ -230,7 +230,12 @@ pub fn start_flow(executors_yaml: &str) -> FlowUnderTest {
         "jtype: Flow\nwith:\n  protocol: [grpc, http, websocket]\n  port: [{grpc}, {http}, {ws}]\nexecutors:\n{executors_yaml}"
     );
     let path = files.write("flow.yml", &yaml);
-    let mut proc = Proc::start(&["flow", "--uses", path.to_str().unwrap()]);
+    // In the temporary folder: relative workspaces land there, not in the repository.
+    let mut proc = Proc::start_in(
+        &["flow", "--uses", path.to_str().unwrap()],
+        Some(files.dir.path()),
+        &[],
+    );
     proc.wait_for("Flow is ready to use!", Duration::from_secs(60));
     FlowUnderTest {
         proc,

@@ -4,7 +4,11 @@
 //! mistyped argument is an error naming it, as Python's `__init__` would refuse it.
 
 mod base;
+mod encoder;
 mod fail;
+mod indexer;
+mod ranker;
+mod sentencizer;
 mod sleep;
 mod visit;
 
@@ -38,6 +42,26 @@ pub const BUILTINS: &[Builtin] = &[
         name: "Fail",
         summary: "fails every `every`-th request, or every request on endpoint `on`",
         create: fail::create,
+    },
+    Builtin {
+        name: "Sentencizer",
+        summary: "splits text into sentence chunks (on /index and /update)",
+        create: sentencizer::create,
+    },
+    Builtin {
+        name: "NgramEncoder",
+        summary: "embeds text (and chunks) by hashed words and character n-grams, no model needed",
+        create: encoder::create,
+    },
+    Builtin {
+        name: "VectorIndexer",
+        summary: "stores embeddings in redb; /index /search /update /delete /clear /status",
+        create: indexer::create,
+    },
+    Builtin {
+        name: "Ranker",
+        summary: "sorts and truncates matches by score (after shards or a join)",
+        create: ranker::create,
     },
     Builtin {
         name: "Visit",

@@ -1,0 +1,118 @@
+//! `NgramEncoder`: a text encoder that needs no model download. Each text becomes the sum of
+//! hashed features (its words, and its character 3- and 4-grams, lower-cased), folded into
+//! `dim` buckets with a sign from the hash (feature hashing), L2-normalised to an f32
+//! embedding. Deterministic: the same text gives the same embedding on every machine. It
+//! encodes every document with text, and every chunk with text, that has no embedding yet.
+
+use crate::document::{Document, DocumentArray, NdArray};
+use crate::executor::{Executor, HandlerError, HandlerSpec, Metas, Request};
+use serde_json::{Map, Value};
+
+pub struct NgramEncoder {
+    dim: usize,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Args {
+    #[serde(default = "default_dim")]
+    dim: usize,
+}
+
+fn default_dim() -> usize {
+    256
+}
+
+pub fn create(with: &Map<String, Value>, _: &Metas) -> Result<Box<dyn Executor>, String> {
+    let args: Args = super::parse_with(with)?;
+    if args.dim == 0 {
+        return Err("dim: must be at least 1".into());
+    }
+    Ok(Box::new(NgramEncoder { dim: args.dim }))
+}
+
+/// FNV-1a, 64 bits: a fixed hash, so embeddings never change between runs or machines.
+fn fnv1a(bytes: &[u8], seed: u64) -> u64 {
+    let mut h = 0xcbf29ce484222325u64 ^ seed;
+    for b in bytes {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h
+}
+
+/// The embedding of `text` in `dim` dimensions.
+pub fn embed(text: &str, dim: usize) -> Vec<f32> {
+    let mut v = vec![0f32; dim];
+    let mut add = |feature: &[u8], seed: u64, weight: f32| {
+        let h = fnv1a(feature, seed);
+        let sign = if h >> 63 == 0 { 1.0 } else { -1.0 };
+        v[(h % dim as u64) as usize] += sign * weight;
+    };
+    let lower = text.to_lowercase();
+    let words: Vec<&str> = lower
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .collect();
+    for w in &words {
+        add(w.as_bytes(), 1, 1.0);
+    }
+    let padded: Vec<char> = format!(" {} ", words.join(" ")).chars().collect();
+    for n in [3usize, 4] {
+        for gram in padded.windows(n) {
+            let s: String = gram.iter().collect();
+            add(s.as_bytes(), n as u64 + 10, 0.5);
+        }
+    }
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+    v
+}
+
+impl NgramEncoder {
+    fn encode(&self, doc: &mut Document) {
+        if doc.embedding.is_none() {
+            if let Some(text) = doc.text.as_deref() {
+                doc.embedding = Some(NdArray::from_f32(&embed(text, self.dim)));
+            }
+        }
+        for chunk in doc.chunks.iter_mut() {
+            self.encode(chunk);
+        }
+    }
+}
+
+impl Executor for NgramEncoder {
+    fn handlers(&self) -> Vec<HandlerSpec> {
+        vec![HandlerSpec::default("encode")]
+    }
+
+    fn call(&self, _: &str, req: Request<'_>) -> Result<Option<DocumentArray>, HandlerError> {
+        for doc in req.docs.iter_mut() {
+            self.encode(doc);
+        }
+        Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::embed;
+
+    fn cos(a: &[f32], b: &[f32]) -> f32 {
+        a.iter().zip(b).map(|(x, y)| x * y).sum()
+    }
+
+    #[test]
+    fn deterministic_normalised_and_typo_tolerant() {
+        let a = embed("It is a truth universally acknowledged", 256);
+        assert_eq!(a, embed("It is a truth universally acknowledged", 256));
+        assert!((cos(&a, &a) - 1.0).abs() < 1e-5);
+        let typo = embed("it is a truth univresally acknowledged", 256);
+        let other = embed("Mr. Bennet replied that he had not.", 256);
+        assert!(cos(&a, &typo) > 0.7, "{}", cos(&a, &typo));
+        assert!(cos(&a, &typo) > cos(&a, &other) + 0.3);
+    }
+}

@@ -1,0 +1,388 @@
+//! `VectorIndexer`: keeps documents with their embeddings in an embedded database (redb, in
+//! the executor's workspace) and answers nearest-neighbour queries by cosine similarity.
+//!
+//! - `/index`: stores each document's chunks (or the document itself when it has none) that
+//!   carry an embedding; an id already stored is overwritten.
+//! - `/search`: fills each query's `matches` with the `top_k` stored documents
+//!   (`parameters.top_k`, default `with.top_k`, 10), each scored `{"cosine": {"value": ..}}`.
+//! - `/update` replaces stored ids, `/delete` removes them, `/clear` empties the index, and
+//!   `/status` answers one document whose tags hold the count.
+//!
+//! It survives restarts: the database is the truth, and the vectors are read back into memory
+//! when it opens. As a shard (`parallel: N, polling: ALL`, the Flow passes `metas.shard_id` and
+//! `metas.shards`) it keeps only the ids that hash to its shard, so each shard holds part of
+//! the data and a search asks every shard; a `Ranker` after the shards merges their matches.
+
+use super::ranker::{rank, top_k};
+use crate::document::{Document, DocumentArray};
+use crate::executor::{Executor, HandlerError, HandlerSpec, Metas, Request};
+use crate::proto::docarray::DocProto;
+use prost::Message;
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use serde_json::{Map, Value};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::RwLock;
+
+const DOCS: TableDefinition<&str, &[u8]> = TableDefinition::new("docs");
+
+pub struct VectorIndexer {
+    /// Opened by `open`, before the executor serves.
+    db: std::sync::OnceLock<redb::Database>,
+    path: PathBuf,
+    vectors: RwLock<Vectors>,
+    shard: (u64, u64),
+    top_k: usize,
+}
+
+/// The embeddings in memory, normalised, for brute-force cosine search.
+#[derive(Default)]
+struct Vectors {
+    dim: usize,
+    ids: Vec<String>,
+    data: Vec<f32>,
+    position: HashMap<String, usize>,
+}
+
+impl Vectors {
+    fn upsert(&mut self, id: &str, v: &[f32]) -> Result<(), String> {
+        if self.ids.is_empty() && self.dim == 0 {
+            self.dim = v.len();
+        }
+        if v.len() != self.dim {
+            return Err(format!(
+                "document {id}: embedding has {} dimensions, the index has {}",
+                v.len(),
+                self.dim
+            ));
+        }
+        let norm = v
+            .iter()
+            .map(|x| x * x)
+            .sum::<f32>()
+            .sqrt()
+            .max(f32::MIN_POSITIVE);
+        let normalised = v.iter().map(|x| x / norm);
+        match self.position.get(id) {
+            Some(&p) => {
+                for (slot, x) in self.data[p * self.dim..(p + 1) * self.dim]
+                    .iter_mut()
+                    .zip(normalised)
+                {
+                    *slot = x;
+                }
+            }
+            None => {
+                self.position.insert(id.to_string(), self.ids.len());
+                self.ids.push(id.to_string());
+                self.data.extend(normalised);
+            }
+        }
+        Ok(())
+    }
+
+    fn remove(&mut self, id: &str) -> bool {
+        let Some(p) = self.position.remove(id) else {
+            return false;
+        };
+        let last = self.ids.len() - 1;
+        if p != last {
+            let moved = self.ids[last].clone();
+            let (head, tail) = self.data.split_at_mut(last * self.dim);
+            head[p * self.dim..(p + 1) * self.dim].copy_from_slice(&tail[..self.dim]);
+            self.ids[p] = moved.clone();
+            self.position.insert(moved, p);
+        }
+        self.ids.pop();
+        self.data.truncate(last * self.dim);
+        true
+    }
+
+    /// The `k` nearest ids to `query` with their cosine similarity, best first.
+    fn nearest(&self, query: &[f32], k: usize) -> Vec<(String, f32)> {
+        let norm = query
+            .iter()
+            .map(|x| x * x)
+            .sum::<f32>()
+            .sqrt()
+            .max(f32::MIN_POSITIVE);
+        let mut scored: Vec<(usize, f32)> = self
+            .data
+            .chunks_exact(self.dim.max(1))
+            .enumerate()
+            .map(|(i, v)| {
+                (
+                    i,
+                    v.iter().zip(query).map(|(a, b)| a * b).sum::<f32>() / norm,
+                )
+            })
+            .collect();
+        let k = k.min(scored.len());
+        if k == 0 {
+            return vec![];
+        }
+        scored.select_nth_unstable_by(k - 1, |a, b| b.1.total_cmp(&a.1));
+        scored.truncate(k);
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1));
+        scored
+            .into_iter()
+            .map(|(i, s)| (self.ids[i].clone(), s))
+            .collect()
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Args {
+    #[serde(default = "ten")]
+    top_k: usize,
+    /// The database file's name in the workspace (default: the executor's name).
+    #[serde(default)]
+    index_name: Option<String>,
+}
+
+fn ten() -> usize {
+    10
+}
+
+fn db_error(e: impl std::fmt::Display) -> HandlerError {
+    HandlerError::new("DatabaseError", e.to_string())
+}
+
+pub fn create(with: &Map<String, Value>, metas: &Metas) -> Result<Box<dyn Executor>, String> {
+    let args: Args = super::parse_with(with)?;
+    let number = |k: &str| metas.other.get(k).and_then(Value::as_u64);
+    let shards = number("shards").unwrap_or(1).max(1);
+    let shard_id = number("shard_id").unwrap_or(0);
+    let name = args
+        .index_name
+        .or_else(|| {
+            metas
+                .name
+                .as_deref()
+                .map(|n| n.split('/').next().unwrap_or(n).to_string())
+        })
+        .unwrap_or_else(|| "index".into());
+    let workspace = PathBuf::from(metas.workspace.as_deref().unwrap_or("workspace"));
+    let file = if shards > 1 {
+        format!("{name}-shard{shard_id}.redb")
+    } else {
+        format!("{name}.redb")
+    };
+    Ok(Box::new(VectorIndexer {
+        db: std::sync::OnceLock::new(),
+        path: workspace.join(file),
+        vectors: RwLock::new(Vectors::default()),
+        shard: (shard_id, shards),
+        top_k: args.top_k,
+    }))
+}
+
+/// Whether this shard keeps `id` (a fixed hash, the same in every process).
+fn shard_of(id: &str, shards: u64) -> u64 {
+    let mut h = 0xcbf29ce484222325u64;
+    for b in id.as_bytes() {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    h % shards
+}
+
+impl VectorIndexer {
+    fn db(&self) -> Result<&redb::Database, HandlerError> {
+        self.db
+            .get()
+            .ok_or_else(|| HandlerError::new("RuntimeError", "the index is not open"))
+    }
+
+    fn mine(&self, id: &str) -> bool {
+        shard_of(id, self.shard.1) == self.shard.0
+    }
+
+    /// The documents an /index or /update stores: chunks, or the document itself.
+    fn items(docs: &DocumentArray) -> Vec<&Document> {
+        docs.iter()
+            .flat_map(|d| {
+                if d.chunks.is_empty() {
+                    vec![d]
+                } else {
+                    d.chunks.iter().collect()
+                }
+            })
+            .collect()
+    }
+
+    fn store(&self, docs: &DocumentArray, only_existing: bool) -> Result<(), HandlerError> {
+        let mut vectors = self.vectors.write().unwrap();
+        let write = self.db()?.begin_write().map_err(db_error)?;
+        {
+            let mut table = write.open_table(DOCS).map_err(db_error)?;
+            for doc in Self::items(docs).into_iter().filter(|d| self.mine(&d.id)) {
+                if only_existing && !vectors.position.contains_key(&doc.id) {
+                    continue;
+                }
+                let Some(embedding) = doc.embedding.as_ref() else {
+                    return Err(HandlerError::new(
+                        "ValueError",
+                        format!(
+                            "document {} has no embedding: put an encoder before the indexer",
+                            doc.id
+                        ),
+                    ));
+                };
+                let v = embedding.to_f32_vec().map_err(|e| {
+                    HandlerError::new("ValueError", format!("document {}: {e}", doc.id))
+                })?;
+                vectors
+                    .upsert(&doc.id, &v)
+                    .map_err(|m| HandlerError::new("ValueError", m))?;
+                table
+                    .insert(doc.id.as_str(), doc.to_proto().encode_to_vec().as_slice())
+                    .map_err(db_error)?;
+            }
+        }
+        write.commit().map_err(db_error)
+    }
+
+    fn search(&self, docs: &mut DocumentArray, k: usize) -> Result<(), HandlerError> {
+        let vectors = self.vectors.read().unwrap();
+        let read = self.db()?.begin_read().map_err(db_error)?;
+        let table = read.open_table(DOCS).map_err(db_error)?;
+        for query in docs.iter_mut() {
+            let Some(embedding) = query.embedding.as_ref() else {
+                return Err(HandlerError::new(
+                    "ValueError",
+                    format!(
+                        "query {} has no embedding: put an encoder before the indexer",
+                        query.id
+                    ),
+                ));
+            };
+            let q = embedding
+                .to_f32_vec()
+                .map_err(|e| HandlerError::new("ValueError", format!("query {}: {e}", query.id)))?;
+            if !vectors.ids.is_empty() && q.len() != vectors.dim {
+                return Err(HandlerError::new(
+                    "ValueError",
+                    format!(
+                        "query {} has {} dimensions, the index has {}",
+                        query.id,
+                        q.len(),
+                        vectors.dim
+                    ),
+                ));
+            }
+            for (id, score) in vectors.nearest(&q, k) {
+                let Some(bytes) = table.get(id.as_str()).map_err(db_error)? else {
+                    continue;
+                };
+                let mut found =
+                    Document::from_proto(DocProto::decode(bytes.value()).map_err(db_error)?);
+                found.embedding = None; // keep answers light; the query has its own
+                found.set_score("cosine", score as f64);
+                query.matches.push(found);
+            }
+            rank(&mut query.matches, "cosine", k);
+        }
+        Ok(())
+    }
+
+    fn delete(&self, docs: &DocumentArray) -> Result<(), HandlerError> {
+        let mut vectors = self.vectors.write().unwrap();
+        let write = self.db()?.begin_write().map_err(db_error)?;
+        {
+            let mut table = write.open_table(DOCS).map_err(db_error)?;
+            for doc in Self::items(docs).into_iter().chain(docs.iter()) {
+                if vectors.remove(&doc.id) || self.mine(&doc.id) {
+                    table.remove(doc.id.as_str()).map_err(db_error)?;
+                }
+            }
+        }
+        write.commit().map_err(db_error)
+    }
+
+    fn clear(&self) -> Result<(), HandlerError> {
+        let mut vectors = self.vectors.write().unwrap();
+        let write = self.db()?.begin_write().map_err(db_error)?;
+        write.delete_table(DOCS).map_err(db_error)?;
+        write.open_table(DOCS).map_err(db_error)?;
+        write.commit().map_err(db_error)?;
+        *vectors = Vectors::default();
+        Ok(())
+    }
+}
+
+impl Executor for VectorIndexer {
+    /// Opens (or creates) the database in the workspace and reads every stored vector back.
+    fn open(&self) -> Result<(), String> {
+        let path = &self.path;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("workspace {}: {e}", dir.display()))?;
+        }
+        let db = redb::Database::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let mut vectors = Vectors::default();
+        let write = db.begin_write().map_err(|e| e.to_string())?;
+        write.open_table(DOCS).map_err(|e| e.to_string())?;
+        write.commit().map_err(|e| e.to_string())?;
+        let read = db.begin_read().map_err(|e| e.to_string())?;
+        let table = read.open_table(DOCS).map_err(|e| e.to_string())?;
+        for entry in table.iter().map_err(|e| e.to_string())? {
+            let (id, bytes) = entry.map_err(|e| e.to_string())?;
+            let doc = DocProto::decode(bytes.value())
+                .map(Document::from_proto)
+                .map_err(|e| format!("{}: stored document {}: {e}", path.display(), id.value()))?;
+            if let Some(v) = doc.embedding.as_ref().and_then(|e| e.to_f32_vec().ok()) {
+                vectors.upsert(&doc.id, &v)?;
+            }
+        }
+        drop(table);
+        drop(read);
+        tracing::info!("{}: {} documents", path.display(), vectors.ids.len());
+        *self.vectors.write().unwrap() = vectors;
+        self.db
+            .set(db)
+            .map_err(|_| "the index was opened twice".to_string())
+    }
+
+    fn handlers(&self) -> Vec<HandlerSpec> {
+        vec![
+            HandlerSpec::on("index", &["/index"]),
+            HandlerSpec::on("search", &["/search"]),
+            HandlerSpec::on("update", &["/update"]),
+            HandlerSpec::on("delete", &["/delete"]),
+            HandlerSpec::on("clear", &["/clear"]),
+            HandlerSpec::on("status", &["/status"]),
+        ]
+    }
+
+    fn call(&self, handler: &str, req: Request<'_>) -> Result<Option<DocumentArray>, HandlerError> {
+        match handler {
+            "index" => self.store(req.docs, false)?,
+            "update" => self.store(req.docs, true)?,
+            "search" => self.search(req.docs, top_k(req.parameters, self.top_k)?)?,
+            "delete" => self.delete(req.docs)?,
+            "clear" => self.clear()?,
+            "status" => {
+                let mut doc = Document::new();
+                doc.id = format!("status-shard{}", self.shard.0);
+                doc.tags.insert(
+                    "count".into(),
+                    self.vectors.read().unwrap().ids.len().into(),
+                );
+                doc.tags.insert("shard_id".into(), self.shard.0.into());
+                doc.tags.insert("shards".into(), self.shard.1.into());
+                doc.tags
+                    .insert("path".into(), self.path.display().to_string().into());
+                return Ok(Some(vec![doc].into()));
+            }
+            other => {
+                return Err(HandlerError::new(
+                    "ValueError",
+                    format!("no handler {other}"),
+                ));
+            }
+        }
+        Ok(None)
+    }
+}

@@ -1,0 +1,79 @@
+//! `Ranker`: puts each document's matches in order of a score (`metric`, default `cosine`,
+//! highest first), keeps one match per id (its best), and keeps the `top_k` best
+//! (`parameters.top_k`, else `with.top_k`, default 10). Used after shards or a join, whose
+//! results arrive concatenated.
+
+use crate::document::{Document, DocumentArray};
+use crate::executor::{Executor, HandlerError, HandlerSpec, Metas, Request};
+use serde_json::{Map, Value};
+
+pub struct Ranker {
+    metric: String,
+    top_k: usize,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Args {
+    #[serde(default = "cosine")]
+    metric: String,
+    #[serde(default = "ten")]
+    top_k: usize,
+}
+
+fn cosine() -> String {
+    "cosine".into()
+}
+
+fn ten() -> usize {
+    10
+}
+
+pub fn create(with: &Map<String, Value>, _: &Metas) -> Result<Box<dyn Executor>, String> {
+    let args: Args = super::parse_with(with)?;
+    Ok(Box::new(Ranker {
+        metric: args.metric,
+        top_k: args.top_k,
+    }))
+}
+
+/// `parameters.top_k` when given as a positive number, else `default`.
+pub fn top_k(parameters: &Map<String, Value>, default: usize) -> Result<usize, HandlerError> {
+    match parameters.get("top_k") {
+        None | Some(Value::Null) => Ok(default),
+        Some(v) => v
+            .as_f64()
+            .filter(|k| *k >= 1.0 && k.fract() == 0.0)
+            .map(|k| k as usize)
+            .ok_or_else(|| {
+                HandlerError::new(
+                    "ValueError",
+                    format!("parameters.top_k must be a positive integer, not {v}"),
+                )
+            }),
+    }
+}
+
+/// Sorts `matches` by `metric` (best first), one per id, and keeps `k`.
+pub fn rank(matches: &mut DocumentArray, metric: &str, k: usize) {
+    let list = matches.as_mut_vec();
+    let score = |d: &Document| d.score(metric).unwrap_or(f64::NEG_INFINITY);
+    list.sort_by(|a, b| score(b).total_cmp(&score(a)).then_with(|| a.id.cmp(&b.id)));
+    let mut seen = std::collections::HashSet::new();
+    list.retain(|d| seen.insert(d.id.clone()));
+    list.truncate(k);
+}
+
+impl Executor for Ranker {
+    fn handlers(&self) -> Vec<HandlerSpec> {
+        vec![HandlerSpec::default("rank")]
+    }
+
+    fn call(&self, _: &str, req: Request<'_>) -> Result<Option<DocumentArray>, HandlerError> {
+        let k = top_k(req.parameters, self.top_k)?;
+        for doc in req.docs.iter_mut() {
+            rank(&mut doc.matches, &self.metric, k);
+        }
+        Ok(None)
+    }
+}
