@@ -204,11 +204,6 @@ impl RunningFlow {
         self.ports[0].1
     }
 
-    /// Process ids of the executor processes.
-    pub fn pids(&self) -> Vec<u32> {
-        self.processes.pids()
-    }
-
     /// The reference's "Flow is ready to use!" block.
     pub fn ready_message(&self) -> String {
         let mut text = String::from("🎉 Flow is ready to use!");

@@ -290,3 +290,25 @@ mod tests {
         assert!(e.to_string().contains("wiht"), "{e}");
     }
 }
+
+#[cfg(test)]
+mod shipped_examples {
+    use super::*;
+
+    #[test]
+    fn every_yaml_in_executors_loads_and_builds() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("executors");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "yml") {
+                let config = ExecutorConfig::from_file(&path).unwrap_or_else(|e| panic!("{e}"));
+                config
+                    .instantiate(&Overrides::default())
+                    .unwrap_or_else(|e| panic!("{e}"));
+                seen += 1;
+            }
+        }
+        assert!(seen >= 6, "{seen} examples");
+    }
+}

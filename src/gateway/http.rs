@@ -3,7 +3,7 @@
 //! - `POST /post` with `{data, parameters, execEndpoint, targetExecutor}` (Jina 2's REST body);
 //! - `POST /<endpoint>` for every endpoint the executors expose, `{data, parameters, header}`;
 //! - `GET /status`, `GET /dry_run`, `GET /openapi.json`, and `GET /docs` (an offline page);
-//! - `GET /` upgraded to a WebSocket: each text frame is a JSON request and is answered with a
+//! - `GET /`: the search page (a query box posting to `/search`), or, upgraded to a WebSocket: each text frame is a JSON request and is answered with a
 //!   JSON response carrying the same request id; each binary frame is a `DataRequestProto`
 //!   (what Python Jina's WebSocket client sends) and is answered in kind. At most `prefetch`
 //!   requests of one connection are in flight.

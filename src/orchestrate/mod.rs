@@ -231,29 +231,54 @@ fn plan_executor(
                    port: Option<u16>|
      -> Result<String, String> {
         let launch = resolve_uses(uses, base, overrides).map_err(|e| format!("{name}: {e}"))?;
-        if let Launch::InProcess(native) = &launch {
-            let listener = std::net::TcpListener::bind(("127.0.0.1", port.unwrap_or(0)))
-                .map_err(|e| format!("{label}: cannot listen: {e}"))?;
-            let address = listener.local_addr().map_err(|e| e.to_string())?;
-            let instance = native
-                .instantiate(&label, overrides)
-                .map_err(|e| format!("{label}: {e}"))?;
-            in_process.spawn(instance, listener)?;
-            return Ok(address.to_string());
-        }
-        let port = match port {
-            Some(p) => p,
-            None => free_port()?,
+        let overrides = with_workspace(overrides, exec.workspace.as_deref());
+        let (program, args, port) = match launch {
+            Launch::InProcess(native) => {
+                let listener = std::net::TcpListener::bind(("127.0.0.1", port.unwrap_or(0)))
+                    .map_err(|e| format!("{label}: cannot listen: {e}"))?;
+                let address = listener.local_addr().map_err(|e| e.to_string())?;
+                let instance = native
+                    .instantiate(&label, &overrides)
+                    .map_err(|e| format!("{label}: {e}"))?;
+                instance
+                    .executor
+                    .open()
+                    .map_err(|e| format!("{label}: {e}"))?;
+                in_process.spawn(instance, listener)?;
+                return Ok(address.to_string());
+            }
+            Launch::Native(uses) => {
+                let port = port.map_or_else(free_port, Ok)?;
+                let program = program.as_deref().map_err(|e| format!("{label}: {e}"))?;
+                let mut args: Vec<String> =
+                    ["executor", "--uses", &uses, "--port-in", &port.to_string()]
+                        .into_iter()
+                        .chain(["--host", "127.0.0.1", "--name", &label])
+                        .map(str::to_string)
+                        .collect();
+                args.extend(override_flags(&overrides));
+                (program.to_path_buf(), args, port)
+            }
+            Launch::Python(path) => {
+                let port = port.map_or_else(free_port, Ok)?;
+                let python = std::env::var("JINA_PYTHON").unwrap_or_else(|_| "python3".into());
+                let mut args: Vec<String> = [
+                    "-m",
+                    "jina",
+                    "executor",
+                    "--uses",
+                    &path.display().to_string(),
+                    "--port",
+                    &port.to_string(),
+                ]
+                .into_iter()
+                .chain(["--name", &label.replace('/', "-")])
+                .map(str::to_string)
+                .collect();
+                args.extend(override_flags(&overrides));
+                (PathBuf::from(python), args, port)
+            }
         };
-        let program = program.as_deref().map_err(|e| format!("{label}: {e}"))?;
-        let (program, args) = command_line(
-            program,
-            &launch,
-            &label,
-            port,
-            overrides,
-            exec.workspace.as_deref(),
-        );
         plans.push(LaunchPlan {
             label,
             program,
@@ -311,73 +336,32 @@ fn plan_executor(
     })
 }
 
-/// The program and arguments that serve one executor copy on `port`.
-fn command_line(
-    jina: &Path,
-    launch: &Launch,
-    label: &str,
-    port: u16,
-    overrides: &Overrides,
-    workspace: Option<&str>,
-) -> (PathBuf, Vec<String>) {
-    let mut metas = overrides.uses_metas.clone();
+/// The overrides with the executor's `workspace` option laid into its metas.
+fn with_workspace(overrides: &Overrides, workspace: Option<&str>) -> Overrides {
+    let mut o = overrides.clone();
     if let Some(w) = workspace {
-        metas.entry("workspace").or_insert_with(|| w.into());
+        o.uses_metas.entry("workspace").or_insert_with(|| w.into());
     }
-    let json = |m: &serde_json::Map<String, serde_json::Value>| {
-        serde_json::Value::Object(m.clone()).to_string()
-    };
+    o
+}
+
+/// `--uses-with`, `--uses-metas`, `--uses-requests` flags for the overrides that are set.
+fn override_flags(overrides: &Overrides) -> Vec<String> {
     let requests: serde_json::Map<String, serde_json::Value> = overrides
         .uses_requests
         .iter()
         .map(|(k, v)| (k.clone(), v.clone().into()))
         .collect();
-    let mut extra = vec![];
+    let mut flags = vec![];
     for (flag, map) in [
         ("--uses-with", &overrides.uses_with),
-        ("--uses-metas", &metas),
+        ("--uses-metas", &overrides.uses_metas),
         ("--uses-requests", &requests),
     ] {
         if !map.is_empty() {
-            extra.push(flag.to_string());
-            extra.push(json(map));
+            flags.push(flag.to_string());
+            flags.push(serde_json::Value::Object(map.clone()).to_string());
         }
     }
-    match launch {
-        Launch::Native(uses) => {
-            let mut args: Vec<String> = [
-                "executor",
-                "--uses",
-                uses,
-                "--port-in",
-                &port.to_string(),
-                "--host",
-                "127.0.0.1",
-                "--name",
-                label,
-            ]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-            args.extend(extra);
-            (jina.to_path_buf(), args)
-        }
-        Launch::InProcess(_) => unreachable!("in-process executors have no command line"),
-        Launch::Python(path) => {
-            let python = std::env::var("JINA_PYTHON").unwrap_or_else(|_| "python3".into());
-            let mut args: Vec<String> = vec![
-                "-m".into(),
-                "jina".into(),
-                "executor".into(),
-                "--uses".into(),
-                path.display().to_string(),
-                "--port".into(),
-                port.to_string(),
-                "--name".into(),
-                label.replace('/', "-"),
-            ];
-            args.extend(extra);
-            (PathBuf::from(python), args)
-        }
-    }
+    flags
 }

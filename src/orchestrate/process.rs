@@ -85,11 +85,6 @@ impl Processes {
         }
         self.children.clear();
     }
-
-    /// Process ids of the running children.
-    pub fn pids(&self) -> Vec<u32> {
-        self.children.iter().filter_map(|r| r.child.id()).collect()
-    }
 }
 
 impl Drop for Processes {
