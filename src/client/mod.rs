@@ -116,6 +116,9 @@ impl std::fmt::Display for Response {
 /// What to send: documents (any number, lazily) or nothing (one parameters-only request).
 pub enum Inputs {
     Nothing,
+    /// Documents already in memory: batched where they are, no reader thread.
+    Ready(Vec<Document>),
+    /// Documents read lazily (a file, a generator) on a thread of their own.
     Documents(Documents),
     Stream(BoxStream<'static, Result<Document, InputError>>),
 }
@@ -134,19 +137,19 @@ impl Inputs {
 
 impl From<Document> for Inputs {
     fn from(d: Document) -> Self {
-        Inputs::iter(std::iter::once(d))
+        Inputs::Ready(vec![d])
     }
 }
 
 impl From<Vec<Document>> for Inputs {
     fn from(d: Vec<Document>) -> Self {
-        Inputs::iter(d.into_iter())
+        Inputs::Ready(d)
     }
 }
 
 impl From<DocumentArray> for Inputs {
     fn from(d: DocumentArray) -> Self {
-        Inputs::iter(d.into_vec().into_iter())
+        Inputs::Ready(d.into_vec())
     }
 }
 
@@ -444,6 +447,19 @@ fn requests(
 ) -> BoxStream<'static, DataRequestProto> {
     let batches = match inputs {
         Inputs::Nothing => futures::stream::once(async { Ok(DocumentArray::new()) }).boxed(),
+        Inputs::Ready(docs) => {
+            let size = if options.request_size == 0 {
+                docs.len().max(1)
+            } else {
+                options.request_size
+            };
+            let mut docs = docs.into_iter().peekable();
+            let chunks = std::iter::from_fn(move || {
+                docs.peek()?;
+                Some(Ok(docs.by_ref().take(size).collect::<DocumentArray>()))
+            });
+            futures::stream::iter(chunks).boxed()
+        }
         Inputs::Documents(docs) => batches(docs, options.request_size),
         Inputs::Stream(docs) => {
             let size = options.request_size;
