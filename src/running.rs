@@ -165,34 +165,7 @@ impl RunningFlow {
         }
     }
 
-    pub async fn index(
-        &self,
-        inputs: impl Into<Inputs>,
-        options: PostOptions,
-    ) -> Result<PostSummary, ClientError> {
-        self.post("/index", inputs, options).await
-    }
-    pub async fn search(
-        &self,
-        inputs: impl Into<Inputs>,
-        options: PostOptions,
-    ) -> Result<PostSummary, ClientError> {
-        self.post("/search", inputs, options).await
-    }
-    pub async fn update(
-        &self,
-        inputs: impl Into<Inputs>,
-        options: PostOptions,
-    ) -> Result<PostSummary, ClientError> {
-        self.post("/update", inputs, options).await
-    }
-    pub async fn delete(
-        &self,
-        inputs: impl Into<Inputs>,
-        options: PostOptions,
-    ) -> Result<PostSummary, ClientError> {
-        self.post("/delete", inputs, options).await
-    }
+    crate::crud_shortcuts!(async);
 
     /// Serves until Ctrl-C or SIGTERM (the reference's `f.block()`).
     pub async fn block(&self) {
@@ -277,34 +250,8 @@ impl BlockingFlow {
     ) -> Result<PostSummary, ClientError> {
         self.runtime.block_on(self.flow().post(on, inputs, options))
     }
-    pub fn index(
-        &self,
-        inputs: impl Into<Inputs>,
-        options: PostOptions,
-    ) -> Result<PostSummary, ClientError> {
-        self.post("/index", inputs, options)
-    }
-    pub fn search(
-        &self,
-        inputs: impl Into<Inputs>,
-        options: PostOptions,
-    ) -> Result<PostSummary, ClientError> {
-        self.post("/search", inputs, options)
-    }
-    pub fn update(
-        &self,
-        inputs: impl Into<Inputs>,
-        options: PostOptions,
-    ) -> Result<PostSummary, ClientError> {
-        self.post("/update", inputs, options)
-    }
-    pub fn delete(
-        &self,
-        inputs: impl Into<Inputs>,
-        options: PostOptions,
-    ) -> Result<PostSummary, ClientError> {
-        self.post("/delete", inputs, options)
-    }
+
+    crate::crud_shortcuts!(blocking);
 
     /// Serves until Ctrl-C or SIGTERM.
     pub fn block(&self) {

@@ -17,6 +17,15 @@ fn grpc_request(endpoint: &str, id: &str) -> DataRequestProto {
     request::new_request(endpoint, &DocumentArray::from(vec![d]), &Default::default())
 }
 
+/// The status an answer carries (an error's, here).
+fn status_of(answer: &DataRequestProto) -> jina::proto::jina::StatusProto {
+    answer
+        .header
+        .as_ref()
+        .and_then(|h| h.status.clone())
+        .expect("a status")
+}
+
 /// The texts of the matches that executors appended to one returned document.
 fn visits_grpc(answer: &DataRequestProto) -> Vec<String> {
     assert!(!request::is_error(answer), "error: {answer:?}");
@@ -213,13 +222,7 @@ async fn a_killed_executor_turns_requests_into_errors_quickly() {
         "took {:?}",
         start.elapsed()
     );
-    let status = answer[0]
-        .header
-        .as_ref()
-        .unwrap()
-        .status
-        .clone()
-        .expect("a status");
+    let status = status_of(&answer[0]);
     assert_eq!(status.code, 1);
     assert_eq!(status.exception.unwrap().executor, "victim");
 }
@@ -374,14 +377,7 @@ async fn uses_after_merges_shards_and_a_request_timeout_gives_an_error() {
     let mut hurried = grpc_request("/", "b");
     request::header_mut(&mut hurried).timeout = Some(50);
     let answer = &post_grpc(flow.grpc, vec![hurried]).await[0];
-    let status = answer
-        .header
-        .as_ref()
-        .unwrap()
-        .status
-        .clone()
-        .expect("a status");
-    assert_eq!(status.exception.unwrap().name, "TimeoutError");
+    assert_eq!(status_of(answer).exception.unwrap().name, "TimeoutError");
 }
 
 #[test]

@@ -180,6 +180,27 @@ async fn top10(grpc: u16, paragraphs: &[String], queries: &[&str]) -> Vec<Vec<St
     tops
 }
 
+/// What `/status` says each indexer shard holds.
+async fn index_counts(grpc: u16) -> Vec<f64> {
+    let client = Client::connect(Protocol::Grpc, "127.0.0.1", grpc)
+        .await
+        .unwrap();
+    let options = PostOptions {
+        return_results: true,
+        ..Default::default()
+    };
+    let status = client
+        .post("/status", Inputs::Nothing, options)
+        .await
+        .unwrap();
+    status.results[0]
+        .docs()
+        .unwrap()
+        .iter()
+        .map(|d| d.tags["count"].as_f64().unwrap())
+        .collect()
+}
+
 #[tokio::test]
 async fn two_shards_give_the_same_top_10_as_one() {
     let book = std::fs::read_to_string(concat!(
@@ -212,47 +233,11 @@ async fn two_shards_give_the_same_top_10_as_one() {
     assert_eq!(one, two);
 
     // Each shard holds part of the data, and together all of it.
-    let client = Client::connect(Protocol::Grpc, "127.0.0.1", sharded.grpc)
-        .await
-        .unwrap();
-    let status = client
-        .post(
-            "/status",
-            Inputs::Nothing,
-            PostOptions {
-                return_results: true,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    let counts: Vec<f64> = status.results[0]
-        .docs()
-        .unwrap()
-        .iter()
-        .map(|d| d.tags["count"].as_f64().unwrap())
-        .collect();
+    let counts = index_counts(sharded.grpc).await;
     assert_eq!(counts.len(), 2, "{counts:?}");
     assert!(counts.iter().all(|&c| c > 0.0), "{counts:?}");
-    let single_client = Client::connect(Protocol::Grpc, "127.0.0.1", single.grpc)
-        .await
-        .unwrap();
-    let total = single_client
-        .post(
-            "/status",
-            Inputs::Nothing,
-            PostOptions {
-                return_results: true,
-                ..Default::default()
-            },
-        )
-        .await
-        .unwrap();
-    let all: f64 = total.results[0]
-        .docs()
-        .unwrap()
-        .iter()
-        .map(|d| d.tags["count"].as_f64().unwrap())
-        .sum();
-    assert_eq!(counts.iter().sum::<f64>(), all);
+    assert_eq!(
+        counts.iter().sum::<f64>(),
+        index_counts(single.grpc).await.iter().sum::<f64>()
+    );
 }

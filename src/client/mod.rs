@@ -239,6 +239,34 @@ impl PostSummary {
     }
 }
 
+/// The reference's CRUD shortcuts (`index = partialmethod(post, '/index')`, and `search`,
+/// `update`, `delete`) for a type with a `post(on, inputs, options)`, async or blocking.
+#[macro_export]
+macro_rules! crud_shortcuts {
+    (async) => {
+        $crate::crud_shortcuts!(@each [async] [.await]);
+    };
+    (blocking) => {
+        $crate::crud_shortcuts!(@each [] []);
+    };
+    (@each [$($async:tt)?] [$($await:tt)*]) => {
+        $crate::crud_shortcuts!(@one index "/index" [$($async)?] [$($await)*]);
+        $crate::crud_shortcuts!(@one search "/search" [$($async)?] [$($await)*]);
+        $crate::crud_shortcuts!(@one update "/update" [$($async)?] [$($await)*]);
+        $crate::crud_shortcuts!(@one delete "/delete" [$($async)?] [$($await)*]);
+    };
+    (@one $name:ident $on:literal [$($async:tt)?] [$($await:tt)*]) => {
+        #[doc = concat!("`post(\"", $on, "\", ...)`")]
+        pub $($async)? fn $name(
+            &self,
+            inputs: impl Into<$crate::client::Inputs>,
+            options: $crate::client::PostOptions,
+        ) -> Result<$crate::client::PostSummary, $crate::client::ClientError> {
+            self.post($on, inputs, options)$($await)*
+        }
+    };
+}
+
 /// A client of one gateway.
 #[derive(Clone)]
 pub struct Client {
@@ -369,34 +397,7 @@ impl Client {
         )
     }
 
-    pub async fn index(
-        &self,
-        inputs: impl Into<Inputs>,
-        options: PostOptions,
-    ) -> Result<PostSummary, ClientError> {
-        self.post("/index", inputs, options).await
-    }
-    pub async fn search(
-        &self,
-        inputs: impl Into<Inputs>,
-        options: PostOptions,
-    ) -> Result<PostSummary, ClientError> {
-        self.post("/search", inputs, options).await
-    }
-    pub async fn update(
-        &self,
-        inputs: impl Into<Inputs>,
-        options: PostOptions,
-    ) -> Result<PostSummary, ClientError> {
-        self.post("/update", inputs, options).await
-    }
-    pub async fn delete(
-        &self,
-        inputs: impl Into<Inputs>,
-        options: PostOptions,
-    ) -> Result<PostSummary, ClientError> {
-        self.post("/delete", inputs, options).await
-    }
+    crate::crud_shortcuts!(async);
 }
 
 fn progress_bar() -> indicatif::ProgressBar {
