@@ -102,23 +102,13 @@ pub async fn serve(
     listener: TcpListener,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), tonic::transport::Error> {
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<JinaRpcServer<GrpcGateway>>().await;
-    health
-        .set_service_status("", tonic_health::ServingStatus::Serving)
-        .await;
-    let incoming = crate::grpc::incoming(listener);
-    crate::grpc::server_builder()
-        .add_service(crate::unlimited!(JinaRpcServer::new(gateway.clone())))
-        .add_service(crate::unlimited!(JinaSingleDataRequestRpcServer::new(
-            gateway.clone()
-        )))
-        .add_service(JinaGatewayDryRunRpcServer::new(gateway.clone()))
-        .add_service(JinaDiscoverEndpointsRpcServer::new(gateway.clone()))
-        .add_service(JinaInfoRpcServer::new(gateway))
-        .add_service(health_service)
-        .add_service(crate::grpc::reflection_v1())
-        .add_service(crate::grpc::reflection_v1alpha())
-        .serve_with_incoming_shutdown(incoming, shutdown)
-        .await
+    let routes =
+        tonic::service::Routes::new(crate::unlimited!(JinaRpcServer::new(gateway.clone())))
+            .add_service(crate::unlimited!(JinaSingleDataRequestRpcServer::new(
+                gateway.clone()
+            )))
+            .add_service(JinaGatewayDryRunRpcServer::new(gateway.clone()))
+            .add_service(JinaDiscoverEndpointsRpcServer::new(gateway.clone()))
+            .add_service(JinaInfoRpcServer::new(gateway));
+    crate::grpc::serve(routes, listener, shutdown).await
 }
