@@ -81,17 +81,27 @@ impl Flow {
 }
 
 /// Resolves on Ctrl-C or SIGTERM.
-pub async fn termination() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = ctrl_c => {}
-                _ = term.recv() => {}
+///
+/// The signal handlers are installed when this is *called*, not when the future is first
+/// polled: call it before announcing "ready", so that a signal sent right after the ready
+/// line reaches us instead of the default action, which would kill the process before it
+/// stops its children and finishes the requests in flight.
+pub fn termination() -> impl Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{SignalKind, signal};
+    let interrupt = signal(SignalKind::interrupt());
+    let terminate = signal(SignalKind::terminate());
+    async move {
+        match (interrupt, terminate) {
+            (Ok(mut interrupt), Ok(mut terminate)) => {
+                tokio::select! {
+                    _ = interrupt.recv() => {}
+                    _ = terminate.recv() => {}
+                }
             }
-        }
-        Err(_) => {
-            let _ = ctrl_c.await;
+            (Err(e), _) | (_, Err(e)) => {
+                tracing::warn!("cannot listen for Ctrl-C or SIGTERM ({e}); stop with SIGKILL");
+                std::future::pending::<()>().await
+            }
         }
     }
 }
@@ -255,7 +265,8 @@ impl BlockingFlow {
 
     /// Serves until Ctrl-C or SIGTERM.
     pub fn block(&self) {
-        self.runtime.block_on(termination())
+        // Called inside the runtime: installing the signal handlers needs its reactor.
+        self.runtime.block_on(async { termination().await })
     }
 
     pub fn port(&self) -> u16 {

@@ -34,13 +34,22 @@ pub async fn run(args: FlowArgs) -> anyhow::Result<()> {
         println!("wrote {}", path.display());
         return Ok(());
     }
-    let mut running = RunningFlow::start(&flow)
-        .await
-        .map_err(|e| anyhow!("{}: {e}", args.uses.display()))?;
+    let termination = crate::running::termination();
+    tokio::pin!(termination);
+    // Ctrl-C while the executors start drops the half-started Flow, which kills its children.
+    let mut running = tokio::select! {
+        started = RunningFlow::start(&flow) => {
+            started.map_err(|e| anyhow!("{}: {e}", args.uses.display()))?
+        }
+        _ = &mut termination => {
+            tracing::info!("stopped while starting");
+            return Ok(());
+        }
+    };
     tracing::info!(target: "success", "{}", running.ready_message());
     tracing::info!("ready in {:.2?}", running.ready_in);
     let failure = tokio::select! {
-        _ = crate::running::termination() => None,
+        _ = termination => None,
         e = running.gateway_failed() => Some(e),
     };
     tracing::info!("stopping");
