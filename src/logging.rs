@@ -49,6 +49,9 @@ pub fn init(name: &str) {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new(filter))
         .with_writer(std::io::stderr)
+        // A closed stderr (the reader went away) must not turn into a panic: the subscriber
+        // would report its write error with eprint!, which panics on the same closed stream.
+        .log_internal_errors(false)
         .event_format(JinaFormat {
             name: name.into(),
             pid: std::process::id(),

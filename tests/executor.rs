@@ -244,6 +244,42 @@ async fn sigterm_finishes_the_request_in_flight_then_exits_cleanly() {
 }
 
 #[test]
+fn a_sigint_right_after_the_ready_line_stops_it_cleanly() {
+    // The handlers must be in place before "ready and listening" is printed: a Flow stops its
+    // children as soon as they are ready, and the default action of SIGINT exits with no cleanup.
+    // The signal goes out the instant the line is read, to leave no slack for a late handler.
+    use std::io::{BufRead, BufReader};
+    for _ in 0..10 {
+        let port = free_port().to_string();
+        let mut child = std::process::Command::new(JINA)
+            .args(["executor", "--uses", "BaseExecutor", "--port-in", &port])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("start jina");
+        let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        for line in lines.map_while(Result::ok) {
+            if line.contains("ready and listening") {
+                unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+                break;
+            }
+        }
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait") {
+                break status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("the executor ignored SIGINT sent right after its ready line");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        assert!(status.success(), "{status:?}");
+    }
+}
+
+#[test]
 fn bad_inputs_give_one_clear_line_and_a_nonzero_exit() {
     let files = Files::new();
     let syntax = files.write("syntax.yml", "jtype: Sleep\nwith:\n  ms: [1\n");

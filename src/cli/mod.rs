@@ -12,6 +12,7 @@ mod hello;
 
 use clap::{Parser, Subcommand};
 use serde_json::{Map, Value};
+use std::io::Write;
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -58,8 +59,10 @@ pub fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // A Flow YAML with several mistakes reports each on its own line.
+            // writeln!, not eprintln!: a closed stderr is no reason to panic.
+            let mut stderr = std::io::stderr().lock();
             for line in format!("{e:#}").lines() {
-                eprintln!("error: {line}");
+                let _ = writeln!(stderr, "error: {line}");
             }
             ExitCode::from(1)
         }

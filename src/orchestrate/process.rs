@@ -5,6 +5,7 @@
 //! flight) and SIGKILL after a grace period; and dropping [`Processes`] kills what is left.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -141,7 +142,9 @@ fn spawn(plan: &LaunchPlan) -> Result<Running, String> {
         tokio::spawn(async move {
             let mut lines = BufReader::new(stream).lines();
             while let Ok(Some(line)) = lines.next_line().await {
-                eprintln!("{line}");
+                // Ignore a closed stderr: the relay must keep draining the child's pipe, or the
+                // child blocks on its next log line.
+                let _ = writeln!(std::io::stderr(), "{line}");
                 let mut t = tail.lock().unwrap();
                 if t.len() == TAIL_LINES {
                     t.pop_front();
