@@ -116,6 +116,17 @@ impl ExecutorConfig {
     /// Resolves a `uses` string: a built-in name, inline YAML, or a YAML file.
     pub fn from_uses(uses: &str) -> Result<ExecutorConfig, ConfigError> {
         let uses_trim = uses.trim();
+        if let Some((scheme, _)) = uses_trim.split_once("://")
+            && !uses_trim.contains('\n')
+        {
+            return Err(ConfigError::new(
+                format!("uses '{uses_trim}'"),
+                format!(
+                    "{scheme}:// executors are not supported: start it yourself and attach it \
+                     with `external: true`, `host` and `port_in`"
+                ),
+            ));
+        }
         if builtin::find(uses_trim).is_some() {
             return Ok(Self::builtin(uses_trim));
         }
@@ -288,6 +299,12 @@ mod tests {
         assert!(e.to_string().starts_with("inline YAML: "), "{e}");
         let e = ExecutorConfig::from_uses("jtype: X\nwiht: {}\n").unwrap_err();
         assert!(e.to_string().contains("wiht"), "{e}");
+        let e = ExecutorConfig::from_uses("docker://encoder:latest").unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("uses 'docker://encoder:latest': docker:// executors are not"),
+            "{e}"
+        );
     }
 }
 

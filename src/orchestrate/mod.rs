@@ -45,6 +45,7 @@ pub fn resolve_uses(
             let trimmed = text.trim();
             let is_file = !trimmed.contains('\n')
                 && !trimmed.starts_with("jtype:")
+                && !trimmed.contains("://")
                 && crate::executor::builtin::find(trimmed).is_none();
             let arg = match (is_file, base_dir) {
                 (true, Some(dir))
