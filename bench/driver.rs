@@ -34,10 +34,9 @@ async fn ready(port: u16, timeout: Duration) -> f64 {
             let mut client = JinaGatewayDryRunRpcClient::new(channel);
             if let Ok(Ok(status)) =
                 tokio::time::timeout(Duration::from_millis(500), client.dry_run(())).await
+                && status.into_inner().code == 0
             {
-                if status.into_inner().code == 0 {
-                    return start.elapsed().as_secs_f64();
-                }
+                return start.elapsed().as_secs_f64();
             }
         }
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -403,7 +403,7 @@ mod tests {
     fn npy_rows_become_tensors() {
         let mut file = b"\x93NUMPY\x01\x00".to_vec();
         let mut header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }".to_string();
-        while (10 + header.len() + 1) % 64 != 0 {
+        while !(10 + header.len() + 1).is_multiple_of(64) {
             header.push(' ');
         }
         header.push('\n');

@@ -117,6 +117,10 @@ impl Flow {
     }
 
     /// Adds an executor; by default it needs the one added before (a chain).
+    #[allow(
+        clippy::should_implement_trait,
+        reason = "the reference's Flow.add; a Flow is not a number"
+    )]
     pub fn add(mut self, exec: impl Into<Exec>) -> Flow {
         self.spec.executors.push(exec.into().spec);
         self

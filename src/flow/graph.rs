@@ -109,18 +109,19 @@ impl Graph {
         }
         let mut reported = vec![false; nodes.len()];
         for start in 0..nodes.len() {
-            if pending[start] > 0 && !reported[start] {
-                if let Some(cycle) = find_cycle(&nodes, start) {
-                    for &c in &cycle {
-                        reported[c] = true;
-                    }
-                    let path: Vec<&str> = cycle
-                        .iter()
-                        .chain(cycle.first())
-                        .map(|&c| nodes[c].name.as_str())
-                        .collect();
-                    problems.push((cycle[0], "needs", format!("cycle: {}", path.join(" -> "))));
+            if pending[start] > 0
+                && !reported[start]
+                && let Some(cycle) = find_cycle(&nodes, start)
+            {
+                for &c in &cycle {
+                    reported[c] = true;
                 }
+                let path: Vec<&str> = cycle
+                    .iter()
+                    .chain(cycle.first())
+                    .map(|&c| nodes[c].name.as_str())
+                    .collect();
+                problems.push((cycle[0], "needs", format!("cycle: {}", path.join(" -> "))));
             }
         }
 

@@ -166,12 +166,11 @@ pub fn check(spec: &FlowSpec) -> Result<Graph, Vec<graph::Problem>> {
             ("uses_before", e.uses_before.as_ref(), &plain),
             ("uses_after", e.uses_after.as_ref(), &plain),
         ] {
-            if let Some(u) = uses {
-                if let Err(m) =
+            if let Some(u) = uses
+                && let Err(m) =
                     crate::orchestrate::resolve_uses(u, spec.base_dir.as_deref(), overrides)
-                {
-                    problems.push((i, key, m));
-                }
+            {
+                problems.push((i, key, m));
             }
         }
     }

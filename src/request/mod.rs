@@ -122,6 +122,10 @@ pub fn error_status(name: &str, message: &str, executor: &str) -> StatusProto {
 /// documents merged by id, parameters merged (later ones win), routes concatenated, the first
 /// header kept. Returns the merged request (documents already set) and its documents; on a
 /// decode error, the first request and the error.
+#[allow(
+    clippy::result_large_err,
+    reason = "the error hands back the request to answer with, on a cold path"
+)]
 pub fn merge(
     requests: Vec<DataRequestProto>,
 ) -> Result<(DataRequestProto, DocumentArray), (DataRequestProto, prost::DecodeError)> {

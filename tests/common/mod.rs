@@ -289,9 +289,8 @@ pub async fn post_ws(port: u16, bodies: Vec<serde_json::Value>) -> Vec<serde_jso
     }
     let mut answers = vec![];
     while answers.len() < n {
-        match socket.next().await.expect("ws answer").expect("ws frame") {
-            Message::Text(t) => answers.push(serde_json::from_str(&t).expect("JSON frame")),
-            _ => {}
+        if let Message::Text(t) = socket.next().await.expect("ws answer").expect("ws frame") {
+            answers.push(serde_json::from_str(&t).expect("JSON frame"))
         }
     }
     answers

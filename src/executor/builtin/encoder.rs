@@ -73,10 +73,10 @@ pub fn embed(text: &str, dim: usize) -> Vec<f32> {
 
 impl NgramEncoder {
     fn encode(&self, doc: &mut Document) {
-        if doc.embedding.is_none() {
-            if let Some(text) = doc.text.as_deref() {
-                doc.embedding = Some(NdArray::from_f32(&embed(text, self.dim)));
-            }
+        if doc.embedding.is_none()
+            && let Some(text) = doc.text.as_deref()
+        {
+            doc.embedding = Some(NdArray::from_f32(&embed(text, self.dim)));
         }
         for chunk in doc.chunks.iter_mut() {
             self.encode(chunk);

@@ -54,7 +54,7 @@ impl Executor for Fail {
     fn call(&self, _: &str, req: Request<'_>) -> Result<Option<DocumentArray>, HandlerError> {
         let fails = match &self.on {
             Some(on) => on == req.endpoint,
-            None => (self.seen.fetch_add(1, Ordering::Relaxed) + 1) % self.every == 0,
+            None => (self.seen.fetch_add(1, Ordering::Relaxed) + 1).is_multiple_of(self.every),
         };
         if fails {
             Err(HandlerError::new("RuntimeError", self.message.clone()))
