@@ -269,6 +269,20 @@ async fn rest_extras_status_dry_run_openapi_docs_and_bad_bodies() {
     );
     let (code, _) = post_http(flow.http, "/nowhere", json!({})).await;
     assert_eq!(code, 404);
+    // The body is optional, as the OpenAPI description says, and every field may be null.
+    let empty = http
+        .post(format!("http://127.0.0.1:{}/post", flow.http))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(empty.status().as_u16(), 200);
+    let (code, answer) = post_http(
+        flow.http,
+        "/post",
+        json!({"data": null, "parameters": null, "header": null, "execEndpoint": null}),
+    )
+    .await;
+    assert_eq!(code, 200, "{answer}");
 }
 
 #[test]

@@ -76,6 +76,10 @@ fn bad_request(message: String) -> Response {
     reason = "the error is the 400 answer itself, on a cold path"
 )]
 fn parse_body(body: &Bytes) -> Result<Value, Response> {
+    // The body is optional (a parameters-free request with no documents, like `curl -X POST`).
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
     serde_json::from_slice(body)
         .map_err(|e| bad_request(format!("the request body is not valid JSON: {e}")))
 }
@@ -103,12 +107,7 @@ async fn post_endpoint(
             .collect::<Vec<_>>();
         return (StatusCode::NOT_FOUND, Json(json!({"error": format!("no executor serves the endpoint '{endpoint}' (known: {})", known.join(", "))}))).into_response();
     }
-    let body = if body.is_empty() {
-        Ok(json!({}))
-    } else {
-        parse_body(&body)
-    };
-    match body {
+    match parse_body(&body) {
         Ok(b) => answer(&s, &b, Some(&endpoint)).await,
         Err(r) => r,
     }
@@ -252,12 +251,13 @@ fn openapi_spec(endpoints: &[String]) -> Value {
         "info": {"title": "jina-rs gateway", "version": env!("CARGO_PKG_VERSION")},
         "paths": paths,
         "components": {"schemas": {
+            // Every field may be absent or null, as Python Jina's request model allows.
             "Request": {"type": "object", "properties": {
-                "data": {"type": "array", "items": {"type": "object"}, "description": "documents"},
-                "parameters": {"type": "object"},
-                "execEndpoint": {"type": "string"},
-                "targetExecutor": {"type": "string"},
-                "header": {"type": "object"}
+                "data": {"type": "array", "items": {"type": "object"}, "nullable": true, "description": "documents"},
+                "parameters": {"type": "object", "nullable": true},
+                "execEndpoint": {"type": "string", "nullable": true},
+                "targetExecutor": {"type": "string", "nullable": true},
+                "header": {"type": "object", "nullable": true}
             }},
             "Response": {"type": "object", "properties": {
                 "header": {"type": "object"}, "parameters": {"type": "object"},
