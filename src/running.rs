@@ -41,12 +41,12 @@ use tokio::task::JoinHandle;
 #[derive(Debug, thiserror::Error)]
 pub enum FlowError {
     /// The Flow itself is wrong: every problem, one per line.
-    #[error("{0}")]
+    #[error(transparent)]
     Invalid(#[from] FlowErrors),
     /// Something failed while starting (a port, an executor, the gateway).
     #[error("{0}")]
     Start(String),
-    #[error("{0}")]
+    #[error(transparent)]
     Client(#[from] ClientError),
 }
 

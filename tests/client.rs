@@ -222,7 +222,11 @@ fn bad_inputs_and_unreachable_gateways_give_one_clear_line() {
         assert_eq!(code, 1, "{args:?}: {out}");
         let errors: Vec<&str> = out.lines().filter(|l| l.starts_with("error: ")).collect();
         assert_eq!(errors.len(), 1, "{out}");
-        assert!(errors[0].contains(expected), "{args:?}: {out}");
+        assert_eq!(
+            errors[0].matches(expected).count(),
+            1,
+            "said once: {args:?}: {out}"
+        );
         assert!(
             start.elapsed() < Duration::from_secs(6),
             "within the connect timeout"

@@ -33,7 +33,7 @@ pub enum ClientError {
     Connect(String),
     #[error("{0}")]
     Transport(String),
-    #[error("{0}")]
+    #[error(transparent)]
     Input(#[from] InputError),
     /// A request came back with status ERROR (and `continue_on_error` was off).
     #[error("request {request_id} failed in {executor}: {message}")]
