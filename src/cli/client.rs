@@ -184,6 +184,6 @@ pub async fn ping(args: PingArgs) -> anyhow::Result<()> {
             Client::connect_timeout(protocol, &host, port, timeout).await?;
         }
     }
-    println!("{host}:{port} is serving");
+    super::say(format_args!("{host}:{port} is serving"));
     Ok(())
 }

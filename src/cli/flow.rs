@@ -31,7 +31,7 @@ pub async fn run(args: FlowArgs) -> anyhow::Result<()> {
         crate::flow::Flow::from_spec(flow.spec)
             .plot(path)
             .map_err(|e| anyhow!("{e}"))?;
-        println!("wrote {}", path.display());
+        super::say(format_args!("wrote {}", path.display()));
         return Ok(());
     }
     let termination = crate::running::termination();

@@ -84,16 +84,16 @@ pub async fn run(args: HelloArgs) -> anyhow::Result<()> {
         .filter_map(|d| d.tags.get("count").and_then(|c| c.as_f64()))
         .sum::<f64>() as u64;
     if indexed > 0 && !args.reindex {
-        println!(
+        super::say(format_args!(
             "The index in {} already holds {indexed} sentences; skipping indexing (--reindex to redo it).",
             workspace.display()
-        );
+        ));
     } else {
-        println!(
+        super::say(format_args!(
             "Indexing Pride and Prejudice ({} paragraphs) into {} ...",
             paragraphs().count(),
             workspace.display()
-        );
+        ));
         flow.index(
             Inputs::iter(paragraphs()),
             PostOptions {
@@ -112,15 +112,15 @@ pub async fn run(args: HelloArgs) -> anyhow::Result<()> {
             ..Default::default()
         };
         let answer = flow.search(Document::from_text(*query), options).await?;
-        println!("\n🔎 {query}");
+        super::say(format_args!("\n🔎 {query}"));
         for r in &answer.results {
             for doc in r.docs()?.iter() {
                 for m in doc.matches.iter() {
-                    println!(
+                    super::say(format_args!(
                         "   {:.3}  {}",
                         m.score("cosine").unwrap_or(0.0),
                         m.text.as_deref().unwrap_or(&m.id)
-                    );
+                    ));
                 }
             }
         }
@@ -128,10 +128,10 @@ pub async fn run(args: HelloArgs) -> anyhow::Result<()> {
     if args.no_serve {
         return flow.stop().await.map_err(|e| anyhow!(e));
     }
-    println!(
+    super::say(format_args!(
         "\n🌐 Search page: http://localhost:{}/   (REST: POST /search; gRPC on port {grpc_port}; Ctrl-C to stop)",
         args.port
-    );
+    ));
     tracing::info!(target: "success", "serving the search page");
     flow.block().await;
     flow.stop().await.map_err(|e| anyhow!(e))

@@ -76,6 +76,12 @@ fn block_on(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> anyho
         .block_on(fut)
 }
 
+/// Prints a line on stdout like `println!`, but a closed stdout (`jina hello | head`) is not a
+/// reason to panic: the line is dropped and the command goes on.
+fn say(line: std::fmt::Arguments) {
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
+
 /// clap parser for a flag that takes a JSON object.
 fn json_object(s: &str) -> Result<Map<String, Value>, String> {
     match serde_json::from_str::<Value>(s) {
