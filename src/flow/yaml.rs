@@ -53,6 +53,26 @@ const EXECUTOR_KEYS: &[&str] = &[
     "workspace",
 ];
 
+/// The warning for a key we do not read: Jina's own keys that mean nothing here say why,
+/// anything else is called unknown (a typo, most often).
+fn ignored(key: &str) -> &'static str {
+    match key {
+        "port_out" | "connect_to_predecessor" => {
+            "Jina 2's remote-local wiring, not needed here (the gateway connects to every executor itself); ignored"
+        }
+        "port_expose" | "upload_files" => {
+            "a JinaD setting, and there is no JinaD here (start the executor there, then use external: true); ignored"
+        }
+        "docker_kwargs" | "volumes" | "gpus" => {
+            "a container setting, and executors run as processes here (docs/differences.md); ignored"
+        }
+        "quiet" | "quiet_error" | "log_config" => {
+            "logging is set with JINA_LOG_LEVEL here; ignored"
+        }
+        _ => "unknown key, ignored",
+    }
+}
+
 /// The result of reading a Flow YAML: the spec (as far as it could be read), its warnings,
 /// and its errors.
 pub struct Parsed {
@@ -108,7 +128,7 @@ pub fn parse(text: &str, base_dir: Option<PathBuf>) -> Parsed {
             k if FLOW_KEYS.contains(&k) => {}
             other => p
                 .warnings
-                .push(Diagnostic::new(line, other, "unknown key, ignored")),
+                .push(Diagnostic::new(line, other, ignored(other))),
         }
     }
     p
@@ -172,7 +192,7 @@ fn read_with(v: &Value, p: &mut Parsed) {
             other => p.warnings.push(Diagnostic::new(
                 line,
                 &format!("with.{other}"),
-                "unknown key, ignored",
+                ignored(other),
             )),
         }
     }
@@ -287,7 +307,7 @@ fn read_executors(v: &Value, p: &mut Parsed) {
                 other => p.warnings.push(Diagnostic::new(
                     line,
                     &format!("executors[{i}].{other}"),
-                    "unknown key, ignored",
+                    ignored(other),
                 )),
             }
         }
@@ -627,6 +647,24 @@ executors:
             "shards default to ALL"
         );
         assert_eq!(p.spec.executors[0].needs, Some(vec!["gateway".to_string()]));
+    }
+
+    #[test]
+    fn jinas_own_keys_that_mean_nothing_here_say_why() {
+        let p = parse(
+            "executors:\n  - name: remote\n    port_out: 5555\n    upload_files: [x.py]\n",
+            None,
+        );
+        assert!(p.errors.is_empty());
+        let warnings: Vec<String> = p.warnings.iter().map(|d| d.to_string()).collect();
+        assert!(
+            warnings[0].starts_with("line 3: executors[0].port_out: Jina 2's remote-local wiring"),
+            "{warnings:?}"
+        );
+        assert!(
+            warnings[1].starts_with("line 4: executors[0].upload_files: a JinaD setting"),
+            "{warnings:?}"
+        );
     }
 
     #[test]
