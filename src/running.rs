@@ -106,6 +106,15 @@ pub fn termination() -> impl Future<Output = ()> + Send + 'static {
     }
 }
 
+/// This machine's address on its private network: the source address the kernel would pick
+/// for an outside destination. Connecting a UDP socket sends nothing.
+fn private_address() -> Option<std::net::IpAddr> {
+    let socket = std::net::UdpSocket::bind("0.0.0.0:0").ok()?;
+    socket.connect("192.0.2.1:9").ok()?;
+    let ip = socket.local_addr().ok()?.ip();
+    (!ip.is_loopback() && !ip.is_unspecified()).then_some(ip)
+}
+
 /// A started Flow: its executors, its gateway, and a client connected to it.
 pub struct RunningFlow {
     /// `(protocol, port)` the gateway serves.
@@ -189,6 +198,14 @@ impl RunningFlow {
 
     /// The reference's "Flow is ready to use!" block.
     pub fn ready_message(&self) -> String {
+        // The reference also shows the address on the private network when the gateway listens
+        // on every interface. (Its public address needs an outside service; we ask none.)
+        let private = self
+            .host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_unspecified())
+            .then(private_address)
+            .flatten();
         let mut text = String::from("🎉 Flow is ready to use!");
         for (protocol, port) in &self.ports {
             text.push_str(&format!(
@@ -196,6 +213,9 @@ impl RunningFlow {
                 protocol.as_str().to_uppercase(),
                 self.host
             ));
+            if let Some(ip) = private {
+                text.push_str(&format!("\n\t🔒 Private network:\t{ip}:{port}"));
+            }
         }
         text
     }
