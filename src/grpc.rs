@@ -31,24 +31,27 @@ pub fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::
 }
 
 /// Serves `routes` (our Jina services) on `listener`, with grpc.health (SERVING) and gRPC
-/// reflection v1 and v1alpha beside them, until `shutdown` resolves; requests in flight finish.
+/// reflection v1 and v1alpha beside them, until `shutdown` resolves; requests in flight get
+/// [`crate::shutdown::CONNECTION_GRACE`] to finish.
 /// The executor server and the gateway both serve through this.
 pub async fn serve(
     routes: tonic::service::Routes,
     listener: tokio::net::TcpListener,
-    shutdown: impl std::future::Future<Output = ()> + Send,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let (health, health_service) = tonic_health::server::health_reporter();
     health
         .set_service_status("", tonic_health::ServingStatus::Serving)
         .await;
-    server_builder()
+    let server = server_builder()
         .add_routes(routes)
         .add_service(health_service)
         .add_service(reflection_v1())
-        .add_service(reflection_v1alpha())
-        .serve_with_incoming_shutdown(incoming(listener), shutdown)
-        .await
+        .add_service(reflection_v1alpha());
+    crate::shutdown::serve_with_grace("gRPC server", shutdown, |stop| {
+        server.serve_with_incoming_shutdown(incoming(listener), stop)
+    })
+    .await
 }
 
 /// gRPC reflection (v1) over our protos and health.

@@ -13,5 +13,6 @@ pub mod orchestrate;
 pub mod proto;
 pub mod request;
 pub mod running;
+pub mod shutdown;
 
 pub use document::{Document, DocumentArray, NdArray};

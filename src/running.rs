@@ -32,6 +32,7 @@ use crate::client::{Client, ClientError, Inputs, PostOptions, PostSummary, Respo
 use crate::flow::{CheckedFlow, Flow, FlowErrors, Protocol};
 use crate::gateway::{self, Listeners};
 use crate::orchestrate::{self, InProcessServers, Processes};
+use crate::shutdown::termination;
 use futures::stream::BoxStream;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -77,32 +78,6 @@ impl Flow {
             flow: Some(flow),
             runtime,
         })
-    }
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-///
-/// The signal handlers are installed when this is *called*, not when the future is first
-/// polled: call it before announcing "ready", so that a signal sent right after the ready
-/// line reaches us instead of the default action, which would kill the process before it
-/// stops its children and finishes the requests in flight.
-pub fn termination() -> impl Future<Output = ()> + Send + 'static {
-    use tokio::signal::unix::{SignalKind, signal};
-    let interrupt = signal(SignalKind::interrupt());
-    let terminate = signal(SignalKind::terminate());
-    async move {
-        match (interrupt, terminate) {
-            (Ok(mut interrupt), Ok(mut terminate)) => {
-                tokio::select! {
-                    _ = interrupt.recv() => {}
-                    _ = terminate.recv() => {}
-                }
-            }
-            (Err(e), _) | (_, Err(e)) => {
-                tracing::warn!("cannot listen for Ctrl-C or SIGTERM ({e}); stop with SIGKILL");
-                std::future::pending::<()>().await
-            }
-        }
     }
 }
 

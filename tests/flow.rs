@@ -309,6 +309,35 @@ fn ctrl_c_and_sigkill_leave_no_child_behind() {
 }
 
 #[test]
+fn a_client_that_never_hangs_up_does_not_keep_a_stopping_flow_alive() {
+    use std::io::Write;
+    let mut flow = start_flow("  - {name: a, uses: Visit}\n");
+    // An HTTP/2 client that opens its connection, then never reads or answers again.
+    let mut silent = std::net::TcpStream::connect(("127.0.0.1", flow.grpc)).unwrap();
+    silent
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let start = Instant::now();
+    flow.proc.signal(libc::SIGINT);
+    let status = flow
+        .proc
+        .wait_exit(Duration::from_secs(15))
+        .expect("the flow exits");
+    assert!(status.success(), "{status:?}\n{}", flow.proc.output());
+    assert!(
+        start.elapsed() < Duration::from_secs(8),
+        "stopped in {:?}",
+        start.elapsed()
+    );
+    assert!(
+        flow.proc.output().contains("connections still open"),
+        "{}",
+        flow.proc.output()
+    );
+}
+
+#[test]
 fn a_yaml_with_three_mistakes_reports_all_three() {
     let files = Files::new();
     let path = files.write(

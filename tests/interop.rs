@@ -8,6 +8,7 @@ mod common;
 use common::*;
 use jina::client::{Client, PostOptions};
 use jina::flow::Protocol;
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -121,24 +122,39 @@ async fn our_flow_runs_a_python_executor_started_by_us_or_already_running() {
     let tagger = format!("{PEER_DIR}/tagger.yml");
 
     // Started by us: metas.py_modules makes it a Python executor; JINA_PYTHON picks the interpreter.
+    // Python Jina forks its worker; neither Ctrl-C nor a SIGKILL of the Flow may leave it behind.
     let files = Files::new();
-    let grpc = free_port();
-    let yaml = format!(
-        "jtype: Flow\nwith: {{protocol: grpc, port: {grpc}}}\nexecutors:\n  - {{name: before, uses: Visit}}\n  - {{name: py, uses: {tagger}}}\n  - {{name: after, uses: Visit}}\n"
-    );
-    let path = files.write("flow.yml", &yaml);
-    let mut flow = Proc::start_in(
-        &["flow", "--uses", path.to_str().unwrap()],
-        None,
-        &[("JINA_PYTHON", python.as_os_str())],
-    );
-    flow.wait_for("Flow is ready to use!", Duration::from_secs(90));
-    through_python(grpc).await;
-    drop(flow);
+    for signal in [libc::SIGINT, libc::SIGKILL] {
+        let grpc = free_port();
+        let yaml = format!(
+            "jtype: Flow\nwith: {{protocol: grpc, port: {grpc}}}\nexecutors:\n  - {{name: before, uses: Visit}}\n  - {{name: py, uses: {tagger}}}\n  - {{name: after, uses: Visit}}\n"
+        );
+        let path = files.write("flow.yml", &yaml);
+        let mut flow = Proc::start_in(
+            &["flow", "--uses", path.to_str().unwrap()],
+            None,
+            &[("JINA_PYTHON", python.as_os_str())],
+        );
+        flow.wait_for("Flow is ready to use!", Duration::from_secs(90));
+        if signal == libc::SIGINT {
+            through_python(grpc).await;
+        }
+        let below = descendants_of(flow.child.id());
+        assert!(below.len() >= 4, "3 executors and Python's fork: {below:?}");
+        flow.signal(signal);
+        if flow.wait_exit(Duration::from_secs(15)).is_none() {
+            panic!(
+                "the flow did not exit on signal {signal}:\n{}",
+                flow.output()
+            );
+        }
+        let left = wait_all_gone(&below, Duration::from_secs(10));
+        assert!(left.is_empty(), "signal {signal}: still alive: {left:?}");
+    }
 
     // Already running: a Python `jina executor`, attached with external: true.
     let port = free_port();
-    let mut peer = Command::new(&python)
+    let peer = Command::new(&python)
         .args([
             "-m",
             "jina",
@@ -151,8 +167,10 @@ async fn our_flow_runs_a_python_executor_started_by_us_or_already_running() {
         .current_dir(PEER_DIR)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
+        .process_group(0)
         .spawn()
         .unwrap();
+    let mut peer = ProcessGroup(peer);
     let ready = async {
         while jina::grpc::check_serving("127.0.0.1", port, Duration::from_millis(300))
             .await
@@ -174,11 +192,19 @@ async fn our_flow_runs_a_python_executor_started_by_us_or_already_running() {
     through_python(grpc).await;
     drop(flow);
     assert!(
-        peer.try_wait().unwrap().is_none(),
+        peer.0.try_wait().unwrap().is_none(),
         "the Flow leaves an external executor running"
     );
-    let _ = peer.kill();
-    let _ = peer.wait();
+}
+
+/// A child in a process group of its own (Python Jina forks), killed as a group when dropped.
+struct ProcessGroup(std::process::Child);
+
+impl Drop for ProcessGroup {
+    fn drop(&mut self) {
+        unsafe { libc::killpg(self.0.id() as i32, libc::SIGKILL) };
+        let _ = self.0.wait();
+    }
 }
 
 #[test]

@@ -64,7 +64,7 @@ pub async fn run(args: ExecutorArgs) -> anyhow::Result<()> {
         .open()
         .map_err(|e| anyhow!("{}: {e}", instance.name))?;
     let service = server::ExecutorService::new(instance);
-    let termination = crate::running::termination();
+    let termination = crate::shutdown::termination();
     tracing::info!("serving gRPC on {}:{}", args.host, args.port_in);
     tracing::info!(target: "success", "ready and listening");
     server::serve(service, listener, termination)

@@ -34,7 +34,7 @@ pub async fn run(args: FlowArgs) -> anyhow::Result<()> {
         super::say(format_args!("wrote {}", path.display()));
         return Ok(());
     }
-    let termination = crate::running::termination();
+    let termination = crate::shutdown::termination();
     tokio::pin!(termination);
     // Ctrl-C while the executors start drops the half-started Flow, which kills its children.
     let mut running = tokio::select! {

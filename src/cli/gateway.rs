@@ -135,7 +135,7 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
         listeners,
         router,
         spec.prefetch,
-        crate::running::termination(),
+        crate::shutdown::termination(),
     ));
     for (protocol, port) in ports {
         tracing::info!("serving {} on {}:{port}", protocol.as_str(), spec.host);

@@ -42,12 +42,23 @@ enum Command {
     Client(client::ClientCommand),
     /// Check that a gateway or executor is serving (exit 0) or say why not (exit 1)
     Ping(client::PingArgs),
+    /// Run a program that forks (Python Jina) so that none of its processes outlives the Flow
+    #[command(hide = true)]
+    Guard(GuardArgs),
+}
+
+#[derive(clap::Args)]
+struct GuardArgs {
+    /// The program and its arguments, after `--`
+    #[arg(trailing_var_arg = true, required = true, allow_hyphen_values = true)]
+    command: Vec<std::ffi::OsString>,
 }
 
 /// Runs the command line; `main.rs` calls only this.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Guard(args) => return guard(args),
         Command::Executor(args) => block_on(executor::run(args)),
         Command::Flow(args) => block_on(flow::run(args)),
         Command::Gateway(args) => block_on(gateway::run(args)),
@@ -64,6 +75,21 @@ pub fn main() -> ExitCode {
             for line in format!("{e:#}").lines() {
                 let _ = writeln!(stderr, "error: {line}");
             }
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn guard(args: GuardArgs) -> ExitCode {
+    let code = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())
+        .and_then(|rt| rt.block_on(crate::orchestrate::guard::run(&args.command)));
+    match code {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "error: {e}");
             ExitCode::from(1)
         }
     }

@@ -207,7 +207,7 @@ impl JinaInfoRpc for ExecutorService {
 pub async fn serve(
     service: ExecutorService,
     listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let routes = tonic::service::Routes::new(crate::unlimited!(
         JinaSingleDataRequestRpcServer::new(service.clone())

@@ -100,7 +100,7 @@ impl JinaInfoRpc for GrpcGateway {
 pub async fn serve(
     gateway: GrpcGateway,
     listener: TcpListener,
-    shutdown: impl Future<Output = ()> + Send,
+    shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let routes =
         tonic::service::Routes::new(crate::unlimited!(JinaRpcServer::new(gateway.clone())))

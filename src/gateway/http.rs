@@ -50,7 +50,7 @@ pub async fn app(router: Arc<Router>, prefetch: usize) -> axum::Router {
         .with_state(state)
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves.
+/// Serves `app` on `listener` until `shutdown` resolves (then as `crate::shutdown` says).
 pub async fn serve(
     app: axum::Router,
     listener: TcpListener,
@@ -61,9 +61,12 @@ pub async fn serve(
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    crate::shutdown::serve_with_grace("HTTP server", shutdown, |stop| {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .into_future()
+    })
+    .await
 }
 
 /// A one-line error as JSON, with its HTTP status.

@@ -3,8 +3,9 @@
 //! This module owns the executor *processes*: it resolves each `uses` into a command line
 //! (`jina executor ...` of this same binary, or `python -m jina executor ...` for a Python
 //! executor), picks free ports, starts every copy, waits until each is healthy, and stops them
-//! all. It knows nothing about requests: the gateway gets only the addresses ([`Topology`]).
+//! all (a program that forks, Python Jina, runs under [`guard`]). It knows nothing about requests: the gateway gets only the addresses ([`Topology`]).
 
+pub mod guard;
 mod process;
 
 pub use process::{LaunchPlan, Processes, free_port};
@@ -263,7 +264,12 @@ fn plan_executor(
             Launch::Python(path) => {
                 let port = port.map_or_else(free_port, Ok)?;
                 let python = std::env::var("JINA_PYTHON").unwrap_or_else(|_| "python3".into());
+                let program = program.as_deref().map_err(|e| format!("{label}: {e}"))?;
+                // Python Jina forks its worker: the guard sees that no fork outlives the Flow.
                 let mut args: Vec<String> = [
+                    "guard",
+                    "--",
+                    &python,
                     "-m",
                     "jina",
                     "executor",
@@ -277,7 +283,7 @@ fn plan_executor(
                 .map(str::to_string)
                 .collect();
                 args.extend(override_flags(&overrides));
-                (PathBuf::from(python), args, port)
+                (program.to_path_buf(), args, port)
             }
         };
         plans.push(LaunchPlan {

@@ -188,6 +188,19 @@ pub fn children_of(pid: u32) -> Vec<u32> {
         .collect()
 }
 
+/// Every process below `pid`: its children, their children, and so on.
+pub fn descendants_of(pid: u32) -> Vec<u32> {
+    let mut found = vec![];
+    let mut next = vec![pid];
+    while let Some(p) = next.pop() {
+        for child in children_of(p) {
+            found.push(child);
+            next.push(child);
+        }
+    }
+    found
+}
+
 /// Whether `pid` is a live process (not gone, not a zombie).
 pub fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {

@@ -1,0 +1,131 @@
+//! The guard: a small process of our own between a Flow and a program that forks.
+//!
+//! `PR_SET_PDEATHSIG` ends a Flow's direct children even when the Flow is SIGKILLed, but it is
+//! not inherited by their children. Python Jina's `jina executor` forks its worker, so killing
+//! the Python process leaves that worker serving on its port, an orphan. The Flow therefore
+//! starts such a program through `jina guard -- <program> <args>`, which:
+//!
+//! - becomes a *child subreaper*: whatever the program forks and leaves behind is re-parented
+//!   to the guard instead of to init, so the guard can always find it;
+//! - on SIGTERM or SIGINT (a normal stop, Ctrl-C, or the death of the Flow, which the guard
+//!   asks to receive as SIGTERM) passes SIGTERM to every process below it, waits up to
+//!   [`GUARD_GRACE`], then SIGKILLs what is left;
+//! - when the program exits by itself, SIGKILLs what it left behind, and exits with its code.
+//!
+//! Everything stays in the Flow's process group, so a signal to that group (a terminal's
+//! Ctrl-C, or a test harness killing the group) still reaches every process.
+//!
+//! It owns nothing else: no ports, no health checks (the Flow does those, through the program).
+
+use std::ffi::OsString;
+use std::time::{Duration, Instant};
+use tokio::signal::unix::{SignalKind, signal};
+
+/// How long the program may take to stop. Shorter than the Flow's own grace for the guard, so
+/// the guard always gets to sweep before the Flow gives up on it.
+pub const GUARD_GRACE: Duration = Duration::from_secs(4);
+
+/// Runs `command` under guard and returns the exit code to leave with.
+pub async fn run(command: &[OsString]) -> Result<i32, String> {
+    let (program, args) = command
+        .split_first()
+        .ok_or("jina guard: no program to run")?;
+    // SAFETY: plain syscalls with constant arguments.
+    unsafe {
+        let parent = libc::getppid();
+        libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
+        // The Flow set PDEATHSIG to SIGKILL, which would leave no time to sweep.
+        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+        if parent == 1 {
+            return Err("jina guard: the Flow is already gone".into());
+        }
+    }
+    let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", program.to_string_lossy()))?;
+    let status = tokio::select! {
+        status = child.wait() => status.ok(),
+        _ = terminate.recv() => None,
+        _ = interrupt.recv() => None,
+    };
+    let deadline = Instant::now() + GUARD_GRACE;
+    let status = match status {
+        Some(status) => Some(status),
+        None => {
+            signal_all_below(libc::SIGTERM);
+            tokio::time::timeout(GUARD_GRACE, child.wait())
+                .await
+                .ok()
+                .and_then(Result::ok)
+        }
+    };
+    // The program is gone or out of time; give its forks the rest of the grace, then kill.
+    while !below().is_empty() && Instant::now() < deadline {
+        reap_orphans();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    signal_all_below(libc::SIGKILL);
+    let _ = child.wait().await;
+    let killed_at = Instant::now();
+    while !below().is_empty() && killed_at.elapsed() < Duration::from_secs(2) {
+        reap_orphans();
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(status.and_then(|s| s.code()).unwrap_or(1))
+}
+
+/// Live processes below the guard (its children and theirs; orphans come to it as well).
+fn below() -> Vec<libc::pid_t> {
+    let me = std::process::id() as libc::pid_t;
+    let mut parents = vec![];
+    if let Ok(dir) = std::fs::read_dir("/proc") {
+        for entry in dir.flatten() {
+            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
+                continue;
+            };
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                continue;
+            };
+            // pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'.
+            let mut rest = stat
+                .rsplit_once(')')
+                .map(|(_, r)| r.split_whitespace())
+                .into_iter()
+                .flatten();
+            let (Some(state), Some(ppid)) = (rest.next(), rest.next()) else {
+                continue;
+            };
+            if state != "Z"
+                && let Ok(ppid) = ppid.parse::<libc::pid_t>()
+            {
+                parents.push((pid, ppid));
+            }
+        }
+    }
+    let mut found = vec![];
+    let mut next = vec![me];
+    while let Some(p) = next.pop() {
+        for &(pid, _) in parents.iter().filter(|(_, ppid)| *ppid == p) {
+            found.push(pid);
+            next.push(pid);
+        }
+    }
+    found
+}
+
+fn signal_all_below(signal: libc::c_int) {
+    for pid in below() {
+        // SAFETY: kill(2); an ESRCH (already gone) is fine.
+        unsafe { libc::kill(pid, signal) };
+    }
+}
+
+/// Collects the exit status of orphans that died as our children (a subreaper must).
+fn reap_orphans() {
+    // SAFETY: waitpid on any child, without blocking. It may also reap the program itself;
+    // tokio's wait then reports an error, which is handled as "gone".
+    unsafe { while libc::waitpid(-1, std::ptr::null_mut(), libc::WNOHANG) > 0 {} }
+}
