@@ -321,6 +321,11 @@ fn bad_inputs_give_one_clear_line_and_a_nonzero_exit() {
             1,
             "with: unknown field `msec`".into(),
         ),
+        (
+            vec!["--listen-fd", "99"],
+            1,
+            "--listen-fd 99: not an open socket".into(),
+        ),
     ];
     for (extra, code, message) in cases {
         let mut args = vec!["executor", "--port-in", port.as_str()];

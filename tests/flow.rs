@@ -425,12 +425,11 @@ async fn uses_after_merges_shards_and_a_request_timeout_gives_an_error() {
 
 #[test]
 fn a_child_that_exits_early_fails_the_start_with_its_output() {
-    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = busy.local_addr().unwrap().port();
     let files = Files::new();
+    // The indexer cannot make its workspace: the child says why and exits before it is ready.
     let path = files.write(
         "flow.yml",
-        &format!("jtype: Flow\nexecutors:\n  - {{name: stuck, port_in: {port}}}\n"),
+        "jtype: Flow\nexecutors:\n  - {name: stuck, uses: VectorIndexer, workspace: /dev/null/ws}\n",
     );
     let (code, out) = run(&["flow", "--uses", path.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
@@ -443,7 +442,23 @@ fn a_child_that_exits_early_fails_the_start_with_its_output() {
         "{out}"
     );
     assert!(
-        out.contains(&format!("port {port} is busy")),
+        out.contains("| error: stuck: workspace /dev/null/ws: Not a directory"),
         "the child's own output is shown: {out}"
+    );
+
+    // A busy port_in is found by the Flow itself, before any child starts.
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let path = files.write(
+        "busy.yml",
+        &format!("jtype: Flow\nexecutors:\n  - {{name: stuck, port_in: {port}}}\n"),
+    );
+    let (code, out) = run(&["flow", "--uses", path.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!(
+            "busy.yml: stuck: port {port} is busy (address in use)"
+        )),
+        "{out}"
     );
 }

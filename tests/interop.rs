@@ -125,9 +125,8 @@ async fn our_flow_runs_a_python_executor_started_by_us_or_already_running() {
     // Python Jina forks its worker; neither Ctrl-C nor a SIGKILL of the Flow may leave it behind.
     let files = Files::new();
     for signal in [libc::SIGINT, libc::SIGKILL] {
-        let grpc = free_port();
         let yaml = format!(
-            "jtype: Flow\nwith: {{protocol: grpc, port: {grpc}}}\nexecutors:\n  - {{name: before, uses: Visit}}\n  - {{name: py, uses: {tagger}}}\n  - {{name: after, uses: Visit}}\n"
+            "jtype: Flow\nwith: {{protocol: grpc}}\nexecutors:\n  - {{name: before, uses: Visit}}\n  - {{name: py, uses: {tagger}}}\n  - {{name: after, uses: Visit}}\n"
         );
         let path = files.write("flow.yml", &yaml);
         let mut flow = Proc::start_in(
@@ -135,7 +134,7 @@ async fn our_flow_runs_a_python_executor_started_by_us_or_already_running() {
             None,
             &[("JINA_PYTHON", python.as_os_str())],
         );
-        flow.wait_for("Flow is ready to use!", Duration::from_secs(90));
+        let grpc = flow.wait_for_gateway(Duration::from_secs(90))["GRPC"];
         if signal == libc::SIGINT {
             through_python(grpc).await;
         }
@@ -182,13 +181,12 @@ async fn our_flow_runs_a_python_executor_started_by_us_or_already_running() {
     tokio::time::timeout(Duration::from_secs(90), ready)
         .await
         .expect("the Python executor serves");
-    let grpc = free_port();
     let yaml = format!(
-        "jtype: Flow\nwith: {{protocol: grpc, port: {grpc}}}\nexecutors:\n  - {{name: before, uses: Visit}}\n  - {{name: py, external: true, host: 127.0.0.1, port_in: {port}}}\n  - {{name: after, uses: Visit}}\n"
+        "jtype: Flow\nwith: {{protocol: grpc}}\nexecutors:\n  - {{name: before, uses: Visit}}\n  - {{name: py, external: true, host: 127.0.0.1, port_in: {port}}}\n  - {{name: after, uses: Visit}}\n"
     );
     let path = files.write("external.yml", &yaml);
     let mut flow = Proc::start(&["flow", "--uses", path.to_str().unwrap()]);
-    flow.wait_for("Flow is ready to use!", Duration::from_secs(30));
+    let grpc = flow.wait_for_gateway(Duration::from_secs(30))["GRPC"];
     through_python(grpc).await;
     drop(flow);
     assert!(

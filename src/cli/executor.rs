@@ -28,6 +28,10 @@ pub struct ExecutorArgs {
     /// JSON object of endpoint -> handler laid over the YAML's `requests`
     #[arg(long, value_parser = super::json_object)]
     pub uses_requests: Option<Map<String, Value>>,
+    /// Serve on this inherited, already listening socket (a Flow binds the port and hands it
+    /// over, so no other process can take it in between); --port-in then only names it
+    #[arg(long, hide = true)]
+    pub listen_fd: Option<i32>,
 }
 
 pub async fn run(args: ExecutorArgs) -> anyhow::Result<()> {
@@ -51,14 +55,16 @@ pub async fn run(args: ExecutorArgs) -> anyhow::Result<()> {
     let instance = config.instantiate(&overrides)?;
     crate::logging::init(&instance.name);
 
-    let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port_in))
-        .await
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::AddrInUse => {
-                anyhow!("port {} is busy (address in use)", args.port_in)
-            }
-            _ => anyhow!("cannot listen on {}:{}: {e}", args.host, args.port_in),
-        })?;
+    let listener = match args.listen_fd {
+        Some(fd) => inherited_listener(fd)?,
+        None => tokio::net::TcpListener::bind((args.host.as_str(), args.port_in)).await,
+    }
+    .map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse => {
+            anyhow!("port {} is busy (address in use)", args.port_in)
+        }
+        _ => anyhow!("cannot listen on {}:{}: {e}", args.host, args.port_in),
+    })?;
     instance
         .executor
         .open()
@@ -72,4 +78,22 @@ pub async fn run(args: ExecutorArgs) -> anyhow::Result<()> {
         .context("gRPC server failed")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The listening socket a Flow handed over as file descriptor `fd`.
+fn inherited_listener(fd: i32) -> anyhow::Result<std::io::Result<tokio::net::TcpListener>> {
+    use std::os::fd::FromRawFd;
+    // SAFETY: fstat only reads; the descriptor is checked to be a socket before we own it.
+    let is_socket = unsafe {
+        let mut stat: libc::stat = std::mem::zeroed();
+        libc::fstat(fd, &mut stat) == 0 && (stat.st_mode & libc::S_IFMT) == libc::S_IFSOCK
+    };
+    if !is_socket {
+        return Err(anyhow!("--listen-fd {fd}: not an open socket"));
+    }
+    // SAFETY: a socket we were given to own, used nowhere else in this process.
+    let listener = unsafe { std::net::TcpListener::from_raw_fd(fd) };
+    Ok(listener
+        .set_nonblocking(true)
+        .and_then(|()| tokio::net::TcpListener::from_std(listener)))
 }

@@ -8,7 +8,7 @@
 pub mod guard;
 mod process;
 
-pub use process::{LaunchPlan, Processes, free_port};
+pub use process::{INHERITED_LISTENER_FD, LaunchPlan, Processes, free_port, listen_local};
 
 use crate::executor::{ExecutorConfig, Overrides};
 use crate::flow::{CheckedFlow, ExecutorSpec, FlowSpec, Polling, Uses};
@@ -234,6 +234,7 @@ fn plan_executor(
      -> Result<String, String> {
         let launch = resolve_uses(uses, base, overrides).map_err(|e| format!("{name}: {e}"))?;
         let overrides = with_workspace(overrides, exec.workspace.as_deref());
+        let mut listener = None;
         let (program, args, port) = match launch {
             Launch::InProcess(native) => {
                 let listener = std::net::TcpListener::bind(("127.0.0.1", port.unwrap_or(0)))
@@ -250,11 +251,16 @@ fn plan_executor(
                 return Ok(address.to_string());
             }
             Launch::Native(uses) => {
-                let port = port.map_or_else(free_port, Ok)?;
+                let socket =
+                    listen_local(port.unwrap_or(0)).map_err(|e| format!("{label}: {e}"))?;
+                let port = socket.local_addr().map_err(|e| e.to_string())?.port();
+                listener = Some(socket);
                 let program = program.as_deref().map_err(|e| format!("{label}: {e}"))?;
+                let fd = INHERITED_LISTENER_FD.to_string();
                 let mut args: Vec<String> =
                     ["executor", "--uses", &uses, "--port-in", &port.to_string()]
                         .into_iter()
+                        .chain(["--listen-fd", &fd])
                         .chain(["--host", "127.0.0.1", "--name", &label])
                         .map(str::to_string)
                         .collect();
@@ -294,6 +300,7 @@ fn plan_executor(
             cwd: None,
             port,
             timeout_ready,
+            listener,
         });
         Ok(format!("127.0.0.1:{port}"))
     };

@@ -17,8 +17,11 @@ const TAIL_LINES: usize = 20;
 /// How long a stopping child may take to finish its requests before it is killed.
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
+/// The descriptor number a child finds its inherited listening socket at (`--listen-fd`).
+pub const INHERITED_LISTENER_FD: i32 = 3;
+
 /// How to start one child and how to know it is ready.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub struct LaunchPlan {
     /// The name in messages (e.g. `encoder/shard-1`).
     pub label: String,
@@ -29,6 +32,10 @@ pub struct LaunchPlan {
     pub port: u16,
     /// None: wait forever.
     pub timeout_ready: Option<Duration>,
+    /// A socket already listening on `port`, handed to the child as [`INHERITED_LISTENER_FD`]:
+    /// nothing can take the port between our choosing it and the child serving on it. Closed
+    /// here once the child has it, so a dead child's port refuses connections at once.
+    pub listener: Option<std::net::TcpListener>,
 }
 
 struct Running {
@@ -46,10 +53,12 @@ pub struct Processes {
 impl Processes {
     /// Starts every plan at once and waits until each is ready. If one fails, all are stopped
     /// and the error names the child, why, and the tail of its output.
-    pub async fn start_all(plans: Vec<LaunchPlan>) -> Result<Processes, String> {
+    pub async fn start_all(mut plans: Vec<LaunchPlan>) -> Result<Processes, String> {
         let mut processes = Processes::default();
-        for plan in &plans {
-            match spawn(plan) {
+        for plan in &mut plans {
+            let spawned = spawn(plan);
+            plan.listener = None;
+            match spawned {
                 Ok(r) => processes.children.push(r),
                 Err(e) => {
                     processes.stop().await;
@@ -108,6 +117,7 @@ fn spawn(plan: &LaunchPlan) -> Result<Running, String> {
         cmd.current_dir(dir);
     }
     let parent = std::process::id() as libc::pid_t;
+    let listener = plan.listener.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
@@ -117,6 +127,15 @@ fn spawn(plan: &LaunchPlan) -> Result<Running, String> {
             // The parent may have died before prctl took effect.
             if libc::getppid() != parent {
                 libc::_exit(1);
+            }
+            // Our sockets are close-on-exec; the copy at INHERITED_LISTENER_FD must not be.
+            let handed_over = match listener {
+                Some(fd) if fd == INHERITED_LISTENER_FD => libc::fcntl(fd, libc::F_SETFD, 0) != -1,
+                Some(fd) => libc::dup2(fd, INHERITED_LISTENER_FD) != -1,
+                None => true,
+            };
+            if !handed_over {
+                return Err(std::io::Error::last_os_error());
             }
             Ok(())
         });
@@ -189,7 +208,15 @@ async fn wait_ready(plan: &LaunchPlan, running: &mut Running) -> Result<(), Stri
     }
 }
 
-/// A free TCP port on this machine (bound, then released for the child to take).
+/// A socket listening on 127.0.0.1:`port` (0: any free port), to hand to a child.
+pub fn listen_local(port: u16) -> Result<std::net::TcpListener, String> {
+    std::net::TcpListener::bind(("127.0.0.1", port)).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AddrInUse => format!("port {port} is busy (address in use)"),
+        _ => format!("cannot listen on 127.0.0.1:{port}: {e}"),
+    })
+}
+
+/// A free TCP port on this machine (bound, then released for a child that binds it itself).
 pub fn free_port() -> Result<u16, String> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())

@@ -2,6 +2,7 @@
 //! is gone when the test ends, pass or fail.
 #![allow(dead_code)]
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -84,6 +85,30 @@ impl Proc {
             std::thread::sleep(Duration::from_millis(20));
         }
         panic!("timed out waiting for '{pattern}':\n{}", self.output());
+    }
+
+    /// Waits until a Flow is ready and returns its gateway's ports by protocol (`GRPC`, ...),
+    /// as its `Flow is ready to use!` block lists them.
+    pub fn wait_for_gateway(&mut self, timeout: Duration) -> BTreeMap<String, u16> {
+        // "ready in" is logged right after the block, so the whole block has been read.
+        self.wait_for("Flow is ready to use!", timeout);
+        self.wait_for("ready in", Duration::from_secs(5));
+        let mut ports = BTreeMap::new();
+        let mut protocol = None;
+        for line in self.output().lines() {
+            if let Some((_, p)) = line.split_once("Protocol:") {
+                protocol = Some(p.trim().to_string());
+            } else if let (Some((_, address)), Some(p)) =
+                (line.split_once("Local access:"), protocol.take())
+            {
+                let port = address
+                    .trim()
+                    .rsplit_once(':')
+                    .and_then(|(_, n)| n.parse().ok());
+                ports.insert(p, port.expect("a port after Local access:"));
+            }
+        }
+        ports
     }
 
     pub fn signal(&self, sig: i32) {
@@ -235,12 +260,13 @@ pub struct FlowUnderTest {
 }
 
 /// Writes `executors_yaml` (the list under `executors:`) into a Flow YAML serving every
-/// protocol on free ports, starts `jina flow`, and waits until it is ready.
+/// protocol, starts `jina flow`, and waits until it is ready. The Flow picks its own ports
+/// (no port given: it binds port 0), so no other test can take one in between; they are read
+/// from its `Flow is ready to use!` block.
 pub fn start_flow(executors_yaml: &str) -> FlowUnderTest {
     let files = Files::new();
-    let (grpc, http, ws) = (free_port(), free_port(), free_port());
     let yaml = format!(
-        "jtype: Flow\nwith:\n  protocol: [grpc, http, websocket]\n  port: [{grpc}, {http}, {ws}]\nexecutors:\n{executors_yaml}"
+        "jtype: Flow\nwith:\n  protocol: [grpc, http, websocket]\nexecutors:\n{executors_yaml}"
     );
     let path = files.write("flow.yml", &yaml);
     // In the temporary folder: relative workspaces land there, not in the repository.
@@ -249,12 +275,17 @@ pub fn start_flow(executors_yaml: &str) -> FlowUnderTest {
         Some(files.dir.path()),
         &[],
     );
-    proc.wait_for("Flow is ready to use!", Duration::from_secs(60));
+    let ports = proc.wait_for_gateway(Duration::from_secs(60));
+    let port = |protocol: &str| {
+        *ports
+            .get(protocol)
+            .unwrap_or_else(|| panic!("no {protocol} port in: {}", proc.output()))
+    };
     FlowUnderTest {
+        grpc: port("GRPC"),
+        http: port("HTTP"),
+        ws: port("WEBSOCKET"),
         proc,
-        grpc,
-        http,
-        ws,
         files,
     }
 }
