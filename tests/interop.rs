@@ -170,6 +170,57 @@ async fn our_flow_runs_a_python_executor_started_by_us_or_already_running() {
         .spawn()
         .unwrap();
     let mut peer = ProcessGroup(peer);
+    assert!(serves(port).await, "the Python executor serves");
+    through_external(&files, port).await;
+    assert!(
+        peer.0.try_wait().unwrap().is_none(),
+        "the Flow leaves an external executor running"
+    );
+    drop(peer);
+
+    // `jina executor` given a Python executor's YAML serves it with Python Jina, and Ctrl-C
+    // stops it with everything it forked.
+    let port = free_port();
+    let mut ours = Proc::start_in(
+        &[
+            "executor",
+            "--uses",
+            &tagger,
+            "--port-in",
+            &port.to_string(),
+        ],
+        None,
+        &[("JINA_PYTHON", python.as_os_str())],
+    );
+    assert!(
+        serves(port).await,
+        "jina executor serves the Python executor:\n{}",
+        ours.output()
+    );
+    through_external(&files, port).await;
+    let below = descendants_of(ours.child.id());
+    assert!(below.len() >= 2, "Python Jina and its fork: {below:?}");
+    ours.signal(libc::SIGINT);
+    let status = ours
+        .wait_exit(Duration::from_secs(15))
+        .expect("jina executor exits");
+    assert!(status.success(), "{status:?}\n{}", ours.output());
+    assert!(wait_all_gone(&below, Duration::from_secs(5)).is_empty());
+}
+
+/// Runs [`through_python`] on a Flow that attaches the executor on `port` with external: true.
+async fn through_external(files: &Files, port: u16) {
+    let yaml = format!(
+        "jtype: Flow\nwith: {{protocol: grpc}}\nexecutors:\n  - {{name: before, uses: Visit}}\n  - {{name: py, external: true, host: 127.0.0.1, port_in: {port}}}\n  - {{name: after, uses: Visit}}\n"
+    );
+    let path = files.write("external.yml", &yaml);
+    let mut flow = Proc::start(&["flow", "--uses", path.to_str().unwrap()]);
+    let grpc = flow.wait_for_gateway(Duration::from_secs(30))["GRPC"];
+    through_python(grpc).await;
+}
+
+/// Whether an executor on `port` says SERVING within 90 s (Python Jina takes a while to start).
+async fn serves(port: u16) -> bool {
     let ready = async {
         while jina::grpc::check_serving("127.0.0.1", port, Duration::from_millis(300))
             .await
@@ -180,19 +231,7 @@ async fn our_flow_runs_a_python_executor_started_by_us_or_already_running() {
     };
     tokio::time::timeout(Duration::from_secs(90), ready)
         .await
-        .expect("the Python executor serves");
-    let yaml = format!(
-        "jtype: Flow\nwith: {{protocol: grpc}}\nexecutors:\n  - {{name: before, uses: Visit}}\n  - {{name: py, external: true, host: 127.0.0.1, port_in: {port}}}\n  - {{name: after, uses: Visit}}\n"
-    );
-    let path = files.write("external.yml", &yaml);
-    let mut flow = Proc::start(&["flow", "--uses", path.to_str().unwrap()]);
-    let grpc = flow.wait_for_gateway(Duration::from_secs(30))["GRPC"];
-    through_python(grpc).await;
-    drop(flow);
-    assert!(
-        peer.0.try_wait().unwrap().is_none(),
-        "the Flow leaves an external executor running"
-    );
+        .is_ok()
 }
 
 /// A child in a process group of its own (Python Jina forks), killed as a group when dropped.

@@ -52,6 +52,9 @@ pub async fn run(args: ExecutorArgs) -> anyhow::Result<()> {
         uses_metas,
         uses_requests,
     };
+    if config.is_python() {
+        return serve_python(&args.uses, args.port_in, args.name.as_deref(), &overrides).await;
+    }
     let instance = config.instantiate(&overrides)?;
     crate::logging::init(&instance.name);
 
@@ -78,6 +81,37 @@ pub async fn run(args: ExecutorArgs) -> anyhow::Result<()> {
         .context("gRPC server failed")?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// An executor whose class lives in Python (`metas.py_modules`) is served by Python Jina, under
+/// our guard so that its forked worker stops with it.
+async fn serve_python(
+    uses: &str,
+    port: u16,
+    name: Option<&str>,
+    overrides: &Overrides,
+) -> anyhow::Result<()> {
+    let yaml = std::path::Path::new(uses.trim());
+    if !yaml.is_file() {
+        return Err(anyhow!(
+            "uses: a Python executor (metas.py_modules) must be given as a YAML file"
+        ));
+    }
+    let name = name.unwrap_or("executor");
+    crate::logging::init(name);
+    let command = crate::orchestrate::python_executor_command(yaml, port, name, overrides);
+    tracing::info!(
+        "a Python executor: serving it with Python Jina ({})",
+        command[0]
+    );
+    let command: Vec<std::ffi::OsString> = command.into_iter().map(Into::into).collect();
+    match crate::orchestrate::guard::run(&command, crate::orchestrate::guard::Parent::Independent)
+        .await
+    {
+        Ok(0) => Ok(()),
+        Ok(code) => Err(anyhow!("{name}: Python Jina exited with code {code}")),
+        Err(e) => Err(anyhow!(e)),
+    }
 }
 
 /// The listening socket a Flow handed over as file descriptor `fd`.

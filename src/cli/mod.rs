@@ -85,7 +85,12 @@ fn guard(args: GuardArgs) -> ExitCode {
         .enable_all()
         .build()
         .map_err(|e| e.to_string())
-        .and_then(|rt| rt.block_on(crate::orchestrate::guard::run(&args.command)));
+        .and_then(|rt| {
+            rt.block_on(crate::orchestrate::guard::run(
+                &args.command,
+                crate::orchestrate::guard::Parent::Flow,
+            ))
+        });
     match code {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
         Err(e) => {

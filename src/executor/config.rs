@@ -210,7 +210,7 @@ impl ExecutorConfig {
         let err = |m: String| ConfigError::new(&self.origin, m);
         let Some(entry) = builtin::find(&self.jtype) else {
             let hint = if self.is_python() {
-                " (it is a Python executor: metas.py_modules; a Flow starts it with Python Jina)"
+                " (it is a Python executor: metas.py_modules; `jina executor` and Flows serve it with Python Jina)"
             } else {
                 ""
             };

@@ -25,19 +25,32 @@ use tokio::signal::unix::{SignalKind, signal};
 /// the guard always gets to sweep before the Flow gives up on it.
 pub const GUARD_GRACE: Duration = Duration::from_secs(4);
 
-/// Runs `command` under guard and returns the exit code to leave with.
-pub async fn run(command: &[OsString]) -> Result<i32, String> {
+/// Whom the guard's life is tied to.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Parent {
+    /// A Flow: when it dies, stop (as on SIGTERM).
+    Flow,
+    /// Whoever started `jina executor` by hand: it may go away (a closed shell, `nohup`)
+    /// while the executor goes on serving.
+    Independent,
+}
+
+/// Runs `command` under guard and returns the exit code to leave with: the program's own when
+/// it ends by itself, 0 when it was stopped because we were asked to stop.
+pub async fn run(command: &[OsString], parent: Parent) -> Result<i32, String> {
     let (program, args) = command
         .split_first()
         .ok_or("jina guard: no program to run")?;
     // SAFETY: plain syscalls with constant arguments.
     unsafe {
-        let parent = libc::getppid();
+        let parent_pid = libc::getppid();
         libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1);
-        // The Flow set PDEATHSIG to SIGKILL, which would leave no time to sweep.
-        libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-        if parent == 1 {
-            return Err("jina guard: the Flow is already gone".into());
+        if parent == Parent::Flow {
+            // The Flow set PDEATHSIG to SIGKILL, which would leave no time to sweep.
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            if parent_pid == 1 {
+                return Err("jina guard: the Flow is already gone".into());
+            }
         }
     }
     let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
@@ -52,6 +65,7 @@ pub async fn run(command: &[OsString]) -> Result<i32, String> {
         _ = interrupt.recv() => None,
     };
     let deadline = Instant::now() + GUARD_GRACE;
+    let asked_to_stop = status.is_none();
     let status = match status {
         Some(status) => Some(status),
         None => {
@@ -74,7 +88,12 @@ pub async fn run(command: &[OsString]) -> Result<i32, String> {
         reap_orphans();
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
-    Ok(status.and_then(|s| s.code()).unwrap_or(1))
+    // Stopped because we were asked to: that is success, whatever code the program chose.
+    Ok(if asked_to_stop {
+        0
+    } else {
+        status.and_then(|s| s.code()).unwrap_or(1)
+    })
 }
 
 /// Live processes below the guard (its children and theirs; orphans come to it as well).

@@ -269,26 +269,18 @@ fn plan_executor(
             }
             Launch::Python(path) => {
                 let port = port.map_or_else(free_port, Ok)?;
-                let python = std::env::var("JINA_PYTHON").unwrap_or_else(|_| "python3".into());
                 let program = program.as_deref().map_err(|e| format!("{label}: {e}"))?;
                 // Python Jina forks its worker: the guard sees that no fork outlives the Flow.
-                let mut args: Vec<String> = [
-                    "guard",
-                    "--",
-                    &python,
-                    "-m",
-                    "jina",
-                    "executor",
-                    "--uses",
-                    &path.display().to_string(),
-                    "--port",
-                    &port.to_string(),
-                ]
-                .into_iter()
-                .chain(["--name", &label.replace('/', "-")])
-                .map(str::to_string)
-                .collect();
-                args.extend(override_flags(&overrides));
+                let args = ["guard", "--"]
+                    .into_iter()
+                    .map(str::to_string)
+                    .chain(python_executor_command(
+                        &path,
+                        port,
+                        &label.replace('/', "-"),
+                        &overrides,
+                    ))
+                    .collect();
                 (program.to_path_buf(), args, port)
             }
         };
@@ -360,6 +352,30 @@ fn with_workspace(overrides: &Overrides, workspace: Option<&str>) -> Overrides {
 }
 
 /// `--uses-with`, `--uses-metas`, `--uses-requests` flags for the overrides that are set.
+/// The command line serving a Python executor (its YAML names `metas.py_modules`) with Python
+/// Jina: `python -m jina executor`, the interpreter from `JINA_PYTHON`, else `python3`.
+pub fn python_executor_command(
+    yaml: &Path,
+    port: u16,
+    name: &str,
+    overrides: &Overrides,
+) -> Vec<String> {
+    let python = std::env::var("JINA_PYTHON").unwrap_or_else(|_| "python3".into());
+    let mut command: Vec<String> = [python.as_str(), "-m", "jina", "executor"]
+        .into_iter()
+        .map(str::to_string)
+        .chain(["--uses".into(), yaml.display().to_string()])
+        .chain([
+            "--port".into(),
+            port.to_string(),
+            "--name".into(),
+            name.into(),
+        ])
+        .collect();
+    command.extend(override_flags(overrides));
+    command
+}
+
 fn override_flags(overrides: &Overrides) -> Vec<String> {
     let requests: serde_json::Map<String, serde_json::Value> = overrides
         .uses_requests
