@@ -98,41 +98,10 @@ pub async fn run(command: &[OsString], parent: Parent) -> Result<i32, String> {
 
 /// Live processes below the guard (its children and theirs; orphans come to it as well).
 fn below() -> Vec<libc::pid_t> {
-    let me = std::process::id() as libc::pid_t;
-    let mut parents = vec![];
-    if let Ok(dir) = std::fs::read_dir("/proc") {
-        for entry in dir.flatten() {
-            let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse().ok()) else {
-                continue;
-            };
-            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-                continue;
-            };
-            // pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'.
-            let mut rest = stat
-                .rsplit_once(')')
-                .map(|(_, r)| r.split_whitespace())
-                .into_iter()
-                .flatten();
-            let (Some(state), Some(ppid)) = (rest.next(), rest.next()) else {
-                continue;
-            };
-            if state != "Z"
-                && let Ok(ppid) = ppid.parse::<libc::pid_t>()
-            {
-                parents.push((pid, ppid));
-            }
-        }
-    }
-    let mut found = vec![];
-    let mut next = vec![me];
-    while let Some(p) = next.pop() {
-        for &(pid, _) in parents.iter().filter(|(_, ppid)| *ppid == p) {
-            found.push(pid);
-            next.push(pid);
-        }
-    }
-    found
+    super::procs::descendants(std::process::id())
+        .into_iter()
+        .map(|pid| pid as libc::pid_t)
+        .collect()
 }
 
 fn signal_all_below(signal: libc::c_int) {

@@ -3,10 +3,12 @@
 //! This module owns the executor *processes*: it resolves each `uses` into a command line
 //! (`jina executor ...` of this same binary, or `python -m jina executor ...` for a Python
 //! executor), picks free ports, starts every copy, waits until each is healthy, and stops them
-//! all (a program that forks, Python Jina, runs under [`guard`]). It knows nothing about requests: the gateway gets only the addresses ([`Topology`]).
+//! all (a program that forks, Python Jina, runs under [`guard`], which finds what it forked
+//! through [`procs`]). It knows nothing about requests: the gateway gets only the addresses ([`Topology`]).
 
 pub mod guard;
 mod process;
+pub mod procs;
 
 pub use process::{INHERITED_LISTENER_FD, LaunchPlan, Processes, free_port, listen_local};
 

@@ -192,51 +192,9 @@ pub async fn channel(port: u16) -> tonic::transport::Channel {
         .expect("connect")
 }
 
-/// Parent pid of `pid`, from /proc (None when it is gone).
-fn parent_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'.
-    stat.rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
-/// Processes whose parent is `pid`.
-pub fn children_of(pid: u32) -> Vec<u32> {
-    std::fs::read_dir("/proc")
-        .unwrap()
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
-        .filter(|&p| parent_of(p) == Some(pid))
-        .collect()
-}
-
-/// Every process below `pid`: its children, their children, and so on.
-pub fn descendants_of(pid: u32) -> Vec<u32> {
-    let mut found = vec![];
-    let mut next = vec![pid];
-    while let Some(p) = next.pop() {
-        for child in children_of(p) {
-            found.push(child);
-            next.push(child);
-        }
-    }
-    found
-}
-
-/// Whether `pid` is a live process (not gone, not a zombie).
-pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !matches!(
-            stat.rsplit_once(')')
-                .map(|(_, r)| r.trim_start().chars().next()),
-            Some(Some('Z' | 'X'))
-        ),
-        Err(_) => false,
-    }
-}
+// Not every test file uses each of these.
+#[allow(unused_imports)]
+pub use jina::orchestrate::procs::{alive, children as children_of, descendants as descendants_of};
 
 /// Waits until none of `pids` is alive; returns those still alive after `timeout`.
 pub fn wait_all_gone(pids: &[u32], timeout: Duration) -> Vec<u32> {

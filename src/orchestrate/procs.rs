@@ -1,0 +1,65 @@
+//! The process table, read from `/proc`: who is alive and who is whose child. The guard uses it
+//! to find everything below it; the tests use it to check that nothing outlives a Flow.
+
+/// The fields of `/proc/<pid>/stat` we need.
+struct Stat {
+    state: char,
+    ppid: u32,
+}
+
+fn stat(pid: u32) -> Option<Stat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // pid (comm) state ppid ...: comm may hold spaces, so read after the last ')'.
+    let mut fields = text.rsplit_once(')')?.1.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    Some(Stat { state, ppid })
+}
+
+/// Whether `pid` is a live process (not gone, not a zombie).
+pub fn alive(pid: u32) -> bool {
+    stat(pid).is_some_and(|s| !matches!(s.state, 'Z' | 'X'))
+}
+
+/// Live processes whose parent is `pid`.
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return vec![];
+    };
+    dir.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|&p| stat(p).is_some_and(|s| s.ppid == pid && !matches!(s.state, 'Z' | 'X')))
+        .collect()
+}
+
+/// Every live process below `pid`: its children, theirs, and so on.
+pub fn descendants(pid: u32) -> Vec<u32> {
+    let mut found = vec![];
+    let mut next = vec![pid];
+    while let Some(p) = next.pop() {
+        for child in children(p) {
+            found.push(child);
+            next.push(child);
+        }
+    }
+    found
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sees_a_child_and_its_end() {
+        let mut child = std::process::Command::new("sleep")
+            .arg("5")
+            .spawn()
+            .unwrap();
+        let me = std::process::id();
+        assert!(children(me).contains(&child.id()));
+        assert!(descendants(me).contains(&child.id()));
+        assert!(alive(child.id()));
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert!(!alive(child.id()));
+    }
+}
