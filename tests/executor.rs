@@ -322,6 +322,11 @@ fn bad_inputs_give_one_clear_line_and_a_nonzero_exit() {
             "with: unknown field `msec`".into(),
         ),
         (
+            vec!["--uses", "docker://encoder:latest"],
+            1,
+            "uses 'docker://encoder:latest': docker:// executors are not supported".into(),
+        ),
+        (
             vec!["--listen-fd", "99"],
             1,
             "--listen-fd 99: not an open socket".into(),

@@ -342,7 +342,7 @@ fn a_yaml_with_three_mistakes_reports_all_three() {
     let files = Files::new();
     let path = files.write(
         "broken.yml",
-        "jtype: Flow\nexecutors:\n  - name: a\n    uses: NoSuchExecutor\n  - name: b\n    parallel: three\n  - name: c\n    needs: [nobody]\n    colour: blue\n",
+        "jtype: Flow\nexecutors:\n  - name: a\n    uses: NoSuchExecutor\n  - name: b\n    parallel: three\n  - name: c\n    needs: [nobody]\n    colour: blue\n    port_out: 5555\n",
     );
     let (code, out) = run(&["flow", "--uses", path.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
@@ -365,6 +365,10 @@ fn a_yaml_with_three_mistakes_reports_all_three() {
     assert!(
         out.contains("colour"),
         "the unknown key is warned about: {out}"
+    );
+    assert!(
+        out.contains("broken.yml:10: executors[2].port_out: Jina 2's remote-local wiring"),
+        "a Jina key that means nothing here says why: {out}"
     );
     assert!(!out.contains("panicked"));
 }
