@@ -30,28 +30,62 @@ pub fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::
     tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
-/// Serves `routes` (our Jina services) on `listener`, with grpc.health (SERVING) and gRPC
-/// reflection v1 and v1alpha beside them, until `shutdown` resolves; requests in flight get
+/// How a gRPC server of ours serves, besides its services.
+#[derive(Default)]
+pub struct ServeOptions {
+    /// Serve TLS with this identity.
+    pub tls: Option<crate::tls::ServerTls>,
+    /// What grpc.health says, as it changes (true: SERVING); None: always SERVING.
+    pub serving: Option<tokio::sync::watch::Receiver<bool>>,
+}
+
+/// Serves `routes` (our Jina services) on `listener`, with grpc.health and gRPC reflection v1
+/// and v1alpha beside them, until `shutdown` resolves; requests in flight get
 /// [`crate::shutdown::CONNECTION_GRACE`] to finish.
 /// The executor server and the gateway both serve through this.
 pub async fn serve(
     routes: tonic::service::Routes,
     listener: tokio::net::TcpListener,
+    options: ServeOptions,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
+    use tonic_health::ServingStatus;
     let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_service_status("", tonic_health::ServingStatus::Serving)
-        .await;
+    health.set_service_status("", ServingStatus::Serving).await;
+    if let Some(mut serving) = options.serving {
+        tokio::spawn(async move {
+            loop {
+                let status = match *serving.borrow_and_update() {
+                    true => ServingStatus::Serving,
+                    false => ServingStatus::NotServing,
+                };
+                health.set_service_status("", status).await;
+                if serving.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
     let server = server_builder()
         .add_routes(routes)
         .add_service(health_service)
         .add_service(reflection_v1())
         .add_service(reflection_v1alpha());
-    crate::shutdown::serve_with_grace("gRPC server", shutdown, |stop| {
-        server.serve_with_incoming_shutdown(incoming(listener), stop)
-    })
-    .await
+    match options.tls {
+        Some(tls) => {
+            let connections = tls.incoming(listener).into_stream();
+            crate::shutdown::serve_with_grace("gRPC server", shutdown, |stop| {
+                server.serve_with_incoming_shutdown(connections, stop)
+            })
+            .await
+        }
+        None => {
+            crate::shutdown::serve_with_grace("gRPC server", shutdown, |stop| {
+                server.serve_with_incoming_shutdown(incoming(listener), stop)
+            })
+            .await
+        }
+    }
 }
 
 /// gRPC reflection (v1) over our protos and health.
@@ -76,14 +110,46 @@ pub fn reflection_v1alpha() -> tonic_reflection::server::v1alpha::ServerReflecti
         .expect("our descriptor set is valid")
 }
 
-/// A lazily connecting channel to `host:port`: one HTTP/2 connection, requests multiplexed.
-pub fn channel(host: &str, port: u16, connect_timeout: Duration) -> Result<Channel, String> {
-    let endpoint = Endpoint::from_shared(format!("http://{host}:{port}"))
+/// Splits `host:port` (the one reader of an address; `[::1]:80` works too).
+pub fn host_port(address: &str) -> Result<(&str, u16), String> {
+    address
+        .rsplit_once(':')
+        .and_then(|(h, p)| {
+            let h = h.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(h);
+            p.parse::<u16>().ok().filter(|_| !h.is_empty()).map(|p| (h, p))
+        })
+        .ok_or_else(|| format!("'{address}' is not an address (expected host:port)"))
+}
+
+/// The endpoint of `host:port`, over TLS when `tls` says whom to trust.
+pub fn endpoint(
+    host: &str,
+    port: u16,
+    connect_timeout: Duration,
+    tls: Option<&crate::tls::ClientTls>,
+) -> Result<Endpoint, String> {
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let mut endpoint = Endpoint::from_shared(format!("{scheme}://{host}:{port}"))
         .map_err(|e| format!("bad address {host}:{port}: {e}"))?
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30));
-    Ok(endpoint.connect_lazy())
+    if let Some(tls) = tls {
+        endpoint = endpoint
+            .tls_config(tls.grpc(host))
+            .map_err(|e| format!("TLS to {host}:{port}: {e}"))?;
+    }
+    Ok(endpoint)
+}
+
+/// A lazily connecting channel to `host:port`: one HTTP/2 connection, requests multiplexed.
+pub fn channel(
+    host: &str,
+    port: u16,
+    connect_timeout: Duration,
+    tls: Option<&crate::tls::ClientTls>,
+) -> Result<Channel, String> {
+    Ok(endpoint(host, port, connect_timeout, tls)?.connect_lazy())
 }
 
 /// What `_status` answers: our versions and the JINA_* environment.
@@ -104,39 +170,40 @@ pub fn jina_info() -> JinaInfoProto {
 }
 
 /// Asks `host:port` for its gRPC health once: Ok when it says SERVING, else why not.
-pub async fn check_serving(host: &str, port: u16, timeout: Duration) -> Result<(), String> {
-    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+pub async fn check_serving(
+    host: &str,
+    port: u16,
+    timeout: Duration,
+    tls: Option<&crate::tls::ClientTls>,
+) -> Result<(), String> {
     let attempt = async {
-        let endpoint = Endpoint::from_shared(format!("http://{host}:{port}"))
-            .map_err(|e| format!("bad address {host}:{port}: {e}"))?
-            .connect_timeout(timeout);
-        let channel = endpoint.connect().await.map_err(|e| {
-            format!(
-                "cannot connect to {host}:{port}: {}",
-                crate::errors::root_cause(&e)
-            )
-        })?;
-        let reply = HealthClient::new(channel)
-            .check(HealthCheckRequest {
-                service: String::new(),
-            })
+        let channel = endpoint(host, port, timeout, tls)?
+            .connect()
             .await
-            .map_err(|s| {
-                format!(
-                    "{host}:{port} answered health with {}: {}",
-                    s.code(),
-                    s.message()
-                )
-            })?
-            .into_inner();
-        match reply.status {
-            1 => Ok(()),
-            other => Err(format!(
-                "{host}:{port} is not serving (health status {other})"
-            )),
-        }
+            .map_err(|e| format!("cannot connect: {}", crate::errors::root_cause(&e)))?;
+        check_channel_serving(channel, timeout).await
     };
     tokio::time::timeout(timeout, attempt)
         .await
-        .unwrap_or_else(|_| Err(format!("{host}:{port} did not answer within {timeout:?}")))
+        .unwrap_or_else(|_| Err(format!("no answer within {timeout:?}")))
+        .map_err(|e| format!("{host}:{port}: {e}"))
+}
+
+/// Asks the peer of `channel` for its gRPC health once.
+pub async fn check_channel_serving(channel: Channel, timeout: Duration) -> Result<(), String> {
+    use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+    let mut client = HealthClient::new(channel);
+    let ask = client.check(HealthCheckRequest {
+        service: String::new(),
+    });
+    let reply = tokio::time::timeout(timeout, ask)
+        .await
+        .map_err(|_| format!("no answer within {timeout:?}"))?
+        .map_err(|s| format!("health check failed: {} ({})", s.message(), s.code()))?
+        .into_inner();
+    match reply.status {
+        1 => Ok(()),
+        2 => Err("not serving (an executor is down)".into()),
+        other => Err(format!("not serving (health status {other})")),
+    }
 }

@@ -8,11 +8,13 @@ pub mod executor;
 pub mod flow;
 pub mod gateway;
 pub mod grpc;
+pub mod health;
 pub mod logging;
 pub mod orchestrate;
 pub mod proto;
 pub mod request;
 pub mod running;
 pub mod shutdown;
+pub mod tls;
 
 pub use document::{Document, DocumentArray, NdArray};

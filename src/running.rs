@@ -29,7 +29,8 @@
 //! ```
 
 use crate::client::{Client, ClientError, Inputs, PostOptions, PostSummary, Response};
-use crate::flow::{CheckedFlow, Flow, FlowErrors, Protocol};
+use crate::flow::{CheckedFlow, Flow, FlowErrors, Protocol, TlsFiles};
+use crate::tls::ClientTls;
 use crate::gateway::{self, Listeners};
 use crate::orchestrate::{self, InProcessServers, Processes};
 use crate::shutdown::termination;
@@ -63,7 +64,20 @@ impl Flow {
             .map_err(FlowError::Start)?;
         tracing::info!(target: "success", "{}", running.ready_message());
         let (protocol, port) = running.ports[0];
-        running.client = Some(Client::connect(protocol, "127.0.0.1", port).await?);
+        // Over TLS, the Flow's own client trusts the gateway's certificate (self-signed, or the
+        // CA's chain in the same file).
+        let tls = match &running.tls {
+            Some(files) => Some(
+                ClientTls::new(Some(&files.certfile))
+                    .map_err(|e| FlowError::Start(e.to_string()))?,
+            ),
+            None => None,
+        };
+        let host = if tls.is_some() { "localhost" } else { "127.0.0.1" };
+        running.client = Some(
+            Client::connect_tls(protocol, host, port, crate::client::CONNECT_TIMEOUT, tls.as_ref())
+                .await?,
+        );
         Ok(running)
     }
 
@@ -95,6 +109,8 @@ pub struct RunningFlow {
     /// `(protocol, port)` the gateway serves.
     pub ports: Vec<(Protocol, u16)>,
     pub host: String,
+    /// The gateway's certificate, when it serves TLS.
+    pub tls: Option<TlsFiles>,
     /// How long starting took, until every executor was ready.
     pub ready_in: Duration,
     processes: Processes,
@@ -110,17 +126,33 @@ impl RunningFlow {
     /// serves. Any failure stops whatever had started.
     pub async fn start(flow: &CheckedFlow) -> Result<RunningFlow, String> {
         let started = Instant::now();
-        let listeners = Listeners::bind(&flow.spec.gateway).await?;
+        let spec = &flow.spec;
+        // TLS files are read before anything starts: a bad one is an error, never plain text.
+        let settings = gateway::Settings::from_spec(&spec.gateway).map_err(|e| e.to_string())?;
+        let client_tls = match spec.executors.iter().any(|e| e.tls) {
+            true => Some(ClientTls::new(None).map_err(|e| format!("tls: true: {e}"))?),
+            false => None,
+        };
+        let listeners = Listeners::bind(&spec.gateway).await?;
         let ports = listeners.ports();
-        let executors = orchestrate::start(flow).await?;
-        let router = gateway::router(flow.graph.clone(), &executors.topology)?;
+        let executors = orchestrate::start(flow, client_tls.as_ref()).await?;
+        let policies: Vec<_> = (0..spec.executors.len())
+            .map(|i| spec.call_policy(i))
+            .collect();
+        let router = gateway::router(
+            flow.graph.clone(),
+            &executors.topology,
+            &policies,
+            client_tls.as_ref(),
+        )?;
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let serving = gateway::serve(listeners, router, flow.spec.gateway.prefetch, async move {
+        let serving = gateway::serve(listeners, router, settings, async move {
             let _ = stop_rx.await;
         });
         Ok(RunningFlow {
             ports,
-            host: flow.spec.gateway.host.clone(),
+            tls: spec.gateway.tls.clone(),
+            host: spec.gateway.host.clone(),
             ready_in: started.elapsed(),
             processes: executors.processes,
             in_process: executors.in_process,

@@ -177,7 +177,7 @@ pub async fn ping(args: PingArgs) -> anyhow::Result<()> {
         .ok_or_else(|| anyhow!("'{}' is not HOST:PORT", args.address))?;
     let timeout = std::time::Duration::from_secs_f64(args.timeout.max(0.001));
     match args.protocol {
-        Protocol::Grpc => crate::grpc::check_serving(&host, port, timeout)
+        Protocol::Grpc => crate::grpc::check_serving(&host, port, timeout, None)
             .await
             .map_err(|e| anyhow!(e))?,
         protocol => {

@@ -28,6 +28,15 @@ pub struct ExecutorArgs {
     /// JSON object of endpoint -> handler laid over the YAML's `requests`
     #[arg(long, value_parser = super::json_object)]
     pub uses_requests: Option<Map<String, Value>>,
+    /// Serve TLS with this certificate chain (PEM; with --ssl-keyfile)
+    #[arg(long, requires = "ssl_keyfile")]
+    pub ssl_certfile: Option<std::path::PathBuf>,
+    /// The private key of --ssl-certfile (PEM)
+    #[arg(long, requires = "ssl_certfile")]
+    pub ssl_keyfile: Option<std::path::PathBuf>,
+    /// The largest request taken, in bytes (0: no limit)
+    #[arg(long, default_value_t = crate::flow::DEFAULT_MAX_REQUEST_BYTES)]
+    pub max_request_bytes: usize,
     /// Serve on this inherited, already listening socket (a Flow binds the port and hands it
     /// over, so no other process can take it in between); --port-in then only names it
     #[arg(long, hide = true)]
@@ -53,10 +62,23 @@ pub async fn run(args: ExecutorArgs) -> anyhow::Result<()> {
         uses_requests,
     };
     if config.is_python() {
+        if args.ssl_certfile.is_some() {
+            return Err(anyhow!(
+                "--ssl-certfile: a Python executor is served by Python Jina, which serves no TLS for one executor"
+            ));
+        }
         return serve_python(&args.uses, args.port_in, args.name.as_deref(), &overrides).await;
     }
     let instance = config.instantiate(&overrides)?;
     crate::logging::init(&instance.name);
+    let tls = match (&args.ssl_certfile, &args.ssl_keyfile) {
+        (Some(cert), Some(key)) => Some(crate::tls::ServerTls::load(cert, key)?),
+        _ => None,
+    };
+    let settings = server::ServeSettings {
+        tls,
+        max_request_bytes: (args.max_request_bytes > 0).then_some(args.max_request_bytes),
+    };
 
     let listener = match args.listen_fd {
         Some(fd) => inherited_listener(fd)?,
@@ -76,7 +98,7 @@ pub async fn run(args: ExecutorArgs) -> anyhow::Result<()> {
     let termination = crate::shutdown::termination();
     tracing::info!("serving gRPC on {}:{}", args.host, args.port_in);
     tracing::info!(target: "success", "ready and listening");
-    server::serve(service, listener, termination)
+    server::serve(service, listener, settings, termination)
         .await
         .context("gRPC server failed")?;
     tracing::info!("stopped");

@@ -5,7 +5,7 @@
 
 use crate::flow::{ExecutorSpec, FlowSpec, GATEWAY, GatewaySpec, Graph, Protocol};
 use crate::gateway::{self, Listeners};
-use crate::orchestrate::{DeploymentAddresses, Topology};
+use crate::orchestrate::{CopyAddress, DeploymentAddresses, Topology};
 use anyhow::anyhow;
 use clap::Args;
 use serde_json::{Map, Value};
@@ -93,14 +93,17 @@ fn graph_from(
     let deployments = names
         .iter()
         .map(|name| {
-            let replicas = match &addresses[name] {
+            let replicas: Vec<CopyAddress> = match &addresses[name] {
                 Value::Array(a) => a
                     .iter()
                     .filter_map(|v| v.as_str().map(str::to_string))
                     .collect(),
                 Value::String(s) => vec![s.clone()],
                 _ => vec![],
-            };
+            }
+            .into_iter()
+            .map(CopyAddress::external)
+            .collect();
             if replicas.is_empty() {
                 return Err(anyhow!(
                     "--deployments-addresses: '{name}' needs a list of host:port"
@@ -112,6 +115,7 @@ fn graph_from(
                 shards: vec![replicas],
                 head: None,
                 tail: None,
+                tls: false,
             })
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
@@ -130,11 +134,12 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     };
     let listeners = Listeners::bind(&spec).await.map_err(|e| anyhow!(e))?;
     let ports = listeners.ports();
-    let router = gateway::router(graph, &topology).map_err(|e| anyhow!(e))?;
+    let router = gateway::router(graph, &topology, &[], None).map_err(|e| anyhow!(e))?;
+    let settings = gateway::Settings::from_spec(&spec)?;
     let serving = tokio::spawn(gateway::serve(
         listeners,
         router,
-        spec.prefetch,
+        settings,
         crate::shutdown::termination(),
     ));
     for (protocol, port) in ports {

@@ -101,10 +101,14 @@ fn guard(args: GuardArgs) -> ExitCode {
 }
 
 fn block_on(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
-    tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .build()?
-        .block_on(fut)
+        .build()?;
+    let result = runtime.block_on(fut);
+    // A handler still running on a blocking thread (a slow executor whose request was cut
+    // after the stop's grace) must not hold the exit: dropping the runtime would wait for it.
+    runtime.shutdown_background();
+    result
 }
 
 /// Prints a line on stdout like `println!`, but a closed stdout (`jina hello | head`) is not a

@@ -287,8 +287,19 @@ impl Client {
         port: u16,
         timeout: Duration,
     ) -> Result<Client, ClientError> {
+        Self::connect_tls(protocol, host, port, timeout, None).await
+    }
+
+    /// Connects over TLS (gRPC with TLS, HTTPS, WSS) when `tls` says whom to trust.
+    pub async fn connect_tls(
+        protocol: Protocol,
+        host: &str,
+        port: u16,
+        timeout: Duration,
+        tls: Option<&crate::tls::ClientTls>,
+    ) -> Result<Client, ClientError> {
         Ok(Client {
-            transport: Transport::connect(protocol, host, port, timeout).await?,
+            transport: Transport::connect(protocol, host, port, timeout, tls).await?,
         })
     }
 

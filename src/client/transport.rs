@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
 use tokio_tungstenite::tungstenite::Message;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 /// A connection to a gateway, checked at connect time.
 #[derive(Clone)]
@@ -33,7 +33,24 @@ pub enum Transport {
     },
     Websocket {
         url: String,
+        tls: Option<Arc<rustls::ClientConfig>>,
     },
+}
+
+/// Opens a WebSocket to `url`, over TLS (wss://) when `tls` is given.
+async fn open_websocket(
+    url: &str,
+    tls: &Option<Arc<rustls::ClientConfig>>,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    tokio_tungstenite::tungstenite::Error,
+> {
+    let connector = tls
+        .as_ref()
+        .map(|c| tokio_tungstenite::Connector::Rustls(c.clone()));
+    let (socket, _) =
+        tokio_tungstenite::connect_async_tls_with_config(url, None, true, connector).await?;
+    Ok(socket)
 }
 
 impl Transport {
@@ -44,6 +61,7 @@ impl Transport {
         host: &str,
         port: u16,
         timeout: Duration,
+        tls: Option<&crate::tls::ClientTls>,
     ) -> Result<Transport, ClientError> {
         let unreachable = |why: String| {
             ClientError::Connect(format!(
@@ -54,10 +72,8 @@ impl Transport {
         let attempt = async {
             match protocol {
                 Protocol::Grpc => {
-                    let endpoint = Endpoint::from_shared(format!("http://{host}:{port}"))
-                        .map_err(|e| unreachable(e.to_string()))?
-                        .connect_timeout(timeout)
-                        .tcp_nodelay(true);
+                    let endpoint =
+                        crate::grpc::endpoint(host, port, timeout, tls).map_err(unreachable)?;
                     let channel = endpoint
                         .connect()
                         .await
@@ -65,12 +81,15 @@ impl Transport {
                     Ok(Transport::Grpc(channel))
                 }
                 Protocol::Http => {
-                    let client = reqwest::Client::builder()
+                    let mut builder = reqwest::Client::builder()
                         .connect_timeout(timeout)
-                        .tcp_nodelay(true)
-                        .build()
-                        .map_err(|e| unreachable(e.to_string()))?;
-                    let base = format!("http://{host}:{port}");
+                        .tcp_nodelay(true);
+                    if let Some(tls) = tls {
+                        builder = builder.tls_backend_preconfigured(tls.rustls());
+                    }
+                    let client = builder.build().map_err(|e| unreachable(e.to_string()))?;
+                    let scheme = if tls.is_some() { "https" } else { "http" };
+                    let base = format!("{scheme}://{host}:{port}");
                     client
                         .get(format!("{base}/dry_run"))
                         .send()
@@ -84,13 +103,15 @@ impl Transport {
                     })
                 }
                 Protocol::Websocket => {
-                    let url = format!("ws://{host}:{port}/");
+                    let scheme = if tls.is_some() { "wss" } else { "ws" };
+                    let url = format!("{scheme}://{host}:{port}/");
+                    let tls = tls.map(|t| Arc::new(t.rustls()));
                     // A probe connection proves the gateway answers; each post opens its own.
-                    let (mut socket, _) = tokio_tungstenite::connect_async(&url)
+                    let mut socket = open_websocket(&url, &tls)
                         .await
                         .map_err(|e| unreachable(root_cause(&e)))?;
                     let _ = socket.close(None).await;
-                    Ok(Transport::Websocket { url })
+                    Ok(Transport::Websocket { url, tls })
                 }
             }
         };
@@ -120,7 +141,7 @@ impl Transport {
                 })
                 .buffer_unordered(prefetch)
                 .boxed(),
-            Transport::Websocket { url } => websocket(url, requests, prefetch),
+            Transport::Websocket { url, tls } => websocket(url, tls, requests, prefetch),
         }
     }
 }
@@ -229,14 +250,15 @@ async fn http_post(
 
 fn websocket(
     url: String,
+    tls: Option<Arc<rustls::ClientConfig>>,
     requests: impl Stream<Item = DataRequestProto> + Send + 'static,
     prefetch: usize,
 ) -> BoxStream<'static, Result<DataRequestProto, ClientError>> {
     let (tx, rx) = tokio::sync::mpsc::channel(prefetch);
     tokio::spawn(async move {
         let fail = |m: String| Err(ClientError::Transport(format!("WebSocket: {m}")));
-        let socket = match tokio_tungstenite::connect_async(&url).await {
-            Ok((s, _)) => s,
+        let socket = match open_websocket(&url, &tls).await {
+            Ok(s) => s,
             Err(e) => {
                 let _ = tx.send(fail(root_cause(&e))).await;
                 return;

@@ -202,20 +202,37 @@ impl JinaInfoRpc for ExecutorService {
     }
 }
 
+/// How an executor serves: TLS, and the largest request it takes.
+pub struct ServeSettings {
+    pub tls: Option<crate::tls::ServerTls>,
+    /// None: no limit (a Flow's own child: the gateway has checked every request).
+    pub max_request_bytes: Option<usize>,
+}
+
 /// Serves `service` on `listener` until `shutdown` resolves, then finishes the requests in
 /// flight and returns.
 pub async fn serve(
     service: ExecutorService,
     listener: TcpListener,
+    settings: ServeSettings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    let routes = tonic::service::Routes::new(crate::unlimited!(
+    let limit = settings.max_request_bytes.unwrap_or(usize::MAX);
+    let routes = tonic::service::Routes::new(
         JinaSingleDataRequestRpcServer::new(service.clone())
-    ))
-    .add_service(crate::unlimited!(JinaDataRequestRpcServer::new(
-        service.clone()
-    )))
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(usize::MAX),
+    )
+    .add_service(
+        JinaDataRequestRpcServer::new(service.clone())
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(usize::MAX),
+    )
     .add_service(JinaDiscoverEndpointsRpcServer::new(service.clone()))
     .add_service(JinaInfoRpcServer::new(service));
-    crate::grpc::serve(routes, listener, shutdown).await
+    let options = crate::grpc::ServeOptions {
+        tls: settings.tls,
+        serving: None,
+    };
+    crate::grpc::serve(routes, listener, options, shutdown).await
 }

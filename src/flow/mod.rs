@@ -12,7 +12,10 @@ mod yaml;
 
 pub use builder::{Exec, Flow, Needs};
 pub use graph::{Graph, GraphNode};
-pub use spec::{ExecutorSpec, FlowSpec, GATEWAY, GatewaySpec, Polling, Protocol, Uses};
+pub use spec::{
+    CallPolicy, DEFAULT_MAX_REQUEST_BYTES, ExecutorSpec, FlowSpec, GATEWAY, GatewaySpec, Idempotent,
+    Polling, Protocol, RestartPolicy, TlsFiles, Uses,
+};
 
 use std::fmt;
 use std::path::Path;

@@ -4,6 +4,7 @@ use crate::executor::Overrides;
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// The name of the virtual node where requests enter and results leave.
 pub const GATEWAY: &str = "gateway";
@@ -66,6 +67,95 @@ impl Protocol {
     }
 }
 
+/// Whether a child that exited is started again (Kubernetes' `restartPolicy`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RestartPolicy {
+    /// Whatever the exit: an executor is meant to serve until the Flow stops.
+    #[default]
+    Always,
+    /// Only after a failure: a non-zero exit code or a signal.
+    OnFailure,
+    Never,
+}
+
+impl RestartPolicy {
+    pub fn parse(s: &str) -> Option<RestartPolicy> {
+        match s.to_ascii_lowercase().replace('_', "-").as_str() {
+            "always" => Some(RestartPolicy::Always),
+            "on-failure" | "onfailure" => Some(RestartPolicy::OnFailure),
+            "never" => Some(RestartPolicy::Never),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RestartPolicy::Always => "always",
+            RestartPolicy::OnFailure => "on-failure",
+            RestartPolicy::Never => "never",
+        }
+    }
+
+    pub fn restarts_after(self, status: std::process::ExitStatus) -> bool {
+        match self {
+            RestartPolicy::Always => true,
+            RestartPolicy::OnFailure => !status.success(),
+            RestartPolicy::Never => false,
+        }
+    }
+}
+
+/// Which endpoints may be sent again after a failure that may have reached a handler.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub enum Idempotent {
+    /// None: a request is repeated only when it surely never reached a handler.
+    #[default]
+    None,
+    All,
+    Endpoints(Vec<String>),
+}
+
+impl Idempotent {
+    pub fn allows(&self, endpoint: &str) -> bool {
+        match self {
+            Idempotent::None => false,
+            Idempotent::All => true,
+            Idempotent::Endpoints(list) => list.iter().any(|e| e == endpoint),
+        }
+    }
+}
+
+/// How the gateway calls one executor: Jina's `timeout_send` and `retries`, and our
+/// `idempotent` (docs/resilience.md).
+#[derive(Clone, Debug, PartialEq)]
+pub struct CallPolicy {
+    /// How long one call may take; None waits forever.
+    pub timeout_send: Option<Duration>,
+    /// How many other replicas a failed call may be tried on; None: each other replica once.
+    pub retries: Option<usize>,
+    pub idempotent: Idempotent,
+}
+
+impl Default for CallPolicy {
+    fn default() -> Self {
+        CallPolicy {
+            timeout_send: None,
+            retries: None,
+            idempotent: Idempotent::None,
+        }
+    }
+}
+
+/// A certificate chain and its key, in PEM files (Jina 3's `ssl_certfile` / `ssl_keyfile`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TlsFiles {
+    pub certfile: PathBuf,
+    pub keyfile: PathBuf,
+}
+
+/// What a request may weigh, in bytes, on any face of the gateway, unless the Flow says.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
+
 /// What an executor runs: a `uses` string (built-in name, YAML path or inline YAML), a map, or
 /// a Rust executor of the library's user (served inside the Flow's process).
 #[derive(Clone, Debug, PartialEq)]
@@ -100,6 +190,14 @@ pub struct GatewaySpec {
     pub timeout_ready: i64,
     /// Environment given to every executor.
     pub env: BTreeMap<String, String>,
+    /// Jina's `timeout_send` for every executor that sets none (ms); None waits forever.
+    pub timeout_send: Option<Duration>,
+    /// The largest request the gateway takes, on every protocol.
+    pub max_request_bytes: usize,
+    /// Jina's `cors`: let web pages of other origins call the REST face.
+    pub cors: bool,
+    /// Serve gRPC, HTTPS and WSS with this identity.
+    pub tls: Option<TlsFiles>,
 }
 
 impl Default for GatewaySpec {
@@ -111,6 +209,10 @@ impl Default for GatewaySpec {
             prefetch: 1000,
             timeout_ready: 60_000,
             env: BTreeMap::new(),
+            timeout_send: None,
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            cors: false,
+            tls: None,
         }
     }
 }
@@ -140,6 +242,15 @@ pub struct ExecutorSpec {
     pub timeout_ready: Option<i64>,
     pub env: BTreeMap<String, String>,
     pub workspace: Option<String>,
+    /// Jina's `timeout_send` (ms; -1 waits forever); None takes the Flow's.
+    pub timeout_send: Option<i64>,
+    /// Jina's `retries`: other replicas a failed call may be tried on; None: each once.
+    pub retries: Option<usize>,
+    /// Endpoints that may be sent again after a failure that may have reached a handler.
+    pub idempotent: Idempotent,
+    pub restart: RestartPolicy,
+    /// An external executor that serves TLS.
+    pub tls: bool,
 }
 
 impl ExecutorSpec {
@@ -168,6 +279,20 @@ impl FlowSpec {
             .name
             .clone()
             .unwrap_or_else(|| format!("executor{i}"))
+    }
+
+    /// How the gateway calls executor `i`: its own policy, with the Flow's `timeout_send`
+    /// where it sets none.
+    pub fn call_policy(&self, i: usize) -> CallPolicy {
+        let e = &self.executors[i];
+        CallPolicy {
+            timeout_send: match e.timeout_send {
+                Some(ms) => u64::try_from(ms).ok().map(Duration::from_millis),
+                None => self.gateway.timeout_send,
+            },
+            retries: e.retries,
+            idempotent: e.idempotent.clone(),
+        }
     }
 
     /// Names of executors no other executor needs so far (the reference's "orphans").

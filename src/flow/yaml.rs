@@ -13,11 +13,15 @@
 //! error naming key and line, an unknown key a warning naming key and line.
 
 use super::Diagnostic;
-use super::spec::{ExecutorSpec, FlowSpec, GatewaySpec, Polling, Protocol, Uses};
+use super::spec::{
+    ExecutorSpec, FlowSpec, GatewaySpec, Idempotent, Polling, Protocol, RestartPolicy, TlsFiles,
+    Uses,
+};
 use serde_json::{Map, Value as Json};
 use serde_yaml_ng::Value;
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 const FLOW_KEYS: &[&str] = &["jtype", "version", "with", "executors"];
 const WITH_KEYS: &[&str] = &[
@@ -28,8 +32,14 @@ const WITH_KEYS: &[&str] = &[
     "host",
     "prefetch",
     "timeout_ready",
+    "timeout_send",
     "env",
     "name",
+    "max_request_bytes",
+    "cors",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "tls",
 ];
 const EXECUTOR_KEYS: &[&str] = &[
     "name",
@@ -49,6 +59,11 @@ const EXECUTOR_KEYS: &[&str] = &[
     "port",
     "external",
     "timeout_ready",
+    "timeout_send",
+    "retries",
+    "idempotent",
+    "restart",
+    "tls",
     "env",
     "workspace",
 ];
@@ -145,6 +160,8 @@ fn read_with(v: &Value, p: &mut Parsed) {
         return;
     };
     let mut g = GatewaySpec::default();
+    let mut tls_files: BTreeMap<&str, PathBuf> = BTreeMap::new();
+    let mut tls_asked = false;
     for (k, v) in map {
         let key = k.as_str().unwrap_or_default();
         let path = format!("with.{key}");
@@ -188,6 +205,26 @@ fn read_with(v: &Value, p: &mut Parsed) {
                 Ok(e) => g.env = e,
                 Err(m) => err(m),
             },
+            "timeout_send" => match integer(v, -1, i64::MAX) {
+                Ok(n) => g.timeout_send = u64::try_from(n).ok().map(Duration::from_millis),
+                Err(m) => err(m),
+            },
+            "max_request_bytes" => match integer(v, 1, i64::MAX) {
+                Ok(n) => g.max_request_bytes = n as usize,
+                Err(m) => err(m),
+            },
+            "cors" => match v.as_bool() {
+                Some(b) => g.cors = b,
+                None => err(format!("expected true or false, found {}", describe(v))),
+            },
+            "ssl_certfile" | "ssl_keyfile" => match string(v) {
+                Ok(s) => *tls_files.entry(key).or_default() = p.spec.base_dir.as_deref().map_or_else(|| PathBuf::from(&s), |d| d.join(&s)),
+                Err(m) => err(m),
+            },
+            "tls" => match v.as_bool() {
+                Some(b) => tls_asked = b,
+                None => err(format!("expected true or false, found {}", describe(v))),
+            },
             k if WITH_KEYS.contains(&k) => {}
             other => p.warnings.push(Diagnostic::new(
                 line,
@@ -195,6 +232,27 @@ fn read_with(v: &Value, p: &mut Parsed) {
                 ignored(other),
             )),
         }
+    }
+    // TLS asked for but not fully given is an error: the Flow must never serve plain text
+    // where it was told to encrypt.
+    match (tls_files.remove("ssl_certfile"), tls_files.remove("ssl_keyfile")) {
+        (Some(certfile), Some(keyfile)) => g.tls = Some(TlsFiles { certfile, keyfile }),
+        (None, None) if tls_asked => p.errors.push(Diagnostic::new(
+            p.lines.with_key("tls"),
+            "with.tls",
+            "the gateway serves TLS with ssl_certfile and ssl_keyfile; give both",
+        )),
+        (None, None) => {}
+        (Some(_), None) => p.errors.push(Diagnostic::new(
+            p.lines.with_key("ssl_certfile"),
+            "with.ssl_certfile",
+            "needs ssl_keyfile too",
+        )),
+        (None, Some(_)) => p.errors.push(Diagnostic::new(
+            p.lines.with_key("ssl_keyfile"),
+            "with.ssl_keyfile",
+            "needs ssl_certfile too",
+        )),
     }
     p.spec.gateway = g;
 }
@@ -300,8 +358,44 @@ fn read_executors(v: &Value, p: &mut Parsed) {
                     Err(m) => err(m),
                 },
                 "workspace" => match string(v) {
-                    Ok(s) => e.workspace = Some(s),
+                    // Relative to the YAML's folder, as `uses` is.
+                    Ok(s) => {
+                        e.workspace = Some(match &p.spec.base_dir {
+                            Some(dir) if Path::new(&s).is_relative() => {
+                                dir.join(&s).display().to_string()
+                            }
+                            _ => s,
+                        })
+                    }
                     Err(m) => err(m),
+                },
+                "timeout_send" => match integer(v, -1, i64::MAX) {
+                    Ok(n) => e.timeout_send = Some(n),
+                    Err(m) => err(m),
+                },
+                "retries" => match integer(v, -1, 1024) {
+                    // Jina's -1: the default (each other replica once).
+                    Ok(n) => e.retries = usize::try_from(n).ok(),
+                    Err(m) => err(m),
+                },
+                "idempotent" => match v {
+                    Value::Bool(true) => e.idempotent = Idempotent::All,
+                    Value::Bool(false) => e.idempotent = Idempotent::None,
+                    v => match one_or_many(v, "an endpoint, or true for all") {
+                        Ok(list) => e.idempotent = Idempotent::Endpoints(list),
+                        Err(m) => err(m),
+                    },
+                },
+                "restart" => match string(v).and_then(|s| {
+                    RestartPolicy::parse(&s)
+                        .ok_or(format!("unknown restart policy '{s}' (always, on-failure, never)"))
+                }) {
+                    Ok(r) => e.restart = r,
+                    Err(m) => err(m),
+                },
+                "tls" => match v.as_bool() {
+                    Some(b) => e.tls = b,
+                    None => err(format!("expected true or false, found {}", describe(v))),
                 },
                 k if EXECUTOR_KEYS.contains(&k) => {}
                 other => p.warnings.push(Diagnostic::new(
@@ -310,6 +404,13 @@ fn read_executors(v: &Value, p: &mut Parsed) {
                     ignored(other),
                 )),
             }
+        }
+        if e.tls && !e.external {
+            p.errors.push(Diagnostic::new(
+                p.lines.item_key(i, "tls"),
+                &format!("executors[{i}].tls"),
+                "only an external executor is reached over TLS (the Flow's own run on loopback); add external: true with its host and port",
+            ));
         }
         // Jina 3's `shards` receive every request unless polling says otherwise.
         if parallel_given && !polling_given {
@@ -531,6 +632,19 @@ pub fn write(spec: &FlowSpec) -> String {
     if !g.env.is_empty() {
         with.insert("env".into(), json!(g.env));
     }
+    if let Some(t) = g.timeout_send {
+        with.insert("timeout_send".into(), json!(t.as_millis() as u64));
+    }
+    if g.max_request_bytes != defaults.max_request_bytes {
+        with.insert("max_request_bytes".into(), json!(g.max_request_bytes));
+    }
+    if g.cors {
+        with.insert("cors".into(), json!(true));
+    }
+    if let Some(tls) = &g.tls {
+        with.insert("ssl_certfile".into(), json!(tls.certfile));
+        with.insert("ssl_keyfile".into(), json!(tls.keyfile));
+    }
     let uses_json = |u: &Uses| match u {
         Uses::Named(s) => json!(s),
         Uses::Map(m) => m.clone(),
@@ -594,6 +708,27 @@ pub fn write(spec: &FlowSpec) -> String {
             }
             if let Some(w) = &e.workspace {
                 x.insert("workspace".into(), json!(w));
+            }
+            if let Some(t) = e.timeout_send {
+                x.insert("timeout_send".into(), json!(t));
+            }
+            if let Some(r) = e.retries {
+                x.insert("retries".into(), json!(r));
+            }
+            match &e.idempotent {
+                Idempotent::None => {}
+                Idempotent::All => {
+                    x.insert("idempotent".into(), json!(true));
+                }
+                Idempotent::Endpoints(list) => {
+                    x.insert("idempotent".into(), json!(list));
+                }
+            }
+            if e.restart != RestartPolicy::default() {
+                x.insert("restart".into(), json!(e.restart.as_str()));
+            }
+            if e.tls {
+                x.insert("tls".into(), json!(true));
             }
             Json::Object(x)
         })

@@ -7,10 +7,16 @@
 //! - polling ALL_ASYNC: every shard gets the request; the first answer goes on, the others finish
 //!   in the background.
 //!
-//! A copy that cannot be reached gives an ERROR response naming the executor, never a hang.
+//! Every call to a shard follows the executor's [`CallPolicy`]: a copy its supervisor reports
+//! down is skipped; a call that fails is tried on another replica when that cannot repeat work
+//! (the copy was down or refused the connection) or when the endpoint is idempotent; a call not
+//! answered within `timeout_send` is a `TimeoutError`. A shard that cannot answer gives an ERROR
+//! response naming the executor and its copies, never a hang.
 
-use crate::flow::Polling;
-use crate::orchestrate::DeploymentAddresses;
+use super::ratelimit::RateLimitedLog;
+use crate::flow::{CallPolicy, Polling};
+use crate::health::{CopyState, Liveness};
+use crate::orchestrate::{CopyAddress, DeploymentAddresses};
 use crate::proto::jina::{
     DataRequestListProto, DataRequestProto, EndpointsProto,
     jina_data_request_rpc_client::JinaDataRequestRpcClient,
@@ -18,29 +24,104 @@ use crate::proto::jina::{
     jina_single_data_request_rpc_client::JinaSingleDataRequestRpcClient,
 };
 use crate::request;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tonic::transport::Channel;
 
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// One executor copy: its address and a lazily connected channel to it.
+/// Why a call to a shard gave no answer.
+#[derive(Debug)]
+enum CallError {
+    /// Every replica of the shard is down, as their supervisors say.
+    Down(Vec<String>),
+    /// The copy could not be reached or broke off.
+    Transport {
+        copy: String,
+        address: String,
+        status: tonic::Status,
+    },
+    /// No answer within `timeout_send`.
+    Timeout { copy: String, after: Duration },
+}
+
+impl CallError {
+    fn exception(&self) -> &'static str {
+        match self {
+            CallError::Timeout { .. } => "TimeoutError",
+            _ => "ConnectionError",
+        }
+    }
+
+    fn describe(&self, executor: &str) -> String {
+        match self {
+            CallError::Down(copies) => {
+                format!("executor '{executor}' is down: {}", copies.join("; "))
+            }
+            CallError::Transport {
+                copy,
+                address,
+                status,
+            } => format!(
+                "executor '{executor}' ({copy} at {address}) is unreachable or failed: {} ({})",
+                status.message(),
+                status.code()
+            ),
+            CallError::Timeout { copy, after } => format!(
+                "executor '{executor}' ({copy}) did not answer within {} ms (timeout_send)",
+                after.as_millis()
+            ),
+        }
+    }
+}
+
+/// Whether a failed call surely never reached the executor's handler: the connection was
+/// refused or never made. Anything else (a reset mid-call) may have run the handler.
+fn never_reached(status: &tonic::Status) -> bool {
+    use std::error::Error as _;
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = status.source();
+    while let Some(e) = cause {
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotConnected
+            )
+        {
+            return true;
+        }
+        if e.to_string().contains("tcp connect error") {
+            return true;
+        }
+        cause = e.source();
+    }
+    false
+}
+
+/// One executor copy: its address, whether it is up, and a lazily connected channel to it.
 #[derive(Clone)]
 pub struct Copy {
     pub address: String,
+    liveness: Liveness,
     channel: Channel,
 }
 
 impl Copy {
-    fn new(address: &str) -> Result<Copy, String> {
-        let (host, port) = address
-            .rsplit_once(':')
-            .and_then(|(h, p)| p.parse::<u16>().ok().map(|p| (h, p)))
-            .ok_or_else(|| format!("bad executor address '{address}' (expected host:port)"))?;
+    fn new(copy: &CopyAddress, tls: Option<&crate::tls::ClientTls>) -> Result<Copy, String> {
+        let (host, port) = crate::grpc::host_port(&copy.address)?;
         Ok(Copy {
-            address: address.into(),
-            channel: crate::grpc::channel(host, port, CONNECT_TIMEOUT)?,
+            address: copy.address.clone(),
+            liveness: copy.liveness.clone(),
+            channel: crate::grpc::channel(host, port, CONNECT_TIMEOUT, tls)?,
         })
+    }
+
+    pub fn label(&self) -> &str {
+        self.liveness.label()
+    }
+
+    pub fn liveness(&self) -> &Liveness {
+        &self.liveness
     }
 
     /// Sends one request, or several to be merged by the executor (a join).
@@ -66,25 +147,110 @@ impl Copy {
         Ok(client.endpoint_discovery(()).await?.into_inner())
     }
 
+    /// Whether the copy serves: down as its supervisor says, else as its health check says.
     pub async fn is_serving(&self) -> Result<(), String> {
-        let (host, port) = self
-            .address
-            .rsplit_once(':')
-            .unwrap_or((&self.address, "0"));
-        crate::grpc::check_serving(host, port.parse().unwrap_or(0), CONNECT_TIMEOUT).await
+        if let CopyState::Down(why) = self.liveness.state() {
+            return Err(format!("{} {why}", self.label()));
+        }
+        crate::grpc::check_channel_serving(self.channel.clone(), CONNECT_TIMEOUT)
+            .await
+            .map_err(|e| format!("{} at {}: {e}", self.label(), self.address))
     }
 }
 
-/// The replicas of one shard, used in turn.
+/// The replicas of one shard (or a head or tail, with one), used in turn.
 struct Shard {
     replicas: Vec<Copy>,
     next: AtomicUsize,
 }
 
 impl Shard {
-    fn pick(&self) -> &Copy {
-        let n = self.next.fetch_add(1, Ordering::Relaxed);
-        &self.replicas[n % self.replicas.len()]
+    fn new(copies: &[CopyAddress], tls: Option<&crate::tls::ClientTls>) -> Result<Shard, String> {
+        Ok(Shard {
+            replicas: copies
+                .iter()
+                .map(|c| Copy::new(c, tls))
+                .collect::<Result<_, String>>()?,
+            next: AtomicUsize::new(0),
+        })
+    }
+
+    /// The replicas in the order this call tries them: the next in turn first, then the
+    /// others; those reported down are left out.
+    fn candidates(&self) -> Result<Vec<&Copy>, CallError> {
+        let n = self.replicas.len();
+        let first = self.next.fetch_add(1, Ordering::Relaxed);
+        let up: Vec<&Copy> = (0..n)
+            .map(|i| &self.replicas[(first + i) % n])
+            .filter(|c| c.liveness.is_up())
+            .collect();
+        if up.is_empty() {
+            return Err(CallError::Down(
+                self.replicas
+                    .iter()
+                    .map(|c| match c.liveness.state() {
+                        CopyState::Down(why) => format!("{} {why}", c.label()),
+                        CopyState::Up => c.label().to_string(),
+                    })
+                    .collect(),
+            ));
+        }
+        Ok(up)
+    }
+
+    /// Calls one replica after the policy: skips copies that are down, tries another on a
+    /// failure that allows it, and gives up after `timeout_send`.
+    async fn call(
+        &self,
+        requests: Vec<DataRequestProto>,
+        policy: &CallPolicy,
+    ) -> Result<DataRequestProto, CallError> {
+        let endpoint = requests
+            .first()
+            .map(|r| request::endpoint(r).to_string())
+            .unwrap_or_default();
+        let candidates = self.candidates()?;
+        let tries = 1 + policy
+            .retries
+            .unwrap_or(usize::MAX)
+            .min(candidates.len() - 1);
+        let mut last = None;
+        for copy in candidates.into_iter().take(tries) {
+            // A copy may have gone down while an earlier one was tried.
+            if !copy.liveness.is_up() && last.is_some() {
+                continue;
+            }
+            let call = copy.call(requests.clone());
+            let outcome = match policy.timeout_send {
+                Some(after) => match tokio::time::timeout(after, call).await {
+                    Ok(outcome) => outcome,
+                    Err(_) => {
+                        return Err(CallError::Timeout {
+                            copy: copy.label().into(),
+                            after,
+                        });
+                    }
+                },
+                None => call.await,
+            };
+            match outcome {
+                Ok(answer) => return Ok(answer),
+                Err(status) => {
+                    let retry = never_reached(&status)
+                        || !copy.liveness.is_up()
+                        || policy.idempotent.allows(&endpoint);
+                    last = Some(CallError::Transport {
+                        copy: copy.label().into(),
+                        address: copy.address.clone(),
+                        status,
+                    });
+                    if !retry {
+                        break;
+                    }
+                }
+            }
+        }
+        Err(last.expect("at least one replica was tried"))
     }
 }
 
@@ -92,37 +258,46 @@ impl Shard {
 pub struct Deployment {
     pub name: String,
     polling: Polling,
-    shards: Vec<Shard>,
+    shards: Vec<Arc<Shard>>,
     next_shard: AtomicUsize,
-    head: Option<Copy>,
-    tail: Option<Copy>,
+    head: Option<Shard>,
+    tail: Option<Shard>,
+    policy: Arc<CallPolicy>,
+    failures: RateLimitedLog,
 }
 
 impl Deployment {
-    pub fn new(addresses: &DeploymentAddresses) -> Result<Deployment, String> {
+    pub fn new(
+        addresses: &DeploymentAddresses,
+        policy: CallPolicy,
+        tls: Option<&crate::tls::ClientTls>,
+    ) -> Result<Deployment, String> {
+        let tls = if addresses.tls { tls } else { None };
+        if addresses.tls && tls.is_none() {
+            return Err(format!("{}: tls: true, but no TLS client", addresses.name));
+        }
         let shards = addresses
             .shards
             .iter()
-            .map(|replicas| {
-                Ok(Shard {
-                    replicas: replicas
-                        .iter()
-                        .map(|a| Copy::new(a))
-                        .collect::<Result<_, String>>()?,
-                    next: AtomicUsize::new(0),
-                })
-            })
+            .map(|replicas| Shard::new(replicas, tls).map(Arc::new))
             .collect::<Result<Vec<_>, String>>()?;
         if shards.is_empty() || shards.iter().any(|s| s.replicas.is_empty()) {
             return Err(format!("{}: no executor address", addresses.name));
         }
+        let single = |c: &Option<CopyAddress>| {
+            c.as_ref()
+                .map(|c| Shard::new(std::slice::from_ref(c), tls))
+                .transpose()
+        };
         Ok(Deployment {
             name: addresses.name.clone(),
             polling: addresses.polling,
             shards,
             next_shard: AtomicUsize::new(0),
-            head: addresses.head.as_deref().map(Copy::new).transpose()?,
-            tail: addresses.tail.as_deref().map(Copy::new).transpose()?,
+            head: single(&addresses.head)?,
+            tail: single(&addresses.tail)?,
+            policy: Arc::new(policy),
+            failures: RateLimitedLog::new(Duration::from_secs(5)),
         })
     }
 
@@ -130,31 +305,29 @@ impl Deployment {
     pub fn copies(&self) -> impl Iterator<Item = &Copy> {
         self.shards
             .iter()
-            .flat_map(|s| s.replicas.iter())
+            .map(|s| &**s)
             .chain(self.head.iter())
             .chain(self.tail.iter())
+            .flat_map(|s| s.replicas.iter())
     }
 
     /// Sends `requests` (one, or the parents of a join) through this executor and returns its
-    /// answer. Transport failures come back as an ERROR response naming the executor.
+    /// answer. A failure to get one comes back as an ERROR response naming the executor.
     pub async fn process(&self, requests: Vec<DataRequestProto>) -> DataRequestProto {
         let fallback = requests.first().cloned().unwrap_or_default();
         match self.try_process(requests).await {
             Ok(r) => r,
-            Err((copy, status)) => self.transport_error(fallback, &copy, status),
+            Err(e) => self.call_error(fallback, e),
         }
     }
 
     async fn try_process(
         &self,
         mut requests: Vec<DataRequestProto>,
-    ) -> Result<DataRequestProto, (String, tonic::Status)> {
-        let on = |c: &Copy| {
-            let address = c.address.clone();
-            move |s| (address, s)
-        };
+    ) -> Result<DataRequestProto, CallError> {
+        let policy = &self.policy;
         if let Some(head) = &self.head {
-            let r = head.call(requests).await.map_err(on(head))?;
+            let r = head.call(requests, policy).await?;
             if request::is_error(&r) {
                 return Ok(r);
             }
@@ -163,77 +336,47 @@ impl Deployment {
         let result = match self.polling {
             Polling::Any => {
                 let n = self.next_shard.fetch_add(1, Ordering::Relaxed);
-                let copy = self.shards[n % self.shards.len()].pick();
-                copy.call(requests).await.map_err(on(copy))?
+                self.shards[n % self.shards.len()]
+                    .call(requests, policy)
+                    .await?
             }
-            _ if self.shards.len() == 1 => {
-                let copy = self.shards[0].pick();
-                copy.call(requests).await.map_err(on(copy))?
-            }
+            _ if self.shards.len() == 1 => self.shards[0].call(requests, policy).await?,
             Polling::All => {
-                let calls = self.shards.iter().map(|s| {
-                    let copy = s.pick();
-                    let requests = requests.clone();
-                    async move { copy.call(requests).await.map_err(on(copy)) }
-                });
+                let calls = self.shards.iter().map(|s| s.call(requests.clone(), policy));
                 let answers = futures::future::try_join_all(calls).await?;
                 if let Some(failed) = answers.iter().find(|r| request::is_error(r)) {
                     return Ok(failed.clone());
                 }
                 match &self.tail {
-                    Some(tail) => return tail.call(answers).await.map_err(on(tail)),
+                    Some(tail) => return tail.call(answers, policy).await,
                     None => merge(answers),
                 }
             }
             Polling::AllAsync => {
-                let (first_tx, first_rx) = tokio::sync::oneshot::channel();
-                let first_tx = std::sync::Arc::new(std::sync::Mutex::new(Some(first_tx)));
-                for s in &self.shards {
-                    let copy = s.pick().clone();
-                    let requests = requests.clone();
-                    let first_tx = first_tx.clone();
+                // Every shard runs to its end, in the background; the first answer goes on.
+                let (first_tx, mut first_rx) = tokio::sync::mpsc::channel(self.shards.len());
+                for shard in &self.shards {
+                    let (shard, policy) = (shard.clone(), policy.clone());
+                    let (first_tx, requests) = (first_tx.clone(), requests.clone());
                     tokio::spawn(async move {
-                        let answer = copy
-                            .call(requests)
-                            .await
-                            .map_err(|s| (copy.address.clone(), s));
-                        if let Some(tx) = first_tx.lock().unwrap().take() {
-                            let _ = tx.send(answer);
-                        }
+                        let _ = first_tx.send(shard.call(requests, &policy).await).await;
                     });
                 }
-                first_rx.await.map_err(|_| {
-                    (
-                        self.name.clone(),
-                        tonic::Status::internal("no shard answered"),
-                    )
-                })??
+                first_rx.recv().await.expect("every shard sends its answer")?
             }
         };
         match &self.tail {
-            Some(tail) if !request::is_error(&result) => {
-                tail.call(vec![result]).await.map_err(on(tail))
-            }
+            Some(tail) if !request::is_error(&result) => tail.call(vec![result], policy).await,
             _ => Ok(result),
         }
     }
 
-    fn transport_error(
-        &self,
-        mut req: DataRequestProto,
-        address: &str,
-        status: tonic::Status,
-    ) -> DataRequestProto {
-        let message = format!(
-            "executor '{}' at {address} is unreachable or failed: {} ({})",
-            self.name,
-            status.message(),
-            status.code()
-        );
-        tracing::warn!("{message}");
+    fn call_error(&self, mut req: DataRequestProto, e: CallError) -> DataRequestProto {
+        let message = e.describe(&self.name);
+        self.failures.warn(&message);
         request::set_error(
             &mut req,
-            request::error_status("ConnectionError", &message, &self.name),
+            request::error_status(e.exception(), &message, &self.name),
         );
         req
     }

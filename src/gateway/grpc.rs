@@ -25,14 +25,29 @@ use tonic::{Request, Response, Status, Streaming};
 pub struct GrpcGateway {
     router: Arc<Router>,
     prefetch: usize,
+    max_request_bytes: usize,
 }
 
 impl GrpcGateway {
-    pub fn new(router: Arc<Router>, prefetch: usize) -> Self {
+    pub fn new(router: Arc<Router>, settings: &super::Settings) -> Self {
         GrpcGateway {
             router,
-            prefetch: prefetch.max(1),
+            prefetch: settings.prefetch.max(1),
+            max_request_bytes: settings.max_request_bytes,
         }
+    }
+}
+
+/// The status a `Call` stream ends with after a message that could not be read: too large
+/// stays RESOURCE_EXHAUSTED; anything else (bytes that are no `DataRequestProto`) is the
+/// client's error, INVALID_ARGUMENT, not tonic's INTERNAL.
+fn stream_error(status: Status) -> Status {
+    match status.code() {
+        tonic::Code::ResourceExhausted | tonic::Code::Cancelled => status,
+        _ => Status::invalid_argument(format!(
+            "a message on the Call stream could not be read as a DataRequestProto: {}",
+            status.message()
+        )),
     }
 }
 
@@ -47,12 +62,22 @@ impl JinaRpc for GrpcGateway {
         req: Request<Streaming<DataRequestProto>>,
     ) -> Result<Response<Self::CallStream>, Status> {
         let router = self.router.clone();
+        // A message that cannot be read ends the stream: the requests before it are still
+        // answered, then the stream ends with that message's error.
+        let failed = Arc::new(std::sync::Mutex::new(None::<Status>));
+        let set_failed = failed.clone();
+        let requests = req.into_inner().scan((), move |_, item| {
+            futures::future::ready(match item {
+                Ok(r) => Some(r),
+                Err(status) => {
+                    *set_failed.lock().unwrap() = Some(stream_error(status));
+                    None
+                }
+            })
+        });
         // At most `prefetch` requests of this stream are in flight: the next one is read from
         // the client only when one is answered.
-        let answers = req
-            .into_inner()
-            .take_while(|r| futures::future::ready(r.is_ok()))
-            .filter_map(|r| futures::future::ready(r.ok()))
+        let answers = requests
             .map(move |r| {
                 let router = router.clone();
                 tokio::spawn(async move { router.route(r).await })
@@ -61,7 +86,9 @@ impl JinaRpc for GrpcGateway {
             .map(|joined| {
                 joined.map_err(|e| Status::internal(format!("gateway task failed: {e}")))
             });
-        Ok(Response::new(Box::pin(answers)))
+        let end = futures::stream::once(async move { failed.lock().unwrap().take().map(Err) })
+            .filter_map(futures::future::ready);
+        Ok(Response::new(Box::pin(answers.chain(end))))
     }
 }
 
@@ -96,19 +123,27 @@ impl JinaInfoRpc for GrpcGateway {
     }
 }
 
-/// Serves the gRPC gateway on `listener` until `shutdown` resolves.
+/// Serves the gRPC gateway on `listener` until `shutdown` resolves. A request over
+/// `max_request_bytes` is refused with RESOURCE_EXHAUSTED (tonic checks it before decoding).
 pub async fn serve(
     gateway: GrpcGateway,
     listener: TcpListener,
+    options: crate::grpc::ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    let routes =
-        tonic::service::Routes::new(crate::unlimited!(JinaRpcServer::new(gateway.clone())))
-            .add_service(crate::unlimited!(JinaSingleDataRequestRpcServer::new(
-                gateway.clone()
-            )))
-            .add_service(JinaGatewayDryRunRpcServer::new(gateway.clone()))
-            .add_service(JinaDiscoverEndpointsRpcServer::new(gateway.clone()))
-            .add_service(JinaInfoRpcServer::new(gateway));
-    crate::grpc::serve(routes, listener, shutdown).await
+    let limit = gateway.max_request_bytes;
+    let routes = tonic::service::Routes::new(
+        JinaRpcServer::new(gateway.clone())
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(usize::MAX),
+    )
+    .add_service(
+        JinaSingleDataRequestRpcServer::new(gateway.clone())
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(usize::MAX),
+    )
+    .add_service(JinaGatewayDryRunRpcServer::new(gateway.clone()))
+    .add_service(JinaDiscoverEndpointsRpcServer::new(gateway.clone()))
+    .add_service(JinaInfoRpcServer::new(gateway));
+    crate::grpc::serve(routes, listener, options, shutdown).await
 }

@@ -29,34 +29,59 @@ struct AppState {
     /// The executors' endpoints, discovered once at start.
     endpoints: Arc<Vec<String>>,
     prefetch: usize,
+    max_request_bytes: usize,
+    cors: bool,
 }
 
 /// The REST + WebSocket application.
-pub async fn app(router: Arc<Router>, prefetch: usize) -> axum::Router {
+pub async fn app(router: Arc<Router>, settings: &super::Settings) -> axum::Router {
     let endpoints = router.endpoints().await.endpoints;
     let state = AppState {
         router,
         endpoints: Arc::new(endpoints),
-        prefetch: prefetch.max(1),
+        prefetch: settings.prefetch.max(1),
+        max_request_bytes: settings.max_request_bytes,
+        cors: settings.cors,
     };
-    axum::Router::new()
+    let app = axum::Router::new()
         .route("/", get(index))
         .route("/post", post(post_jina2))
-        .route("/status", get(status))
+        .route("/status", get(status).post(status))
         .route("/dry_run", get(dry_run))
         .route("/openapi.json", get(openapi))
         .route("/docs", get(docs_page))
         .route("/{*endpoint}", post(post_endpoint))
-        .with_state(state)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            browser_safety,
+        ))
+        .with_state(state);
+    if settings.cors {
+        // Jina's `cors: true`: any origin, any method, any header (FastAPI's allow_origins=['*']).
+        app.layer(tower_http::cors::CorsLayer::permissive())
+    } else {
+        app
+    }
 }
 
-/// Serves `app` on `listener` until `shutdown` resolves (then as `crate::shutdown` says).
+/// Serves `app` on `listener` until `shutdown` resolves (then as `crate::shutdown` says);
+/// HTTPS and WSS when `tls` is given.
 pub async fn serve(
     app: axum::Router,
     listener: TcpListener,
+    tls: Option<crate::tls::ServerTls>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     use axum::serve::ListenerExt;
+    if let Some(tls) = tls {
+        let connections = tls.incoming(listener);
+        return crate::shutdown::serve_with_grace("HTTPS server", shutdown, |stop| {
+            axum::serve(connections, app)
+                .with_graceful_shutdown(stop)
+                .into_future()
+        })
+        .await;
+    }
     // Nagle off, as for gRPC: small answers go out at once.
     let listener = listener.tap_io(|tcp| {
         let _ = tcp.set_nodelay(true);
@@ -70,8 +95,86 @@ pub async fn serve(
 }
 
 /// A one-line error as JSON, with its HTTP status.
+fn error_response(code: StatusCode, message: String) -> Response {
+    (code, Json(json!({"error": message}))).into_response()
+}
+
 fn bad_request(message: String) -> Response {
-    (StatusCode::BAD_REQUEST, Json(json!({"error": message}))).into_response()
+    error_response(StatusCode::BAD_REQUEST, message)
+}
+
+/// Whether the request's `Origin` is another site than the gateway it was sent to (by `Host`).
+/// No `Origin` (a program, not a browser) is no cross-origin request.
+fn cross_origin(headers: &axum::http::HeaderMap) -> Option<String> {
+    let origin = headers.get(axum::http::header::ORIGIN)?.to_str().ok()?;
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default();
+    let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
+    (!origin_host.eq_ignore_ascii_case(host)).then(|| origin.to_string())
+}
+
+/// Keeps web pages of other sites from driving the Flow: without `cors: true`, a request
+/// whose `Origin` is another site is refused (403), and so is a POST body that is not
+/// `application/json` (415): a form or `text/plain` POST is what a page may send anywhere
+/// without asking first.
+async fn browser_safety(
+    State(s): State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let headers = req.headers();
+    if !s.cors
+        && let Some(origin) = cross_origin(headers)
+    {
+        return error_response(
+            StatusCode::FORBIDDEN,
+            format!("cross-origin request from {origin} refused (the Flow allows it with `cors: true`)"),
+        );
+    }
+    if req.method() == axum::http::Method::POST {
+        let content_type = headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        let empty = headers
+            .get(axum::http::header::CONTENT_LENGTH)
+            .is_some_and(|l| l.as_bytes() == b"0");
+        let json = content_type.is_some_and(|t| {
+            let t = t.split(';').next().unwrap_or_default().trim();
+            t.eq_ignore_ascii_case("application/json")
+        });
+        if !json && !(content_type.is_none() && empty) {
+            return error_response(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                format!(
+                    "the body must be JSON sent as Content-Type: application/json, not {} (curl: add -H 'Content-Type: application/json')",
+                    content_type.unwrap_or("a body without a Content-Type")
+                ),
+            );
+        }
+    }
+    next.run(req).await
+}
+
+/// Reads a body of at most `limit` bytes: over it, 413 with the JSON error.
+async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, Response> {
+    let too_large = || {
+        error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request is larger than the gateway's limit of {limit} bytes (max_request_bytes)"),
+        )
+    };
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(c) = cause {
+            if c.to_string().contains("length limit exceeded") {
+                return too_large();
+            }
+            cause = c.source();
+        }
+        bad_request(format!("cannot read the request body: {e}"))
+    })
 }
 
 #[allow(
@@ -87,7 +190,11 @@ fn parse_body(body: &Bytes) -> Result<Value, Response> {
         .map_err(|e| bad_request(format!("the request body is not valid JSON: {e}")))
 }
 
-async fn post_jina2(State(s): State<AppState>, body: Bytes) -> Response {
+async fn post_jina2(State(s): State<AppState>, body: axum::body::Body) -> Response {
+    let body = match read_body(body, s.max_request_bytes).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     let body = match parse_body(&body) {
         Ok(b) => b,
         Err(r) => return r,
@@ -98,7 +205,7 @@ async fn post_jina2(State(s): State<AppState>, body: Bytes) -> Response {
 async fn post_endpoint(
     State(s): State<AppState>,
     Path(endpoint): Path<String>,
-    body: Bytes,
+    body: axum::body::Body,
 ) -> Response {
     let endpoint = format!("/{endpoint}");
     if !s.endpoints.contains(&endpoint) {
@@ -110,6 +217,10 @@ async fn post_endpoint(
             .collect::<Vec<_>>();
         return (StatusCode::NOT_FOUND, Json(json!({"error": format!("no executor serves the endpoint '{endpoint}' (known: {})", known.join(", "))}))).into_response();
     }
+    let body = match read_body(body, s.max_request_bytes).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
     match parse_body(&body) {
         Ok(b) => answer(&s, &b, Some(&endpoint)).await,
         Err(r) => r,
@@ -160,6 +271,8 @@ async fn index(State(s): State<AppState>, req: axum::extract::Request) -> Respon
     let (mut parts, _) = req.into_parts();
     match WebSocketUpgrade::from_request_parts(&mut parts, &s).await {
         Ok(ws) => ws
+            .max_message_size(s.max_request_bytes)
+            .max_frame_size(s.max_request_bytes)
             .on_upgrade(move |socket| websocket(socket, s))
             .into_response(),
         Err(_) => Html(include_str!("search.html")).into_response(),
@@ -170,20 +283,28 @@ async fn index(State(s): State<AppState>, req: axum::extract::Request) -> Respon
 const END_OF_INPUT: &[u8] = b"\x00";
 
 /// One WebSocket connection: requests in, answers out as they complete. The connection closes
-/// after the client's close or end-of-input frame, once every answer is sent.
+/// after the client's close or end-of-input frame, once every answer is sent; a frame that
+/// cannot be read (over `max_request_bytes`: code 1009) closes it with the reason, after the
+/// answers to the frames before it.
 async fn websocket(socket: WebSocket, s: AppState) {
     let (mut sink, stream) = socket.split();
     let router = s.router.clone();
+    let limit = s.max_request_bytes;
+    let close = Arc::new(std::sync::Mutex::new(None::<axum::extract::ws::CloseFrame>));
+    let set_close = close.clone();
     let mut answers = stream
-        .take_while(|m| {
-            let more = match m {
-                Ok(Message::Close(_)) | Err(_) => false,
-                Ok(Message::Binary(b)) => b.as_ref() != END_OF_INPUT,
-                Ok(_) => true,
+        .scan((), move |_, m| {
+            let next = match m {
+                Ok(Message::Close(_)) => None,
+                Ok(Message::Binary(b)) if b.as_ref() == END_OF_INPUT => None,
+                Ok(m) => Some(m),
+                Err(e) => {
+                    *set_close.lock().unwrap() = Some(close_frame(&e, limit));
+                    None
+                }
             };
-            futures::future::ready(more)
+            futures::future::ready(next)
         })
-        .filter_map(|m| futures::future::ready(m.ok()))
         .map(move |message| {
             let router = router.clone();
             tokio::spawn(async move { answer_frame(&router, message).await })
@@ -195,7 +316,33 @@ async fn websocket(socket: WebSocket, s: AppState) {
             return;
         }
     }
-    let _ = sink.send(Message::Close(None)).await;
+    let frame = close.lock().unwrap().take();
+    let _ = sink.send(Message::Close(frame)).await;
+}
+
+/// The close frame for a frame that could not be read.
+fn close_frame(e: &axum::Error, limit: usize) -> axum::extract::ws::CloseFrame {
+    use axum::extract::ws::{CloseFrame, close_code};
+    let too_big = crate::errors::root_cause(e).contains("Space limit exceeded")
+        || e.to_string().to_ascii_lowercase().contains("too long")
+        || e.to_string().to_ascii_lowercase().contains("capacity");
+    let (code, reason) = if too_big {
+        (
+            close_code::SIZE,
+            format!("message over the gateway's limit of {limit} bytes (max_request_bytes)"),
+        )
+    } else {
+        (close_code::PROTOCOL, format!("unreadable frame: {e}"))
+    };
+    // A close reason is at most 123 bytes.
+    let mut reason = reason;
+    while reason.len() > 123 {
+        reason.pop();
+    }
+    CloseFrame {
+        code,
+        reason: reason.into(),
+    }
 }
 
 async fn answer_frame(router: &Router, message: Message) -> Option<Message> {

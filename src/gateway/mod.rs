@@ -9,13 +9,15 @@
 mod deployment;
 mod grpc;
 mod http;
+mod ratelimit;
 mod router;
 
 pub use deployment::Deployment;
 pub use router::Router;
 
-use crate::flow::{GatewaySpec, Graph, Protocol};
+use crate::flow::{CallPolicy, GatewaySpec, Graph, Protocol};
 use crate::orchestrate::Topology;
+use crate::tls::{ClientTls, ServerTls};
 use futures::FutureExt;
 use std::future::Future;
 use std::sync::Arc;
@@ -60,34 +62,86 @@ impl Listeners {
     }
 }
 
-/// Connects to every executor of `topology` and builds the router over `graph`.
-pub fn router(graph: Graph, topology: &Topology) -> Result<Arc<Router>, String> {
+/// Connects to every executor of `topology` and builds the router over `graph`. Each
+/// executor is called after its policy (`policies[i]` for deployment `i`); `client_tls` is whom
+/// to trust for external executors with `tls: true`.
+pub fn router(
+    graph: Graph,
+    topology: &Topology,
+    policies: &[CallPolicy],
+    client_tls: Option<&ClientTls>,
+) -> Result<Arc<Router>, String> {
     let deployments = topology
         .deployments
         .iter()
-        .map(Deployment::new)
+        .enumerate()
+        .map(|(i, d)| {
+            let policy = policies.get(i).cloned().unwrap_or_default();
+            Deployment::new(d, policy, client_tls)
+        })
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Arc::new(Router::new(graph, deployments)))
 }
 
+/// How the gateway serves, whatever the protocol: the settings of the Flow's `with:` that are
+/// about clients, with the TLS files already read.
+#[derive(Clone)]
+pub struct Settings {
+    /// Requests in flight per client stream.
+    pub prefetch: usize,
+    /// The largest request taken, in bytes, on every face.
+    pub max_request_bytes: usize,
+    /// Let pages of other origins call the REST face (Jina's `cors`).
+    pub cors: bool,
+    pub tls: Option<ServerTls>,
+}
+
+impl Settings {
+    /// The settings `spec` describes; the TLS files are read here, and a problem with them is
+    /// an error (never a plain-text fallback).
+    pub fn from_spec(spec: &GatewaySpec) -> Result<Settings, crate::tls::TlsError> {
+        Ok(Settings {
+            prefetch: spec.prefetch.max(1),
+            max_request_bytes: spec.max_request_bytes,
+            cors: spec.cors,
+            tls: spec
+                .tls
+                .as_ref()
+                .map(|f| ServerTls::load(&f.certfile, &f.keyfile))
+                .transpose()?,
+        })
+    }
+}
+
 /// Serves every protocol on its listener until `shutdown` resolves; then lets the requests in
-/// flight finish and returns.
+/// flight finish and returns. The gRPC health check says NOT_SERVING while a copy is down.
 pub async fn serve(
     listeners: Listeners,
     router: Arc<Router>,
-    prefetch: usize,
+    settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), String> {
     let shutdown = shutdown.boxed().shared();
+    let (serving_tx, serving) = tokio::sync::watch::channel(true);
+    let watch = tokio::spawn(crate::health::all_up_changes(
+        router.liveness(),
+        move |up| {
+            serving_tx.send_replace(up);
+        },
+    ));
     let mut servers = vec![];
     let mut web_app = None;
     for (protocol, listener) in listeners.bound {
         let stop = shutdown.clone();
         let server = match protocol {
             Protocol::Grpc => {
-                let gateway = grpc::GrpcGateway::new(router.clone(), prefetch);
+                let gateway = grpc::GrpcGateway::new(router.clone(), &settings);
+                let options = crate::grpc::ServeOptions {
+                    tls: settings.tls.clone(),
+                    serving: Some(serving.clone()),
+                };
                 async move {
-                    grpc::serve(gateway, listener, stop)
+                    grpc::serve(gateway, listener, options, stop)
                         .await
                         .map_err(|e| format!("gRPC gateway failed: {e}"))
                 }
@@ -96,11 +150,12 @@ pub async fn serve(
             Protocol::Http | Protocol::Websocket => {
                 let app = match &web_app {
                     Some(app) => app,
-                    None => web_app.insert(http::app(router.clone(), prefetch).await),
+                    None => web_app.insert(http::app(router.clone(), &settings).await),
                 }
                 .clone();
+                let tls = settings.tls.clone();
                 async move {
-                    http::serve(app, listener, stop)
+                    http::serve(app, listener, tls, stop)
                         .await
                         .map_err(|e| format!("{} gateway failed: {e}", protocol.as_str()))
                 }
@@ -109,10 +164,14 @@ pub async fn serve(
         };
         servers.push(tokio::spawn(server));
     }
+    let mut outcome = Ok(());
     for server in servers {
-        server
+        let served = server
             .await
-            .map_err(|e| format!("gateway task failed: {e}"))??;
+            .map_err(|e| format!("gateway task failed: {e}"))
+            .and_then(|r| r);
+        outcome = outcome.and(served);
     }
-    Ok(())
+    watch.abort();
+    outcome
 }

@@ -195,6 +195,14 @@ impl Router {
         }
     }
 
+    /// Whether each executor copy is up, as its supervisor says.
+    pub fn liveness(&self) -> Vec<crate::health::Liveness> {
+        self.deployments
+            .iter()
+            .flat_map(|d| d.copies().map(|c| c.liveness().clone()))
+            .collect()
+    }
+
     /// Executor names, in the Flow's order.
     pub fn executor_names(&self) -> Vec<String> {
         self.deployments.iter().map(|d| d.name.clone()).collect()

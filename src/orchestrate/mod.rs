@@ -10,10 +10,13 @@ pub mod guard;
 mod process;
 pub mod procs;
 
-pub use process::{INHERITED_LISTENER_FD, LaunchPlan, Processes, free_port, listen_local};
+pub use process::{
+    INHERITED_LISTENER_FD, LaunchPlan, Processes, free_port, listen_local,
+};
 
 use crate::executor::{ExecutorConfig, Overrides};
 use crate::flow::{CheckedFlow, ExecutorSpec, FlowSpec, Polling, Uses};
+use crate::health::Liveness;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -73,21 +76,40 @@ pub fn resolve_uses(
     Ok(launch)
 }
 
+/// Where one executor copy listens (`host:port`), and whether it is up.
+#[derive(Clone, Debug)]
+pub struct CopyAddress {
+    pub address: String,
+    pub liveness: Liveness,
+}
+
+impl CopyAddress {
+    /// A copy that runs elsewhere, under nobody's supervision here.
+    pub fn external(address: String) -> CopyAddress {
+        CopyAddress {
+            liveness: Liveness::unsupervised(&address),
+            address,
+        }
+    }
+}
+
 /// Where the copies of one executor listen.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct DeploymentAddresses {
     pub name: String,
     pub polling: Polling,
-    /// One list of replica addresses (`host:port`) per shard.
-    pub shards: Vec<Vec<String>>,
+    /// One list of replica addresses per shard.
+    pub shards: Vec<Vec<CopyAddress>>,
     /// The uses_before executor, which sees each request before the shards.
-    pub head: Option<String>,
+    pub head: Option<CopyAddress>,
     /// The uses_after executor, which receives the shards' results and merges them.
-    pub tail: Option<String>,
+    pub tail: Option<CopyAddress>,
+    /// Whether the copies serve TLS (an external executor with `tls: true`).
+    pub tls: bool,
 }
 
 /// The addresses of every executor of a Flow, in the Flow's order.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Topology {
     pub deployments: Vec<DeploymentAddresses>,
 }
@@ -121,7 +143,7 @@ impl InProcessServers {
             let shutdown = async move {
                 let _ = stopped.await;
             };
-            if let Err(e) = crate::executor::server::serve(service, listener, shutdown).await {
+            if let Err(e) = crate::executor::server::serve(service, listener, unchecked(), shutdown).await {
                 tracing::error!("in-process executor failed: {e}");
             }
         }));
@@ -147,9 +169,21 @@ impl Drop for InProcessServers {
     }
 }
 
+/// How the Flow's own executors serve: plain text on loopback, and no size limit, since every
+/// request was checked by the gateway already.
+fn unchecked() -> crate::executor::server::ServeSettings {
+    crate::executor::server::ServeSettings {
+        tls: None,
+        max_request_bytes: None,
+    }
+}
+
 /// Starts every executor of the Flow (each copy, each uses_before/uses_after) and waits until
 /// all are serving. A failure stops whatever started and says which child failed and why.
-pub async fn start(flow: &CheckedFlow) -> Result<RunningExecutors, String> {
+pub async fn start(
+    flow: &CheckedFlow,
+    client_tls: Option<&crate::tls::ClientTls>,
+) -> Result<RunningExecutors, String> {
     let program = jina_binary();
     let mut plans = vec![];
     let mut in_process = InProcessServers::default();
@@ -165,12 +199,67 @@ pub async fn start(flow: &CheckedFlow) -> Result<RunningExecutors, String> {
             &mut in_process,
         )?);
     }
-    let processes = Processes::start_all(plans).await?;
+    let externals = flow
+        .spec
+        .executors
+        .iter()
+        .zip(&deployments)
+        .filter(|(e, _)| e.external)
+        .map(|(e, d)| {
+            let timeout = ready_timeout(e.timeout_ready.unwrap_or(flow.spec.gateway.timeout_ready));
+            let tls = if e.tls { client_tls } else { None };
+            wait_external(&d.name, &d.shards[0][0].address, timeout, tls)
+        });
+    let (processes, externals) = futures::join!(
+        Processes::start_all(plans),
+        futures::future::join_all(externals)
+    );
+    let mut processes = processes?;
+    if let Some(Err(e)) = externals.into_iter().find(Result::is_err) {
+        processes.stop().await;
+        return Err(e);
+    }
     Ok(RunningExecutors {
         topology: Topology { deployments },
         processes,
         in_process,
     })
+}
+
+/// Jina's `timeout_ready` in ms (-1: forever) as a wait.
+fn ready_timeout(ms: i64) -> Option<Duration> {
+    u64::try_from(ms).ok().map(Duration::from_millis)
+}
+
+/// Waits until an external executor answers its health check, up to `timeout` (None: for
+/// ever); the error names it, its address and the last reason it gave.
+async fn wait_external(
+    name: &str,
+    address: &str,
+    timeout: Option<Duration>,
+    tls: Option<&crate::tls::ClientTls>,
+) -> Result<(), String> {
+    let (host, port) = crate::grpc::host_port(address)?;
+    let start = std::time::Instant::now();
+    let mut said = false;
+    loop {
+        let why = match crate::grpc::check_serving(host, port, Duration::from_secs(1), tls).await {
+            Ok(()) => return Ok(()),
+            Err(why) => why,
+        };
+        if let Some(t) = timeout
+            && start.elapsed() >= t
+        {
+            return Err(format!(
+                "{name}: the external executor at {address} did not answer within {t:?} (timeout_ready): {why}"
+            ));
+        }
+        if !said {
+            tracing::info!("waiting for the external executor {name} at {address} ({why})");
+            said = true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// The `jina` binary that serves executors: `JINA_BIN`, else this program when it is `jina`,
@@ -217,15 +306,13 @@ fn plan_executor(
         return Ok(DeploymentAddresses {
             name: name.into(),
             polling: exec.polling,
-            shards: vec![vec![format!("{host}:{port}")]],
+            shards: vec![vec![CopyAddress::external(format!("{host}:{port}"))]],
             head: None,
             tail: None,
+            tls: exec.tls,
         });
     }
-    let timeout_ready = match exec.timeout_ready.unwrap_or(spec.gateway.timeout_ready) {
-        t if t < 0 => None,
-        t => Some(Duration::from_millis(t as u64)),
-    };
+    let timeout_ready = ready_timeout(exec.timeout_ready.unwrap_or(spec.gateway.timeout_ready));
     let mut env = spec.gateway.env.clone();
     env.extend(exec.env.clone());
     let base = spec.base_dir.as_deref();
@@ -233,7 +320,7 @@ fn plan_executor(
                    uses: &Uses,
                    overrides: &Overrides,
                    port: Option<u16>|
-     -> Result<String, String> {
+     -> Result<CopyAddress, String> {
         let launch = resolve_uses(uses, base, overrides).map_err(|e| format!("{name}: {e}"))?;
         let overrides = with_workspace(overrides, exec.workspace.as_deref());
         let mut listener = None;
@@ -250,7 +337,11 @@ fn plan_executor(
                     .open()
                     .map_err(|e| format!("{label}: {e}"))?;
                 in_process.spawn(instance, listener)?;
-                return Ok(address.to_string());
+                // Served by this process: up for as long as the Flow is.
+                return Ok(CopyAddress {
+                    liveness: Liveness::unsupervised(&label),
+                    address: address.to_string(),
+                });
             }
             Launch::Native(uses) => {
                 let socket =
@@ -262,7 +353,7 @@ fn plan_executor(
                 let mut args: Vec<String> =
                     ["executor", "--uses", &uses, "--port-in", &port.to_string()]
                         .into_iter()
-                        .chain(["--listen-fd", &fd])
+                        .chain(["--listen-fd", &fd, "--max-request-bytes", "0"])
                         .chain(["--host", "127.0.0.1", "--name", &label])
                         .map(str::to_string)
                         .collect();
@@ -286,17 +377,23 @@ fn plan_executor(
                 (program.to_path_buf(), args, port)
             }
         };
+        let (reporter, liveness) = Liveness::supervised(&label);
         plans.push(LaunchPlan {
             label,
             program,
             args,
             env: env.clone(),
-            cwd: None,
             port,
             timeout_ready,
+            hands_over_listener: listener.is_some(),
             listener,
+            restart: exec.restart,
+            reporter,
         });
-        Ok(format!("127.0.0.1:{port}"))
+        Ok(CopyAddress {
+            address: format!("127.0.0.1:{port}"),
+            liveness,
+        })
     };
 
     let copies = exec.shards * exec.replicas;
@@ -341,6 +438,7 @@ fn plan_executor(
         shards,
         head,
         tail,
+        tls: false,
     })
 }
 

@@ -1,10 +1,15 @@
-//! Child processes: start one, wait until its health check says SERVING, stop them all.
+//! Child processes: start one, wait until its health check says SERVING, supervise it (reap it
+//! when it exits, say so, restart it with backoff), stop them all.
 //!
 //! No child outlives the Flow. Each child gets `PR_SET_PDEATHSIG(SIGKILL)` so that even a
 //! SIGKILL of the Flow ends it; a normal stop sends SIGTERM (the child finishes its requests in
 //! flight) and SIGKILL after a grace period; and dropping [`Processes`] kills what is left.
 
+use crate::flow::RestartPolicy;
+use crate::health::Reporter;
 use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicI32, Ordering};
+use tokio::sync::watch;
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -28,7 +33,6 @@ pub struct LaunchPlan {
     pub program: PathBuf,
     pub args: Vec<String>,
     pub env: BTreeMap<String, String>,
-    pub cwd: Option<PathBuf>,
     pub port: u16,
     /// None: wait forever.
     pub timeout_ready: Option<Duration>,
@@ -36,73 +40,252 @@ pub struct LaunchPlan {
     /// nothing can take the port between our choosing it and the child serving on it. Closed
     /// here once the child has it, so a dead child's port refuses connections at once.
     pub listener: Option<std::net::TcpListener>,
+    /// Whether the Flow binds the child's port (again at each restart) and hands it over.
+    pub hands_over_listener: bool,
+    pub restart: RestartPolicy,
+    /// Where the supervisor says whether the child is up.
+    pub reporter: Reporter,
 }
 
+/// The first restart waits this long; each restart in a row doubles it, up to [`BACKOFF_MAX`].
+const BACKOFF_FIRST: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A child that served this long is healthy again: its next exit starts the backoff anew.
+const BACKOFF_RESET: Duration = Duration::from_secs(60);
+
+/// How long to wait before restart number `attempt` (1-based) of a row.
+fn backoff(attempt: u32) -> Duration {
+    BACKOFF_FIRST
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
+        .min(BACKOFF_MAX)
+}
+
+/// One started child and the lines it printed last.
 struct Running {
-    label: String,
     child: Child,
     tail: Arc<Mutex<VecDeque<String>>>,
 }
 
-/// The children of one Flow.
-#[derive(Default)]
+impl Running {
+    fn last_output(&self) -> String {
+        let tail: Vec<String> = self.tail.lock().unwrap().iter().cloned().collect();
+        tail.join("\n  | ")
+    }
+}
+
+/// A child under supervision: its task owns the process; the pid is shared so that a drop can
+/// kill it without waiting.
+struct Supervised {
+    pid: Arc<AtomicI32>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// The children of one Flow, each watched by its own supervisor task, which reaps it the
+/// moment it exits, reports it down, and restarts it as its policy says.
 pub struct Processes {
-    children: Vec<Running>,
+    children: Vec<Supervised>,
+    stop: watch::Sender<bool>,
+}
+
+impl Default for Processes {
+    fn default() -> Self {
+        Processes {
+            children: vec![],
+            stop: watch::channel(false).0,
+        }
+    }
 }
 
 impl Processes {
     /// Starts every plan at once and waits until each is ready. If one fails, all are stopped
-    /// and the error names the child, why, and the tail of its output.
+    /// and the error names the child, why, and the tail of its output. Each ready child is then
+    /// supervised, reporting through the plan's [`Reporter`].
     pub async fn start_all(mut plans: Vec<LaunchPlan>) -> Result<Processes, String> {
-        let mut processes = Processes::default();
+        let mut started = vec![];
         for plan in &mut plans {
             let spawned = spawn(plan);
             plan.listener = None;
             match spawned {
-                Ok(r) => processes.children.push(r),
+                Ok(r) => started.push(r),
                 Err(e) => {
-                    processes.stop().await;
+                    stop_all(started).await;
                     return Err(e);
                 }
             }
         }
         let waits = plans
             .iter()
-            .zip(processes.children.iter_mut())
+            .zip(started.iter_mut())
             .map(|(plan, running)| wait_ready(plan, running));
         let results = futures::future::join_all(waits).await;
         if let Some(Err(e)) = results.into_iter().find(|r| r.is_err()) {
-            processes.stop().await;
+            stop_all(started).await;
             return Err(e);
+        }
+        let mut processes = Processes::default();
+        for (plan, running) in plans.into_iter().zip(started) {
+            let pid = Arc::new(AtomicI32::new(running.child.id().map_or(0, |p| p as i32)));
+            let task = tokio::spawn(supervise(
+                plan,
+                running,
+                pid.clone(),
+                processes.stop.subscribe(),
+            ));
+            processes.children.push(Supervised { pid, task });
         }
         Ok(processes)
     }
 
     /// SIGTERM to every child, then SIGKILL to those still running after the grace period.
     pub async fn stop(&mut self) {
-        for r in &self.children {
-            if let Some(pid) = r.child.id() {
-                unsafe { libc::kill(pid as i32, libc::SIGTERM) };
-            }
+        self.stop.send_replace(true);
+        for s in self.children.drain(..) {
+            let _ = s.task.await;
         }
-        let deadline = Instant::now() + STOP_GRACE;
-        for r in &mut self.children {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if tokio::time::timeout(left, r.child.wait()).await.is_err() {
-                tracing::warn!("{} did not stop in {:?}; killing it", r.label, STOP_GRACE);
-                let _ = r.child.kill().await;
-            }
-        }
-        self.children.clear();
     }
 }
 
 impl Drop for Processes {
     fn drop(&mut self) {
-        for r in &mut self.children {
-            let _ = r.child.start_kill();
+        for s in &self.children {
+            s.task.abort();
+            let pid = s.pid.load(Ordering::SeqCst);
+            if pid > 0 {
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
         }
     }
+}
+
+/// Stops children that were started but never supervised (a Flow that failed to start).
+async fn stop_all(mut started: Vec<Running>) {
+    for r in &started {
+        terminate(&r.child);
+    }
+    let deadline = Instant::now() + STOP_GRACE;
+    for r in &mut started {
+        finish(r, deadline).await;
+    }
+}
+
+fn terminate(child: &Child) {
+    if let Some(pid) = child.id() {
+        unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    }
+}
+
+/// Waits for a terminated child until `deadline`, then kills it.
+async fn finish(r: &mut Running, deadline: Instant) {
+    let left = deadline.saturating_duration_since(Instant::now());
+    if tokio::time::timeout(left, r.child.wait()).await.is_err() {
+        tracing::warn!("a child did not stop in {STOP_GRACE:?}; killing it");
+        let _ = r.child.kill().await;
+    }
+}
+
+/// Watches one child until the Flow stops: reaps it when it exits, says so once with its exit
+/// status and last output, marks it down, restarts it after a backoff (if its policy says so),
+/// and marks it up again once the restart answers its health check.
+async fn supervise(
+    mut plan: LaunchPlan,
+    mut running: Running,
+    pid: Arc<AtomicI32>,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut attempt = 0u32;
+    let mut up_since = Instant::now();
+    loop {
+        let status = tokio::select! {
+            status = running.child.wait() => status,
+            _ = stopped(&mut stop) => {
+                terminate(&running.child);
+                finish(&mut running, Instant::now() + STOP_GRACE).await;
+                return;
+            }
+        };
+        pid.store(0, Ordering::SeqCst);
+        // Let the output relays catch the child's last lines.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let exit = match status {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!("{}: cannot wait for it: {e}", plan.label);
+                return;
+            }
+        };
+        if up_since.elapsed() > BACKOFF_RESET {
+            attempt = 0;
+        }
+        let restart = plan.restart.restarts_after(exit);
+        let then = if restart {
+            attempt += 1;
+            format!("restarting in {:?}", backoff(attempt))
+        } else {
+            format!("not restarting (restart: {})", plan.restart.as_str())
+        };
+        let why = format!("exited ({exit}); {then}");
+        plan.reporter.down(why.clone());
+        tracing::error!(
+            "{} {why}; its last output:\n  | {}",
+            plan.label,
+            running.last_output()
+        );
+        if !restart {
+            return;
+        }
+        // Restart until one is ready, waiting longer after each failure; a stop ends it all.
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep(backoff(attempt)) => {}
+                _ = stopped(&mut stop) => return,
+            }
+            match respawn(&mut plan) {
+                Ok(r) => running = r,
+                Err(e) => {
+                    attempt += 1;
+                    tracing::error!("{e}; retrying in {:?}", backoff(attempt));
+                    continue;
+                }
+            }
+            pid.store(running.child.id().map_or(0, |p| p as i32), Ordering::SeqCst);
+            let ready = tokio::select! {
+                ready = wait_ready(&plan, &mut running) => ready,
+                _ = stopped(&mut stop) => {
+                    terminate(&running.child);
+                    finish(&mut running, Instant::now() + STOP_GRACE).await;
+                    return;
+                }
+            };
+            match ready {
+                Ok(()) => break,
+                Err(e) => {
+                    let _ = running.child.start_kill();
+                    let _ = running.child.wait().await;
+                    attempt += 1;
+                    tracing::error!("{e}; retrying in {:?}", backoff(attempt));
+                }
+            }
+        }
+        up_since = Instant::now();
+        plan.reporter.up();
+        tracing::info!("{} restarted and ready", plan.label);
+    }
+}
+
+/// Resolves once the Flow stops.
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+/// Starts a plan's child again, on the same port (bound anew here when the Flow hands the
+/// socket over).
+fn respawn(plan: &mut LaunchPlan) -> Result<Running, String> {
+    if plan.hands_over_listener {
+        plan.listener = Some(listen_local(plan.port).map_err(|e| format!("{}: {e}", plan.label))?);
+    }
+    let spawned = spawn(plan);
+    plan.listener = None;
+    spawned
 }
 
 fn spawn(plan: &LaunchPlan) -> Result<Running, String> {
@@ -113,9 +296,6 @@ fn spawn(plan: &LaunchPlan) -> Result<Running, String> {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
-    if let Some(dir) = &plan.cwd {
-        cmd.current_dir(dir);
-    }
     let parent = std::process::id() as libc::pid_t;
     let listener = plan.listener.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
     // SAFETY: only async-signal-safe calls between fork and exec.
@@ -172,11 +352,7 @@ fn spawn(plan: &LaunchPlan) -> Result<Running, String> {
             }
         });
     }
-    Ok(Running {
-        label: plan.label.clone(),
-        child,
-        tail,
-    })
+    Ok(Running { child, tail })
 }
 
 async fn wait_ready(plan: &LaunchPlan, running: &mut Running) -> Result<(), String> {
@@ -184,14 +360,13 @@ async fn wait_ready(plan: &LaunchPlan, running: &mut Running) -> Result<(), Stri
     loop {
         if let Ok(Some(status)) = running.child.try_wait() {
             tokio::time::sleep(Duration::from_millis(50)).await; // let the output readers catch up
-            let tail: Vec<String> = running.tail.lock().unwrap().iter().cloned().collect();
             return Err(format!(
                 "{} exited ({status}) before it was ready; its last output:\n  | {}",
                 plan.label,
-                tail.join("\n  | ")
+                running.last_output()
             ));
         }
-        if crate::grpc::check_serving("127.0.0.1", plan.port, Duration::from_millis(500))
+        if crate::grpc::check_serving("127.0.0.1", plan.port, Duration::from_millis(500), None)
             .await
             .is_ok()
         {

@@ -37,6 +37,15 @@ pub fn from_json(body: &Value, endpoint: Option<&str>) -> Result<DataRequestProt
     let exec_endpoint = text(&["execEndpoint", "exec_endpoint"])?.or(endpoint.map(str::to_string));
     let target = text(&["targetExecutor", "target_executor"])?;
     let request_id = text(&["requestId", "request_id"])?;
+    // Jina's per-request `timeout` (ms), in the header or at the top as the other header keys.
+    let timeout = match header.get("timeout").or_else(|| body.get("timeout")) {
+        None | Some(Value::Null) => None,
+        Some(v) => Some(
+            v.as_u64()
+                .and_then(|t| u32::try_from(t).ok())
+                .ok_or("'timeout' must be a whole number of milliseconds")?,
+        ),
+    };
     let parameters = match body.get("parameters") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(p)) => p.clone(),
@@ -58,6 +67,7 @@ pub fn from_json(body: &Value, endpoint: Option<&str>) -> Result<DataRequestProt
     h.request_id = request_id.unwrap_or_else(super::new_request_id);
     h.exec_endpoint = exec_endpoint;
     h.target_executor = target;
+    h.timeout = timeout;
     h.status = header.get("status").and_then(status_from_json);
     if let Some(Value::Array(routes)) = body.get("routes") {
         req.routes = routes.iter().filter_map(route_from_json).collect();

@@ -151,6 +151,14 @@ fn db_error(e: impl std::fmt::Display) -> HandlerError {
 
 pub fn create(with: &Map<String, Value>, metas: &Metas) -> Result<Box<dyn Executor>, String> {
     let args: Args = super::parse_with(with)?;
+    if let Some(name) = &args.index_name {
+        // A file name inside the workspace: a path would write anywhere.
+        if name.is_empty() || name.contains(['/', '\\']) || name == ".." || name == "." {
+            return Err(format!(
+                "with.index_name '{name}': must be a file name, without '/' or '..' (it is stored inside the workspace)"
+            ));
+        }
+    }
     let number = |k: &str| metas.other.get(k).and_then(Value::as_u64);
     let shards = number("shards").unwrap_or(1).max(1);
     let shard_id = number("shard_id").unwrap_or(0);
@@ -384,5 +392,23 @@ impl Executor for VectorIndexer {
             }
         }
         Ok(None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_name_must_be_a_file_name_inside_the_workspace() {
+        for bad in ["../../x", "a/b", "..", ""] {
+            let with = serde_json::json!({ "index_name": bad });
+            let e = create(with.as_object().unwrap(), &Metas::default())
+                .err()
+                .expect("refused");
+            assert!(e.contains("must be a file name"), "{bad}: {e}");
+        }
+        let with = serde_json::json!({ "index_name": "books" });
+        assert!(create(with.as_object().unwrap(), &Metas::default()).is_ok());
     }
 }
