@@ -54,8 +54,9 @@ fn certificates(path: &Path, pem: &[u8]) -> Result<Vec<CertificateDer<'static>>,
     Ok(certs)
 }
 
-/// Makes ring the process's crypto provider once, whoever asks first.
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+/// Makes ring the process's crypto provider, once, whoever asks first. Anything that builds a
+/// TLS-capable client (reqwest too, even for plain HTTP) must call this first.
+pub fn install_provider() -> Arc<rustls::crypto::CryptoProvider> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     rustls::crypto::CryptoProvider::get_default()
         .cloned()
@@ -81,7 +82,7 @@ impl ServerTls {
         let chain = certificates(cert, &cert_pem)?;
         let private =
             PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError::NoKey { path: key.into() })?;
-        let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        let mut config = rustls::ServerConfig::builder_with_provider(install_provider())
             .with_safe_default_protocol_versions()
             .and_then(|b| b.with_no_client_auth().with_single_cert(chain, private))
             .map_err(|e| TlsError::Identity {
@@ -236,7 +237,7 @@ impl ClientTls {
         if roots.is_empty() {
             return Err(TlsError::NoRoots);
         }
-        let config = rustls::ClientConfig::builder_with_provider(provider())
+        let config = rustls::ClientConfig::builder_with_provider(install_provider())
             .with_safe_default_protocol_versions()
             .expect("ring supports the default protocol versions")
             .with_root_certificates(roots)

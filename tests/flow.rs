@@ -233,7 +233,7 @@ async fn rest_extras_status_dry_run_openapi_docs_and_bad_bodies() {
     let flow = start_flow(
         "  - name: e\n    uses: |\n      jtype: Visit\n      requests: {/index: visit}\n",
     );
-    let http = reqwest::Client::new();
+    let http = http_client();
     let get = |path: &str| {
         http.get(format!("http://127.0.0.1:{}{path}", flow.http))
             .send()

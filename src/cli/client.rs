@@ -56,6 +56,28 @@ pub struct PostArgs {
     /// Go on after a failed request, report it, and exit 0
     #[arg(long)]
     pub continue_on_error: bool,
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// How a client reaches a gateway that serves TLS.
+#[derive(Args, Debug)]
+pub struct TlsArgs {
+    /// Connect over TLS (gRPC with TLS, HTTPS, WSS), trusting the system's roots
+    #[arg(long)]
+    pub tls: bool,
+    /// Trust this CA certificate (PEM) instead of the system's roots; implies --tls
+    #[arg(long)]
+    pub ca_file: Option<std::path::PathBuf>,
+}
+
+impl TlsArgs {
+    fn client(&self) -> anyhow::Result<Option<crate::tls::ClientTls>> {
+        if !self.tls && self.ca_file.is_none() {
+            return Ok(None);
+        }
+        Ok(Some(crate::tls::ClientTls::new(self.ca_file.as_deref())?))
+    }
 }
 
 #[derive(Args, Debug)]
@@ -68,6 +90,8 @@ pub struct PingArgs {
     /// Seconds to wait for an answer
     #[arg(long, default_value_t = 3.0)]
     pub timeout: f64,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 fn parse_protocol(s: &str) -> Result<Protocol, String> {
@@ -121,7 +145,15 @@ async fn post(args: PostArgs) -> anyhow::Result<()> {
             )))))
         }
     };
-    let client = Client::connect(args.protocol, &args.host, args.port).await?;
+    let tls = args.tls.client()?;
+    let client = Client::connect_tls(
+        args.protocol,
+        &args.host,
+        args.port,
+        crate::client::CONNECT_TIMEOUT,
+        tls.as_ref(),
+    )
+    .await?;
     let write_error = Arc::new(Mutex::new(None::<String>));
     let mut options = PostOptions {
         parameters: args.parameters.unwrap_or_default(),
@@ -170,18 +202,15 @@ async fn post(args: PostArgs) -> anyhow::Result<()> {
 }
 
 pub async fn ping(args: PingArgs) -> anyhow::Result<()> {
-    let (host, port) = args
-        .address
-        .rsplit_once(':')
-        .and_then(|(h, p)| p.parse::<u16>().ok().map(|p| (h.to_string(), p)))
-        .ok_or_else(|| anyhow!("'{}' is not HOST:PORT", args.address))?;
+    let (host, port) = crate::grpc::host_port(&args.address).map_err(|e| anyhow!(e))?;
     let timeout = std::time::Duration::from_secs_f64(args.timeout.max(0.001));
+    let tls = args.tls.client()?;
     match args.protocol {
-        Protocol::Grpc => crate::grpc::check_serving(&host, port, timeout, None)
+        Protocol::Grpc => crate::grpc::check_serving(&host, port, timeout, tls.as_ref())
             .await
             .map_err(|e| anyhow!(e))?,
         protocol => {
-            Client::connect_timeout(protocol, &host, port, timeout).await?;
+            Client::connect_tls(protocol, &host, port, timeout, tls.as_ref()).await?;
         }
     }
     super::say(format_args!("{host}:{port} is serving"));

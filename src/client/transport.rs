@@ -81,6 +81,7 @@ impl Transport {
                     Ok(Transport::Grpc(channel))
                 }
                 Protocol::Http => {
+                    crate::tls::install_provider();
                     let mut builder = reqwest::Client::builder()
                         .connect_timeout(timeout)
                         .tcp_nodelay(true);

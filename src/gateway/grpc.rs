@@ -44,6 +44,11 @@ impl GrpcGateway {
 fn stream_error(status: Status) -> Status {
     match status.code() {
         tonic::Code::ResourceExhausted | tonic::Code::Cancelled => status,
+        // tonic says OUT_OF_RANGE for a message over the limit on a stream.
+        tonic::Code::OutOfRange => Status::resource_exhausted(format!(
+            "a request on the Call stream is over the gateway's limit (max_request_bytes): {}",
+            status.message()
+        )),
         _ => Status::invalid_argument(format!(
             "a message on the Call stream could not be read as a DataRequestProto: {}",
             status.message()

@@ -116,9 +116,9 @@ fn cross_origin(headers: &axum::http::HeaderMap) -> Option<String> {
 }
 
 /// Keeps web pages of other sites from driving the Flow: without `cors: true`, a request
-/// whose `Origin` is another site is refused (403), and so is a POST body that is not
-/// `application/json` (415): a form or `text/plain` POST is what a page may send anywhere
-/// without asking first.
+/// whose `Origin` is another site is refused (403); and a POST whose body is not
+/// `application/json` is refused (415) whatever the setting: a form or `text/plain` POST is
+/// what a page may send anywhere without asking first.
 async fn browser_safety(
     State(s): State<AppState>,
     req: axum::extract::Request,
@@ -133,32 +133,48 @@ async fn browser_safety(
             format!("cross-origin request from {origin} refused (the Flow allows it with `cors: true`)"),
         );
     }
-    if req.method() == axum::http::Method::POST {
-        let content_type = headers
+    if req.method() == axum::http::Method::POST
+        && let Some(other) = headers
             .get(axum::http::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok());
-        let empty = headers
-            .get(axum::http::header::CONTENT_LENGTH)
-            .is_some_and(|l| l.as_bytes() == b"0");
-        let json = content_type.is_some_and(|t| {
-            let t = t.split(';').next().unwrap_or_default().trim();
-            t.eq_ignore_ascii_case("application/json")
-        });
-        if !json && !(content_type.is_none() && empty) {
-            return error_response(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                format!(
-                    "the body must be JSON sent as Content-Type: application/json, not {} (curl: add -H 'Content-Type: application/json')",
-                    content_type.unwrap_or("a body without a Content-Type")
-                ),
-            );
-        }
+            .map(|t| String::from_utf8_lossy(t.as_bytes()).into_owned())
+            .filter(|t| !is_json(t))
+    {
+        return not_json(&other);
     }
     next.run(req).await
 }
 
-/// Reads a body of at most `limit` bytes: over it, 413 with the JSON error.
-async fn read_body(body: axum::body::Body, limit: usize) -> Result<Bytes, Response> {
+fn is_json(content_type: &str) -> bool {
+    let t = content_type.split(';').next().unwrap_or_default().trim();
+    t.eq_ignore_ascii_case("application/json")
+}
+
+fn not_json(content_type: &str) -> Response {
+    error_response(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        format!(
+            "the body must be JSON sent as Content-Type: application/json, not {content_type} (curl: add -H 'Content-Type: application/json')"
+        ),
+    )
+}
+
+/// Reads a body of at most `limit` bytes: over it, 413 with the JSON error. A body without a
+/// Content-Type must be empty (`curl -X POST`).
+async fn read_body(
+    headers: &axum::http::HeaderMap,
+    body: axum::body::Body,
+    limit: usize,
+) -> Result<Bytes, Response> {
+    let bytes = read_limited(body, limit).await?;
+    if !headers.contains_key(axum::http::header::CONTENT_TYPE)
+        && !bytes.iter().all(u8::is_ascii_whitespace)
+    {
+        return Err(not_json("a body without a Content-Type"));
+    }
+    Ok(bytes)
+}
+
+async fn read_limited(body: axum::body::Body, limit: usize) -> Result<Bytes, Response> {
     let too_large = || {
         error_response(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -190,8 +206,12 @@ fn parse_body(body: &Bytes) -> Result<Value, Response> {
         .map_err(|e| bad_request(format!("the request body is not valid JSON: {e}")))
 }
 
-async fn post_jina2(State(s): State<AppState>, body: axum::body::Body) -> Response {
-    let body = match read_body(body, s.max_request_bytes).await {
+async fn post_jina2(
+    State(s): State<AppState>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Response {
+    let body = match read_body(&headers, body, s.max_request_bytes).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -205,6 +225,7 @@ async fn post_jina2(State(s): State<AppState>, body: axum::body::Body) -> Respon
 async fn post_endpoint(
     State(s): State<AppState>,
     Path(endpoint): Path<String>,
+    headers: axum::http::HeaderMap,
     body: axum::body::Body,
 ) -> Response {
     let endpoint = format!("/{endpoint}");
@@ -217,7 +238,7 @@ async fn post_endpoint(
             .collect::<Vec<_>>();
         return (StatusCode::NOT_FOUND, Json(json!({"error": format!("no executor serves the endpoint '{endpoint}' (known: {})", known.join(", "))}))).into_response();
     }
-    let body = match read_body(body, s.max_request_bytes).await {
+    let body = match read_body(&headers, body, s.max_request_bytes).await {
         Ok(b) => b,
         Err(r) => return r,
     };

@@ -147,6 +147,12 @@ pub fn run(args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), text)
 }
 
+/// An HTTP client (reqwest needs the process's TLS provider chosen first).
+pub fn http_client() -> reqwest::Client {
+    jina::tls::install_provider();
+    reqwest::Client::new()
+}
+
 /// A temporary folder with files written into it.
 pub struct Files {
     pub dir: tempfile::TempDir,
@@ -222,9 +228,14 @@ pub struct FlowUnderTest {
 /// (no port given: it binds port 0), so no other test can take one in between; they are read
 /// from its `Flow is ready to use!` block.
 pub fn start_flow(executors_yaml: &str) -> FlowUnderTest {
+    start_flow_with("", executors_yaml)
+}
+
+/// [`start_flow`] with more lines under `with:` (each indented by two spaces).
+pub fn start_flow_with(with_yaml: &str, executors_yaml: &str) -> FlowUnderTest {
     let files = Files::new();
     let yaml = format!(
-        "jtype: Flow\nwith:\n  protocol: [grpc, http, websocket]\nexecutors:\n{executors_yaml}"
+        "jtype: Flow\nwith:\n  protocol: [grpc, http, websocket]\n{with_yaml}executors:\n{executors_yaml}"
     );
     let path = files.write("flow.yml", &yaml);
     // In the temporary folder: relative workspaces land there, not in the repository.
@@ -265,7 +276,7 @@ pub async fn post_grpc(
 
 /// POSTs a JSON body to the gateway's REST face; returns the HTTP status and JSON answer.
 pub async fn post_http(port: u16, path: &str, body: serde_json::Value) -> (u16, serde_json::Value) {
-    let r = reqwest::Client::new()
+    let r = http_client()
         .post(format!("http://127.0.0.1:{port}{path}"))
         .json(&body)
         .send()
