@@ -23,7 +23,12 @@ use tonic::transport::Channel;
 /// A connection to a gateway, checked at connect time.
 #[derive(Clone)]
 pub enum Transport {
-    Grpc(Channel),
+    Grpc {
+        channel: Channel,
+        /// `host:port` of a plain-text connection, to say so when the port turns out to speak
+        /// TLS.
+        plain_text: Option<String>,
+    },
     Http {
         client: reqwest::Client,
         base: String,
@@ -78,7 +83,10 @@ impl Transport {
                         .connect()
                         .await
                         .map_err(|e| unreachable(root_cause(&e)))?;
-                    Ok(Transport::Grpc(channel))
+                    Ok(Transport::Grpc {
+                        channel,
+                        plain_text: tls.is_none().then(|| format!("{host}:{port}")),
+                    })
                 }
                 Protocol::Http => {
                     crate::tls::install_provider();
@@ -129,7 +137,10 @@ impl Transport {
     ) -> BoxStream<'static, Result<DataRequestProto, ClientError>> {
         let prefetch = prefetch.max(1);
         match self.clone() {
-            Transport::Grpc(channel) => grpc(channel, requests, prefetch),
+            Transport::Grpc {
+                channel,
+                plain_text,
+            } => grpc(channel, plain_text, requests, prefetch),
             Transport::Http {
                 client,
                 base,
@@ -147,8 +158,39 @@ impl Transport {
     }
 }
 
+/// Whether `address` turns out to speak TLS to a plain-text HTTP/2 client: our gateway answers
+/// in plain text that it serves TLS; another TLS server answers with a TLS alert record (21).
+async fn serves_tls(address: &str) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let wait = Duration::from_secs(1);
+    let Ok(Ok(mut tcp)) = tokio::time::timeout(wait, tokio::net::TcpStream::connect(address)).await
+    else {
+        return false;
+    };
+    let _ = tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
+    let mut answer = [0u8; 256];
+    match tokio::time::timeout(wait, tcp.read(&mut answer)).await {
+        Ok(Ok(n)) if n > 0 => {
+            answer[0] == 21 || String::from_utf8_lossy(&answer[..n]).contains("serves TLS")
+        }
+        _ => false,
+    }
+}
+
+/// The error of a failed gRPC call, with a hint when a plain-text client met a TLS port.
+async fn grpc_error(s: tonic::Status, plain_text: Option<&str>) -> ClientError {
+    let mut message = format!("gRPC: {}: {}", s.code(), s.message());
+    if let Some(address) = plain_text
+        && serves_tls(address).await
+    {
+        message = format!("{address} serves TLS: connect with --tls (or --ca-file CA.pem) ({message})");
+    }
+    ClientError::Transport(message)
+}
+
 fn grpc(
     channel: Channel,
+    plain_text: Option<String>,
     requests: impl Stream<Item = DataRequestProto> + Send + 'static,
     prefetch: usize,
 ) -> BoxStream<'static, Result<DataRequestProto, ClientError>> {
@@ -163,7 +205,7 @@ fn grpc(
     });
     let mut client = crate::unlimited!(JinaRpcClient::new(channel));
     futures::stream::once(async move { client.call(gated).await })
-        .map(|opened| match opened {
+        .map(move |opened| match opened {
             Ok(answers) => answers
                 .into_inner()
                 .map(|a| {
@@ -172,14 +214,13 @@ fn grpc(
                     })
                 })
                 .boxed(),
-            Err(s) => futures::stream::once(async move {
-                Err(ClientError::Transport(format!(
-                    "gRPC: {}: {}",
-                    s.code(),
-                    s.message()
-                )))
-            })
-            .boxed(),
+            Err(s) => {
+                let plain_text = plain_text.clone();
+                futures::stream::once(
+                    async move { Err(grpc_error(s, plain_text.as_deref()).await) },
+                )
+                .boxed()
+            }
         })
         .flatten()
         .inspect(move |_| in_flight.add_permits(1))
