@@ -193,29 +193,12 @@ async fn read_limited(body: axum::body::Body, limit: usize) -> Result<Bytes, Res
     })
 }
 
-#[allow(
-    clippy::result_large_err,
-    reason = "the error is the 400 answer itself, on a cold path"
-)]
-fn parse_body(body: &Bytes) -> Result<Value, Response> {
-    // The body is optional (a parameters-free request with no documents, like `curl -X POST`).
-    if body.iter().all(u8::is_ascii_whitespace) {
-        return Ok(json!({}));
-    }
-    serde_json::from_slice(body)
-        .map_err(|e| bad_request(format!("the request body is not valid JSON: {e}")))
-}
-
 async fn post_jina2(
     State(s): State<AppState>,
     headers: axum::http::HeaderMap,
     body: axum::body::Body,
 ) -> Response {
     let body = match read_body(&headers, body, s.max_request_bytes).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let body = match parse_body(&body) {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -242,17 +225,36 @@ async fn post_endpoint(
         Ok(b) => b,
         Err(r) => return r,
     };
-    match parse_body(&body) {
-        Ok(b) => answer(&s, &b, Some(&endpoint)).await,
-        Err(r) => r,
+    answer(&s, &body, Some(&endpoint)).await
+}
+
+/// Routes a JSON body and answers in JSON. Documents go between JSON and their wire form one
+/// at a time, both ways: memory stays a small multiple of the body and of the answer.
+async fn answer(s: &AppState, body: &[u8], endpoint: Option<&str>) -> Response {
+    match request_json::from_json_bytes(body, endpoint) {
+        Ok(req) => {
+            let answer = s.router.route(req).await;
+            if answer.data.len() <= request_json::STREAM_ABOVE {
+                return json_response(request_json::to_json_bytes(&answer));
+            }
+            let pieces = request_json::to_json_pieces(answer)
+                .map(|piece| Ok::<_, std::convert::Infallible>(Bytes::from(piece)));
+            (
+                [(axum::http::header::CONTENT_TYPE, "application/json")],
+                axum::body::Body::from_stream(futures::stream::iter(pieces)),
+            )
+                .into_response()
+        }
+        Err(e) => bad_request(e),
     }
 }
 
-async fn answer(s: &AppState, body: &Value, endpoint: Option<&str>) -> Response {
-    match request_json::from_json(body, endpoint) {
-        Ok(req) => Json(request_json::to_json(&s.router.route(req).await)).into_response(),
-        Err(e) => bad_request(e),
-    }
+fn json_response(body: Vec<u8>) -> Response {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response()
 }
 
 async fn status() -> Json<Value> {
@@ -369,16 +371,22 @@ fn close_frame(e: &axum::Error, limit: usize) -> axum::extract::ws::CloseFrame {
 async fn answer_frame(router: &Router, message: Message) -> Option<Message> {
     match message {
         Message::Text(text) => {
-            let reply = match serde_json::from_str::<Value>(&text) {
-                Err(e) => json!({"error": format!("the frame is not valid JSON: {e}")}),
-                Ok(body) => match request_json::from_json(&body, None) {
-                    Ok(req) => request_json::to_json(&router.route(req).await),
-                    Err(e) => {
-                        json!({"error": e, "requestId": body.get("requestId").or_else(|| body.pointer("/header/request_id")).cloned()})
-                    }
-                },
+            let reply = match request_json::from_json_bytes(text.as_bytes(), None) {
+                Ok(req) => {
+                    let json = request_json::to_json_bytes(&router.route(req).await);
+                    String::from_utf8(json).expect("serde_json writes UTF-8")
+                }
+                Err(e) => {
+                    // Only on this cold path is the frame read whole, for its request id.
+                    let body = serde_json::from_str::<Value>(&text).unwrap_or_default();
+                    let id = body
+                        .get("requestId")
+                        .or_else(|| body.pointer("/header/request_id"))
+                        .cloned();
+                    json!({"error": e.replace("request body", "frame"), "requestId": id}).to_string()
+                }
             };
-            Some(Message::Text(reply.to_string().into()))
+            Some(Message::Text(reply.into()))
         }
         Message::Binary(bytes) => {
             let req = match crate::proto::jina::DataRequestProto::decode(bytes) {

@@ -6,8 +6,8 @@
 //! keys are read too). Out: `{"header": {"requestId", "execEndpoint", "targetExecutor",
 //! "status"}, "parameters", "routes", "data"}`, field names as protobuf's JSON mapping writes them.
 
-use super::{header_mut, json_to_struct, set_docs, struct_to_json};
-use crate::document::DocumentArray;
+use super::{DocsWriter, header_mut, json_to_struct, struct_to_json};
+use crate::document::Document;
 use crate::proto::jina::{DataRequestProto, RouteProto, StatusProto};
 use serde_json::{Map, Value, json};
 
@@ -17,6 +17,167 @@ pub fn from_json(body: &Value, endpoint: Option<&str>) -> Result<DataRequestProt
     let body = body
         .as_object()
         .ok_or("the request body must be a JSON object")?;
+    let data = match body.get("data") {
+        None | Some(Value::Null) => None,
+        // Jina 2 also accepted {"docs": [...]} under data.
+        Some(Value::Object(o)) if o.contains_key("docs") => {
+            Some(docs_from_values(&o["docs"]).map_err(|e| format!("data.docs: {e}"))?)
+        }
+        Some(v) => Some(docs_from_values(v).map_err(|e| format!("data: {e}"))?),
+    };
+    envelope(body, data, endpoint)
+}
+
+/// Reads a request body from its bytes, as [`from_json`] does, but each document goes from
+/// JSON to its wire form on its own: no tree of the whole body, no list of decoded documents,
+/// so memory stays a small multiple of the body however many documents it holds.
+pub fn from_json_bytes(body: &[u8], endpoint: Option<&str>) -> Result<DataRequestProto, String> {
+    use serde::de::DeserializeSeed;
+    // The body is optional (a parameters-free request with no documents, like `curl -X POST`).
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return envelope(&Map::new(), None, endpoint);
+    }
+    let mut de = serde_json::Deserializer::from_slice(body);
+    let parsed = BodySeed
+        .deserialize(&mut de)
+        .and_then(|b| de.end().map(|()| b))
+        .map_err(|e| match e.classify() {
+            serde_json::error::Category::Data => e.to_string(),
+            _ => format!("the request body is not valid JSON: {e}"),
+        })?;
+    envelope(&parsed.fields, parsed.data, endpoint)
+}
+
+/// Documents given as JSON values, in their wire form.
+fn docs_from_values(v: &Value) -> Result<bytes::Bytes, String> {
+    let items = v
+        .as_array()
+        .ok_or_else(|| format!("documents must be a JSON list, not {}", kind(v)))?;
+    let mut writer = DocsWriter::default();
+    for (i, item) in items.iter().enumerate() {
+        let doc = Document::from_json(item).map_err(|e| format!("document {i}: {e}"))?;
+        writer.push(&doc.to_proto());
+    }
+    Ok(writer.finish())
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A request body as read by [`from_json_bytes`]: every field but `data` as JSON, and the
+/// documents already in their wire form.
+struct Body {
+    fields: Map<String, Value>,
+    data: Option<bytes::Bytes>,
+}
+
+struct BodySeed;
+
+impl<'de> serde::de::DeserializeSeed<'de> for BodySeed {
+    type Value = Body;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Body, D::Error> {
+        d.deserialize_map(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for BodySeed {
+    type Value = Body;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("the request body as a JSON object")
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Body, A::Error> {
+        let mut body = Body {
+            fields: Map::new(),
+            data: None,
+        };
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "data" {
+                body.data = map.next_value_seed(DataSeed { path: "data" })?;
+            } else {
+                let value = map.next_value()?;
+                body.fields.insert(key, value);
+            }
+        }
+        Ok(body)
+    }
+}
+
+/// `data`: a list of documents, null, or Jina 2's `{"docs": [...]}`.
+struct DataSeed {
+    path: &'static str,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for DataSeed {
+    type Value = Option<bytes::Bytes>;
+
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for DataSeed {
+    type Value = Option<bytes::Bytes>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "{}: a JSON list of documents", self.path)
+    }
+
+    fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_none<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut writer = DocsWriter::default();
+        let mut i = 0;
+        // One document's JSON at a time: parsed, turned into its wire form, dropped.
+        while let Some(item) = seq.next_element::<Value>()? {
+            let doc = Document::from_json(&item).map_err(|e| {
+                serde::de::Error::custom(format!("{}: document {i}: {e}", self.path))
+            })?;
+            writer.push(&doc.to_proto());
+            i += 1;
+        }
+        Ok(Some(writer.finish()))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut docs = None;
+        while let Some(key) = map.next_key::<String>()? {
+            if key == "docs" {
+                docs = map.next_value_seed(DataSeed { path: "data.docs" })?;
+            } else {
+                map.next_value::<serde::de::IgnoredAny>()?;
+            }
+        }
+        Ok(docs)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
+        Err(E::custom(format!("{}: documents must be a JSON list, not a string", self.path)))
+    }
+}
+
+/// Everything of a request but its documents, from the body's other fields.
+fn envelope(
+    body: &Map<String, Value>,
+    data: Option<bytes::Bytes>,
+    endpoint: Option<&str>,
+) -> Result<DataRequestProto, String> {
     let header = match body.get("header") {
         None | Some(Value::Null) => Map::new(),
         Some(Value::Object(h)) => h.clone(),
@@ -51,16 +212,9 @@ pub fn from_json(body: &Value, endpoint: Option<&str>) -> Result<DataRequestProt
         Some(Value::Object(p)) => p.clone(),
         Some(_) => return Err("'parameters' must be an object".into()),
     };
-    let docs = match body.get("data") {
-        None | Some(Value::Null) => DocumentArray::new(),
-        // Jina 2 also accepted {"docs": [...]} under data.
-        Some(Value::Object(o)) if o.contains_key("docs") => {
-            DocumentArray::from_json(&o["docs"]).map_err(|e| format!("data.docs: {e}"))?
-        }
-        Some(v) => DocumentArray::from_json(v).map_err(|e| format!("data: {e}"))?,
-    };
     let mut req = DataRequestProto {
         parameters: (!parameters.is_empty()).then(|| json_to_struct(&parameters)),
+        data: data.unwrap_or_else(|| DocsWriter::default().finish()),
         ..Default::default()
     };
     let h = header_mut(&mut req);
@@ -72,16 +226,145 @@ pub fn from_json(body: &Value, endpoint: Option<&str>) -> Result<DataRequestProt
     if let Some(Value::Array(routes)) = body.get("routes") {
         req.routes = routes.iter().filter_map(route_from_json).collect();
     }
-    set_docs(&mut req, &docs);
     Ok(req)
 }
 
-/// Writes a response. Documents that cannot be decoded become an error status.
+/// Writes a response as JSON bytes, as [`to_json`] does, but each document goes from its wire
+/// form to JSON on its own. Documents that cannot be decoded become an error status.
+pub fn to_json_bytes(req: &DataRequestProto) -> Vec<u8> {
+    let mut out = Vec::with_capacity(req.data.len() + 512);
+    match write_response(req, None, &mut out) {
+        Ok(()) => out,
+        Err(e) => {
+            out.clear();
+            let status = super::error_status("DecodeError", &e, "gateway");
+            write_response(req, Some(status), &mut out).expect("no documents to decode");
+            out
+        }
+    }
+}
+
+/// Writes the envelope, then `"data"` one document at a time (none when `status` replaces the
+/// request's own after a decode error).
+fn write_response(
+    req: &DataRequestProto,
+    status: Option<StatusProto>,
+    out: &mut Vec<u8>,
+) -> Result<(), String> {
+    let failed = status.is_some();
+    write_envelope(req, status, out);
+    if !failed {
+        let docs = super::each_doc(req).map_err(|e| e.to_string())?;
+        for (i, doc) in docs.enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            write_doc(doc.map_err(|e| e.to_string())?, out);
+        }
+    }
+    out.extend_from_slice(b"]}");
+    Ok(())
+}
+
+/// `{"header":…,"parameters":…,"routes":…,"data":[` — a response up to its first document.
+fn write_envelope(req: &DataRequestProto, status: Option<StatusProto>, out: &mut Vec<u8>) {
+    let Value::Object(fields) = envelope_json(req, status) else {
+        unreachable!("the envelope is an object")
+    };
+    out.push(b'{');
+    for (k, v) in &fields {
+        serde_json::to_writer(&mut *out, k).expect("JSON to memory");
+        out.push(b':');
+        serde_json::to_writer(&mut *out, v).expect("JSON to memory");
+        out.push(b',');
+    }
+    out.extend_from_slice(b"\"data\":[");
+}
+
+fn write_doc(doc: crate::proto::docarray::DocProto, out: &mut Vec<u8>) {
+    let json = Document::from_proto(doc).to_json();
+    serde_json::to_writer(out, &json).expect("JSON to memory");
+}
+
+/// A response larger than this (in bytes of documents) is written as it is sent.
+pub const STREAM_ABOVE: usize = 4 << 20;
+
+/// How much JSON one piece of a streamed response holds, at least.
+const PIECE: usize = 256 << 10;
+
+/// A response as JSON in pieces, written while it is sent: the whole JSON never exists at
+/// once. The documents are checked to decode first, so that a failure is still an error status
+/// rather than a body cut short.
+pub fn to_json_pieces(req: DataRequestProto) -> JsonPieces {
+    let decodes = super::each_doc(&req).is_ok_and(|mut docs| docs.all(|d| d.is_ok()));
+    if !decodes {
+        return JsonPieces {
+            head: Some(to_json_bytes(&req)),
+            docs: None,
+            first: true,
+        };
+    }
+    let mut head = Vec::new();
+    write_envelope(&req, None, &mut head);
+    JsonPieces {
+        head: Some(head),
+        docs: super::each_doc(&req).ok(),
+        first: true,
+    }
+}
+
+/// The pieces of [`to_json_pieces`].
+pub struct JsonPieces {
+    head: Option<Vec<u8>>,
+    docs: Option<super::EachDoc>,
+    first: bool,
+}
+
+impl Iterator for JsonPieces {
+    type Item = Vec<u8>;
+
+    fn next(&mut self) -> Option<Vec<u8>> {
+        if let Some(head) = self.head.take() {
+            return Some(head);
+        }
+        let docs = self.docs.as_mut()?;
+        let mut out = Vec::with_capacity(PIECE + PIECE / 4);
+        while out.len() < PIECE {
+            match docs.next() {
+                Some(Ok(doc)) => {
+                    if !std::mem::take(&mut self.first) {
+                        out.push(b',');
+                    }
+                    write_doc(doc, &mut out);
+                }
+                // Checked to decode before the first piece.
+                Some(Err(_)) | None => {
+                    out.extend_from_slice(b"]}");
+                    self.docs = None;
+                    break;
+                }
+            }
+        }
+        Some(out)
+    }
+}
+
+/// Writes a response as a JSON value (documents decoded all at once; the gateway's faces use
+/// [`to_json_bytes`]). Documents that cannot be decoded become an error status.
 pub fn to_json(req: &DataRequestProto) -> Value {
     let (data, decode_error) = match super::docs(req) {
         Ok(d) => (d.to_json(), None),
         Err(e) => (Value::Array(vec![]), Some(e.to_string())),
     };
+    let status = decode_error.map(|e| super::error_status("DecodeError", &e, "gateway"));
+    let mut v = envelope_json(req, status);
+    v["data"] = data;
+    v
+}
+
+/// Everything of a response but its documents: header (with `status` in place of the
+/// request's own when given), parameters and routes.
+fn envelope_json(req: &DataRequestProto, status: Option<StatusProto>) -> Value {
     let header = req.header.clone().unwrap_or_default();
     let mut h = Map::new();
     h.insert("requestId".into(), header.request_id.into());
@@ -91,16 +374,12 @@ pub fn to_json(req: &DataRequestProto) -> Value {
     if let Some(t) = header.target_executor.filter(|t| !t.is_empty()) {
         h.insert("targetExecutor".into(), t.into());
     }
-    let status = match decode_error {
-        Some(e) => Some(super::error_status("DecodeError", &e, "gateway")),
-        None => header.status,
-    };
+    let status = status.or(header.status);
     h.insert("status".into(), status_json(status.as_ref()));
     json!({
         "header": h,
         "parameters": req.parameters.as_ref().map(struct_to_json).unwrap_or_default(),
         "routes": req.routes.iter().map(route_json).collect::<Vec<_>>(),
-        "data": data,
     })
 }
 

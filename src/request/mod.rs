@@ -82,6 +82,103 @@ pub fn set_docs(req: &mut DataRequestProto, docs: &DocumentArray) {
     set_doc_list(req, docs.to_proto());
 }
 
+/// Writes documents one at a time straight into a request's `data` (an encoded
+/// `DataContentProto` holding a `DocListProto`), so that a large batch never exists as a list
+/// of decoded documents.
+pub struct DocsWriter {
+    /// [`HEADER_ROOM`] bytes left free for the `DataContentProto` field header, then the docs.
+    buf: Vec<u8>,
+}
+
+/// Room for the field key (1 byte) and the length varint (at most 10) before the documents.
+const HEADER_ROOM: usize = 11;
+
+impl Default for DocsWriter {
+    fn default() -> Self {
+        DocsWriter {
+            buf: vec![0; HEADER_ROOM],
+        }
+    }
+}
+
+impl DocsWriter {
+    pub fn push(&mut self, doc: &crate::proto::docarray::DocProto) {
+        prost::encoding::message::encode(1, doc, &mut self.buf);
+    }
+
+    /// The request's `data`: the documents as `DataContentProto.docs` (field 1), whose header
+    /// is written into the room left for it, so the documents are not copied.
+    pub fn finish(self) -> bytes::Bytes {
+        use prost::encoding::{WireType, encode_key, encode_varint};
+        let mut head = Vec::with_capacity(HEADER_ROOM);
+        encode_key(1, WireType::LengthDelimited, &mut head);
+        encode_varint((self.buf.len() - HEADER_ROOM) as u64, &mut head);
+        let start = HEADER_ROOM - head.len();
+        let mut buf = self.buf;
+        buf[start..HEADER_ROOM].copy_from_slice(&head);
+        bytes::Bytes::from(buf).slice(start..)
+    }
+}
+
+/// Each document of a request, decoded one at a time from its `data`, whichever way it was
+/// sent (`docs` or `docs_bytes`): the list is never decoded whole.
+pub fn each_doc(req: &DataRequestProto) -> Result<EachDoc, prost::DecodeError> {
+    let list = doc_list_slice(&req.data)?;
+    Ok(EachDoc { rest: list })
+}
+
+/// The encoded `DocListProto` inside an encoded `DataContentProto` (empty when it has none).
+fn doc_list_slice(data: &bytes::Bytes) -> Result<bytes::Bytes, prost::DecodeError> {
+    use prost::encoding::{DecodeContext, WireType, decode_key, skip_field};
+    let mut buf = data.clone();
+    let mut list = bytes::Bytes::new();
+    while !buf.is_empty() {
+        let (tag, wire_type) = decode_key(&mut buf)?;
+        match (tag, wire_type) {
+            // A oneof: the last one given wins.
+            (1 | 2, WireType::LengthDelimited) => {
+                prost::encoding::bytes::merge(wire_type, &mut list, &mut buf, DecodeContext::default())?
+            }
+            _ => skip_field(wire_type, tag, &mut buf, DecodeContext::default())?,
+        }
+    }
+    Ok(list)
+}
+
+/// The `DocProto`s of an encoded `DocListProto` (field 1, repeated), decoded one at a time.
+pub struct EachDoc {
+    rest: bytes::Bytes,
+}
+
+impl Iterator for EachDoc {
+    type Item = Result<crate::proto::docarray::DocProto, prost::DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        use prost::encoding::{DecodeContext, WireType, decode_key, skip_field};
+        while !self.rest.is_empty() {
+            let item = (|| {
+                let (tag, wire_type) = decode_key(&mut self.rest)?;
+                if (tag, wire_type) != (1, WireType::LengthDelimited) {
+                    skip_field(wire_type, tag, &mut self.rest, DecodeContext::default())?;
+                    return Ok(None);
+                }
+                let mut doc = bytes::Bytes::new();
+                prost::encoding::bytes::merge(wire_type, &mut doc, &mut self.rest, DecodeContext::default())?;
+                crate::proto::docarray::DocProto::decode(doc).map(Some)
+            })();
+            match item {
+                Ok(None) => continue,
+                Ok(Some(doc)) => return Some(Ok(doc)),
+                Err(e) => {
+                    self.rest = bytes::Bytes::new();
+                    return Some(Err(e));
+                }
+            }
+        }
+        None
+    }
+}
+
 /// Replaces the request's documents with an already built wire list.
 pub fn set_doc_list(req: &mut DataRequestProto, list: DocListProto) {
     req.data = DataContentProto {
