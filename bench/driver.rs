@@ -5,6 +5,8 @@
 //!   driver throughput --port P [--protocol grpc|http] [--docs N] [--chars C] [--request-size R]
 //!   driver latency    --port P [--requests N]      sequential 1-doc requests: p50 / p99 in ms
 //!   driver floor      [--requests N]               raw tonic unary round trips on loopback
+//!   driver soak       --port P --rate R --seconds S  1-doc requests at R per second on one
+//!                     Call stream: sent, answered, failed, lost, latency p50 / p99 / max
 //!
 //! Each prints one JSON object on stdout.
 
@@ -30,7 +32,9 @@ fn percentile(sorted_ms: &[f64], p: f64) -> f64 {
 async fn ready(port: u16, timeout: Duration) -> f64 {
     let start = Instant::now();
     while start.elapsed() < timeout {
-        if let Ok(channel) = jina::grpc::channel("127.0.0.1", port, Duration::from_millis(200)) {
+        if let Ok(channel) =
+            jina::grpc::channel("127.0.0.1", port, Duration::from_millis(200), None)
+        {
             let mut client = JinaGatewayDryRunRpcClient::new(channel);
             if let Ok(Ok(status)) =
                 tokio::time::timeout(Duration::from_millis(500), client.dry_run(())).await
@@ -120,7 +124,7 @@ async fn floor(requests: usize) -> serde_json::Value {
             .add_service(service)
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
-    let channel = jina::grpc::channel("127.0.0.1", port, Duration::from_secs(1)).unwrap();
+    let channel = jina::grpc::channel("127.0.0.1", port, Duration::from_secs(1), None).unwrap();
     let mut client = HealthClient::new(channel);
     let mut ms = Vec::with_capacity(requests);
     for i in 0..requests + 100 {
@@ -137,6 +141,96 @@ async fn floor(requests: usize) -> serde_json::Value {
     }
     ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
     json!({"requests": requests, "p50_ms": percentile(&ms, 0.5), "p99_ms": percentile(&ms, 0.99)})
+}
+
+/// Sends 1-doc requests at `rate` per second for `seconds` on one `JinaRPC.Call` stream and
+/// accounts for every one: answered (of which failed, with the first errors) or lost (no answer
+/// 10 s after the last was sent).
+async fn soak(port: u16, rate: f64, seconds: f64) -> serde_json::Value {
+    use futures::StreamExt;
+    use jina::proto::jina::jina_rpc_client::JinaRpcClient;
+    use std::collections::HashMap;
+    use std::sync::{Arc, Mutex};
+    let channel = jina::grpc::channel("127.0.0.1", port, Duration::from_secs(1), None).unwrap();
+    let mut client = jina::unlimited!(JinaRpcClient::new(channel));
+    let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let total = (rate * seconds) as usize;
+    let (tx, rx) = tokio::sync::mpsc::channel(1024);
+    let pending = sent_at.clone();
+    let sent = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = sent.clone();
+    let feeder = tokio::spawn(async move {
+        let mut ticks = tokio::time::interval(Duration::from_secs_f64(1.0 / rate));
+        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+        for i in 0..total {
+            ticks.tick().await;
+            let request = jina::request::new_request(
+                "/",
+                &jina::DocumentArray::from(vec![jina::Document::from_text(format!("soak {i}"))]),
+                &Default::default(),
+            );
+            let id = request.header.as_ref().unwrap().request_id.clone();
+            pending.lock().unwrap().insert(id, Instant::now());
+            if tx.send(request).await.is_err() {
+                break;
+            }
+            counted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    let mut answers = client
+        .call(tokio_stream::wrappers::ReceiverStream::new(rx))
+        .await
+        .expect("Call")
+        .into_inner();
+    let (mut answered, mut failed) = (0usize, 0usize);
+    let mut errors: Vec<String> = vec![];
+    let mut ms = Vec::with_capacity(total);
+    let mut stream_error = None;
+    loop {
+        let next = tokio::time::timeout(Duration::from_secs(10), answers.next()).await;
+        let answer = match next {
+            Ok(Some(Ok(a))) => a,
+            Ok(Some(Err(status))) => {
+                stream_error = Some(status.to_string());
+                break;
+            }
+            Ok(None) | Err(_) => break,
+        };
+        answered += 1;
+        let id = answer
+            .header
+            .as_ref()
+            .map(|h| h.request_id.clone())
+            .unwrap_or_default();
+        if let Some(t) = sent_at.lock().unwrap().remove(&id) {
+            ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        }
+        if jina::request::is_error(&answer) {
+            failed += 1;
+            if errors.len() < 3 {
+                let status = answer.header.and_then(|h| h.status).unwrap_or_default();
+                errors.push(status.description);
+            }
+        }
+        if answered == total {
+            break;
+        }
+    }
+    feeder.abort();
+    let lost = sent_at.lock().unwrap().len();
+    ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let pct = |p| {
+        if ms.is_empty() {
+            f64::NAN
+        } else {
+            percentile(&ms, p)
+        }
+    };
+    json!({
+        "sent": sent.load(std::sync::atomic::Ordering::Relaxed), "answered": answered, "failed": failed, "lost": lost,
+        "p50_ms": pct(0.5), "p99_ms": pct(0.99), "max_ms": ms.last().copied().unwrap_or(f64::NAN),
+        "first_errors": errors, "stream_error": stream_error,
+    })
 }
 
 #[tokio::main]
@@ -164,8 +258,16 @@ async fn main() {
         }
         Some("latency") => latency(port, arg(&args, "--requests", 1000)).await,
         Some("floor") => floor(arg(&args, "--requests", 10_000)).await,
+        Some("soak") => {
+            soak(
+                port,
+                arg(&args, "--rate", 1000.0),
+                arg(&args, "--seconds", 60.0),
+            )
+            .await
+        }
         _ => {
-            eprintln!("usage: driver ready|throughput|latency|floor [--port P] ...");
+            eprintln!("usage: driver ready|throughput|latency|floor|soak [--port P] ...");
             std::process::exit(2);
         }
     };

@@ -10,19 +10,17 @@ B4 1,000 sequential 1-doc requests on B1's Flow: p50 and p99 latency.
 B5 time to ready and total RSS of the Flow's processes, for 1 and 4 executors.
 B6 B1 over REST."""
 import datetime
-import json
 import os
 import platform
 import signal
-import socket
 import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from benchlib import ROOT, driver, free_port, tree_rss_mb, write_section
+
 JINA = os.path.join(ROOT, 'target/release/jina')
 PEER = os.environ.get('JINA_PEER_VENV', os.path.join(ROOT, 'target/peer-venv'))
-DRIVER = sys.argv[1]
 
 FLOWS = {
     'one': ['  - {name: e0, uses: BaseExecutor}'],
@@ -34,41 +32,6 @@ FLOWS = {
         '  - {name: r1, uses: BaseExecutor, needs: [p1, p2, p3]}',
     ],
 }
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(('127.0.0.1', 0))
-        return s.getsockname()[1]
-
-
-def driver(*args):
-    out = subprocess.run([DRIVER, *map(str, args)], check=True, capture_output=True, text=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
-
-
-def tree_rss_mb(pid):
-    """Resident memory of a process and all its descendants, from /proc."""
-    children = {}
-    for entry in os.listdir('/proc'):
-        if entry.isdigit():
-            try:
-                stat = open(f'/proc/{entry}/stat').read()
-                ppid = int(stat.rsplit(')', 1)[1].split()[1])
-                children.setdefault(ppid, []).append(int(entry))
-            except OSError:
-                pass
-    total, stack = 0, [pid]
-    while stack:
-        p = stack.pop()
-        stack.extend(children.get(p, []))
-        try:
-            for line in open(f'/proc/{p}/status'):
-                if line.startswith('VmRSS:'):
-                    total += int(line.split()[1])
-        except OSError:
-            pass
-    return total / 1024
 
 
 class Flow:
@@ -155,18 +118,7 @@ def main():
     print(table)
     print(floor_note)
 
-    results = os.path.join(ROOT, 'bench/RESULTS.md')
-    text = open(results).read() if os.path.exists(results) else '# Benchmark results\n'
-    marker = '## Flow benchmark against Python Jina'
-    section = f'{marker} — `bench/run`\n\n{header}\n\n{table}\n\n{floor_note}\n'
-    if marker in text:
-        start = text.index(marker)
-        end = text.find('\n## ', start + 1)
-        text = text[:start] + section + (text[end:] if end != -1 else '')
-    else:
-        text = text.rstrip() + '\n\n' + section
-    open(results, 'w').write(text)
-
+    write_section('## Flow benchmark against Python Jina', f'— `bench/run`\n\n{header}\n\n{table}\n\n{floor_note}\n')
 
 if __name__ == '__main__':
     main()

@@ -16,6 +16,16 @@ macro_rules! unlimited {
     };
 }
 
+/// Caps what a generated server decodes at `$limit` bytes (tonic answers RESOURCE_EXHAUSTED
+/// over it) and lifts the cap on what it sends.
+#[macro_export]
+macro_rules! limited {
+    ($svc:expr, $limit:expr) => {
+        $svc.max_decoding_message_size($limit)
+            .max_encoding_message_size(usize::MAX)
+    };
+}
+
 /// A server builder with our transport settings (no Nagle delay, keep-alive).
 pub fn server_builder() -> Server {
     Server::builder()
@@ -115,8 +125,14 @@ pub fn host_port(address: &str) -> Result<(&str, u16), String> {
     address
         .rsplit_once(':')
         .and_then(|(h, p)| {
-            let h = h.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(h);
-            p.parse::<u16>().ok().filter(|_| !h.is_empty()).map(|p| (h, p))
+            let h = h
+                .strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .unwrap_or(h);
+            p.parse::<u16>()
+                .ok()
+                .filter(|_| !h.is_empty())
+                .map(|p| (h, p))
         })
         .ok_or_else(|| format!("'{address}' is not an address (expected host:port)"))
 }
@@ -169,8 +185,14 @@ pub fn jina_info() -> JinaInfoProto {
     JinaInfoProto { jina, envs }
 }
 
-/// Asks `host:port` for its gRPC health once: Ok when it says SERVING, else why not.
-pub async fn check_serving(
+/// Asks `host:port` for its gRPC health once, in plain text: Ok when it says SERVING, else why
+/// not.
+pub async fn check_serving(host: &str, port: u16, timeout: Duration) -> Result<(), String> {
+    check_serving_tls(host, port, timeout, None).await
+}
+
+/// [`check_serving`], over TLS when `tls` says whom to trust.
+pub async fn check_serving_tls(
     host: &str,
     port: u16,
     timeout: Duration,

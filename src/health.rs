@@ -105,7 +105,10 @@ mod tests {
         let (reporter, liveness) = Liveness::supervised("enc/rep-0");
         assert!(liveness.is_up());
         reporter.down("exited (signal: 9)".into());
-        assert_eq!(liveness.state(), CopyState::Down("exited (signal: 9)".into()));
+        assert_eq!(
+            liveness.state(),
+            CopyState::Down("exited (signal: 9)".into())
+        );
         reporter.up();
         assert!(liveness.is_up());
         assert!(Liveness::unsupervised("x").is_up());

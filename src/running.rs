@@ -30,10 +30,10 @@
 
 use crate::client::{Client, ClientError, Inputs, PostOptions, PostSummary, Response};
 use crate::flow::{CheckedFlow, Flow, FlowErrors, Protocol, TlsFiles};
-use crate::tls::ClientTls;
 use crate::gateway::{self, Listeners};
 use crate::orchestrate::{self, InProcessServers, Processes};
 use crate::shutdown::termination;
+use crate::tls::ClientTls;
 use futures::stream::BoxStream;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
@@ -73,10 +73,20 @@ impl Flow {
             ),
             None => None,
         };
-        let host = if tls.is_some() { "localhost" } else { "127.0.0.1" };
+        let host = if tls.is_some() {
+            "localhost"
+        } else {
+            "127.0.0.1"
+        };
         running.client = Some(
-            Client::connect_tls(protocol, host, port, crate::client::CONNECT_TIMEOUT, tls.as_ref())
-                .await?,
+            Client::connect_tls(
+                protocol,
+                host,
+                port,
+                crate::client::CONNECT_TIMEOUT,
+                tls.as_ref(),
+            )
+            .await?,
         );
         Ok(running)
     }

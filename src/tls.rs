@@ -80,8 +80,8 @@ impl ServerTls {
         let cert_pem = read(cert)?;
         let key_pem = read(key)?;
         let chain = certificates(cert, &cert_pem)?;
-        let private =
-            PrivateKeyDer::from_pem_slice(&key_pem).map_err(|_| TlsError::NoKey { path: key.into() })?;
+        let private = PrivateKeyDer::from_pem_slice(&key_pem)
+            .map_err(|_| TlsError::NoKey { path: key.into() })?;
         let mut config = rustls::ServerConfig::builder_with_provider(install_provider())
             .with_safe_default_protocol_versions()
             .and_then(|b| b.with_no_client_auth().with_single_cert(chain, private))
@@ -223,7 +223,9 @@ impl ClientTls {
             Some(path) => {
                 let pem = read(path)?;
                 for cert in certificates(path, &pem)? {
-                    roots.add(cert).map_err(|_| TlsError::NoCertificate { path: path.into() })?;
+                    roots
+                        .add(cert)
+                        .map_err(|_| TlsError::NoCertificate { path: path.into() })?;
                 }
                 Some(pem)
             }

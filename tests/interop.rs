@@ -41,8 +41,13 @@ fn peer_python() -> Option<PathBuf> {
 }
 
 fn run_python(python: &PathBuf, args: &[&str]) -> String {
+    run_python_with(python, args, &[])
+}
+
+fn run_python_with(python: &PathBuf, args: &[&str], env: &[(&str, &std::path::Path)]) -> String {
     let out = Command::new(python)
         .args(args)
+        .envs(env.iter().copied())
         .current_dir(PEER_DIR)
         .output()
         .expect("run python");
@@ -67,6 +72,26 @@ fn the_python_client_talks_to_our_flow_over_every_protocol() {
         ("websocket", flow.ws),
     ] {
         let out = run_python(&python, &["client_to_rust.py", protocol, &port.to_string()]);
+        assert!(out.contains(&format!("OK {protocol}")), "{out}");
+    }
+}
+
+#[test]
+fn the_python_client_talks_to_our_flow_over_tls() {
+    let Some(python) = peer_python() else { return };
+    let certs = certificates();
+    let flow = certs.start_flow("  - {name: stamp, uses: Visit}\n");
+    // Python's gRPC trusts GRPC_DEFAULT_SSL_ROOTS_FILE_PATH; its HTTP client, SSL_CERT_FILE.
+    let trust = [
+        ("GRPC_DEFAULT_SSL_ROOTS_FILE_PATH", certs.ca.as_path()),
+        ("SSL_CERT_FILE", certs.ca.as_path()),
+    ];
+    for (protocol, port) in [("grpc", flow.grpc), ("http", flow.http)] {
+        let out = run_python_with(
+            &python,
+            &["client_tls.py", protocol, &port.to_string()],
+            &trust,
+        );
         assert!(out.contains(&format!("OK {protocol}")), "{out}");
     }
 }

@@ -65,7 +65,9 @@ async fn a_killed_executor_is_reaped_logged_once_restarted_and_serves_again() {
 
 #[tokio::test]
 async fn while_an_executor_is_down_health_dry_run_and_errors_name_it() {
-    let flow = start_flow("  - {name: victim, uses: Visit, restart: never}\n  - {name: other, uses: Visit}\n");
+    let flow = start_flow(
+        "  - {name: victim, uses: Visit, restart: never}\n  - {name: other, uses: Visit}\n",
+    );
     let address = format!("127.0.0.1:{}", flow.grpc);
     let (code, _) = run(&["ping", &address]);
     assert_eq!(code, 0);
@@ -86,7 +88,10 @@ async fn while_an_executor_is_down_health_dry_run_and_errors_name_it() {
         .unwrap();
     assert_eq!(dry["code"], 1, "{dry}");
     assert!(
-        dry["description"].as_str().unwrap().contains("victim exited"),
+        dry["description"]
+            .as_str()
+            .unwrap()
+            .contains("victim exited"),
         "{dry}"
     );
     // Many requests while it is down: each fails at once, naming it; the log stays short.
@@ -106,7 +111,10 @@ async fn while_an_executor_is_down_health_dry_run_and_errors_name_it() {
     }
     let output = flow.proc.output();
     let warnings = output.matches("executor 'victim' is down").count();
-    assert!(warnings <= 2, "{warnings} warnings for 300 failures:\n{output}");
+    assert!(
+        warnings <= 2,
+        "{warnings} warnings for 300 failures:\n{output}"
+    );
 }
 
 #[tokio::test]
@@ -124,7 +132,8 @@ async fn killing_one_of_two_replicas_under_load_fails_no_request() {
             tokio::time::sleep(Duration::from_micros(500)).await;
         }
     });
-    let mut client = jina::proto::jina::jina_rpc_client::JinaRpcClient::new(channel(flow.grpc).await);
+    let mut client =
+        jina::proto::jina::jina_rpc_client::JinaRpcClient::new(channel(flow.grpc).await);
     let answers: Vec<DataRequestProto> = {
         use futures::TryStreamExt;
         client
@@ -143,7 +152,12 @@ async fn killing_one_of_two_replicas_under_load_fails_no_request() {
         .filter(|a| request::is_error(a))
         .map(exception_of)
         .collect();
-    assert!(failed.is_empty(), "{} failed: {:?}", failed.len(), failed.first());
+    assert!(
+        failed.is_empty(),
+        "{} failed: {:?}",
+        failed.len(),
+        failed.first()
+    );
     assert!(flow.proc.output().contains("pair/rep-0 exited"));
 }
 
@@ -195,8 +209,15 @@ async fn the_request_headers_timeout_holds_over_rest() {
     )
     .await;
     assert_eq!(code, 200);
-    assert_eq!(rest["header"]["status"]["exception"]["name"], "TimeoutError");
-    assert!(t.elapsed() < Duration::from_millis(1500), "{:?}", t.elapsed());
+    assert_eq!(
+        rest["header"]["status"]["exception"]["name"],
+        "TimeoutError"
+    );
+    assert!(
+        t.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        t.elapsed()
+    );
 }
 
 /// A raw client for `JinaRPC/Call` that sends bytes as they are, to put garbage on the stream.
@@ -204,8 +225,8 @@ mod raw {
     use bytes::{Buf, BufMut};
     use jina::proto::jina::DataRequestProto;
     use prost::Message;
-    use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
     use tonic::Status;
+    use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
 
     #[derive(Default)]
     pub struct RawCodec;
@@ -262,22 +283,36 @@ async fn garbage_on_the_call_stream_is_invalid_argument_after_the_answers_before
         .await
         .unwrap()
         .into_inner();
-    let first = answers.message().await.expect("the request before is answered");
+    let first = answers
+        .message()
+        .await
+        .expect("the request before is answered");
     let first = first.expect("an answer, not the end");
-    assert_eq!(request::docs(&first).unwrap().iter().next().unwrap().id, "before");
+    assert_eq!(
+        request::docs(&first).unwrap().iter().next().unwrap().id,
+        "before"
+    );
     let end = answers.message().await.expect_err("then the stream fails");
     assert_eq!(end.code(), tonic::Code::InvalidArgument, "{end:?}");
-    assert!(end.message().contains("DataRequestProto"), "{}", end.message());
+    assert!(
+        end.message().contains("DataRequestProto"),
+        "{}",
+        end.message()
+    );
 }
 
 #[tokio::test]
 async fn one_size_limit_holds_on_grpc_http_and_websocket() {
     use futures::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
-    let flow = start_flow_with("  max_request_bytes: 100000\n", "  - {name: e, uses: Visit}\n");
+    let flow = start_flow_with(
+        "  max_request_bytes: 100000\n",
+        "  - {name: e, uses: Visit}\n",
+    );
     let big = "x".repeat(200_000);
     // gRPC: RESOURCE_EXHAUSTED.
-    let mut client = jina::proto::jina::jina_rpc_client::JinaRpcClient::new(channel(flow.grpc).await);
+    let mut client =
+        jina::proto::jina::jina_rpc_client::JinaRpcClient::new(channel(flow.grpc).await);
     let req = request::new_request(
         "/",
         &DocumentArray::from(vec![Document::from_text(&big)]),
@@ -307,7 +342,9 @@ async fn one_size_limit_holds_on_grpc_http_and_websocket() {
         .await
         .unwrap();
     socket
-        .send(Message::Text(json!({"data": [{"text": big}]}).to_string().into()))
+        .send(Message::Text(
+            json!({"data": [{"text": big}]}).to_string().into(),
+        ))
         .await
         .unwrap();
     let close = loop {
@@ -318,7 +355,11 @@ async fn one_size_limit_holds_on_grpc_http_and_websocket() {
         }
     };
     assert_eq!(u16::from(close.code), 1009);
-    assert!(close.reason.contains("max_request_bytes"), "{}", close.reason);
+    assert!(
+        close.reason.contains("max_request_bytes"),
+        "{}",
+        close.reason
+    );
 }
 
 #[tokio::test]
@@ -368,7 +409,10 @@ async fn cross_origin_pages_are_refused_unless_cors_is_on() {
         .unwrap();
     assert_eq!(foreign.status().as_u16(), 403);
     let why: Value = foreign.json().await.unwrap();
-    assert!(why["error"].as_str().unwrap().contains("cors: true"), "{why}");
+    assert!(
+        why["error"].as_str().unwrap().contains("cors: true"),
+        "{why}"
+    );
     // The gateway's own page (same origin) still works.
     let own = http
         .post(format!("http://127.0.0.1:{}/post", flow.http))
@@ -386,7 +430,10 @@ async fn cross_origin_pages_are_refused_unless_cors_is_on() {
     ws.headers_mut()
         .insert("origin", "http://evil.example".parse().unwrap());
     let refused = tokio_tungstenite::connect_async(ws).await;
-    assert!(refused.is_err(), "a foreign origin's WebSocket was accepted");
+    assert!(
+        refused.is_err(),
+        "a foreign origin's WebSocket was accepted"
+    );
 
     // With cors: true, the preflight is answered and other origins may call.
     let open = start_flow_with("  cors: true\n", "  - {name: e, uses: Visit}\n");
@@ -433,7 +480,11 @@ async fn workspaces_resolve_against_the_yaml_and_index_names_stay_inside() {
         &[],
     );
     proc.wait_for_gateway(Duration::from_secs(30));
-    assert!(files.dir.path().join("ws/idx.redb").exists(), "{}", proc.output());
+    assert!(
+        files.dir.path().join("ws/idx.redb").exists(),
+        "{}",
+        proc.output()
+    );
     assert!(!elsewhere.dir.path().join("ws").exists());
     drop(proc);
 
@@ -443,7 +494,10 @@ async fn workspaces_resolve_against_the_yaml_and_index_names_stay_inside() {
     );
     let (code, out) = run(&["flow", "--uses", bad.to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(out.contains("index_name '../../x': must be a file name"), "{out}");
+    assert!(
+        out.contains("index_name '../../x': must be a file name"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -469,4 +523,50 @@ fn a_stopped_executor_with_a_slow_request_exits_within_the_grace() {
         "took {took:?}; the grace is 3 s"
     );
     let _ = request.join();
+}
+
+/// A field of `/proc/<pid>/status`, in kB.
+fn status_kb(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+#[tokio::test]
+async fn two_megabytes_of_empty_docs_over_rest_stay_small_and_memory_comes_back() {
+    let flow = start_flow("  - {name: e, uses: BaseExecutor}\n");
+    let pid = flow.proc.child.id();
+    let body = format!("{{\"data\":[{}]}}", vec!["{}"; 700_000].join(","));
+    assert!(body.len() > 2_000_000);
+    let before = status_kb(pid, "VmRSS");
+    for _ in 0..2 {
+        let answer = http_client()
+            .post(format!("http://127.0.0.1:{}/post", flow.http))
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 200);
+        let answer: Value = answer.json().await.unwrap();
+        assert_eq!(answer["data"].as_array().unwrap().len(), 700_000);
+        assert_eq!(answer["header"]["status"]["code"], "SUCCESS");
+    }
+    // The test runs the debug binary, whose own code is ~20 MB of the RSS (file pages, a few MB
+    // in a release build): what the requests cost is the peak less those pages.
+    let peak = status_kb(pid, "VmHWM");
+    let code = status_kb(pid, "RssFile");
+    eprintln!("gateway: peak RSS {peak} kB, of which {code} kB are the binary's pages");
+    assert!(
+        peak - code < 100 * 1024,
+        "peak {peak} kB less {code} kB of code is over 100 MB"
+    );
+    let after = status_kb(pid, "VmRSS");
+    assert!(
+        after < before + 25 * 1024,
+        "RSS {before} kB before, {after} kB after two posts"
+    );
 }

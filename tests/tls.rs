@@ -10,43 +10,18 @@ use jina::client::{Client, Inputs, PostOptions};
 use jina::document::Document;
 use jina::flow::Protocol;
 use jina::tls::ClientTls;
-use std::path::PathBuf;
 use std::time::Duration;
 
-/// A CA, and a certificate for localhost and 127.0.0.1 that it signed, as PEM files.
-struct Certificates {
-    files: Files,
-    ca: PathBuf,
-    cert: PathBuf,
-    key: PathBuf,
-}
-
-fn certificates() -> Certificates {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "jina-rs test CA");
-    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
-    let key = rcgen::KeyPair::generate().unwrap();
-    let params =
-        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .unwrap();
-    let cert = params.signed_by(&key, &ca).unwrap();
-    let files = Files::new();
-    Certificates {
-        ca: files.write("ca.pem", &ca.pem()),
-        cert: files.write("cert.pem", &cert.pem()),
-        key: files.write("key.pem", &key.serialize_pem()),
-        files,
-    }
-}
-
 async fn round_trip(protocol: Protocol, port: u16, tls: &ClientTls) {
-    let client = Client::connect_tls(protocol, "localhost", port, Duration::from_secs(5), Some(tls))
-        .await
-        .unwrap_or_else(|e| panic!("{protocol:?} over TLS: {e}"));
+    let client = Client::connect_tls(
+        protocol,
+        "localhost",
+        port,
+        Duration::from_secs(5),
+        Some(tls),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("{protocol:?} over TLS: {e}"));
     let summary = client
         .post(
             "/",
@@ -61,14 +36,7 @@ async fn round_trip(protocol: Protocol, port: u16, tls: &ClientTls) {
 #[tokio::test]
 async fn the_gateway_serves_grpc_https_and_wss_and_refuses_plain_text_clearly() {
     let certs = certificates();
-    let flow = start_flow_with(
-        &format!(
-            "  ssl_certfile: {}\n  ssl_keyfile: {}\n",
-            certs.cert.display(),
-            certs.key.display()
-        ),
-        "  - {name: e, uses: Visit}\n",
-    );
+    let flow = certs.start_flow("  - {name: e, uses: Visit}\n");
     let tls = ClientTls::new(Some(&certs.ca)).unwrap();
     round_trip(Protocol::Grpc, flow.grpc, &tls).await;
     round_trip(Protocol::Http, flow.http, &tls).await;

@@ -206,11 +206,11 @@ pub async fn ping(args: PingArgs) -> anyhow::Result<()> {
     let timeout = std::time::Duration::from_secs_f64(args.timeout.max(0.001));
     let tls = args.tls.client()?;
     match args.protocol {
-        Protocol::Grpc => crate::grpc::check_serving(&host, port, timeout, tls.as_ref())
+        Protocol::Grpc => crate::grpc::check_serving_tls(host, port, timeout, tls.as_ref())
             .await
             .map_err(|e| anyhow!(e))?,
         protocol => {
-            Client::connect_tls(protocol, &host, port, timeout, tls.as_ref()).await?;
+            Client::connect_tls(protocol, host, port, timeout, tls.as_ref()).await?;
         }
     }
     super::say(format_args!("{host}:{port} is serving"));

@@ -177,13 +177,29 @@ async fn serves_tls(address: &str) -> bool {
     }
 }
 
+/// A failed call's status in words. A connection that broke off mid-call (tonic's "transport
+/// error", code Unknown or Unavailable) says so, and why that usually happens.
+fn status_message(s: &tonic::Status) -> String {
+    let broke_off = matches!(s.code(), tonic::Code::Unknown | tonic::Code::Unavailable)
+        && (s.message().contains("transport error") || s.message().contains("connection"));
+    if broke_off {
+        format!(
+            "gRPC: the connection to the gateway broke off before the answer came (the Flow stopped or was killed?): {}",
+            root_cause(s)
+        )
+    } else {
+        format!("gRPC: {}: {}", s.code(), s.message())
+    }
+}
+
 /// The error of a failed gRPC call, with a hint when a plain-text client met a TLS port.
 async fn grpc_error(s: tonic::Status, plain_text: Option<&str>) -> ClientError {
-    let mut message = format!("gRPC: {}: {}", s.code(), s.message());
+    let mut message = status_message(&s);
     if let Some(address) = plain_text
         && serves_tls(address).await
     {
-        message = format!("{address} serves TLS: connect with --tls (or --ca-file CA.pem) ({message})");
+        message =
+            format!("{address} serves TLS: connect with --tls (or --ca-file CA.pem) ({message})");
     }
     ClientError::Transport(message)
 }
@@ -208,11 +224,7 @@ fn grpc(
         .map(move |opened| match opened {
             Ok(answers) => answers
                 .into_inner()
-                .map(|a| {
-                    a.map_err(|s| {
-                        ClientError::Transport(format!("gRPC: {}: {}", s.code(), s.message()))
-                    })
-                })
+                .map(|a| a.map_err(|s| ClientError::Transport(status_message(&s))))
                 .boxed(),
             Err(s) => {
                 let plain_text = plain_text.clone();

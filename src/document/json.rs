@@ -64,13 +64,13 @@ impl Document {
     pub fn from_json(value: &Value) -> Result<Document, String> {
         let obj = value
             .as_object()
-            .ok_or_else(|| format!("a document must be a JSON object, not {}", kind(value)))?;
+            .ok_or_else(|| format!("a document must be a JSON object, not {}", json_kind(value)))?;
         let mut doc = Document::default();
         for (k, v) in obj {
             if v.is_null() {
                 continue;
             }
-            let field = |msg: &str| format!("field '{k}': {msg}, found {}", kind(v));
+            let field = |msg: &str| format!("field '{k}': {msg}, found {}", json_kind(v));
             let text = || {
                 v.as_str()
                     .map(str::to_string)
@@ -151,7 +151,7 @@ impl DocumentArray {
     pub fn from_json(value: &Value) -> Result<DocumentArray, String> {
         let items = value
             .as_array()
-            .ok_or_else(|| format!("documents must be a JSON list, not {}", kind(value)))?;
+            .ok_or_else(|| format!("documents must be a JSON list, not {}", json_kind(value)))?;
         items
             .iter()
             .enumerate()
@@ -160,7 +160,8 @@ impl DocumentArray {
     }
 }
 
-fn kind(v: &Value) -> &'static str {
+/// What kind of JSON value `v` is, for messages (`a string`, `a list`, ...).
+pub fn json_kind(v: &Value) -> &'static str {
     match v {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",

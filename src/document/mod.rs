@@ -15,6 +15,7 @@ mod ndarray;
 mod wire;
 
 pub use array::DocumentArray;
+pub use json::json_kind;
 pub use ndarray::{DType, NdArray, NdArrayError};
 
 use crate::proto::docarray::NodeProto;

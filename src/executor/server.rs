@@ -218,16 +218,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let limit = settings.max_request_bytes.unwrap_or(usize::MAX);
-    let routes = tonic::service::Routes::new(
-        JinaSingleDataRequestRpcServer::new(service.clone())
-            .max_decoding_message_size(limit)
-            .max_encoding_message_size(usize::MAX),
-    )
-    .add_service(
-        JinaDataRequestRpcServer::new(service.clone())
-            .max_decoding_message_size(limit)
-            .max_encoding_message_size(usize::MAX),
-    )
+    let routes = tonic::service::Routes::new(crate::limited!(
+        JinaSingleDataRequestRpcServer::new(service.clone()),
+        limit
+    ))
+    .add_service(crate::limited!(
+        JinaDataRequestRpcServer::new(service.clone()),
+        limit
+    ))
     .add_service(JinaDiscoverEndpointsRpcServer::new(service.clone()))
     .add_service(JinaInfoRpcServer::new(service));
     let options = crate::grpc::ServeOptions {

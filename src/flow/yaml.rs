@@ -218,7 +218,13 @@ fn read_with(v: &Value, p: &mut Parsed) {
                 None => err(format!("expected true or false, found {}", describe(v))),
             },
             "ssl_certfile" | "ssl_keyfile" => match string(v) {
-                Ok(s) => *tls_files.entry(key).or_default() = p.spec.base_dir.as_deref().map_or_else(|| PathBuf::from(&s), |d| d.join(&s)),
+                Ok(s) => {
+                    *tls_files.entry(key).or_default() = p
+                        .spec
+                        .base_dir
+                        .as_deref()
+                        .map_or_else(|| PathBuf::from(&s), |d| d.join(&s))
+                }
                 Err(m) => err(m),
             },
             "tls" => match v.as_bool() {
@@ -235,7 +241,10 @@ fn read_with(v: &Value, p: &mut Parsed) {
     }
     // TLS asked for but not fully given is an error: the Flow must never serve plain text
     // where it was told to encrypt.
-    match (tls_files.remove("ssl_certfile"), tls_files.remove("ssl_keyfile")) {
+    match (
+        tls_files.remove("ssl_certfile"),
+        tls_files.remove("ssl_keyfile"),
+    ) {
         (Some(certfile), Some(keyfile)) => g.tls = Some(TlsFiles { certfile, keyfile }),
         (None, None) if tls_asked => p.errors.push(Diagnostic::new(
             p.lines.with_key("tls"),
@@ -387,8 +396,9 @@ fn read_executors(v: &Value, p: &mut Parsed) {
                     },
                 },
                 "restart" => match string(v).and_then(|s| {
-                    RestartPolicy::parse(&s)
-                        .ok_or(format!("unknown restart policy '{s}' (always, on-failure, never)"))
+                    RestartPolicy::parse(&s).ok_or(format!(
+                        "unknown restart policy '{s}' (always, on-failure, never)"
+                    ))
                 }) {
                     Ok(r) => e.restart = r,
                     Err(m) => err(m),

@@ -362,7 +362,10 @@ impl Deployment {
                         let _ = first_tx.send(shard.call(requests, &policy).await).await;
                     });
                 }
-                first_rx.recv().await.expect("every shard sends its answer")?
+                first_rx
+                    .recv()
+                    .await
+                    .expect("every shard sends its answer")?
             }
         };
         match &self.tail {

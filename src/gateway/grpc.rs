@@ -137,18 +137,14 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let limit = gateway.max_request_bytes;
-    let routes = tonic::service::Routes::new(
-        JinaRpcServer::new(gateway.clone())
-            .max_decoding_message_size(limit)
-            .max_encoding_message_size(usize::MAX),
-    )
-    .add_service(
-        JinaSingleDataRequestRpcServer::new(gateway.clone())
-            .max_decoding_message_size(limit)
-            .max_encoding_message_size(usize::MAX),
-    )
-    .add_service(JinaGatewayDryRunRpcServer::new(gateway.clone()))
-    .add_service(JinaDiscoverEndpointsRpcServer::new(gateway.clone()))
-    .add_service(JinaInfoRpcServer::new(gateway));
+    let routes =
+        tonic::service::Routes::new(crate::limited!(JinaRpcServer::new(gateway.clone()), limit))
+            .add_service(crate::limited!(
+                JinaSingleDataRequestRpcServer::new(gateway.clone()),
+                limit
+            ))
+            .add_service(JinaGatewayDryRunRpcServer::new(gateway.clone()))
+            .add_service(JinaDiscoverEndpointsRpcServer::new(gateway.clone()))
+            .add_service(JinaInfoRpcServer::new(gateway));
     crate::grpc::serve(routes, listener, options, shutdown).await
 }

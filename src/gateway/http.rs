@@ -130,7 +130,9 @@ async fn browser_safety(
     {
         return error_response(
             StatusCode::FORBIDDEN,
-            format!("cross-origin request from {origin} refused (the Flow allows it with `cors: true`)"),
+            format!(
+                "cross-origin request from {origin} refused (the Flow allows it with `cors: true`)"
+            ),
         );
     }
     if req.method() == axum::http::Method::POST
@@ -178,7 +180,9 @@ async fn read_limited(body: axum::body::Body, limit: usize) -> Result<Bytes, Res
     let too_large = || {
         error_response(
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the request is larger than the gateway's limit of {limit} bytes (max_request_bytes)"),
+            format!(
+                "the request is larger than the gateway's limit of {limit} bytes (max_request_bytes)"
+            ),
         )
     };
     axum::body::to_bytes(body, limit).await.map_err(|e| {
@@ -383,7 +387,8 @@ async fn answer_frame(router: &Router, message: Message) -> Option<Message> {
                         .get("requestId")
                         .or_else(|| body.pointer("/header/request_id"))
                         .cloned();
-                    json!({"error": e.replace("request body", "frame"), "requestId": id}).to_string()
+                    json!({"error": e.replace("request body", "frame"), "requestId": id})
+                        .to_string()
                 }
             };
             Some(Message::Text(reply.into()))

@@ -30,7 +30,10 @@ impl RateLimitedLog {
         if let Some(held_back) = self.admit(Instant::now()) {
             match held_back {
                 0 => tracing::warn!("{message}"),
-                n => tracing::warn!("{message} (and {n} more like it in the last {:?})", self.period),
+                n => tracing::warn!(
+                    "{message} (and {n} more like it in the last {:?})",
+                    self.period
+                ),
             }
         }
     }

@@ -10,9 +10,7 @@ pub mod guard;
 mod process;
 pub mod procs;
 
-pub use process::{
-    INHERITED_LISTENER_FD, LaunchPlan, Processes, free_port, listen_local,
-};
+pub use process::{INHERITED_LISTENER_FD, LaunchPlan, Processes, free_port, listen_local};
 
 use crate::executor::{ExecutorConfig, Overrides};
 use crate::flow::{CheckedFlow, ExecutorSpec, FlowSpec, Polling, Uses};
@@ -143,7 +141,9 @@ impl InProcessServers {
             let shutdown = async move {
                 let _ = stopped.await;
             };
-            if let Err(e) = crate::executor::server::serve(service, listener, unchecked(), shutdown).await {
+            if let Err(e) =
+                crate::executor::server::serve(service, listener, unchecked(), shutdown).await
+            {
                 tracing::error!("in-process executor failed: {e}");
             }
         }));
@@ -243,10 +243,11 @@ async fn wait_external(
     let start = std::time::Instant::now();
     let mut said = false;
     loop {
-        let why = match crate::grpc::check_serving(host, port, Duration::from_secs(1), tls).await {
-            Ok(()) => return Ok(()),
-            Err(why) => why,
-        };
+        let why =
+            match crate::grpc::check_serving_tls(host, port, Duration::from_secs(1), tls).await {
+                Ok(()) => return Ok(()),
+                Err(why) => why,
+            };
         if let Some(t) = timeout
             && start.elapsed() >= t
         {

@@ -8,14 +8,14 @@
 use crate::flow::RestartPolicy;
 use crate::health::Reporter;
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::atomic::{AtomicI32, Ordering};
-use tokio::sync::watch;
 use std::io::Write as _;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicI32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
+use tokio::sync::watch;
 
 /// Lines of a child's output kept for the error report when it fails to start.
 const TAIL_LINES: usize = 20;
@@ -366,7 +366,7 @@ async fn wait_ready(plan: &LaunchPlan, running: &mut Running) -> Result<(), Stri
                 running.last_output()
             ));
         }
-        if crate::grpc::check_serving("127.0.0.1", plan.port, Duration::from_millis(500), None)
+        if crate::grpc::check_serving("127.0.0.1", plan.port, Duration::from_millis(500))
             .await
             .is_ok()
         {

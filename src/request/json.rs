@@ -7,7 +7,7 @@
 //! "status"}, "parameters", "routes", "data"}`, field names as protobuf's JSON mapping writes them.
 
 use super::{DocsWriter, header_mut, json_to_struct, struct_to_json};
-use crate::document::Document;
+use crate::document::{Document, json_kind};
 use crate::proto::jina::{DataRequestProto, RouteProto, StatusProto};
 use serde_json::{Map, Value, json};
 
@@ -52,24 +52,13 @@ pub fn from_json_bytes(body: &[u8], endpoint: Option<&str>) -> Result<DataReques
 fn docs_from_values(v: &Value) -> Result<bytes::Bytes, String> {
     let items = v
         .as_array()
-        .ok_or_else(|| format!("documents must be a JSON list, not {}", kind(v)))?;
+        .ok_or_else(|| format!("documents must be a JSON list, not {}", json_kind(v)))?;
     let mut writer = DocsWriter::default();
     for (i, item) in items.iter().enumerate() {
         let doc = Document::from_json(item).map_err(|e| format!("document {i}: {e}"))?;
         writer.push(&doc.to_proto());
     }
     Ok(writer.finish())
-}
-
-fn kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
 }
 
 /// A request body as read by [`from_json_bytes`]: every field but `data` as JSON, and the
@@ -168,7 +157,10 @@ impl<'de> serde::de::Visitor<'de> for DataSeed {
     }
 
     fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
-        Err(E::custom(format!("{}: documents must be a JSON list, not a string", self.path)))
+        Err(E::custom(format!(
+            "{}: documents must be a JSON list, not a string",
+            self.path
+        )))
     }
 }
 
@@ -484,6 +476,44 @@ mod tests {
         let r = from_json(&j3, Some("/search")).unwrap();
         assert_eq!(super::super::endpoint(&r), "/search");
         assert_eq!(r.header.unwrap().request_id, "r1");
+    }
+
+    #[test]
+    fn bytes_in_and_out_match_the_value_forms() {
+        let body = json!({"data": [{"id": "a", "text": "x", "tags": {"k": 1}}, {"id": "b"}],
+            "parameters": {"p": true}, "execEndpoint": "/index", "header": {"timeout": 250}});
+        let from_bytes = from_json_bytes(body.to_string().as_bytes(), None).unwrap();
+        let from_value = from_json(&body, None).unwrap();
+        assert_eq!(from_bytes.header.as_ref().unwrap().timeout, Some(250));
+        assert_eq!(
+            super::super::docs(&from_bytes).unwrap(),
+            super::super::docs(&from_value).unwrap()
+        );
+        let written: Value = serde_json::from_slice(&to_json_bytes(&from_bytes)).unwrap();
+        assert_eq!(written, to_json(&from_bytes));
+        let pieces: Vec<u8> = to_json_pieces(from_bytes.clone()).flatten().collect();
+        assert_eq!(serde_json::from_slice::<Value>(&pieces).unwrap(), written);
+        // Jina 2's {"docs": [...]} under data, and no body at all.
+        let j2 = from_json_bytes(br#"{"data": {"docs": [{"id": "z"}]}}"#, Some("/x")).unwrap();
+        assert_eq!(
+            super::super::docs(&j2).unwrap().iter().next().unwrap().id,
+            "z"
+        );
+        let empty = from_json_bytes(b"  ", Some("/x")).unwrap();
+        assert_eq!(super::super::endpoint(&empty), "/x");
+        assert!(super::super::docs(&empty).unwrap().is_empty());
+    }
+
+    #[test]
+    fn bytes_errors_name_the_field_or_say_it_is_not_json() {
+        let e = from_json_bytes(br#"{"data": [{"text": 1}]}"#, None).unwrap_err();
+        assert!(e.starts_with("data: document 0: field 'text'"), "{e}");
+        let e = from_json_bytes(br#"{"data": "nope"}"#, None).unwrap_err();
+        assert!(e.contains("documents must be a JSON list"), "{e}");
+        let e = from_json_bytes(br#"{"data": [}"#, None).unwrap_err();
+        assert!(e.starts_with("the request body is not valid JSON"), "{e}");
+        let e = from_json_bytes(br#"{"parameters": 3}"#, None).unwrap_err();
+        assert_eq!(e, "'parameters' must be an object");
     }
 
     #[test]

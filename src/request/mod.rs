@@ -136,9 +136,12 @@ fn doc_list_slice(data: &bytes::Bytes) -> Result<bytes::Bytes, prost::DecodeErro
         let (tag, wire_type) = decode_key(&mut buf)?;
         match (tag, wire_type) {
             // A oneof: the last one given wins.
-            (1 | 2, WireType::LengthDelimited) => {
-                prost::encoding::bytes::merge(wire_type, &mut list, &mut buf, DecodeContext::default())?
-            }
+            (1 | 2, WireType::LengthDelimited) => prost::encoding::bytes::merge(
+                wire_type,
+                &mut list,
+                &mut buf,
+                DecodeContext::default(),
+            )?,
             _ => skip_field(wire_type, tag, &mut buf, DecodeContext::default())?,
         }
     }
@@ -163,7 +166,12 @@ impl Iterator for EachDoc {
                     return Ok(None);
                 }
                 let mut doc = bytes::Bytes::new();
-                prost::encoding::bytes::merge(wire_type, &mut doc, &mut self.rest, DecodeContext::default())?;
+                prost::encoding::bytes::merge(
+                    wire_type,
+                    &mut doc,
+                    &mut self.rest,
+                    DecodeContext::default(),
+                )?;
                 crate::proto::docarray::DocProto::decode(doc).map(Some)
             })();
             match item {

@@ -308,3 +308,46 @@ pub async fn post_ws(port: u16, bodies: Vec<serde_json::Value>) -> Vec<serde_jso
     }
     answers
 }
+
+/// A CA, and a certificate for localhost and 127.0.0.1 that it signed, as PEM files.
+pub struct Certificates {
+    pub files: Files,
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// Makes a CA and a server certificate (rcgen), written to a temporary folder.
+pub fn certificates() -> Certificates {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "jina-rs test CA");
+    let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+    let key = rcgen::KeyPair::generate().unwrap();
+    let params =
+        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
+            .unwrap();
+    let cert = params.signed_by(&key, &ca).unwrap();
+    let files = Files::new();
+    Certificates {
+        ca: files.write("ca.pem", &ca.pem()),
+        cert: files.write("cert.pem", &cert.pem()),
+        key: files.write("key.pem", &key.serialize_pem()),
+        files,
+    }
+}
+
+impl Certificates {
+    /// Starts a Flow whose gateway serves TLS with these certificates.
+    pub fn start_flow(&self, executors_yaml: &str) -> FlowUnderTest {
+        let with = format!(
+            "  ssl_certfile: {}\n  ssl_keyfile: {}\n",
+            self.cert.display(),
+            self.key.display()
+        );
+        start_flow_with(&with, executors_yaml)
+    }
+}

@@ -1,0 +1,69 @@
+"""What bench/run.py and bench/soak.py share: ports, the driver, /proc readings, RESULTS.md.
+The driver's path is the first argument of either script."""
+import json
+import os
+import socket
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def driver(*args):
+    """Runs bench/driver.rs (its path is argv[1]) and returns the JSON it prints last."""
+    out = subprocess.run([sys.argv[1], *map(str, args)], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def children(pid):
+    """Live processes whose parent is pid."""
+    found = []
+    for entry in os.listdir('/proc'):
+        if entry.isdigit():
+            try:
+                fields = open(f'/proc/{entry}/stat').read().rsplit(')', 1)[1].split()
+                if int(fields[1]) == pid and fields[0] not in 'ZX':
+                    found.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    return found
+
+
+def rss_mb(pid):
+    try:
+        for line in open(f'/proc/{pid}/status'):
+            if line.startswith('VmRSS:'):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def tree_rss_mb(pid):
+    """Resident memory of a process and all its descendants."""
+    total, stack = 0.0, [pid]
+    while stack:
+        p = stack.pop()
+        stack.extend(children(p))
+        total += rss_mb(p)
+    return total
+
+
+def write_section(marker, body):
+    """Replaces (or appends) the section of bench/RESULTS.md that starts with marker."""
+    results = os.path.join(ROOT, 'bench/RESULTS.md')
+    text = open(results).read() if os.path.exists(results) else '# Benchmark results\n'
+    section = f'{marker} {body}'
+    if marker in text:
+        start = text.index(marker)
+        end = text.find('\n## ', start + 1)
+        text = text[:start] + section + (text[end:] if end != -1 else '')
+    else:
+        text = text.rstrip() + '\n\n' + section
+    open(results, 'w').write(text)
