@@ -3,7 +3,9 @@
 //! and `--deployments-addresses '{"a": ["127.0.0.1:12345"]}'` (several addresses of one
 //! executor are replicas, used in turn).
 
-use crate::flow::{ExecutorSpec, FlowSpec, GATEWAY, GatewaySpec, Graph, Protocol};
+use crate::flow::{
+    CallPolicy, ExecutorSpec, FlowSpec, GATEWAY, GatewaySpec, Graph, Protocol, TlsFiles,
+};
 use crate::gateway::{self, Listeners};
 use crate::orchestrate::{CopyAddress, DeploymentAddresses, Topology};
 use anyhow::anyhow;
@@ -29,6 +31,21 @@ pub struct GatewayArgs {
     /// Requests in flight per client stream
     #[arg(long, default_value_t = 1000)]
     pub prefetch: usize,
+    /// Milliseconds an executor may take per request (-1: wait forever)
+    #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
+    pub timeout_send: i64,
+    /// The largest request taken on any face, in bytes
+    #[arg(long, default_value_t = crate::flow::DEFAULT_MAX_REQUEST_BYTES)]
+    pub max_request_bytes: usize,
+    /// Let web pages of other sites call the REST face
+    #[arg(long)]
+    pub cors: bool,
+    /// Serve gRPC, HTTPS and WSS with this certificate chain (PEM; with --ssl-keyfile)
+    #[arg(long, requires = "ssl_keyfile")]
+    pub ssl_certfile: Option<std::path::PathBuf>,
+    /// The private key of --ssl-certfile (PEM)
+    #[arg(long, requires = "ssl_certfile")]
+    pub ssl_keyfile: Option<std::path::PathBuf>,
 }
 
 fn parse_protocol(s: &str) -> Result<Protocol, String> {
@@ -125,16 +142,33 @@ fn graph_from(
 pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     crate::logging::init("gateway");
     let (graph, topology) = graph_from(&args.graph_description, &args.deployments_addresses)?;
+    let tls = match (args.ssl_certfile, args.ssl_keyfile) {
+        (Some(certfile), Some(keyfile)) => Some(TlsFiles { certfile, keyfile }),
+        _ => None,
+    };
     let spec = GatewaySpec {
         protocols: args.protocol,
         ports: args.port,
         host: args.host,
         prefetch: args.prefetch,
+        timeout_send: u64::try_from(args.timeout_send)
+            .ok()
+            .map(std::time::Duration::from_millis),
+        max_request_bytes: args.max_request_bytes,
+        cors: args.cors,
+        tls,
         ..Default::default()
     };
     let listeners = Listeners::bind(&spec).await.map_err(|e| anyhow!(e))?;
     let ports = listeners.ports();
-    let router = gateway::router(graph, &topology, &[], None).map_err(|e| anyhow!(e))?;
+    let policies = vec![
+        CallPolicy {
+            timeout_send: spec.timeout_send,
+            ..Default::default()
+        };
+        topology.deployments.len()
+    ];
+    let router = gateway::router(graph, &topology, &policies, None).map_err(|e| anyhow!(e))?;
     let settings = gateway::Settings::from_spec(&spec)?;
     let serving = tokio::spawn(gateway::serve(
         listeners,

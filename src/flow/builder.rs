@@ -9,6 +9,7 @@ use super::{CheckedFlow, Diagnostic, FlowErrors};
 use crate::executor::{Executor, Metas, Native};
 use serde_json::{Map, Value};
 use std::path::Path;
+use std::time::Duration;
 
 /// A Flow under construction.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -113,6 +114,33 @@ impl Flow {
     /// An environment variable for every executor.
     pub fn env(mut self, key: &str, value: &str) -> Flow {
         self.spec.gateway.env.insert(key.into(), value.into());
+        self
+    }
+
+    /// Milliseconds each executor may take per request (-1: forever); Jina's `timeout_send`.
+    pub fn timeout_send(mut self, ms: i64) -> Flow {
+        self.spec.gateway.timeout_send = u64::try_from(ms).ok().map(Duration::from_millis);
+        self
+    }
+
+    /// The largest request the gateway takes, in bytes, on every protocol.
+    pub fn max_request_bytes(mut self, bytes: usize) -> Flow {
+        self.spec.gateway.max_request_bytes = bytes;
+        self
+    }
+
+    /// Let web pages of other sites call the REST face (Jina's `cors`).
+    pub fn cors(mut self, cors: bool) -> Flow {
+        self.spec.gateway.cors = cors;
+        self
+    }
+
+    /// Serve gRPC, HTTPS and WSS with this certificate chain and key (PEM files).
+    pub fn ssl(mut self, certfile: impl AsRef<Path>, keyfile: impl AsRef<Path>) -> Flow {
+        self.spec.gateway.tls = Some(super::TlsFiles {
+            certfile: certfile.as_ref().into(),
+            keyfile: keyfile.as_ref().into(),
+        });
         self
     }
 
@@ -338,6 +366,36 @@ impl Exec {
 
     pub fn workspace(mut self, path: &str) -> Exec {
         self.spec.workspace = Some(path.into());
+        self
+    }
+
+    /// Milliseconds this executor may take per request (-1: forever; unset: the Flow's).
+    pub fn timeout_send(mut self, ms: i64) -> Exec {
+        self.spec.timeout_send = Some(ms);
+        self
+    }
+
+    /// How many other replicas a failed call may be tried on.
+    pub fn retries(mut self, n: usize) -> Exec {
+        self.spec.retries = Some(n);
+        self
+    }
+
+    /// Endpoints that may be sent again after a failure that may have reached a handler.
+    pub fn idempotent(mut self, idempotent: super::Idempotent) -> Exec {
+        self.spec.idempotent = idempotent;
+        self
+    }
+
+    /// Whether a copy that exits is started again.
+    pub fn restart(mut self, policy: super::RestartPolicy) -> Exec {
+        self.spec.restart = policy;
+        self
+    }
+
+    /// An external executor reached over TLS.
+    pub fn tls(mut self, tls: bool) -> Exec {
+        self.spec.tls = tls;
         self
     }
 }
