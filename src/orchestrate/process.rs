@@ -50,14 +50,38 @@ pub struct LaunchPlan {
 /// The first restart waits this long; each restart in a row doubles it, up to [`BACKOFF_MAX`].
 const BACKOFF_FIRST: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
-/// A child that served this long is healthy again: its next exit starts the backoff anew.
-const BACKOFF_RESET: Duration = Duration::from_secs(60);
+/// A child that served this long was not crash-looping: its next exit starts the backoff anew.
+/// Short on purpose: the backoff is there for a child that cannot start or dies at once (a bad
+/// config, a busy port), not to punish one that served and was killed.
+const BACKOFF_RESET: Duration = Duration::from_secs(5);
 
-/// How long to wait before restart number `attempt` (1-based) of a row.
-fn backoff(attempt: u32) -> Duration {
-    BACKOFF_FIRST
-        .saturating_mul(1u32 << attempt.saturating_sub(1).min(16))
-        .min(BACKOFF_MAX)
+/// How long a copy waits before it is started again.
+#[derive(Default)]
+struct Backoff {
+    /// Restarts in a row without a healthy run in between.
+    attempt: u32,
+}
+
+impl Backoff {
+    /// The wait before restarting a copy that exited after serving for `uptime`.
+    fn after_exit(&mut self, uptime: Duration) -> Duration {
+        if uptime >= BACKOFF_RESET {
+            self.attempt = 0;
+        }
+        self.after_failed_start()
+    }
+
+    /// The wait before trying again after a restart that did not get ready.
+    fn after_failed_start(&mut self) -> Duration {
+        self.attempt += 1;
+        self.current()
+    }
+
+    fn current(&self) -> Duration {
+        BACKOFF_FIRST
+            .saturating_mul(1u32 << self.attempt.saturating_sub(1).min(16))
+            .min(BACKOFF_MAX)
+    }
 }
 
 /// One started child and the lines it printed last.
@@ -192,7 +216,7 @@ async fn supervise(
     pid: Arc<AtomicI32>,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut attempt = 0u32;
+    let mut backoff = Backoff::default();
     let mut up_since = Instant::now();
     loop {
         let status = tokio::select! {
@@ -213,13 +237,9 @@ async fn supervise(
                 return;
             }
         };
-        if up_since.elapsed() > BACKOFF_RESET {
-            attempt = 0;
-        }
         let restart = plan.restart.restarts_after(exit);
         let then = if restart {
-            attempt += 1;
-            format!("restarting in {:?}", backoff(attempt))
+            format!("restarting in {:?}", backoff.after_exit(up_since.elapsed()))
         } else {
             format!("not restarting (restart: {})", plan.restart.as_str())
         };
@@ -236,14 +256,13 @@ async fn supervise(
         // Restart until one is ready, waiting longer after each failure; a stop ends it all.
         loop {
             tokio::select! {
-                _ = tokio::time::sleep(backoff(attempt)) => {}
+                _ = tokio::time::sleep(backoff.current()) => {}
                 _ = stopped(&mut stop) => return,
             }
             match respawn(&mut plan) {
                 Ok(r) => running = r,
                 Err(e) => {
-                    attempt += 1;
-                    tracing::error!("{e}; retrying in {:?}", backoff(attempt));
+                    tracing::error!("{e}; retrying in {:?}", backoff.after_failed_start());
                     continue;
                 }
             }
@@ -261,8 +280,7 @@ async fn supervise(
                 Err(e) => {
                     let _ = running.child.start_kill();
                     let _ = running.child.wait().await;
-                    attempt += 1;
-                    tracing::error!("{e}; retrying in {:?}", backoff(attempt));
+                    tracing::error!("{e}; retrying in {:?}", backoff.after_failed_start());
                 }
             }
         }
@@ -397,4 +415,23 @@ pub fn free_port() -> Result<u16, String> {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .map_err(|e| format!("cannot find a free port: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_for_a_crash_loop_and_starts_anew_after_a_healthy_run() {
+        let mut b = Backoff::default();
+        let quick = Duration::from_millis(100);
+        let waits: Vec<_> = (0..10).map(|_| b.after_exit(quick)).collect();
+        assert_eq!(waits[0], Duration::from_millis(250));
+        assert_eq!(waits[1], Duration::from_millis(500));
+        assert_eq!(waits[2], Duration::from_secs(1));
+        assert_eq!(waits[9], BACKOFF_MAX);
+        assert_eq!(b.after_failed_start(), BACKOFF_MAX);
+        // It served a while and was killed: no crash loop, restart at once again.
+        assert_eq!(b.after_exit(BACKOFF_RESET), Duration::from_millis(250));
+    }
 }
