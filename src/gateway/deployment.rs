@@ -162,6 +162,8 @@ impl Copy {
 struct Shard {
     replicas: Vec<Copy>,
     next: AtomicUsize,
+    /// Whether its executor merges the parents of a join itself (else the gateway does).
+    merges_joins: bool,
 }
 
 impl Shard {
@@ -172,6 +174,7 @@ impl Shard {
                 .map(|c| Copy::new(c, tls))
                 .collect::<Result<_, String>>()?,
             next: AtomicUsize::new(0),
+            merges_joins: copies.iter().all(|c| c.merges_joins),
         })
     }
 
@@ -202,9 +205,17 @@ impl Shard {
     /// failure that allows it, and gives up after `timeout_send`.
     async fn call(
         &self,
-        requests: Vec<DataRequestProto>,
+        mut requests: Vec<DataRequestProto>,
         policy: &CallPolicy,
     ) -> Result<DataRequestProto, CallError> {
+        if requests.len() > 1 && !self.merges_joins {
+            // One request, its documents merged by id, as Python Jina's gateway sends a join.
+            let merged = merge(requests);
+            if request::is_error(&merged) {
+                return Ok(merged);
+            }
+            requests = vec![merged];
+        }
         let endpoint = requests
             .first()
             .map(|r| request::endpoint(r).to_string())

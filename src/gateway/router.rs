@@ -13,7 +13,7 @@ use crate::proto::jina::{DataRequestProto, EndpointsProto, RouteProto, StatusPro
 use crate::request;
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
-use serde_json::Map;
+use serde_json::{Map, Value};
 use std::sync::{Arc, Mutex};
 
 /// The graph and its executors: routes requests. Cheap to share behind an `Arc`.
@@ -83,6 +83,14 @@ impl Router {
         };
         req.routes.clear();
         let routes = Arc::new(Mutex::new(Vec::<RouteProto>::new()));
+        // Every executor gets the client's parameters (as Python Jina sends them: its own
+        // `name__key`s applied), not what the executors before it answered; what they return
+        // under `__results__` is gathered here for the answer.
+        let client_params: Option<Arc<Map<String, Value>>> = req
+            .parameters
+            .as_ref()
+            .map(|p| Arc::new(request::struct_to_json(p)));
+        let results = Arc::new(Mutex::new(Map::<String, Value>::new()));
         let input = Arc::new(req);
         let mut outputs: Vec<Option<NodeOutput>> = vec![None; self.graph.nodes.len()];
         for &i in &self.graph.order {
@@ -96,6 +104,7 @@ impl Router {
             let deployment = self.deployments[i].clone();
             let selected = target.as_ref().is_none_or(|r| r.is_match(&deployment.name));
             let routes = routes.clone();
+            let (client_params, results) = (client_params.clone(), results.clone());
             let output = async move {
                 let inputs: Vec<Arc<DataRequestProto>> = if parents.is_empty() {
                     vec![input]
@@ -105,12 +114,26 @@ impl Router {
                 if let Some(failed) = inputs.iter().find(|r| request::is_error(r)) {
                     return failed.clone();
                 }
-                let inputs: Vec<DataRequestProto> = inputs.iter().map(|r| (**r).clone()).collect();
+                let mut inputs: Vec<DataRequestProto> =
+                    inputs.iter().map(|r| (**r).clone()).collect();
                 if !selected {
                     return Arc::new(deployment::merge(inputs));
                 }
+                let own = client_params.as_deref().map(|p| {
+                    request::json_to_struct(&request::parameters_for(p, &deployment.name))
+                });
+                for r in &mut inputs {
+                    r.parameters = own.clone();
+                }
                 let mut route = request::start_route(&deployment.name);
                 let mut answer = deployment.process(inputs).await;
+                if let Some(Value::Object(returned)) = answer
+                    .parameters
+                    .as_ref()
+                    .and_then(|p| request::struct_to_json(p).remove(request::RESULTS_KEY))
+                {
+                    results.lock().unwrap().extend(returned);
+                }
                 answer.routes.clear();
                 route.end_time = Some(request::now());
                 route.status = answer.header.as_ref().and_then(|h| h.status.clone());
@@ -133,6 +156,13 @@ impl Router {
             None if answers.is_empty() => (*input).clone(),
             None => deployment::merge(answers.iter().map(|r| (**r).clone()).collect()),
         };
+        // The client's parameters come back, with every executor's `__results__`.
+        let results = std::mem::take(&mut *results.lock().unwrap());
+        let mut params = client_params.as_deref().cloned().unwrap_or_default();
+        if !results.is_empty() {
+            params.insert(request::RESULTS_KEY.into(), Value::Object(results));
+        }
+        answer.parameters = (!params.is_empty()).then(|| request::json_to_struct(&params));
         gateway_route.end_time = Some(request::now());
         let mut visited = std::mem::take(&mut *routes.lock().unwrap());
         visited.sort_by_key(|r| r.start_time.map(|t| (t.seconds, t.nanos)));

@@ -79,6 +79,10 @@ pub fn resolve_uses(
 pub struct CopyAddress {
     pub address: String,
     pub liveness: Liveness,
+    /// Whether it merges the parents of a join by document id itself (`process_data`, as ours
+    /// do). Python Jina's worker only concatenates them, so the gateway merges first for it,
+    /// as Python Jina's gateway does; and for an external executor, which may be either.
+    pub merges_joins: bool,
 }
 
 impl CopyAddress {
@@ -87,7 +91,49 @@ impl CopyAddress {
         CopyAddress {
             liveness: Liveness::unsupervised(&address),
             address,
+            merges_joins: false,
         }
+    }
+}
+
+/// Which copy of an executor a process is: what Python Jina calls its runtime args.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CopyId {
+    pub shard: u32,
+    pub shards: u32,
+    pub replica: u32,
+    pub replicas: u32,
+}
+
+impl CopyId {
+    /// The copy of a single executor (or of a uses_before / uses_after).
+    pub const SINGLE: CopyId = CopyId {
+        shard: 0,
+        shards: 1,
+        replica: 0,
+        replicas: 1,
+    };
+
+    /// The pod name Python Jina gives this copy (`name/rep-0`, `name/shard-1/rep-0`): what a
+    /// Python executor sees as `runtime_args.name` and keys `__results__` by.
+    pub fn python_name(&self, name: &str) -> String {
+        match self.shards > 1 {
+            true => format!("{name}/shard-{}/rep-{}", self.shard, self.replica),
+            false => format!("{name}/rep-{}", self.replica),
+        }
+    }
+
+    /// Python Jina's flags for the runtime args.
+    fn python_flags(&self) -> Vec<String> {
+        [
+            ("--shard-id", self.shard),
+            ("--shards", self.shards),
+            ("--replica-id", self.replica),
+            ("--replicas", self.replicas),
+        ]
+        .into_iter()
+        .flat_map(|(flag, n)| [flag.to_string(), n.to_string()])
+        .collect()
     }
 }
 
@@ -318,6 +364,8 @@ fn plan_executor(
     env.extend(exec.env.clone());
     let base = spec.base_dir.as_deref();
     let mut add = |label: String,
+                   python_name: String,
+                   id: CopyId,
                    uses: &Uses,
                    overrides: &Overrides,
                    port: Option<u16>|
@@ -325,6 +373,7 @@ fn plan_executor(
         let launch = resolve_uses(uses, base, overrides).map_err(|e| format!("{name}: {e}"))?;
         let overrides = with_workspace(overrides, exec.workspace.as_deref());
         let mut listener = None;
+        let merges_joins = !matches!(launch, Launch::Python(_));
         let (program, args, port) = match launch {
             Launch::InProcess(native) => {
                 let listener = std::net::TcpListener::bind(("127.0.0.1", port.unwrap_or(0)))
@@ -342,6 +391,7 @@ fn plan_executor(
                 return Ok(CopyAddress {
                     liveness: Liveness::unsupervised(&label),
                     address: address.to_string(),
+                    merges_joins: true,
                 });
             }
             Launch::Native(uses) => {
@@ -371,9 +421,10 @@ fn plan_executor(
                     .chain(python_executor_command(
                         &path,
                         port,
-                        &label.replace('/', "-"),
+                        &python_name,
                         &overrides,
                     ))
+                    .chain(id.python_flags())
                     .collect();
                 (program.to_path_buf(), args, port)
             }
@@ -394,6 +445,7 @@ fn plan_executor(
         Ok(CopyAddress {
             address: format!("127.0.0.1:{port}"),
             liveness,
+            merges_joins,
         })
     };
 
@@ -418,7 +470,14 @@ fn plan_executor(
                     .uses_metas
                     .insert("shards".into(), exec.shards.into());
             }
-            replicas.push(add(label, &exec.uses, &overrides, port)?);
+            let id = CopyId {
+                shard: s,
+                shards: exec.shards,
+                replica: r,
+                replicas: exec.replicas,
+            };
+            let python_name = id.python_name(name);
+            replicas.push(add(label, python_name, id, &exec.uses, &overrides, port)?);
         }
         shards.push(replicas);
     }
@@ -426,12 +485,33 @@ fn plan_executor(
     let head = exec
         .uses_before
         .as_ref()
-        .map(|u| add(format!("{name}/head"), u, &plain, None))
+        .map(|u| {
+            // Python Jina names it `<name>/uses_before-0`.
+            let python_name = format!("{name}/uses_before-0");
+            add(
+                format!("{name}/head"),
+                python_name,
+                CopyId::SINGLE,
+                u,
+                &plain,
+                None,
+            )
+        })
         .transpose()?;
     let tail = exec
         .uses_after
         .as_ref()
-        .map(|u| add(format!("{name}/tail"), u, &plain, None))
+        .map(|u| {
+            let python_name = format!("{name}/uses_after-0");
+            add(
+                format!("{name}/tail"),
+                python_name,
+                CopyId::SINGLE,
+                u,
+                &plain,
+                None,
+            )
+        })
         .transpose()?;
     Ok(DeploymentAddresses {
         name: name.into(),

@@ -247,13 +247,52 @@ pub fn merge(
     }
     let mut params = parameters(&merged);
     for r in iter {
-        params.extend(parameters(&r));
+        merge_parameters(&mut params, parameters(&r));
         merged.routes.extend(r.routes);
     }
     merged.parameters = (!params.is_empty()).then(|| json_to_struct(&params));
     let docs = DocumentArray::merge_by_id(arrays);
     set_docs(&mut merged, &docs);
     Ok((merged, docs))
+}
+
+/// Where Python executors put what their handlers return (a dict), keyed by the copy's name.
+pub const RESULTS_KEY: &str = "__results__";
+
+/// Lays `later` over `params`: later keys win, but the `__results__` of both are kept, key by
+/// key (as Python Jina's worker reduces a join).
+pub fn merge_parameters(params: &mut Map<String, Value>, later: Map<String, Value>) {
+    for (k, v) in later {
+        match (k.as_str(), params.get_mut(&k), v) {
+            (RESULTS_KEY, Some(Value::Object(mine)), Value::Object(theirs)) => mine.extend(theirs),
+            (_, _, v) => {
+                params.insert(k, v);
+            }
+        }
+    }
+}
+
+/// The parameters an executor named `executor` gets, as Python Jina gives them: the client's,
+/// with `executor__key` keys applied to that executor only (as `key`) and dropped for the
+/// others, and a `parameters[executor]` object laid over them.
+pub fn parameters_for(params: &Map<String, Value>, executor: &str) -> Map<String, Value> {
+    let mut out = params.clone();
+    for (k, v) in params {
+        let specific = k.contains("__") && !k.starts_with("__") && !k.ends_with("__");
+        if !specific {
+            continue;
+        }
+        out.remove(k);
+        let (target, key) = k.rsplit_once("__").expect("contains __");
+        // Python joins the parts before the last separator without it.
+        if target.replace("__", "") == executor {
+            out.insert(key.to_string(), v.clone());
+        }
+    }
+    if let Some(Value::Object(own)) = params.get(executor) {
+        out.extend(own.clone());
+    }
+    out
 }
 
 /// Marks the request as failed with this status.
@@ -274,4 +313,45 @@ pub fn start_route(executor: &str) -> RouteProto {
 /// The current time as a protobuf Timestamp.
 pub fn now() -> prost_types::Timestamp {
     prost_types::Timestamp::from(std::time::SystemTime::now())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn map(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn each_executor_gets_its_own_parameters_as_python_jina_sends_them() {
+        let client = map(json!({"top_k": 3, "b__only_b": 1, "b": {"k": "own"}}));
+        assert_eq!(
+            parameters_for(&client, "p1"),
+            map(json!({"top_k": 3, "b": {"k": "own"}}))
+        );
+        assert_eq!(
+            parameters_for(&client, "b"),
+            map(json!({"top_k": 3, "only_b": 1, "b": {"k": "own"}, "k": "own"}))
+        );
+        // `__results__` and other keys that start or end with `__` are for everyone.
+        let dunder = map(json!({"__results__": {}, "x__": 1}));
+        assert_eq!(parameters_for(&dunder, "b"), dunder);
+    }
+
+    #[test]
+    fn merging_keeps_every_copys_results() {
+        let mut params = map(json!({"a": 1, RESULTS_KEY: {"s/shard-0/rep-0": {"id": 0}}}));
+        merge_parameters(
+            &mut params,
+            map(json!({"a": 2, RESULTS_KEY: {"s/shard-1/rep-0": {"id": 1}}})),
+        );
+        assert_eq!(
+            params,
+            map(
+                json!({"a": 2, RESULTS_KEY: {"s/shard-0/rep-0": {"id": 0}, "s/shard-1/rep-0": {"id": 1}}})
+            )
+        );
+    }
 }

@@ -34,9 +34,19 @@ impl Proc {
 
     /// Starts `jina <args>` in `dir` with extra environment variables.
     pub fn start_in(args: &[&str], dir: Option<&Path>, env: &[(&str, &std::ffi::OsStr)]) -> Proc {
+        let command: Vec<&str> = std::iter::once(JINA).chain(args.iter().copied()).collect();
+        Self::start_cmd(&command, dir, env)
+    }
+
+    /// Starts any program (`command[0]`) the same way: own process group, output collected.
+    pub fn start_cmd(
+        command: &[&str],
+        dir: Option<&Path>,
+        env: &[(&str, &std::ffi::OsStr)],
+    ) -> Proc {
         use std::os::unix::process::CommandExt;
-        let mut cmd = Command::new(JINA);
-        cmd.args(args)
+        let mut cmd = Command::new(command[0]);
+        cmd.args(&command[1..])
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -109,6 +119,29 @@ impl Proc {
             }
         }
         ports
+    }
+
+    /// Waits until 127.0.0.1:`port` answers its gRPC health check with SERVING.
+    pub fn wait_for_grpc(&mut self, port: u16, timeout: Duration) {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let start = Instant::now();
+        while start.elapsed() < timeout {
+            let check = jina::grpc::check_serving("127.0.0.1", port, Duration::from_millis(500));
+            if runtime.block_on(check).is_ok() {
+                return;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("exited ({status}) before serving:\n{}", self.output());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "not serving on {port} after {timeout:?}:\n{}",
+            self.output()
+        );
     }
 
     pub fn signal(&self, sig: i32) {

@@ -1,0 +1,80 @@
+"""Posts one case of the differential suite with the Python Client and prints the answers as
+one JSON line, with only what is incidental left out (timestamps, generated ids).
+Usage: client.py PROTOCOL PORT CASE"""
+import json
+import sys
+
+import numpy as np
+from docarray import DocList
+from jina import Client
+
+from execs import Doc
+
+protocol, port, case = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+
+
+def docs(n, prefix='d'):
+    return DocList[Doc](Doc(id=f'{prefix}{i}', text=f'text {i}') for i in range(n))
+
+
+def doc_json(d):
+    out = {'id': d.id, 'text': d.text, 'tags': dict(d.tags or {})}
+    out['chunks'] = [[c.id, c.text] for c in (d.chunks or [])]
+    out['matches'] = [[m.id, m.text] for m in (d.matches or [])]
+    if d.embedding is not None:
+        e = np.asarray(d.embedding)
+        out['embedding'] = {'dtype': str(e.dtype), 'shape': list(e.shape), 'values': e.tolist()}
+    return out
+
+
+# case -> (endpoint, inputs, keyword arguments of post)
+CASES = {
+    'chain': ('/index', docs(2), {}),
+    'join': ('/index', docs(2), {}),
+    'shards': ('/index', docs(2), {}),
+    'shards_uses_after': ('/index', docs(2), {}),
+    'replicas': ('/index', docs(4), {'request_size': 1}),
+    'target_executor': ('/index', docs(2), {'target_executor': 'b'}),
+    'parameters': ('/index', docs(1), {'parameters': {'top_k': 3, 'b__only_b': 1}}),
+    'raises': ('/fail', docs(2), {}),
+    'empty': ('/index', None, {}),
+    'request_size': ('/index', docs(7), {'request_size': 3}),
+    'embeddings': ('/index', docs(3, prefix='client-id-'), {}),
+    'endpoint_of_one': ('/only', docs(2), {}),
+}
+
+endpoint, inputs, kwargs = CASES[case]
+client = Client(host='127.0.0.1', port=port, protocol=protocol)
+answers, errors = [], []
+try:
+    responses = client.post(
+        endpoint,
+        inputs=inputs,
+        return_responses=True,
+        continue_on_error=True,
+        on_error=lambda r: errors.append(r.header.status.exception.name or 'error'),
+        return_type=DocList[Doc],
+        **kwargs,
+    )
+except Exception as e:  # noqa: BLE001 - a gateway that fails the post is an answer too
+    print(json.dumps({'post_failed': type(e).__name__, 'message': str(e)[:300]}, sort_keys=True))
+    sys.exit(0)
+for r in responses or []:
+    params = dict(r.parameters or {})
+    answers.append({
+        'status': r.header.status.code,
+        'exception': r.header.status.exception.name,
+        'parameters': json.loads(json.dumps(params, default=str)),
+        'docs': [doc_json(d) for d in r.docs],
+    })
+# Answers to different requests come in the order they complete, under either runtime; the
+# order inside each answer is compared as it is.
+answers.sort(key=lambda a: a['docs'][0]['id'] if a['docs'] else '')
+raised = None
+if errors:
+    # Without continue_on_error, a failed request raises.
+    try:
+        client.post(endpoint, inputs=inputs, return_type=DocList[Doc], **kwargs)
+    except Exception as e:  # noqa: BLE001 - which exception is what is compared
+        raised = type(e).__name__
+print(json.dumps({'answers': answers, 'errors': errors, 'raised': raised}, sort_keys=True))
