@@ -151,24 +151,6 @@ fn covers(pattern: &str, pointer: &str) -> bool {
             .all(|(i, (w, s))| *w == "*" || w == s || (i + 1 == wanted.len() && s.starts_with(w)))
 }
 
-/// The peer's Python, or None when CI could not install it (it says why in JINA_PEER_SKIP).
-fn peer_python() -> Option<PathBuf> {
-    let python = PathBuf::from(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/target/peer-venv/bin/python"
-    ));
-    if python.exists() {
-        return Some(python);
-    }
-    match std::env::var("JINA_PEER_SKIP") {
-        Ok(why) => {
-            eprintln!("SKIPPED: the Python Jina peer is not installed: {why}");
-            None
-        }
-        Err(_) => panic!("the Python Jina peer is not installed: run tests/peer/install.sh"),
-    }
-}
-
 /// The suite's executors, in a fresh folder.
 fn case_folder() -> Files {
     let files = Files::new();

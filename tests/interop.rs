@@ -15,31 +15,6 @@ use std::time::Duration;
 
 const PEER_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peer");
 
-/// The peer's Python, or None when CI could not install it (it says why in JINA_PEER_SKIP).
-fn peer_python() -> Option<PathBuf> {
-    let python = std::env::var_os("JINA_PEER_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(concat!(
-                env!("CARGO_MANIFEST_DIR"),
-                "/target/peer-venv/bin/python"
-            ))
-        });
-    if python.exists() {
-        return Some(python);
-    }
-    match std::env::var("JINA_PEER_SKIP") {
-        Ok(why) => {
-            eprintln!("SKIPPED: the Python Jina peer is not installed: {why}");
-            None
-        }
-        Err(_) => panic!(
-            "the Python Jina peer is not installed at {}: run tests/peer/install.sh",
-            python.display()
-        ),
-    }
-}
-
 fn run_python(python: &PathBuf, args: &[&str]) -> String {
     run_python_with(python, args, &[])
 }

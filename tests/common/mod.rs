@@ -384,3 +384,28 @@ impl Certificates {
         start_flow_with(&with, executors_yaml)
     }
 }
+
+/// The peer's Python, or None when CI could not install it (it says why in JINA_PEER_SKIP).
+pub fn peer_python() -> Option<PathBuf> {
+    let python = std::env::var_os("JINA_PEER_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/target/peer-venv/bin/python"
+            ))
+        });
+    if python.exists() {
+        return Some(python);
+    }
+    match std::env::var("JINA_PEER_SKIP") {
+        Ok(why) => {
+            eprintln!("SKIPPED: the Python Jina peer is not installed: {why}");
+            None
+        }
+        Err(_) => panic!(
+            "the Python Jina peer is not installed at {}: run tests/peer/install.sh",
+            python.display()
+        ),
+    }
+}
