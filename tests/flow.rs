@@ -348,7 +348,7 @@ fn a_yaml_with_three_mistakes_reports_all_three() {
     let (code, out) = run(&["flow", "--uses", path.to_str().unwrap()]);
     assert_eq!(code, 1, "{out}");
     let errors: Vec<&str> = out.lines().filter(|l| l.starts_with("error: ")).collect();
-    assert_eq!(errors.len(), 3, "{out}");
+    assert_eq!(errors.len(), 4, "{out}");
     assert!(
         errors[0].contains("broken.yml:4: executors[0].uses:")
             && errors[0].contains("NoSuchExecutor"),
@@ -364,8 +364,8 @@ fn a_yaml_with_three_mistakes_reports_all_three() {
         "{out}"
     );
     assert!(
-        out.contains("colour"),
-        "the unknown key is warned about: {out}"
+        out.contains("broken.yml:9: executors[2].colour: unknown key"),
+        "an unknown key is an error: it could change what runs: {out}"
     );
     assert!(
         out.contains("broken.yml:10: executors[2].port_out: Jina 2's remote-local wiring"),

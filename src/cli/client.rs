@@ -82,8 +82,10 @@ impl TlsArgs {
 
 #[derive(Args, Debug)]
 pub struct PingArgs {
-    /// HOST:PORT of a gateway or an executor
-    pub address: String,
+    /// `[flow|gateway|executor] HOST:PORT` (Jina 3's form) or `HOST:PORT`. `flow` asks the
+    /// gateway whether every executor serves (dry run); the others ask the process itself
+    #[arg(num_args = 1..=2, required = true, value_names = ["WHAT", "HOST:PORT"])]
+    pub target: Vec<String>,
     /// grpc (health check) or http (GET /dry_run)
     #[arg(long, default_value = "grpc", value_parser = parse_protocol)]
     pub protocol: Protocol,
@@ -201,11 +203,36 @@ async fn post(args: PostArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What `jina ping` asks about (Jina 3's first word).
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum PingTarget {
+    /// The gateway, and through its dry run every executor.
+    Flow,
+    /// The process at the address itself (a gateway or an executor): its health check.
+    Process,
+}
+
 pub async fn ping(args: PingArgs) -> anyhow::Result<()> {
-    let (host, port) = crate::grpc::host_port(&args.address).map_err(|e| anyhow!(e))?;
+    let (what, address) = match &args.target[..] {
+        [address] => (PingTarget::Process, address),
+        [what, address] => match what.as_str() {
+            "flow" => (PingTarget::Flow, address),
+            "gateway" | "executor" => (PingTarget::Process, address),
+            other => {
+                return Err(anyhow!(
+                    "jina ping {other}: expected flow, gateway or executor before HOST:PORT"
+                ));
+            }
+        },
+        _ => unreachable!("clap takes one or two"),
+    };
+    let (host, port) = crate::grpc::host_port(address).map_err(|e| anyhow!(e))?;
     let timeout = std::time::Duration::from_secs_f64(args.timeout.max(0.001));
     let tls = args.tls.client()?;
     match args.protocol {
+        Protocol::Grpc if what == PingTarget::Flow => {
+            flow_dry_run(host, port, timeout, tls.as_ref()).await?
+        }
         Protocol::Grpc => crate::grpc::check_serving_tls(host, port, timeout, tls.as_ref())
             .await
             .map_err(|e| anyhow!(e))?,
@@ -215,4 +242,46 @@ pub async fn ping(args: PingArgs) -> anyhow::Result<()> {
     }
     super::say(format_args!("{host}:{port} is serving"));
     Ok(())
+}
+
+/// A gateway's dry run over gRPC: Ok when every executor of its Flow serves.
+async fn flow_dry_run(
+    host: &str,
+    port: u16,
+    timeout: std::time::Duration,
+    tls: Option<&crate::tls::ClientTls>,
+) -> anyhow::Result<()> {
+    use crate::proto::jina::jina_gateway_dry_run_rpc_client::JinaGatewayDryRunRpcClient;
+    let ask = async {
+        let channel = crate::grpc::endpoint(host, port, timeout, tls)
+            .map_err(|e| anyhow!(e))?
+            .connect()
+            .await
+            .map_err(|e| {
+                anyhow!(
+                    "{host}:{port}: cannot connect: {}",
+                    crate::errors::root_cause(&e)
+                )
+            })?;
+        let status = JinaGatewayDryRunRpcClient::new(channel)
+            .dry_run(())
+            .await
+            .map_err(|s| {
+                anyhow!(
+                    "{host}:{port}: no dry run there ({}): is it a Flow's gateway?",
+                    s.message()
+                )
+            })?
+            .into_inner();
+        match status.code {
+            0 => Ok(()),
+            _ => Err(anyhow!(
+                "{host}:{port}: the Flow is not ready: {}",
+                status.description
+            )),
+        }
+    };
+    tokio::time::timeout(timeout, ask)
+        .await
+        .map_err(|_| anyhow!("{host}:{port}: no answer within {timeout:?}"))?
 }

@@ -20,9 +20,12 @@ use std::process::ExitCode;
     name = "jina",
     version,
     about = "Jina Flows in Rust: executors, flows and one gateway over gRPC, REST and WebSocket",
-    propagate_version = true
+    disable_version_flag = true
 )]
 struct Cli {
+    /// Print the version (`jina -v`, as Jina users type it; -V works too)
+    #[arg(short = 'v', visible_short_alias = 'V', long = "version", action = clap::ArgAction::Version)]
+    version: Option<bool>,
     #[command(subcommand)]
     command: Command,
 }

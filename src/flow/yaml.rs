@@ -23,7 +23,17 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-const FLOW_KEYS: &[&str] = &["jtype", "version", "with", "executors"];
+const FLOW_KEYS: &[&str] = &[
+    "jtype",
+    "version",
+    "with",
+    "executors",
+    "pods",
+    "deployments",
+];
+/// The keys that hold the list of executors: Jina 3's, Jina 1 and early Jina 2's, and the
+/// Deployments' of Jina 3.
+const EXECUTOR_LISTS: &[&str] = &["executors", "pods", "deployments"];
 const WITH_KEYS: &[&str] = &[
     "protocol",
     "protocols",
@@ -68,10 +78,51 @@ const EXECUTOR_KEYS: &[&str] = &[
     "workspace",
 ];
 
-/// The warning for a key we do not read: Jina's own keys that mean nothing here say why,
-/// anything else is called unknown (a typo, most often).
-fn ignored(key: &str) -> &'static str {
-    match key {
+/// A key we do not read. Jina's own keys that change nothing here are a warning that says why;
+/// any other key is an error: ignoring it could change what runs (a typo of `executors` would
+/// start a Flow without executors), so it names the nearest known key.
+fn not_read(key: &str, path: &str, line: Option<usize>, known: &[&str], p: &mut Parsed) {
+    match harmless(key) {
+        Some(why) => p.warnings.push(Diagnostic::new(line, path, why)),
+        None => {
+            let message = match nearest(key, known) {
+                Some(k) => format!("unknown key; did you mean `{k}`?"),
+                None => "unknown key (docs/yaml.md lists every key)".to_string(),
+            };
+            p.errors.push(Diagnostic::new(line, path, message));
+        }
+    }
+}
+
+/// The known key nearest to `key` by edit distance, when it is near enough to be a typo.
+fn nearest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
+    let distance = |a: &str, b: &str| {
+        let b: Vec<char> = b.chars().collect();
+        let mut row: Vec<usize> = (0..=b.len()).collect();
+        for (i, ca) in a.chars().enumerate() {
+            let mut prev = row[0];
+            row[0] = i + 1;
+            for (j, cb) in b.iter().enumerate() {
+                let next = (prev + usize::from(ca != *cb))
+                    .min(row[j] + 1)
+                    .min(row[j + 1] + 1);
+                prev = row[j + 1];
+                row[j + 1] = next;
+            }
+        }
+        row[b.len()]
+    };
+    known
+        .iter()
+        .map(|k| (distance(key, k), *k))
+        .filter(|(d, _)| *d <= (key.len() / 3).max(1))
+        .min()
+        .map(|(_, k)| k)
+}
+
+/// Why a key of Jina's own is ignored here, for the ones that change nothing.
+fn harmless(key: &str) -> Option<&'static str> {
+    Some(match key {
         "port_out" | "connect_to_predecessor" => {
             "Jina 2's remote-local wiring, not needed here (the gateway connects to every executor itself); ignored"
         }
@@ -84,8 +135,8 @@ fn ignored(key: &str) -> &'static str {
         "quiet" | "quiet_error" | "log_config" => {
             "logging is set with JINA_LOG_LEVEL here; ignored"
         }
-        _ => "unknown key, ignored",
-    }
+        _ => return None,
+    })
 }
 
 /// The result of reading a Flow YAML: the spec (as far as it could be read), its warnings,
@@ -129,6 +180,24 @@ pub fn parse(text: &str, base_dir: Option<PathBuf>) -> Parsed {
         ));
         return p;
     };
+    let lists: Vec<&str> = EXECUTOR_LISTS
+        .iter()
+        .copied()
+        .filter(|k| root.contains_key(*k))
+        .collect();
+    if let [_, second, ..] = lists[..] {
+        p.errors.push(Diagnostic::new(
+            p.lines.top_key(second),
+            second,
+            format!(
+                "the executors are listed twice ({}); keep one list",
+                lists.join(" and ")
+            ),
+        ));
+    }
+    if let Some(list) = lists.first() {
+        p.lines.list_key = list.to_string();
+    }
     for (k, v) in root {
         let key = k.as_str().unwrap_or_default();
         let line = p.lines.top_key(key);
@@ -139,11 +208,9 @@ pub fn parse(text: &str, base_dir: Option<PathBuf>) -> Parsed {
                 format!("expected `Flow`, found {}", describe(v)),
             )),
             "with" => read_with(v, &mut p),
-            "executors" => read_executors(v, &mut p),
+            k if lists.first() == Some(&k) => read_executors(k, v, &mut p),
             k if FLOW_KEYS.contains(&k) => {}
-            other => p
-                .warnings
-                .push(Diagnostic::new(line, other, ignored(other))),
+            other => not_read(other, other, line, FLOW_KEYS, &mut p),
         }
     }
     p
@@ -162,6 +229,7 @@ fn read_with(v: &Value, p: &mut Parsed) {
     let mut g = GatewaySpec::default();
     let mut tls_files: BTreeMap<&str, PathBuf> = BTreeMap::new();
     let mut tls_asked = false;
+    let mut deferred = vec![];
     for (k, v) in map {
         let key = k.as_str().unwrap_or_default();
         let path = format!("with.{key}");
@@ -232,12 +300,11 @@ fn read_with(v: &Value, p: &mut Parsed) {
                 None => err(format!("expected true or false, found {}", describe(v))),
             },
             k if WITH_KEYS.contains(&k) => {}
-            other => p.warnings.push(Diagnostic::new(
-                line,
-                &format!("with.{other}"),
-                ignored(other),
-            )),
+            other => deferred.push((other.to_string(), line)),
         }
+    }
+    for (key, line) in deferred {
+        not_read(&key, &format!("with.{key}"), line, WITH_KEYS, p);
     }
     // TLS asked for but not fully given is an error: the Flow must never serve plain text
     // where it was told to encrypt.
@@ -266,12 +333,12 @@ fn read_with(v: &Value, p: &mut Parsed) {
     p.spec.gateway = g;
 }
 
-fn read_executors(v: &Value, p: &mut Parsed) {
+fn read_executors(list: &str, v: &Value, p: &mut Parsed) {
     let Some(items) = v.as_sequence() else {
-        let line = p.lines.top_key("executors");
+        let line = p.lines.top_key(list);
         p.errors.push(Diagnostic::new(
             line,
-            "executors",
+            list,
             format!("expected a list, found {}", describe(v)),
         ));
         return;
@@ -289,6 +356,7 @@ fn read_executors(v: &Value, p: &mut Parsed) {
             continue;
         };
         let mut parallel_given = false;
+        let mut deferred = vec![];
         let mut polling_given = false;
         for (k, v) in map {
             let key = k.as_str().unwrap_or_default();
@@ -408,12 +476,17 @@ fn read_executors(v: &Value, p: &mut Parsed) {
                     None => err(format!("expected true or false, found {}", describe(v))),
                 },
                 k if EXECUTOR_KEYS.contains(&k) => {}
-                other => p.warnings.push(Diagnostic::new(
-                    line,
-                    &format!("executors[{i}].{other}"),
-                    ignored(other),
-                )),
+                other => deferred.push((other.to_string(), line)),
             }
+        }
+        for (key, line) in deferred {
+            not_read(
+                &key,
+                &format!("executors[{i}].{key}"),
+                line,
+                EXECUTOR_KEYS,
+                p,
+            );
         }
         if e.tls && !e.external {
             p.errors.push(Diagnostic::new(
@@ -531,6 +604,8 @@ fn env(v: &Value) -> Result<BTreeMap<String, String>, String> {
 /// for anything else it simply finds no line.
 pub struct LineIndex {
     lines: Vec<(usize, String)>, // (indent, content after indent) per line, 1-based by position
+    /// The top-level key that lists the executors (`executors`, or `pods` / `deployments`).
+    list_key: String,
 }
 
 impl LineIndex {
@@ -543,6 +618,7 @@ impl LineIndex {
                     (l.len() - content.len(), content.to_string())
                 })
                 .collect(),
+            list_key: "executors".into(),
         }
     }
 
@@ -591,7 +667,7 @@ impl LineIndex {
 
     /// The line range of item `i` of `executors:`.
     fn item_range(&self, i: usize) -> Option<(usize, usize)> {
-        let (start, end) = self.block("executors")?;
+        let (start, end) = self.block(&self.list_key)?;
         let dash_indent = (start..end)
             .find(|&j| self.lines[j].1.starts_with("- "))
             .map(|j| self.lines[j].0)?;
@@ -774,12 +850,12 @@ executors:
         assert_eq!(
             errors,
             vec![
+                "line 5: with.colour: unknown key (docs/yaml.md lists every key)",
                 "line 9: executors[0].parallel: expected an integer, found 'three'",
                 "line 14: executors[2].polling: unknown polling 'SOMETIMES' (ANY, ALL, ALL_ASYNC)",
             ]
         );
-        let warnings: Vec<String> = p.warnings.iter().map(|d| d.to_string()).collect();
-        assert_eq!(warnings, vec!["line 5: with.colour: unknown key, ignored"]);
+        assert!(p.warnings.is_empty());
         assert_eq!(
             p.spec.gateway.protocols,
             vec![Protocol::Grpc, Protocol::Http]
@@ -809,6 +885,40 @@ executors:
         assert!(
             warnings[1].starts_with("line 4: executors[0].upload_files: a JinaD setting"),
             "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn a_typo_is_an_error_that_names_the_key_meant() {
+        let p = parse("executorz:\n  - name: a\n", None);
+        let errors: Vec<String> = p.errors.iter().map(|d| d.to_string()).collect();
+        assert_eq!(
+            errors,
+            ["line 1: executorz: unknown key; did you mean `executors`?"]
+        );
+        let p = parse("executors:\n  - name: a\n    replica: 2\n", None);
+        assert_eq!(
+            p.errors[0].to_string(),
+            "line 3: executors[0].replica: unknown key; did you mean `replicas`?"
+        );
+    }
+
+    #[test]
+    fn pods_and_deployments_list_the_executors_as_in_jina_1_and_3() {
+        for list in ["pods", "deployments"] {
+            let p = parse(
+                &format!("{list}:\n  - name: a\n  - name: b\n    needs: a\n"),
+                None,
+            );
+            assert!(p.errors.is_empty(), "{list}: {:?}", p.errors);
+            assert_eq!(p.spec.executors.len(), 2);
+            assert_eq!(p.lines.item_key(1, "needs"), Some(4));
+        }
+        let p = parse("executors: []\npods: []\n", None);
+        assert!(
+            p.errors[0].to_string().contains("listed twice"),
+            "{:?}",
+            p.errors
         );
     }
 
