@@ -82,3 +82,60 @@ async fn jina_ping_flow_gateway_and_executor_as_jina_3_spells_it() {
     assert_eq!(code, 1);
     assert!(out.contains("expected flow, gateway or executor"), "{out}");
 }
+
+#[test]
+fn variables_are_substituted_before_types_are_checked() {
+    let files = Files::new();
+    let yaml = files.write(
+        "flow.yml",
+        "jtype: Flow\nexecutors:\n  - name: ${{ ENV.EXEC_NAME }}\n    uses: Visit\n    replicas: ${{ ENV.REPLICAS }}\n    timeout_ready: '-1'\n",
+    );
+    let mut flow = Proc::start_in(
+        &["flow", "--uses", yaml.to_str().unwrap()],
+        None,
+        &[("REPLICAS", "2".as_ref()), ("EXEC_NAME", "worker".as_ref())],
+    );
+    flow.wait_for_gateway(Duration::from_secs(30));
+    assert_eq!(children_of(flow.child.id()).len(), 2, "{}", flow.output());
+    assert!(flow.output().contains("worker/rep-1"), "{}", flow.output());
+
+    let missing = files.write(
+        "missing.yml",
+        "executors:\n  - name: a\n    replicas: ${{ ENV.JINA_RS_TEST_UNSET }}\n",
+    );
+    let (code, out) = run(&["flow", "--uses", missing.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("missing.yml:3: the variable JINA_RS_TEST_UNSET is not set"),
+        "{out}"
+    );
+}
+
+#[tokio::test]
+async fn jina_2s_reserved_executors_mean_what_they_meant() {
+    let flow = start_flow(
+        "  - {name: pass, uses: _pass}\n  - {name: sharded, uses: Visit, shards: 2, uses_after: _merge}\n  - {name: fwd, uses: _forward, uses_before: _merge_chunks}\n",
+    );
+    let answers = post_grpc(
+        flow.grpc,
+        vec![jina::request::new_request(
+            "/",
+            &jina::DocumentArray::from(vec![jina::Document::from_text("hi")]),
+            &Default::default(),
+        )],
+    )
+    .await;
+    assert!(!jina::request::is_error(&answers[0]), "{:?}", answers[0]);
+    let docs = jina::request::docs(&answers[0]).unwrap();
+    assert_eq!(docs.len(), 1, "the shards' copies merged into one document");
+    let mut visits: Vec<_> = docs
+        .iter()
+        .next()
+        .unwrap()
+        .matches
+        .iter()
+        .map(|m| m.text.clone().unwrap())
+        .collect();
+    visits.sort();
+    assert_eq!(visits, ["sharded/shard-0", "sharded/shard-1"]);
+}

@@ -120,6 +120,59 @@ fn nearest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
         .map(|(_, k)| k)
 }
 
+/// Replaces variables in Flow YAML text, line by line (so lines keep their numbers):
+/// `${{ ENV.VAR }}` and `${{ VAR }}` (Jina 3), `${VAR}` and `$VAR` (Jina 1/2). An unset
+/// variable in the first three forms is an error naming it and its line; a bare `$word` that
+/// is not set is left as written, as Jina 2 did, since `$eq` and the like are DocArray's query
+/// operators in `when:` filters.
+fn substitute(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, Vec<Diagnostic>> {
+    static VARIABLE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
+        regex::Regex::new(
+            r"\$\{\{\s*(?:ENV\.)?([A-Za-z_][A-Za-z0-9_]*)\s*\}\}|\$\{([A-Za-z_][A-Za-z0-9_]*)\}|\$([A-Za-z_][A-Za-z0-9_]*)",
+        )
+        .expect("a valid pattern")
+    });
+    let mut errors = vec![];
+    let mut out = String::with_capacity(text.len());
+    for (i, line) in text.split_inclusive('\n').enumerate() {
+        // Comments are left alone.
+        let code_end = line
+            .find(" #")
+            .filter(|_| !line.trim_start().starts_with('#'));
+        let (code, comment) = match (line.trim_start().starts_with('#'), code_end) {
+            (true, _) => ("", line),
+            (false, Some(at)) => line.split_at(at),
+            (false, None) => (line, ""),
+        };
+        let replaced = VARIABLE.replace_all(code, |c: &regex::Captures| {
+            let (name, required) = match (c.get(1), c.get(2), c.get(3)) {
+                (Some(n), _, _) | (_, Some(n), _) => (n.as_str(), true),
+                (_, _, Some(n)) => (n.as_str(), false),
+                _ => unreachable!("one group matches"),
+            };
+            match env(name) {
+                Some(value) => value,
+                None if required => {
+                    errors.push(Diagnostic::new(
+                        Some(i + 1),
+                        "",
+                        format!("the variable {name} is not set ({})", &c[0]),
+                    ));
+                    String::new()
+                }
+                None => c[0].to_string(),
+            }
+        });
+        out.push_str(&replaced);
+        out.push_str(comment);
+    }
+    if errors.is_empty() {
+        Ok(out)
+    } else {
+        Err(errors)
+    }
+}
+
 /// Why a key of Jina's own is ignored here, for the ones that change nothing.
 fn harmless(key: &str) -> Option<&'static str> {
     Some(match key {
@@ -150,6 +203,15 @@ pub struct Parsed {
 
 /// Reads Flow YAML text. Syntax errors end reading; everything else is collected.
 pub fn parse(text: &str, base_dir: Option<PathBuf>) -> Parsed {
+    parse_with_env(text, base_dir, &|name| std::env::var(name).ok())
+}
+
+/// [`parse`], with variables looked up by `env` (the process environment for [`parse`]).
+pub fn parse_with_env(
+    text: &str,
+    base_dir: Option<PathBuf>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Parsed {
     let lines = LineIndex::new(text);
     let mut p = Parsed {
         spec: FlowSpec {
@@ -160,7 +222,15 @@ pub fn parse(text: &str, base_dir: Option<PathBuf>) -> Parsed {
         errors: vec![],
         lines,
     };
-    let root: Value = match serde_yaml_ng::from_str(text) {
+    // Variables first, so that `replicas: ${{ ENV.REPLICAS }}` is an integer when checked.
+    let text = match substitute(text, env) {
+        Ok(text) => text,
+        Err(errors) => {
+            p.errors = errors;
+            return p;
+        }
+    };
+    let root: Value = match serde_yaml_ng::from_str(&text) {
         Ok(v) => v,
         Err(e) => {
             let line = e.location().map(|l| l.line());
@@ -522,7 +592,9 @@ fn string(v: &Value) -> Result<String, String> {
 }
 
 fn integer(v: &Value, min: i64, max: i64) -> Result<i64, String> {
-    match v.as_i64() {
+    // Quoted numbers (`replicas: '2'`, `timeout_ready: '-1'`) are numbers, as Jina reads them.
+    let quoted = v.as_str().and_then(|s| s.trim().parse::<i64>().ok());
+    match v.as_i64().or(quoted) {
         Some(n) if (min..=max).contains(&n) => Ok(n),
         Some(n) => Err(format!("{n} is out of range {min}..={max}")),
         None => Err(format!("expected an integer, found {}", describe(v))),
@@ -919,6 +991,32 @@ executors:
             p.errors[0].to_string().contains("listed twice"),
             "{:?}",
             p.errors
+        );
+    }
+
+    #[test]
+    fn variables_are_replaced_before_types_are_checked() {
+        let env = |name: &str| match name {
+            "REPLICAS" => Some("2".to_string()),
+            "NAME" => Some("enc".to_string()),
+            _ => None,
+        };
+        let text = "executors:\n  - name: ${{ ENV.NAME }}\n    replicas: ${{ REPLICAS }}\n  - name: ${NAME}2\n    shards: '3'\n    needs: $NAME\n    uses_with: {q: {text: {$eq: hi}}}  # $HOME stays\n";
+        let p = parse_with_env(text, None, &env);
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        assert_eq!(p.spec.executors[0].name.as_deref(), Some("enc"));
+        assert_eq!(p.spec.executors[0].replicas, 2);
+        assert_eq!(p.spec.executors[1].name.as_deref(), Some("enc2"));
+        assert_eq!(p.spec.executors[1].shards, 3);
+        assert_eq!(p.spec.executors[1].needs, Some(vec!["enc".to_string()]));
+        assert_eq!(
+            p.spec.executors[1].overrides.uses_with["q"]["text"]["$eq"], "hi",
+            "a query operator is no variable"
+        );
+        let p = parse_with_env("executors:\n  - replicas: ${{ ENV.MISSING }}\n", None, &env);
+        assert_eq!(
+            p.errors[0].to_string(),
+            "line 2: the variable MISSING is not set (${{ ENV.MISSING }})"
         );
     }
 

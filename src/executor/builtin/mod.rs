@@ -33,6 +33,29 @@ pub const BUILTINS: &[Builtin] = &[
         summary: "passes documents on unchanged (what .add() with no uses gives)",
         create: base::create,
     },
+    // Jina 2's reserved names, with their meaning: the documents pass on, and when several
+    // requests arrive (a join, the shards before a uses_after) they are merged by id, chunks
+    // and matches joined, which is what every executor here does with `process_data`.
+    Builtin {
+        name: "_pass",
+        summary: "Jina 2's reserved _pass: documents pass on unchanged",
+        create: base::create,
+    },
+    Builtin {
+        name: "_forward",
+        summary: "Jina 2's reserved _forward: documents pass on unchanged",
+        create: base::create,
+    },
+    Builtin {
+        name: "_merge",
+        summary: "Jina 2's reserved _merge: the requests of a join or of shards merged by document id",
+        create: base::create,
+    },
+    Builtin {
+        name: "_merge_chunks",
+        summary: "Jina 2's reserved _merge_chunks: merged by document id, chunks of every copy joined",
+        create: base::create,
+    },
     Builtin {
         name: "Sleep",
         summary: "sleeps `ms` milliseconds per request, counting requests in tags",
