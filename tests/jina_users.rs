@@ -139,3 +139,22 @@ async fn jina_2s_reserved_executors_mean_what_they_meant() {
     visits.sort();
     assert_eq!(visits, ["sharded/shard-0", "sharded/shard-1"]);
 }
+
+#[tokio::test]
+async fn the_flow_tag_and_jina_3s_gateway_section_run() {
+    let files = Files::new();
+    let yaml = files.write(
+        "flow.yml",
+        "!Flow\ngateway:\n  protocol: [http]\n  cors: true\nexecutors:\n  - {name: e, uses: Visit}\n",
+    );
+    let mut flow = Proc::start_in(&["flow", "--uses", yaml.to_str().unwrap()], None, &[]);
+    let ports = flow.wait_for_gateway(Duration::from_secs(30));
+    let (code, answer) = post_http(
+        ports["HTTP"],
+        "/post",
+        serde_json::json!({"data": [{"text": "hi"}]}),
+    )
+    .await;
+    assert_eq!(code, 200, "{answer}");
+    assert_eq!(answer["data"][0]["matches"][0]["text"], "e");
+}

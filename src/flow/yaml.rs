@@ -242,6 +242,11 @@ pub fn parse_with_env(
             return p;
         }
     };
+    // Jina's `!Flow` tag names the class as `jtype: Flow` does.
+    let root = match root {
+        Value::Tagged(t) if t.tag == "Flow" => t.value,
+        other => other,
+    };
     let Some(root) = root.as_mapping() else {
         p.errors.push(Diagnostic::new(
             Some(1),
@@ -277,7 +282,7 @@ pub fn parse_with_env(
                 "jtype",
                 format!("expected `Flow`, found {}", describe(v)),
             )),
-            "with" => read_with(v, &mut p),
+            "with" | "gateway" => read_with(key, v, &mut p),
             k if lists.first() == Some(&k) => read_executors(k, v, &mut p),
             k if FLOW_KEYS.contains(&k) => {}
             other => not_read(other, other, line, FLOW_KEYS, &mut p),
@@ -286,24 +291,26 @@ pub fn parse_with_env(
     p
 }
 
-fn read_with(v: &Value, p: &mut Parsed) {
+/// Reads the gateway's settings from `with:` (Jina 2) or `gateway:` (Jina 3), on top of what
+/// the other one set.
+fn read_with(section: &str, v: &Value, p: &mut Parsed) {
     let Some(map) = v.as_mapping() else {
-        let line = p.lines.top_key("with");
+        let line = p.lines.top_key(section);
         p.errors.push(Diagnostic::new(
             line,
-            "with",
+            section,
             format!("expected a mapping, found {}", describe(v)),
         ));
         return;
     };
-    let mut g = GatewaySpec::default();
+    let mut g = p.spec.gateway.clone();
     let mut tls_files: BTreeMap<&str, PathBuf> = BTreeMap::new();
     let mut tls_asked = false;
     let mut deferred = vec![];
     for (k, v) in map {
         let key = k.as_str().unwrap_or_default();
-        let path = format!("with.{key}");
-        let line = p.lines.with_key(key);
+        let path = format!("{section}.{key}");
+        let line = p.lines.with_key(section, key);
         let mut err = |m: String| p.errors.push(Diagnostic::new(line, &path, m));
         match key {
             "protocol" | "protocols" => {
@@ -374,7 +381,7 @@ fn read_with(v: &Value, p: &mut Parsed) {
         }
     }
     for (key, line) in deferred {
-        not_read(&key, &format!("with.{key}"), line, WITH_KEYS, p);
+        not_read(&key, &format!("{section}.{key}"), line, WITH_KEYS, p);
     }
     // TLS asked for but not fully given is an error: the Flow must never serve plain text
     // where it was told to encrypt.
@@ -384,19 +391,19 @@ fn read_with(v: &Value, p: &mut Parsed) {
     ) {
         (Some(certfile), Some(keyfile)) => g.tls = Some(TlsFiles { certfile, keyfile }),
         (None, None) if tls_asked => p.errors.push(Diagnostic::new(
-            p.lines.with_key("tls"),
-            "with.tls",
+            p.lines.with_key(section, "tls"),
+            &format!("{section}.tls"),
             "the gateway serves TLS with ssl_certfile and ssl_keyfile; give both",
         )),
         (None, None) => {}
         (Some(_), None) => p.errors.push(Diagnostic::new(
-            p.lines.with_key("ssl_certfile"),
-            "with.ssl_certfile",
+            p.lines.with_key(section, "ssl_certfile"),
+            &format!("{section}.ssl_certfile"),
             "needs ssl_keyfile too",
         )),
         (None, Some(_)) => p.errors.push(Diagnostic::new(
-            p.lines.with_key("ssl_keyfile"),
-            "with.ssl_keyfile",
+            p.lines.with_key(section, "ssl_keyfile"),
+            &format!("{section}.ssl_keyfile"),
             "needs ssl_certfile too",
         )),
     }
@@ -732,9 +739,9 @@ impl LineIndex {
             .map(|i| i + 1)
     }
 
-    /// Line of a key under `with:`.
-    pub fn with_key(&self, key: &str) -> Option<usize> {
-        self.find_key(self.block("with")?, key)
+    /// Line of a key under a top-level section (`with:`, `gateway:`).
+    pub fn with_key(&self, section: &str, key: &str) -> Option<usize> {
+        self.find_key(self.block(section)?, key)
     }
 
     /// The line range of item `i` of `executors:`.
@@ -1017,6 +1024,22 @@ executors:
         assert_eq!(
             p.errors[0].to_string(),
             "line 2: the variable MISSING is not set (${{ ENV.MISSING }})"
+        );
+    }
+
+    #[test]
+    fn the_flow_tag_and_jina_3s_gateway_section() {
+        let p = parse(
+            "!Flow\nwith: {prefetch: 7}\ngateway:\n  protocol: [http]\n  port: 8080\n  cors: true\n  colour: red\nexecutors: []\n",
+            None,
+        );
+        assert_eq!(p.spec.gateway.prefetch, 7, "with: and gateway: both apply");
+        assert_eq!(p.spec.gateway.protocols, vec![Protocol::Http]);
+        assert_eq!(p.spec.gateway.ports, vec![8080]);
+        assert!(p.spec.gateway.cors);
+        assert_eq!(
+            p.errors[0].to_string(),
+            "line 7: gateway.colour: unknown key (docs/yaml.md lists every key)"
         );
     }
 
