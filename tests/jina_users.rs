@@ -158,3 +158,61 @@ async fn the_flow_tag_and_jina_3s_gateway_section_run() {
     assert_eq!(code, 200, "{answer}");
     assert_eq!(answer["data"][0]["matches"][0]["text"], "e");
 }
+
+#[tokio::test]
+async fn when_filters_route_english_and_french_to_their_branches() {
+    let flow = start_flow(
+        "  - {name: english, uses: Visit, needs: gateway, when: {tags__lang: {$eq: en}}}\n  - {name: french, uses: Visit, needs: gateway, when: {tags__lang: {$eq: fr}}}\n  - {name: joined, uses: BaseExecutor, needs: [english, french]}\n",
+    );
+    let docs: Vec<jina::Document> = [("d0", "en"), ("d1", "fr"), ("d2", "en"), ("d3", "de")]
+        .iter()
+        .map(|(id, lang)| {
+            let mut d = jina::Document::from_text("hello");
+            d.id = id.to_string();
+            d.tags.insert("lang".into(), (*lang).into());
+            d
+        })
+        .collect();
+    let answers = post_grpc(
+        flow.grpc,
+        vec![jina::request::new_request(
+            "/",
+            &jina::DocumentArray::from(docs),
+            &Default::default(),
+        )],
+    )
+    .await;
+    let back = jina::request::docs(&answers[0]).unwrap();
+    let seen: Vec<(String, Vec<String>)> = back
+        .iter()
+        .map(|d| {
+            let visits = d.matches.iter().map(|m| m.text.clone().unwrap()).collect();
+            (d.id.clone(), visits)
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("d0".to_string(), vec!["english".to_string()]),
+            ("d1".to_string(), vec!["french".to_string()]),
+            ("d2".to_string(), vec!["english".to_string()]),
+            ("d3".to_string(), vec![]),
+        ],
+        "each document reaches only its language's branch, and all come back joined"
+    );
+}
+
+#[test]
+fn a_bad_when_filter_is_an_error_with_its_line() {
+    let files = Files::new();
+    let yaml = files.write(
+        "flow.yml",
+        "executors:\n  - name: a\n    uses: Visit\n    when: {tags__lang: {$like: en}}\n",
+    );
+    let (code, out) = run(&["flow", "--uses", yaml.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("flow.yml:4: executors[0].when: tags__lang: unknown operator $like"),
+        "{out}"
+    );
+}

@@ -12,11 +12,13 @@
 mod array;
 mod json;
 mod ndarray;
+pub mod query;
 mod wire;
 
 pub use array::DocumentArray;
 pub use json::json_kind;
 pub use ndarray::{DType, NdArray, NdArrayError};
+pub use query::Query;
 
 use crate::proto::docarray::NodeProto;
 use bytes::Bytes;

@@ -134,6 +134,8 @@ pub struct CallPolicy {
     /// How many other replicas a failed call may be tried on; None: each other replica once.
     pub retries: Option<usize>,
     pub idempotent: Idempotent,
+    /// Jina 3's `when`: only the documents that match go to the executor; the rest pass on.
+    pub when: Option<crate::document::Query>,
 }
 
 impl Default for CallPolicy {
@@ -142,6 +144,7 @@ impl Default for CallPolicy {
             timeout_send: None,
             retries: None,
             idempotent: Idempotent::None,
+            when: None,
         }
     }
 }
@@ -248,6 +251,8 @@ pub struct ExecutorSpec {
     pub retries: Option<usize>,
     /// Endpoints that may be sent again after a failure that may have reached a handler.
     pub idempotent: Idempotent,
+    /// Jina 3's `when`: which documents go to this executor.
+    pub when: Option<crate::document::Query>,
     pub restart: RestartPolicy,
     /// An external executor that serves TLS.
     pub tls: bool,
@@ -292,6 +297,7 @@ impl FlowSpec {
             },
             retries: e.retries,
             idempotent: e.idempotent.clone(),
+            when: e.when.clone(),
         }
     }
 

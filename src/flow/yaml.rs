@@ -74,6 +74,7 @@ const EXECUTOR_KEYS: &[&str] = &[
     "idempotent",
     "restart",
     "tls",
+    "when",
     "env",
     "workspace",
 ];
@@ -551,6 +552,13 @@ fn read_executors(list: &str, v: &Value, p: &mut Parsed) {
                 "tls" => match v.as_bool() {
                     Some(b) => e.tls = b,
                     None => err(format!("expected true or false, found {}", describe(v))),
+                },
+                "when" => match serde_json::to_value(v)
+                    .map_err(|e| e.to_string())
+                    .and_then(|q| crate::document::Query::parse(&q))
+                {
+                    Ok(q) => e.when = Some(q),
+                    Err(m) => err(m),
                 },
                 k if EXECUTOR_KEYS.contains(&k) => {}
                 other => deferred.push((other.to_string(), line)),

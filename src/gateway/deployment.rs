@@ -325,11 +325,74 @@ impl Deployment {
     /// Sends `requests` (one, or the parents of a join) through this executor and returns its
     /// answer. A failure to get one comes back as an ERROR response naming the executor.
     pub async fn process(&self, requests: Vec<DataRequestProto>) -> DataRequestProto {
+        if let Some(when) = &self.policy.when {
+            return self.process_matching(when, requests).await;
+        }
         let fallback = requests.first().cloned().unwrap_or_default();
         match self.try_process(requests).await {
             Ok(r) => r,
             Err(e) => self.call_error(fallback, e),
         }
+    }
+
+    /// Jina 3's `when`: only the documents that match go to the executor; the others pass on
+    /// unchanged, and the answer keeps the order the documents came in (new ones after).
+    async fn process_matching(
+        &self,
+        when: &crate::document::Query,
+        requests: Vec<DataRequestProto>,
+    ) -> DataRequestProto {
+        let input = merge(requests);
+        if request::is_error(&input) {
+            return input;
+        }
+        let docs = match request::docs(&input) {
+            Ok(d) => d,
+            Err(e) => return self.decode_error(input, e),
+        };
+        let order: Vec<String> = docs.iter().map(|d| d.id.clone()).collect();
+        let (matching, rest): (Vec<_>, Vec<_>) =
+            docs.into_vec().into_iter().partition(|d| when.matches(d));
+        if matching.is_empty() {
+            return input;
+        }
+        let mut sub = input.clone();
+        request::set_docs(&mut sub, &matching.into());
+        let answer = match self.try_process(vec![sub]).await {
+            Ok(r) => r,
+            Err(e) => return self.call_error(input, e),
+        };
+        if request::is_error(&answer) {
+            return answer;
+        }
+        let processed = match request::docs(&answer) {
+            Ok(d) => d,
+            Err(e) => return self.decode_error(answer, e),
+        };
+        let known: std::collections::HashSet<&String> = order.iter().collect();
+        let (returned, new): (Vec<_>, Vec<_>) = processed
+            .into_vec()
+            .into_iter()
+            .partition(|d| known.contains(&d.id));
+        let mut by_id: std::collections::HashMap<String, crate::document::Document> = rest
+            .into_iter()
+            .chain(returned)
+            .map(|d| (d.id.clone(), d))
+            .collect();
+        let mut ordered: Vec<crate::document::Document> =
+            order.iter().filter_map(|id| by_id.remove(id)).collect();
+        ordered.extend(new);
+        let mut answer = answer;
+        request::set_docs(&mut answer, &ordered.into());
+        answer
+    }
+
+    fn decode_error(&self, mut req: DataRequestProto, e: prost::DecodeError) -> DataRequestProto {
+        request::set_error(
+            &mut req,
+            request::error_status("DecodeError", &e.to_string(), &self.name),
+        );
+        req
     }
 
     async fn try_process(
