@@ -216,3 +216,26 @@ fn a_bad_when_filter_is_an_error_with_its_line() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn class_tags_work_and_jina_1_drivers_get_one_clear_error() {
+    let files = Files::new();
+    files.write("visit.yml", "!Visit\nmetas: {name: tagged}\n");
+    let flow_yml = files.write("flow.yml", "executors:\n  - {name: v, uses: visit.yml}\n");
+    let mut flow = Proc::start_in(&["flow", "--uses", flow_yml.to_str().unwrap()], None, &[]);
+    flow.wait_for_gateway(Duration::from_secs(30));
+    drop(flow);
+
+    files.write(
+        "old.yml",
+        "!BaseExecutor\nrequests:\n  on:\n    IndexRequest:\n      - !KVIndexDriver {}\n",
+    );
+    let old = files.write(
+        "old-flow.yml",
+        "executors:\n  - {name: old, uses: old.yml}\n",
+    );
+    let (code, out) = run(&["flow", "--uses", old.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("Jina 1's syntax"), "{out}");
+    assert_eq!(out.matches("error:").count(), 1, "one error: {out}");
+}

@@ -171,8 +171,43 @@ impl ExecutorConfig {
         origin: &str,
         base_dir: Option<PathBuf>,
     ) -> Result<ExecutorConfig, ConfigError> {
-        let mut config: ExecutorConfig = serde_yaml_ng::from_str(text)
+        use serde_yaml_ng::Value as Yaml;
+        let tree: Yaml = serde_yaml_ng::from_str(text)
             .map_err(|e| ConfigError::new(origin, yaml_message(&e)))?;
+        let jina1 = tree.get("requests").and_then(|r| r.get("on")).is_some();
+        if jina1 {
+            return Err(ConfigError::new(
+                origin,
+                "requests: on: ... with drivers is Jina 1's syntax; today an executor binds endpoints \
+                 to its handlers, e.g. `requests: {/index: index, /search: search}` (docs/yaml.md)",
+            ));
+        }
+        let mut config: ExecutorConfig = match tree {
+            // `!Sentencizer` (or `!MyPythonClass` with py_modules) names the class as jtype does.
+            Yaml::Tagged(tagged) => {
+                let mut map = match tagged.value {
+                    Yaml::Mapping(m) => m,
+                    Yaml::Null => Default::default(),
+                    _ => {
+                        return Err(ConfigError::new(
+                            origin,
+                            format!(
+                                "!{} must tag a mapping (with:, metas:, requests:)",
+                                tagged.tag
+                            ),
+                        ));
+                    }
+                };
+                let class = tagged.tag.to_string();
+                map.entry("jtype".into())
+                    .or_insert_with(|| Yaml::String(class.trim_start_matches('!').into()));
+                serde_yaml_ng::from_value(Yaml::Mapping(map))
+                    .map_err(|e| ConfigError::new(origin, yaml_message(&e)))?
+            }
+            // Read from the text, so that errors keep their line.
+            _ => serde_yaml_ng::from_str(text)
+                .map_err(|e| ConfigError::new(origin, yaml_message(&e)))?,
+        };
         config.origin = origin.into();
         config.base_dir = base_dir;
         Ok(config)
@@ -283,6 +318,29 @@ mod tests {
         assert_eq!(i.name, "a");
         assert_eq!(i.metas.workspace.as_deref(), Some("ws"));
         assert_eq!(i.table.resolve("/index"), Some("sleep"));
+    }
+
+    #[test]
+    fn a_class_tag_names_the_executor_and_jina_1_drivers_say_what_to_write() {
+        let c = ExecutorConfig::from_yaml_str("!Sentencizer\nwith: {min_chars: 3}\n", "t", None)
+            .unwrap();
+        assert_eq!(c.jtype, "Sentencizer");
+        assert_eq!(c.with["min_chars"], 3);
+        let py = ExecutorConfig::from_yaml_str(
+            "!MyEncoder\nmetas:\n  py_modules: [enc.py]\n",
+            "t",
+            None,
+        )
+        .unwrap();
+        assert_eq!(py.jtype, "MyEncoder");
+        assert!(py.is_python());
+        let e = ExecutorConfig::from_yaml_str(
+            "!BaseExecutor\nrequests:\n  on:\n    IndexRequest:\n      - !KVIndexDriver {}\n",
+            "old.yml",
+            None,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("Jina 1's syntax"), "{e}");
     }
 
     #[test]
