@@ -239,3 +239,62 @@ async fn class_tags_work_and_jina_1_drivers_get_one_clear_error() {
     assert!(out.contains("Jina 1's syntax"), "{out}");
     assert_eq!(out.matches("error:").count(), 1, "one error: {out}");
 }
+
+#[test]
+fn output_into_a_closed_pipe_ends_quietly_and_results_stay_in_order() {
+    let flow = start_flow("  - {name: e, uses: Visit, replicas: 3}\n");
+    let lines: String = (0..3000).map(|i| format!("line {i:05}\n")).collect();
+    let input = flow.files.write("many.txt", &lines);
+    let port = flow.grpc.to_string();
+    // In order: the NDJSON comes back as the lines went out.
+    let out = std::process::Command::new(JINA)
+        .args([
+            "client",
+            "post",
+            "/",
+            "--port",
+            &port,
+            "--request-size",
+            "7",
+        ])
+        .args([
+            "--inputs",
+            input.to_str().unwrap(),
+            "--output",
+            "-",
+            "--results-in-order",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let texts: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["text"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let sent: Vec<String> = lines.lines().map(str::to_string).collect();
+    assert_eq!(texts, sent);
+    // Into `head`: exit 0, nothing on stderr.
+    let err = flow.files.dir.path().join("err.txt");
+    let script = format!(
+        "'{JINA}' client post / --port {port} --inputs '{}' --output - 2>'{}' | head -n 3 >/dev/null; echo ${{PIPESTATUS[0]}}",
+        input.display(),
+        err.display()
+    );
+    let status = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .output()
+        .unwrap();
+    let code = String::from_utf8_lossy(&status.stdout).trim().to_string();
+    let stderr = std::fs::read_to_string(&err).unwrap();
+    assert_eq!(code, "0", "{stderr}");
+    assert!(!stderr.contains("error"), "{stderr}");
+}

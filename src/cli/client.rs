@@ -56,6 +56,9 @@ pub struct PostArgs {
     /// Go on after a failed request, report it, and exit 0
     #[arg(long)]
     pub continue_on_error: bool,
+    /// Keep the answers (and --output) in the order of the inputs, not as they complete
+    #[arg(long)]
+    pub results_in_order: bool,
     #[command(flatten)]
     pub tls: TlsArgs,
 }
@@ -164,16 +167,25 @@ async fn post(args: PostArgs) -> anyhow::Result<()> {
         prefetch: args.prefetch,
         show_progress: args.show_progress,
         continue_on_error: args.continue_on_error,
+        results_in_order: args.results_in_order,
         ..Default::default()
     };
+    // The reader of --output went away (`--output - | head`): stop, quietly.
+    let reader_gone = Arc::new(tokio::sync::Notify::new());
     if let Some(out) = output.clone() {
         let write_error = write_error.clone();
+        let reader_gone = reader_gone.clone();
         options = options.on_done(move |response| {
             let written = response.docs().map_err(|e| e.to_string()).and_then(|docs| {
                 let mut out = out.lock().unwrap();
                 docs.iter()
                     .try_for_each(|d| writeln!(out, "{}", d.to_json()))
-                    .map_err(|e| e.to_string())
+                    .map_err(|e| {
+                        if e.kind() == std::io::ErrorKind::BrokenPipe {
+                            reader_gone.notify_one();
+                        }
+                        e.to_string()
+                    })
             });
             if let Err(e) = written {
                 write_error.lock().unwrap().get_or_insert(e);
@@ -184,9 +196,15 @@ async fn post(args: PostArgs) -> anyhow::Result<()> {
     let seen = failures.clone();
     options =
         options.on_error(move |response| seen.lock().unwrap().push(response.error().to_string()));
-    let summary = client.post(&args.endpoint, inputs, options).await?;
+    let summary = tokio::select! {
+        summary = client.post(&args.endpoint, inputs, options) => summary?,
+        _ = reader_gone.notified() => return Ok(()),
+    };
     if let Some(out) = output {
-        out.lock().unwrap().flush().context("--output")?;
+        match out.lock().unwrap().flush() {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            flushed => flushed.context("--output")?,
+        }
     }
     if let Some(e) = write_error.lock().unwrap().take() {
         return Err(anyhow!("--output: {e}"));

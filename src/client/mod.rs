@@ -175,6 +175,9 @@ pub struct PostOptions {
     pub continue_on_error: bool,
     /// Keep every response and return them (memory grows with the input: use with care).
     pub return_results: bool,
+    /// Hand the answers over in the order the requests were sent (Jina 3's
+    /// `results_in_order`), not as they complete; at most `prefetch` wait for an earlier one.
+    pub results_in_order: bool,
     pub on_done: Option<Callback>,
     pub on_error: Option<Callback>,
     pub on_always: Option<Callback>,
@@ -190,6 +193,7 @@ impl Default for PostOptions {
             show_progress: false,
             continue_on_error: false,
             return_results: false,
+            results_in_order: false,
             on_done: None,
             on_error: None,
             on_always: None,
@@ -400,15 +404,67 @@ impl Client {
         let requests = requests(on, inputs, options, input_error.clone(), docs_sent.clone());
         let trailer = futures::stream::once(async move { input_error.lock().unwrap().take() })
             .filter_map(|e| futures::future::ready(e.map(|e| Err(ClientError::from(e)))));
-        (
+        let answers = if options.results_in_order {
+            in_order(requests, |requests| self.stream(requests, options.prefetch))
+        } else {
             self.stream(requests, options.prefetch)
-                .chain(trailer)
-                .boxed(),
-            docs_sent,
-        )
+        };
+        (answers.chain(trailer).boxed(), docs_sent)
     }
 
     crate::crud_shortcuts!(async);
+}
+
+/// Sends `requests` through `send` and hands the answers back in the order the requests were
+/// sent: each request's id gets its position as it goes out; an answer that comes early waits
+/// for those before it. Errors pass at once.
+fn in_order(
+    requests: BoxStream<'static, DataRequestProto>,
+    send: impl FnOnce(
+        BoxStream<'static, DataRequestProto>,
+    ) -> BoxStream<'static, Result<Response, ClientError>>,
+) -> BoxStream<'static, Result<Response, ClientError>> {
+    use std::collections::{BTreeMap, HashMap};
+    let positions = Arc::new(Mutex::new(HashMap::<String, u64>::new()));
+    let record = positions.clone();
+    let mut sent = 0u64;
+    let requests = requests
+        .inspect(move |r| {
+            let id = r
+                .header
+                .as_ref()
+                .map(|h| h.request_id.clone())
+                .unwrap_or_default();
+            record.lock().unwrap().insert(id, sent);
+            sent += 1;
+        })
+        .boxed();
+    let mut next = 0u64;
+    let mut waiting = BTreeMap::<u64, Response>::new();
+    send(requests)
+        .flat_map(move |answer| {
+            let ready: Vec<Result<Response, ClientError>> = match answer {
+                Err(e) => vec![Err(e)],
+                Ok(response) => {
+                    let at = positions.lock().unwrap().remove(response.request_id());
+                    match at {
+                        // An answer we cannot place (no id echoed) goes on as it is.
+                        None => vec![Ok(response)],
+                        Some(at) => {
+                            waiting.insert(at, response);
+                            let mut out = vec![];
+                            while let Some(r) = waiting.remove(&next) {
+                                out.push(Ok(r));
+                                next += 1;
+                            }
+                            out
+                        }
+                    }
+                }
+            };
+            futures::stream::iter(ready)
+        })
+        .boxed()
 }
 
 fn progress_bar() -> indicatif::ProgressBar {
@@ -508,4 +564,35 @@ fn requests(
         }
     })
     .boxed()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn in_order_hands_answers_back_in_the_order_sent() {
+        let requests: Vec<DataRequestProto> = (0..5)
+            .map(|i| {
+                let mut r = request::new_request("/", &DocumentArray::new(), &Map::new());
+                r.header.as_mut().unwrap().request_id = format!("r{i}");
+                r
+            })
+            .collect();
+        // A gateway that answers the last request first.
+        let reversed = |requests: BoxStream<'static, DataRequestProto>| {
+            futures::stream::once(async move {
+                let mut all: Vec<DataRequestProto> = requests.collect().await;
+                all.reverse();
+                futures::stream::iter(all.into_iter().map(|proto| Ok(Response { proto })))
+            })
+            .flatten()
+            .boxed()
+        };
+        let ids: Vec<String> = in_order(futures::stream::iter(requests).boxed(), reversed)
+            .map(|r| r.unwrap().request_id().to_string())
+            .collect()
+            .await;
+        assert_eq!(ids, ["r0", "r1", "r2", "r3", "r4"]);
+    }
 }
