@@ -298,3 +298,58 @@ fn output_into_a_closed_pipe_ends_quietly_and_results_stay_in_order() {
     assert_eq!(code, "0", "{stderr}");
     assert!(!stderr.contains("error"), "{stderr}");
 }
+
+#[test]
+fn a_client_on_the_wrong_port_is_told_what_the_port_speaks() {
+    let flow = start_flow("  - {name: e, uses: Visit}\n");
+    let post = |port: u16, protocol: &str| {
+        run(&[
+            "client",
+            "post",
+            "/",
+            "--port",
+            &port.to_string(),
+            "--protocol",
+            protocol,
+        ])
+    };
+    let (code, out) = post(flow.grpc, "http");
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("speaks gRPC, not HTTP: try --protocol grpc"),
+        "{out}"
+    );
+    let (code, out) = post(flow.grpc, "websocket");
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("speaks gRPC, not HTTP: try --protocol grpc"),
+        "{out}"
+    );
+    let (code, out) = post(flow.http, "grpc");
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("speaks HTTP, not gRPC: try --protocol http"),
+        "{out}"
+    );
+    let (_executor, port) = start_executor(&["--uses", "Visit"]);
+    let (code, out) = post(port, "grpc");
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("it is an executor, not a Flow's gateway"),
+        "{out}"
+    );
+    assert_eq!(out.matches("error:").count(), 1, "one line: {out}");
+}
+
+#[test]
+fn a_flow_with_no_executors_says_so() {
+    let files = Files::new();
+    let yaml = files.write("flow.yml", "jtype: Flow\nwith: {protocol: [grpc]}\n");
+    let mut flow = Proc::start_in(&["flow", "--uses", yaml.to_str().unwrap()], None, &[]);
+    flow.wait_for_gateway(Duration::from_secs(30));
+    assert!(
+        flow.output().contains("this Flow has no executors"),
+        "{}",
+        flow.output()
+    );
+}

@@ -27,6 +27,12 @@ pub async fn run(args: FlowArgs) -> anyhow::Result<()> {
     for w in &flow.warnings {
         tracing::warn!("{w}");
     }
+    if flow.spec.executors.is_empty() {
+        tracing::warn!(
+            "{}: this Flow has no executors (no `executors:` list): it answers every request with the documents it was sent",
+            args.uses.display()
+        );
+    }
     if let Some(path) = &args.plot {
         crate::flow::Flow::from_spec(flow.spec)
             .plot(path)

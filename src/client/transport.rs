@@ -99,11 +99,18 @@ impl Transport {
                     let client = builder.build().map_err(|e| unreachable(e.to_string()))?;
                     let scheme = if tls.is_some() { "https" } else { "http" };
                     let base = format!("{scheme}://{host}:{port}");
-                    client
-                        .get(format!("{base}/dry_run"))
-                        .send()
-                        .await
-                        .map_err(|e| unreachable(root_cause(&e)))?;
+                    let asked = client.get(format!("{base}/dry_run")).send().await;
+                    let understood = match &asked {
+                        Ok(r) => r.status().is_success(),
+                        Err(_) => false,
+                    };
+                    if !understood && tls.is_none() {
+                        let address = format!("{host}:{port}");
+                        if let Some(hint) = mismatch_hint(&address, protocol).await {
+                            return Err(ClientError::Connect(hint));
+                        }
+                    }
+                    asked.map_err(|e| unreachable(root_cause(&e)))?;
                     let routes = post_routes(&client, &base).await;
                     Ok(Transport::Http {
                         client,
@@ -116,9 +123,19 @@ impl Transport {
                     let url = format!("{scheme}://{host}:{port}/");
                     let tls = tls.map(|t| Arc::new(t.rustls()));
                     // A probe connection proves the gateway answers; each post opens its own.
-                    let mut socket = open_websocket(&url, &tls)
-                        .await
-                        .map_err(|e| unreachable(root_cause(&e)))?;
+                    let mut socket = match open_websocket(&url, &tls).await {
+                        Ok(socket) => socket,
+                        Err(e) => {
+                            let address = format!("{host}:{port}");
+                            let hint = match tls {
+                                Some(_) => None,
+                                None => mismatch_hint(&address, protocol).await,
+                            };
+                            return Err(hint
+                                .map(ClientError::Connect)
+                                .unwrap_or_else(|| unreachable(root_cause(&e))));
+                        }
+                    };
                     let _ = socket.close(None).await;
                     Ok(Transport::Websocket { url, tls })
                 }
@@ -158,22 +175,57 @@ impl Transport {
     }
 }
 
-/// Whether `address` turns out to speak TLS to a plain-text HTTP/2 client: our gateway answers
-/// in plain text that it serves TLS; another TLS server answers with a TLS alert record (21).
-async fn serves_tls(address: &str) -> bool {
+/// What a port turned out to speak, found when a client's first words were not understood.
+#[derive(Debug, PartialEq)]
+enum Speaks {
+    /// TLS: our gateway's plain-text answer says so, another server sends a TLS alert.
+    Tls,
+    /// HTTP/1.1 (a gateway's REST or WebSocket face).
+    Http,
+    /// Only HTTP/2: gRPC.
+    Grpc,
+}
+
+/// Asks `address` an HTTP/1.1 `GET /dry_run` and reads what comes back: a REST face answers in
+/// HTTP/1.1, a gRPC server (HTTP/2 only) does not, a TLS port says so.
+async fn what_it_speaks(address: &str) -> Option<Speaks> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let wait = Duration::from_secs(1);
-    let Ok(Ok(mut tcp)) = tokio::time::timeout(wait, tokio::net::TcpStream::connect(address)).await
-    else {
-        return false;
+    let mut tcp = tokio::time::timeout(wait, tokio::net::TcpStream::connect(address))
+        .await
+        .ok()?
+        .ok()?;
+    let _ = tcp
+        .write_all(b"GET /dry_run HTTP/1.1\r\nHost: probe\r\nConnection: close\r\n\r\n")
+        .await;
+    let mut answer = [0u8; 512];
+    let n = match tokio::time::timeout(wait, tcp.read(&mut answer)).await {
+        Ok(Ok(n)) => n,
+        _ => 0,
     };
-    let _ = tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n").await;
-    let mut answer = [0u8; 256];
-    match tokio::time::timeout(wait, tcp.read(&mut answer)).await {
-        Ok(Ok(n)) if n > 0 => {
-            answer[0] == 21 || String::from_utf8_lossy(&answer[..n]).contains("serves TLS")
-        }
-        _ => false,
+    let text = String::from_utf8_lossy(&answer[..n]);
+    Some(match answer[..n] {
+        _ if text.contains("serves TLS") => Speaks::Tls,
+        [21 | 22, ..] => Speaks::Tls,
+        _ if text.starts_with("HTTP/1.") => Speaks::Http,
+        _ => Speaks::Grpc,
+    })
+}
+
+/// A hint for a client of `protocol` that met a port speaking something else; None when the
+/// port speaks what was asked (or could not be probed).
+async fn mismatch_hint(address: &str, protocol: Protocol) -> Option<String> {
+    match (what_it_speaks(address).await?, protocol) {
+        (Speaks::Tls, _) => Some(format!(
+            "{address} serves TLS: connect with --tls (or --ca-file CA.pem)"
+        )),
+        (Speaks::Http, Protocol::Grpc) => Some(format!(
+            "{address} speaks HTTP, not gRPC: try --protocol http (or websocket)"
+        )),
+        (Speaks::Grpc, Protocol::Http | Protocol::Websocket) => Some(format!(
+            "{address} speaks gRPC, not HTTP: try --protocol grpc"
+        )),
+        _ => None,
     }
 }
 
@@ -192,16 +244,24 @@ fn status_message(s: &tonic::Status) -> String {
     }
 }
 
-/// The error of a failed gRPC call, with a hint when a plain-text client met a TLS port.
+/// The error of a failed gRPC call, with a hint when the port speaks something else (TLS,
+/// HTTP) or is an executor rather than a gateway.
 async fn grpc_error(s: tonic::Status, plain_text: Option<&str>) -> ClientError {
-    let mut message = status_message(&s);
-    if let Some(address) = plain_text
-        && serves_tls(address).await
-    {
-        message =
-            format!("{address} serves TLS: connect with --tls (or --ca-file CA.pem) ({message})");
-    }
-    ClientError::Transport(message)
+    let message = status_message(&s);
+    let Some(address) = plain_text else {
+        return ClientError::Transport(message);
+    };
+    let hint = match mismatch_hint(address, Protocol::Grpc).await {
+        Some(hint) => Some(hint),
+        None if s.code() == tonic::Code::Unimplemented => Some(format!(
+            "{address} does not serve JinaRPC.Call: it is an executor, not a Flow's gateway; post to the gateway's port"
+        )),
+        None => None,
+    };
+    ClientError::Transport(match hint {
+        Some(hint) => format!("{hint} ({message})"),
+        None => message,
+    })
 }
 
 fn grpc(
@@ -222,10 +282,21 @@ fn grpc(
     let mut client = crate::unlimited!(JinaRpcClient::new(channel));
     futures::stream::once(async move { client.call(gated).await })
         .map(move |opened| match opened {
-            Ok(answers) => answers
-                .into_inner()
-                .map(|a| a.map_err(|s| ClientError::Transport(status_message(&s))))
-                .boxed(),
+            Ok(answers) => {
+                let plain_text = plain_text.clone();
+                answers
+                    .into_inner()
+                    .then(move |answer| {
+                        let plain_text = plain_text.clone();
+                        async move {
+                            match answer {
+                                Ok(a) => Ok(a),
+                                Err(s) => Err(grpc_error(s, plain_text.as_deref()).await),
+                            }
+                        }
+                    })
+                    .boxed()
+            }
             Err(s) => {
                 let plain_text = plain_text.clone();
                 futures::stream::once(
