@@ -39,16 +39,49 @@ where
     }
 }
 
+/// The libraries under us whose debug lines are frame dumps, not news about the Flow:
+/// `JINA_LOG_LEVEL=DEBUG` keeps them at info (`RUST_LOG` can still ask for them).
+const QUIET_LIBRARIES: &[&str] = &[
+    "h2",
+    "hyper",
+    "hyper_util",
+    "tower",
+    "tonic",
+    "rustls",
+    "tungstenite",
+    "tokio_tungstenite",
+    "reqwest",
+    "axum",
+];
+
+/// The filter `JINA_LOG_LEVEL` asks for, with the libraries' chatter left out.
+fn jina_filter(level: &str) -> String {
+    let level = level.to_lowercase();
+    let quiet = matches!(level.as_str(), "debug" | "trace");
+    std::iter::once(level.clone())
+        .chain(
+            QUIET_LIBRARIES
+                .iter()
+                .filter(|_| quiet)
+                .map(|l| format!("{l}=info")),
+        )
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
 /// Installs the logger for a process named `name` (once; later calls do nothing).
 pub fn init(name: &str) {
+    use std::io::IsTerminal;
     let filter = std::env::var("JINA_LOG_LEVEL")
         .ok()
-        .map(|l| l.to_lowercase())
+        .map(|l| jina_filter(&l))
         .or_else(|| std::env::var("RUST_LOG").ok())
         .unwrap_or_else(|| "info".into());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new(filter))
         .with_writer(std::io::stderr)
+        // No colour codes in a file or a pipe.
+        .with_ansi(std::io::stderr().is_terminal())
         // A closed stderr (the reader went away) must not turn into a panic: the subscriber
         // would report its write error with eprint!, which panics on the same closed stream.
         .log_internal_errors(false)
@@ -57,4 +90,17 @@ pub fn init(name: &str) {
             pid: std::process::id(),
         })
         .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn debug_leaves_the_libraries_frame_dumps_out() {
+        assert_eq!(super::jina_filter("INFO"), "info");
+        let debug = super::jina_filter("DEBUG");
+        assert!(
+            debug.starts_with("debug,") && debug.contains("h2=info"),
+            "{debug}"
+        );
+    }
 }

@@ -353,3 +353,34 @@ fn a_flow_with_no_executors_says_so() {
         flow.output()
     );
 }
+
+#[tokio::test]
+async fn debug_logs_leave_out_frame_dumps_and_colour_codes_in_a_pipe() {
+    let files = Files::new();
+    let yaml = files.write(
+        "flow.yml",
+        "with: {protocol: [grpc]}\nexecutors:\n  - {name: e, uses: Visit}\n",
+    );
+    let mut flow = Proc::start_in(
+        &["flow", "--uses", yaml.to_str().unwrap()],
+        None,
+        &[("JINA_LOG_LEVEL", "DEBUG".as_ref())],
+    );
+    let ports = flow.wait_for_gateway(Duration::from_secs(30));
+    post_grpc(
+        ports["GRPC"],
+        vec![jina::request::new_request(
+            "/",
+            &jina::DocumentArray::new(),
+            &Default::default(),
+        )],
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let out = flow.output();
+    assert!(!out.contains('\u{1b}'), "colour codes in a pipe:\n{out}");
+    assert!(
+        !out.contains("h2::") && !out.contains("Frame"),
+        "frame dumps:\n{out}"
+    );
+}
