@@ -379,6 +379,5 @@ async fn debug_logs_leave_out_frame_dumps_and_colour_codes_in_a_pipe() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     let out = flow.output();
     assert!(!out.contains('\u{1b}'), "colour codes in a pipe:\n{out}");
-    assert!(!out.contains("frame="), "frame dumps:
-{out}");
+    assert!(!out.contains("frame="), "frame dumps:\n{out}");
 }
