@@ -381,3 +381,41 @@ async fn debug_logs_leave_out_frame_dumps_and_colour_codes_in_a_pipe() {
     assert!(!out.contains('\u{1b}'), "colour codes in a pipe:\n{out}");
     assert!(!out.contains("frame="), "frame dumps:\n{out}");
 }
+
+#[test]
+fn csv_mistakes_are_named() {
+    let flow = start_flow("  - {name: e, uses: Visit}\n");
+    let port = flow.grpc.to_string();
+    let unclosed = flow
+        .files
+        .write("q.csv", "text,lang\nfine,en\n\"never closed,de\nmore,fr\n");
+    let (code, out) = run(&[
+        "client",
+        "post",
+        "/",
+        "--port",
+        &port,
+        "--inputs",
+        unclosed.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("q.csv:3: a quote opened on this line is never closed"),
+        "{out}"
+    );
+    let no_text = flow.files.write("t.csv", "sentence,lang\nhello,en\n");
+    let (code, out) = run(&[
+        "client",
+        "post",
+        "/",
+        "--port",
+        &port,
+        "--inputs",
+        no_text.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("t.csv has no `text` column: sentence, lang go to tags"),
+        "{out}"
+    );
+}

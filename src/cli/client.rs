@@ -135,6 +135,16 @@ async fn post(args: PostArgs) -> anyhow::Result<()> {
                 }
             };
             let resolver: FieldResolver = args.field_resolver.iter().cloned().collect();
+            if format == InputFormat::Csv
+                && let Some(tags) =
+                    inputs::csv_columns_without_text(std::path::Path::new(input), &resolver)
+            {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "note: {input} has no `text` column: {} go to tags (give one with --field-resolver COLUMN=text)",
+                    tags.join(", ")
+                );
+            }
             Inputs::Documents(inputs::open(input, format, &resolver)?)
         }
     };

@@ -113,9 +113,8 @@ pub fn from_csv(
     resolver: FieldResolver,
 ) -> Documents {
     let origin = origin.to_string();
-    let mut csv = csv::ReaderBuilder::new()
-        .flexible(false)
-        .from_reader(reader);
+    // Flexible: a record of the wrong length is reported here, with what likely went wrong.
+    let mut csv = csv::ReaderBuilder::new().flexible(true).from_reader(reader);
     let headers = match csv.headers() {
         Ok(h) => h
             .iter()
@@ -135,19 +134,26 @@ pub fn from_csv(
             return None;
         }
         let record = match record {
-            Ok(r) => r,
+            Ok(r) if r.len() == headers.len() => r,
+            Ok(r) => {
+                failed = true;
+                let line = r.position().map(|p| p.line());
+                // A field that runs over lines, in a record too short: a quote never closed.
+                let message = if r.iter().any(|f| f.contains('\n')) {
+                    "a quote opened on this line is never closed (its field runs on to the end of the file)".to_string()
+                } else {
+                    format!(
+                        "expected {} fields as in the header, found {}",
+                        headers.len(),
+                        r.len()
+                    )
+                };
+                return Some(Err(InputError::new(&origin, line, message)));
+            }
             Err(e) => {
                 failed = true;
                 let line = e.position().map(|p| p.line());
-                let message = match e.kind() {
-                    csv::ErrorKind::UnequalLengths {
-                        expected_len, len, ..
-                    } => {
-                        format!("expected {expected_len} fields as in the header, found {len}")
-                    }
-                    _ => e.to_string(),
-                };
-                return Some(Err(InputError::new(&origin, line, message)));
+                return Some(Err(InputError::new(&origin, line, e.to_string())));
             }
         };
         let mut doc = Document::new();
@@ -167,6 +173,25 @@ pub fn from_csv(
         }
         Some(Ok(doc))
     }))
+}
+
+/// The columns of a CSV file's header that go to `tags` when none goes to `text` (after the
+/// resolver), for a note to the user; None when one goes to `text` or there is no header.
+pub fn csv_columns_without_text(path: &Path, resolver: &FieldResolver) -> Option<Vec<String>> {
+    let mut csv = csv::Reader::from_path(path).ok()?;
+    let fields: Vec<String> = csv
+        .headers()
+        .ok()?
+        .iter()
+        .map(|c| resolver.get(c).cloned().unwrap_or_else(|| c.to_string()))
+        .collect();
+    const FIELDS: &[&str] = &["id", "text", "uri", "mime_type", "parent_id", "modality"];
+    (!fields.iter().any(|f| f == "text")).then(|| {
+        fields
+            .into_iter()
+            .filter(|f| !FIELDS.contains(&f.as_str()))
+            .collect()
+    })
 }
 
 /// Documents from newline-delimited JSON, one document object per line (blank lines skipped).
@@ -378,6 +403,17 @@ mod tests {
             "d.csv:4: expected 3 fields as in the header, found 2"
         );
         assert_eq!(docs.len(), 3, "reading stops at the first bad line");
+    }
+
+    #[test]
+    fn an_unclosed_quote_is_named_with_its_line() {
+        let text = "text,lang\nfine,en\n\"never closed,de\nmore,fr\n";
+        let docs: Vec<_> = from_csv(Cursor::new(text), "q.csv", FieldResolver::new()).collect();
+        let e = docs[1].as_ref().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "q.csv:3: a quote opened on this line is never closed (its field runs on to the end of the file)"
+        );
     }
 
     #[test]
