@@ -419,3 +419,33 @@ fn csv_mistakes_are_named() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn polling_per_endpoint_as_jina_3_writes_it() {
+    let flow = start_flow(
+        "  - name: s\n    uses: Visit\n    shards: 2\n    polling: {/search: ALL, '*': ANY}\n",
+    );
+    let visits = |endpoint: &'static str| {
+        let grpc = flow.grpc;
+        async move {
+            let answers = post_grpc(
+                grpc,
+                vec![jina::request::new_request(
+                    endpoint,
+                    &jina::DocumentArray::from(vec![jina::Document::from_text("q")]),
+                    &Default::default(),
+                )],
+            )
+            .await;
+            jina::request::docs(&answers[0])
+                .unwrap()
+                .iter()
+                .next()
+                .unwrap()
+                .matches
+                .len()
+        }
+    };
+    assert_eq!(visits("/search").await, 2, "ALL: every shard");
+    assert_eq!(visits("/index").await, 1, "the rest: ANY, one shard");
+}

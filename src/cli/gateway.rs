@@ -129,6 +129,7 @@ fn graph_from(
             Ok(DeploymentAddresses {
                 name: name.clone(),
                 polling: Default::default(),
+                polling_by_endpoint: Default::default(),
                 shards: vec![replicas],
                 head: None,
                 tail: None,

@@ -235,6 +235,9 @@ pub struct ExecutorSpec {
     /// Copies of each shard that take turns: Jina 3's `replicas`.
     pub replicas: u32,
     pub polling: Polling,
+    /// Jina 3's polling per endpoint (`polling: {/search: ALL, '*': ANY}`); `polling` is the
+    /// rest.
+    pub polling_by_endpoint: BTreeMap<String, Polling>,
     pub uses_before: Option<Uses>,
     pub uses_after: Option<Uses>,
     /// Where an external executor runs.

@@ -482,15 +482,37 @@ fn read_executors(list: &str, v: &Value, p: &mut Parsed) {
                     Ok(n) => e.replicas = n as u32,
                     Err(m) => err(m),
                 },
-                "polling" => match string(v).and_then(|s| {
-                    Polling::parse(&s).ok_or(format!("unknown polling '{s}' (ANY, ALL, ALL_ASYNC)"))
-                }) {
-                    Ok(pl) => {
-                        e.polling = pl;
-                        polling_given = true;
+                "polling" => {
+                    let one = |v: &Value| {
+                        string(v).and_then(|s| {
+                            Polling::parse(&s)
+                                .ok_or(format!("unknown polling '{s}' (ANY, ALL, ALL_ASYNC)"))
+                        })
+                    };
+                    match v {
+                        // Jina 3: per endpoint, `*` for the others.
+                        Value::Mapping(map) => {
+                            for (endpoint, pl) in map {
+                                match (endpoint.as_str(), one(pl)) {
+                                    (Some("*"), Ok(pl)) => e.polling = pl,
+                                    (Some(endpoint), Ok(pl)) => {
+                                        e.polling_by_endpoint.insert(endpoint.into(), pl);
+                                    }
+                                    (None, _) => err("polling: endpoints are strings".into()),
+                                    (_, Err(m)) => err(m),
+                                }
+                            }
+                            polling_given = true;
+                        }
+                        v => match one(v) {
+                            Ok(pl) => {
+                                e.polling = pl;
+                                polling_given = true;
+                            }
+                            Err(m) => err(m),
+                        },
                     }
-                    Err(m) => err(m),
-                },
+                }
                 "host" => match string(v) {
                     Ok(s) => e.host = Some(s),
                     Err(m) => err(m),
@@ -853,7 +875,15 @@ pub fn write(spec: &FlowSpec) -> String {
             if e.replicas > 1 {
                 x.insert("replicas".into(), json!(e.replicas));
             }
-            if e.shards > 1 || e.polling != Polling::Any {
+            if !e.polling_by_endpoint.is_empty() {
+                let mut map: Map<String, Json> = e
+                    .polling_by_endpoint
+                    .iter()
+                    .map(|(k, v)| (k.clone(), json!(v.as_str())))
+                    .collect();
+                map.insert("*".into(), json!(e.polling.as_str()));
+                x.insert("polling".into(), Json::Object(map));
+            } else if e.shards > 1 || e.polling != Polling::Any {
                 x.insert("polling".into(), json!(e.polling.as_str()));
             }
             for (key, u) in [

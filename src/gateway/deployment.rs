@@ -269,6 +269,7 @@ impl Shard {
 pub struct Deployment {
     pub name: String,
     polling: Polling,
+    polling_by_endpoint: std::collections::BTreeMap<String, Polling>,
     shards: Vec<Arc<Shard>>,
     next_shard: AtomicUsize,
     head: Option<Shard>,
@@ -303,6 +304,7 @@ impl Deployment {
         Ok(Deployment {
             name: addresses.name.clone(),
             polling: addresses.polling,
+            polling_by_endpoint: addresses.polling_by_endpoint.clone(),
             shards,
             next_shard: AtomicUsize::new(0),
             head: single(&addresses.head)?,
@@ -407,7 +409,13 @@ impl Deployment {
             }
             requests = vec![r];
         }
-        let result = match self.polling {
+        let endpoint = requests.first().map(request::endpoint).unwrap_or_default();
+        let polling = self
+            .polling_by_endpoint
+            .get(endpoint)
+            .copied()
+            .unwrap_or(self.polling);
+        let result = match polling {
             Polling::Any => {
                 let n = self.next_shard.fetch_add(1, Ordering::Relaxed);
                 self.shards[n % self.shards.len()]

@@ -142,6 +142,8 @@ impl CopyId {
 pub struct DeploymentAddresses {
     pub name: String,
     pub polling: Polling,
+    /// Polling for particular endpoints (Jina 3's map form); `polling` for the rest.
+    pub polling_by_endpoint: std::collections::BTreeMap<String, Polling>,
     /// One list of replica addresses per shard.
     pub shards: Vec<Vec<CopyAddress>>,
     /// The uses_before executor, which sees each request before the shards.
@@ -353,6 +355,7 @@ fn plan_executor(
         return Ok(DeploymentAddresses {
             name: name.into(),
             polling: exec.polling,
+            polling_by_endpoint: exec.polling_by_endpoint.clone(),
             shards: vec![vec![CopyAddress::external(format!("{host}:{port}"))]],
             head: None,
             tail: None,
@@ -516,6 +519,7 @@ fn plan_executor(
     Ok(DeploymentAddresses {
         name: name.into(),
         polling: exec.polling,
+        polling_by_endpoint: exec.polling_by_endpoint.clone(),
         shards,
         head,
         tail,
