@@ -122,6 +122,7 @@ pub async fn run(command: ClientCommand) -> anyhow::Result<()> {
 }
 
 async fn post(args: PostArgs) -> anyhow::Result<()> {
+    let mut total_docs = None;
     let inputs = match &args.inputs {
         None => Inputs::Nothing,
         Some(input) => {
@@ -144,6 +145,9 @@ async fn post(args: PostArgs) -> anyhow::Result<()> {
                     "note: {input} has no `text` column: {} go to tags (give one with --field-resolver COLUMN=text)",
                     tags.join(", ")
                 );
+            }
+            if args.show_progress {
+                total_docs = inputs::count(input, format);
             }
             Inputs::Documents(inputs::open(input, format, &resolver)?)
         }
@@ -176,6 +180,7 @@ async fn post(args: PostArgs) -> anyhow::Result<()> {
         request_size: args.request_size,
         prefetch: args.prefetch,
         show_progress: args.show_progress,
+        total_docs,
         continue_on_error: args.continue_on_error,
         results_in_order: args.results_in_order,
         ..Default::default()

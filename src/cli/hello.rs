@@ -99,6 +99,7 @@ pub async fn run(args: HelloArgs) -> anyhow::Result<()> {
             PostOptions {
                 request_size: 50,
                 show_progress: true,
+                total_docs: Some(paragraphs().count() as u64),
                 ..Default::default()
             },
         )

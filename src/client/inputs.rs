@@ -175,6 +175,28 @@ pub fn from_csv(
     }))
 }
 
+/// How many documents a file holds, when that is cheap to know: records of a CSV, non-empty
+/// lines of NDJSON or text. None for stdin, globs and arrays (or a file that cannot be read).
+pub fn count(input: &str, format: InputFormat) -> Option<u64> {
+    if input == "-" {
+        return None;
+    }
+    match format {
+        InputFormat::Csv => Some(csv::Reader::from_path(input).ok()?.records().count() as u64),
+        InputFormat::Ndjson | InputFormat::Lines => {
+            let reader = BufReader::new(File::open(input).ok()?);
+            Some(
+                reader
+                    .lines()
+                    .map_while(Result::ok)
+                    .filter(|l| !l.trim().is_empty())
+                    .count() as u64,
+            )
+        }
+        InputFormat::Files | InputFormat::Npy => None,
+    }
+}
+
 /// The columns of a CSV file's header that go to `tags` when none goes to `text` (after the
 /// resolver), for a note to the user; None when one goes to `text` or there is no header.
 pub fn csv_columns_without_text(path: &Path, resolver: &FieldResolver) -> Option<Vec<String>> {
@@ -403,6 +425,20 @@ mod tests {
             "d.csv:4: expected 3 fields as in the header, found 2"
         );
         assert_eq!(docs.len(), 3, "reading stops at the first bad line");
+    }
+
+    #[test]
+    fn files_are_counted_when_that_is_cheap() {
+        let dir = std::env::temp_dir().join(format!("jina-count-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let csv = dir.join("a.csv");
+        std::fs::write(&csv, "text,lang\na,en\n\"b\nc\",fr\nd,de\n").unwrap();
+        let nd = dir.join("a.ndjson");
+        std::fs::write(&nd, "{}\n\n{}\n").unwrap();
+        assert_eq!(count(csv.to_str().unwrap(), InputFormat::Csv), Some(3));
+        assert_eq!(count(nd.to_str().unwrap(), InputFormat::Ndjson), Some(2));
+        assert_eq!(count("-", InputFormat::Lines), None);
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

@@ -171,6 +171,9 @@ pub struct PostOptions {
     /// Requests in flight at most.
     pub prefetch: usize,
     pub show_progress: bool,
+    /// How many documents the inputs hold, when known: the progress bar then shows a total,
+    /// the percent done and an ETA (else a rate).
+    pub total_docs: Option<u64>,
     /// Go on after a request fails (its callbacks still run) instead of stopping with an error.
     pub continue_on_error: bool,
     /// Keep every response and return them (memory grows with the input: use with care).
@@ -191,6 +194,7 @@ impl Default for PostOptions {
             request_size: 100,
             prefetch: 1000,
             show_progress: false,
+            total_docs: None,
             continue_on_error: false,
             return_results: false,
             results_in_order: false,
@@ -329,7 +333,9 @@ impl Client {
     ) -> Result<PostSummary, ClientError> {
         let started = Instant::now();
         let (mut answers, docs_sent) = self.responses(on, inputs.into(), &options);
-        let progress = options.show_progress.then(progress_bar);
+        let progress = options
+            .show_progress
+            .then(|| progress_bar(options.total_docs));
         let mut summary = PostSummary::default();
         while let Some(answer) = answers.next().await {
             let response = answer?;
@@ -337,7 +343,10 @@ impl Client {
             summary.docs = docs_sent.load(Ordering::Relaxed);
             if let Some(bar) = &progress {
                 let secs = started.elapsed().as_secs_f64().max(1e-9);
-                bar.set_position(summary.requests as u64);
+                match options.total_docs {
+                    Some(_) => bar.inc(request::doc_count(&response.proto) as u64),
+                    None => bar.set_position(summary.requests as u64),
+                }
                 bar.set_message(format!(
                     "{:.0} docs/s, {:.1} requests/s",
                     summary.docs as f64 / secs,
@@ -467,12 +476,20 @@ fn in_order(
         .boxed()
 }
 
-fn progress_bar() -> indicatif::ProgressBar {
-    let bar = indicatif::ProgressBar::new_spinner();
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} {pos} requests done, {msg} [{elapsed}]")
-            .expect("a valid template"),
-    );
+/// A bar over the documents when their number is known (total, percent, ETA), else a spinner
+/// counting requests.
+fn progress_bar(total_docs: Option<u64>) -> indicatif::ProgressBar {
+    let (bar, template) = match total_docs {
+        Some(total) => (
+            indicatif::ProgressBar::new(total),
+            "{bar:30} {pos}/{len} docs {percent}% ETA {eta} ({msg}) [{elapsed}]",
+        ),
+        None => (
+            indicatif::ProgressBar::new_spinner(),
+            "{spinner} {pos} requests done, {msg} [{elapsed}]",
+        ),
+    };
+    bar.set_style(indicatif::ProgressStyle::with_template(template).expect("a valid template"));
     bar.enable_steady_tick(Duration::from_millis(100));
     bar
 }

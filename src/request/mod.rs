@@ -127,6 +127,27 @@ pub fn each_doc(req: &DataRequestProto) -> Result<EachDoc, prost::DecodeError> {
     Ok(EachDoc { rest: list })
 }
 
+/// How many documents a request carries, read from the framing alone (nothing is decoded).
+pub fn doc_count(req: &DataRequestProto) -> usize {
+    use prost::encoding::{DecodeContext, WireType, decode_key, skip_field};
+    let Ok(mut list) = doc_list_slice(&req.data) else {
+        return 0;
+    };
+    let mut n = 0;
+    while !list.is_empty() {
+        let Ok((tag, wire_type)) = decode_key(&mut list) else {
+            break;
+        };
+        if (tag, wire_type) == (1, WireType::LengthDelimited) {
+            n += 1;
+        }
+        if skip_field(wire_type, tag, &mut list, DecodeContext::default()).is_err() {
+            break;
+        }
+    }
+    n
+}
+
 /// The encoded `DocListProto` inside an encoded `DataContentProto` (empty when it has none).
 fn doc_list_slice(data: &bytes::Bytes) -> Result<bytes::Bytes, prost::DecodeError> {
     use prost::encoding::{DecodeContext, WireType, decode_key, skip_field};
@@ -338,6 +359,16 @@ mod tests {
         // `__results__` and other keys that start or end with `__` are for everyone.
         let dunder = map(json!({"__results__": {}, "x__": 1}));
         assert_eq!(parameters_for(&dunder, "b"), dunder);
+    }
+
+    #[test]
+    fn doc_count_reads_the_framing_only() {
+        let docs: DocumentArray = (0..3)
+            .map(|i| crate::document::Document::from_text(format!("d{i}")))
+            .collect();
+        let req = new_request("/", &docs, &Map::new());
+        assert_eq!(doc_count(&req), 3);
+        assert_eq!(doc_count(&DataRequestProto::default()), 0);
     }
 
     #[test]
