@@ -4,22 +4,36 @@
 mod common;
 
 use common::*;
+use jina::proto::jina::DataRequestProto;
 use std::time::Duration;
+
+/// Runs `jina flow` on `yaml` (written as flow.yml, with `files` beside it) and checks that it
+/// is refused with `message`, exit code 1, before anything is ready.
+fn refused(files: &Files, yaml: &str, message: &str) -> String {
+    let path = files.write("flow.yml", yaml);
+    let (code, out) = run(&["flow", "--uses", path.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(message), "expected '{message}' in:\n{out}");
+    assert!(!out.contains("Flow is ready"), "{out}");
+    out
+}
+
+/// A request to `endpoint` with these documents.
+fn request(endpoint: &str, docs: Vec<jina::Document>) -> DataRequestProto {
+    jina::request::new_request(
+        endpoint,
+        &jina::DocumentArray::from(docs),
+        &Default::default(),
+    )
+}
 
 #[test]
 fn a_typo_of_executors_is_an_error_not_a_flow_without_executors() {
-    let files = Files::new();
-    let yaml = files.write(
-        "flow.yml",
+    refused(
+        &Files::new(),
         "jtype: Flow\nexecutorz:\n  - {name: a, uses: Visit}\n",
+        "flow.yml:2: executorz: unknown key; did you mean `executors`?",
     );
-    let (code, out) = run(&["flow", "--uses", yaml.to_str().unwrap()]);
-    assert_eq!(code, 1, "{out}");
-    assert!(
-        out.contains("flow.yml:2: executorz: unknown key; did you mean `executors`?"),
-        "{out}"
-    );
-    assert!(!out.contains("Flow is ready"), "{out}");
 }
 
 #[tokio::test]
@@ -33,11 +47,7 @@ async fn pods_lists_the_executors_as_in_jina_1() {
     let ports = flow.wait_for_gateway(Duration::from_secs(30));
     let answers = post_grpc(
         ports["GRPC"],
-        vec![jina::request::new_request(
-            "/",
-            &jina::DocumentArray::from(vec![jina::Document::from_text("hi")]),
-            &Default::default(),
-        )],
+        vec![request("/", vec![jina::Document::from_text("hi")])],
     )
     .await;
     let docs = jina::request::docs(&answers[0]).unwrap();
@@ -99,15 +109,10 @@ fn variables_are_substituted_before_types_are_checked() {
     assert_eq!(children_of(flow.child.id()).len(), 2, "{}", flow.output());
     assert!(flow.output().contains("worker/rep-1"), "{}", flow.output());
 
-    let missing = files.write(
-        "missing.yml",
+    refused(
+        &files,
         "executors:\n  - name: a\n    replicas: ${{ ENV.JINA_RS_TEST_UNSET }}\n",
-    );
-    let (code, out) = run(&["flow", "--uses", missing.to_str().unwrap()]);
-    assert_eq!(code, 1, "{out}");
-    assert!(
-        out.contains("missing.yml:3: the variable JINA_RS_TEST_UNSET is not set"),
-        "{out}"
+        "flow.yml:3: the variable JINA_RS_TEST_UNSET is not set",
     );
 }
 
@@ -118,11 +123,7 @@ async fn jina_2s_reserved_executors_mean_what_they_meant() {
     );
     let answers = post_grpc(
         flow.grpc,
-        vec![jina::request::new_request(
-            "/",
-            &jina::DocumentArray::from(vec![jina::Document::from_text("hi")]),
-            &Default::default(),
-        )],
+        vec![request("/", vec![jina::Document::from_text("hi")])],
     )
     .await;
     assert!(!jina::request::is_error(&answers[0]), "{:?}", answers[0]);
@@ -173,15 +174,7 @@ async fn when_filters_route_english_and_french_to_their_branches() {
             d
         })
         .collect();
-    let answers = post_grpc(
-        flow.grpc,
-        vec![jina::request::new_request(
-            "/",
-            &jina::DocumentArray::from(docs),
-            &Default::default(),
-        )],
-    )
-    .await;
+    let answers = post_grpc(flow.grpc, vec![request("/", docs)]).await;
     let back = jina::request::docs(&answers[0]).unwrap();
     let seen: Vec<(String, Vec<String>)> = back
         .iter()
@@ -204,16 +197,10 @@ async fn when_filters_route_english_and_french_to_their_branches() {
 
 #[test]
 fn a_bad_when_filter_is_an_error_with_its_line() {
-    let files = Files::new();
-    let yaml = files.write(
-        "flow.yml",
+    refused(
+        &Files::new(),
         "executors:\n  - name: a\n    uses: Visit\n    when: {tags__lang: {$like: en}}\n",
-    );
-    let (code, out) = run(&["flow", "--uses", yaml.to_str().unwrap()]);
-    assert_eq!(code, 1, "{out}");
-    assert!(
-        out.contains("flow.yml:4: executors[0].when: tags__lang: unknown operator $like"),
-        "{out}"
+        "flow.yml:4: executors[0].when: tags__lang: unknown operator $like",
     );
 }
 
@@ -230,13 +217,11 @@ async fn class_tags_work_and_jina_1_drivers_get_one_clear_error() {
         "old.yml",
         "!BaseExecutor\nrequests:\n  on:\n    IndexRequest:\n      - !KVIndexDriver {}\n",
     );
-    let old = files.write(
-        "old-flow.yml",
+    let out = refused(
+        &files,
         "executors:\n  - {name: old, uses: old.yml}\n",
+        "Jina 1's syntax",
     );
-    let (code, out) = run(&["flow", "--uses", old.to_str().unwrap()]);
-    assert_eq!(code, 1, "{out}");
-    assert!(out.contains("Jina 1's syntax"), "{out}");
     assert_eq!(out.matches("error:").count(), 1, "one error: {out}");
 }
 
@@ -367,15 +352,7 @@ async fn debug_logs_leave_out_frame_dumps_and_colour_codes_in_a_pipe() {
         &[("JINA_LOG_LEVEL", "DEBUG".as_ref())],
     );
     let ports = flow.wait_for_gateway(Duration::from_secs(30));
-    post_grpc(
-        ports["GRPC"],
-        vec![jina::request::new_request(
-            "/",
-            &jina::DocumentArray::new(),
-            &Default::default(),
-        )],
-    )
-    .await;
+    post_grpc(ports["GRPC"], vec![request("/", vec![])]).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let out = flow.output();
     assert!(!out.contains('\u{1b}'), "colour codes in a pipe:\n{out}");
@@ -430,11 +407,7 @@ async fn polling_per_endpoint_as_jina_3_writes_it() {
         async move {
             let answers = post_grpc(
                 grpc,
-                vec![jina::request::new_request(
-                    endpoint,
-                    &jina::DocumentArray::from(vec![jina::Document::from_text("q")]),
-                    &Default::default(),
-                )],
+                vec![request(endpoint, vec![jina::Document::from_text("q")])],
             )
             .await;
             jina::request::docs(&answers[0])
