@@ -18,6 +18,19 @@ fn refused(files: &Files, yaml: &str, message: &str) -> String {
     out
 }
 
+/// Starts `jina flow` on `yaml` (written as flow.yml into `files`) with extra environment
+/// variables, and waits until it is ready; returns it and its ports by protocol.
+fn serve(
+    files: &Files,
+    yaml: &str,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> (Proc, std::collections::BTreeMap<String, u16>) {
+    let path = files.write("flow.yml", yaml);
+    let mut flow = Proc::start_in(&["flow", "--uses", path.to_str().unwrap()], None, env);
+    let ports = flow.wait_for_gateway(Duration::from_secs(30));
+    (flow, ports)
+}
+
 /// A request to `endpoint` with these documents.
 fn request(endpoint: &str, docs: Vec<jina::Document>) -> DataRequestProto {
     jina::request::new_request(
@@ -39,12 +52,11 @@ fn a_typo_of_executors_is_an_error_not_a_flow_without_executors() {
 #[tokio::test]
 async fn pods_lists_the_executors_as_in_jina_1() {
     let files = Files::new();
-    let yaml = files.write(
-        "flow.yml",
+    let (_flow, ports) = serve(
+        &files,
         "jtype: Flow\nversion: '1'\nwith: {protocol: [grpc]}\npods:\n  - {name: first, uses: Visit}\n  - {name: second, uses: Visit}\n",
+        &[],
     );
-    let mut flow = Proc::start_in(&["flow", "--uses", yaml.to_str().unwrap()], None, &[]);
-    let ports = flow.wait_for_gateway(Duration::from_secs(30));
     let answers = post_grpc(
         ports["GRPC"],
         vec![request("/", vec![jina::Document::from_text("hi")])],
@@ -96,19 +108,13 @@ async fn jina_ping_flow_gateway_and_executor_as_jina_3_spells_it() {
 #[test]
 fn variables_are_substituted_before_types_are_checked() {
     let files = Files::new();
-    let yaml = files.write(
-        "flow.yml",
+    let (flow, _) = serve(
+        &files,
         "jtype: Flow\nexecutors:\n  - name: ${{ ENV.EXEC_NAME }}\n    uses: Visit\n    replicas: ${{ ENV.REPLICAS }}\n    timeout_ready: '-1'\n",
-    );
-    let mut flow = Proc::start_in(
-        &["flow", "--uses", yaml.to_str().unwrap()],
-        None,
         &[("REPLICAS", "2".as_ref()), ("EXEC_NAME", "worker".as_ref())],
     );
-    flow.wait_for_gateway(Duration::from_secs(30));
     assert_eq!(children_of(flow.child.id()).len(), 2, "{}", flow.output());
     assert!(flow.output().contains("worker/rep-1"), "{}", flow.output());
-
     refused(
         &files,
         "executors:\n  - name: a\n    replicas: ${{ ENV.JINA_RS_TEST_UNSET }}\n",
@@ -144,12 +150,11 @@ async fn jina_2s_reserved_executors_mean_what_they_meant() {
 #[tokio::test]
 async fn the_flow_tag_and_jina_3s_gateway_section_run() {
     let files = Files::new();
-    let yaml = files.write(
-        "flow.yml",
+    let (_flow, ports) = serve(
+        &files,
         "!Flow\ngateway:\n  protocol: [http]\n  cors: true\nexecutors:\n  - {name: e, uses: Visit}\n",
+        &[],
     );
-    let mut flow = Proc::start_in(&["flow", "--uses", yaml.to_str().unwrap()], None, &[]);
-    let ports = flow.wait_for_gateway(Duration::from_secs(30));
     let (code, answer) = post_http(
         ports["HTTP"],
         "/post",
@@ -208,9 +213,7 @@ fn a_bad_when_filter_is_an_error_with_its_line() {
 async fn class_tags_work_and_jina_1_drivers_get_one_clear_error() {
     let files = Files::new();
     files.write("visit.yml", "!Visit\nmetas: {name: tagged}\n");
-    let flow_yml = files.write("flow.yml", "executors:\n  - {name: v, uses: visit.yml}\n");
-    let mut flow = Proc::start_in(&["flow", "--uses", flow_yml.to_str().unwrap()], None, &[]);
-    flow.wait_for_gateway(Duration::from_secs(30));
+    let (flow, _) = serve(&files, "executors:\n  - {name: v, uses: visit.yml}\n", &[]);
     drop(flow);
 
     files.write(
@@ -328,30 +331,22 @@ fn a_client_on_the_wrong_port_is_told_what_the_port_speaks() {
 
 #[test]
 fn a_flow_with_no_executors_says_so() {
-    let files = Files::new();
-    let yaml = files.write("flow.yml", "jtype: Flow\nwith: {protocol: [grpc]}\n");
-    let mut flow = Proc::start_in(&["flow", "--uses", yaml.to_str().unwrap()], None, &[]);
-    flow.wait_for_gateway(Duration::from_secs(30));
-    assert!(
-        flow.output().contains("this Flow has no executors"),
-        "{}",
-        flow.output()
+    let (flow, _) = serve(
+        &Files::new(),
+        "jtype: Flow\nwith: {protocol: [grpc]}\n",
+        &[],
     );
+    let out = flow.output();
+    assert!(out.contains("this Flow has no executors"), "{out}");
 }
 
 #[tokio::test]
 async fn debug_logs_leave_out_frame_dumps_and_colour_codes_in_a_pipe() {
-    let files = Files::new();
-    let yaml = files.write(
-        "flow.yml",
+    let (flow, ports) = serve(
+        &Files::new(),
         "with: {protocol: [grpc]}\nexecutors:\n  - {name: e, uses: Visit}\n",
-    );
-    let mut flow = Proc::start_in(
-        &["flow", "--uses", yaml.to_str().unwrap()],
-        None,
         &[("JINA_LOG_LEVEL", "DEBUG".as_ref())],
     );
-    let ports = flow.wait_for_gateway(Duration::from_secs(30));
     post_grpc(ports["GRPC"], vec![request("/", vec![])]).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let out = flow.output();
