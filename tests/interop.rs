@@ -251,3 +251,41 @@ fn a_python_flow_uses_our_executor() {
     let out = run_python(&python, &["flow_to_rust.py", &port.to_string()]);
     assert!(out.contains("OK flow"), "{out}");
 }
+
+#[tokio::test]
+async fn a_flow_entry_with_py_modules_names_a_python_class_as_jina_3_writes_it() {
+    let Some(python) = peer_python() else { return };
+    let files = Files::new();
+    let path = files.write(
+        "flow.yml",
+        &format!(
+            "with: {{protocol: grpc}}\nexecutors:\n  - {{name: py, uses: PyTagger, py_modules: [{PEER_DIR}/tagger.py]}}\n"
+        ),
+    );
+    let mut flow = Proc::start_in(
+        &["flow", "--uses", path.to_str().unwrap()],
+        None,
+        &[("JINA_PYTHON", python.as_os_str())],
+    );
+    let grpc = flow.wait_for_gateway(Duration::from_secs(90))["GRPC"];
+    let client = Client::connect(Protocol::Grpc, "127.0.0.1", grpc)
+        .await
+        .unwrap();
+    let summary = client
+        .post(
+            "/",
+            jina::Document::from_text("hi"),
+            PostOptions {
+                return_results: true,
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let docs = summary.results[0].docs().unwrap();
+    assert_eq!(
+        docs.iter().next().unwrap().tags["seen_by"],
+        "python",
+        "the Python class ran"
+    );
+}

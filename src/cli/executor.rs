@@ -121,7 +121,13 @@ async fn serve_python(
     }
     let name = name.unwrap_or("executor");
     crate::logging::init(name);
-    let command = crate::orchestrate::python_executor_command(yaml, port, name, overrides);
+    let command = crate::orchestrate::python_executor_command(
+        &yaml.display().to_string(),
+        &[],
+        port,
+        name,
+        overrides,
+    );
     tracing::info!(
         "a Python executor: serving it with Python Jina ({})",
         command[0]

@@ -81,6 +81,9 @@ pub struct ExecutorConfig {
     pub metas: Metas,
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub requests: IndexMap<String, String>,
+    /// Jina 3 writes `py_modules` at the top; it is `metas.py_modules` (moved there on reading).
+    #[serde(default, deserialize_with = "one_or_many", skip_serializing)]
+    py_modules: Vec<String>,
     /// Where this config came from, for messages.
     #[serde(skip)]
     pub origin: String,
@@ -108,6 +111,7 @@ impl ExecutorConfig {
             with: Map::new(),
             metas: Metas::default(),
             requests: IndexMap::new(),
+            py_modules: vec![],
             origin: format!("uses '{name}'"),
             base_dir: None,
         }
@@ -210,7 +214,14 @@ impl ExecutorConfig {
         };
         config.origin = origin.into();
         config.base_dir = base_dir;
+        config.lift_py_modules();
         Ok(config)
+    }
+
+    /// Moves a top-level `py_modules` (Jina 3) into `metas`, where Jina 2 keeps it.
+    fn lift_py_modules(&mut self) {
+        let top = std::mem::take(&mut self.py_modules);
+        self.metas.py_modules.extend(top);
     }
 
     /// An executor config given as a map (the reference's `uses={'jtype': ..., 'with': ...}`).
@@ -218,6 +229,7 @@ impl ExecutorConfig {
         let mut config: ExecutorConfig =
             serde_json::from_value(map).map_err(|e| ConfigError::new(origin, e.to_string()))?;
         config.origin = origin.into();
+        config.lift_py_modules();
         Ok(config)
     }
 
@@ -341,6 +353,14 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("Jina 1's syntax"), "{e}");
+    }
+
+    #[test]
+    fn py_modules_at_the_top_as_jina_3_writes_it() {
+        let c = ExecutorConfig::from_yaml_str("jtype: MyExec\npy_modules: [my.py]\n", "t", None)
+            .unwrap();
+        assert_eq!(c.metas.py_modules, ["my.py"]);
+        assert!(c.is_python());
     }
 
     #[test]

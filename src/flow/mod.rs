@@ -164,14 +164,18 @@ pub fn check(spec: &FlowSpec) -> Result<Graph, Vec<graph::Problem>> {
             continue;
         }
         let plain = crate::executor::Overrides::default();
-        for (key, uses, overrides) in [
-            ("uses", Some(&e.uses), &e.overrides),
-            ("uses_before", e.uses_before.as_ref(), &plain),
-            ("uses_after", e.uses_after.as_ref(), &plain),
+        for (key, uses, overrides, py_modules) in [
+            ("uses", Some(&e.uses), &e.overrides, &e.py_modules[..]),
+            ("uses_before", e.uses_before.as_ref(), &plain, &[][..]),
+            ("uses_after", e.uses_after.as_ref(), &plain, &[][..]),
         ] {
             if let Some(u) = uses
-                && let Err(m) =
-                    crate::orchestrate::resolve_uses(u, spec.base_dir.as_deref(), overrides)
+                && let Err(m) = crate::orchestrate::resolve_uses(
+                    u,
+                    spec.base_dir.as_deref(),
+                    overrides,
+                    py_modules,
+                )
             {
                 problems.push((i, key, m));
             }

@@ -248,6 +248,9 @@ pub struct ExecutorSpec {
     pub timeout_ready: Option<i64>,
     pub env: BTreeMap<String, String>,
     pub workspace: Option<String>,
+    /// Jina 3's `py_modules` on the entry (paths resolved against the YAML's folder): `uses`
+    /// then names a Python class (or YAML) for Python Jina to serve.
+    pub py_modules: Vec<String>,
     /// Jina's `timeout_send` (ms; -1 waits forever); None takes the Flow's.
     pub timeout_send: Option<i64>,
     /// Jina's `retries`: other replicas a failed call may be tried on; None: each once.

@@ -75,6 +75,7 @@ const EXECUTOR_KEYS: &[&str] = &[
     "restart",
     "tls",
     "when",
+    "py_modules",
     "env",
     "workspace",
 ];
@@ -575,6 +576,20 @@ fn read_executors(list: &str, v: &Value, p: &mut Parsed) {
                     Some(b) => e.tls = b,
                     None => err(format!("expected true or false, found {}", describe(v))),
                 },
+                "py_modules" => match one_or_many(v, "a Python file") {
+                    Ok(files) => {
+                        e.py_modules = files
+                            .into_iter()
+                            .map(|f| match &p.spec.base_dir {
+                                Some(dir) if Path::new(&f).is_relative() => {
+                                    dir.join(f).display().to_string()
+                                }
+                                _ => f,
+                            })
+                            .collect()
+                    }
+                    Err(m) => err(m),
+                },
                 "when" => match serde_json::to_value(v)
                     .map_err(|e| e.to_string())
                     .and_then(|q| crate::document::Query::parse(&q))
@@ -932,6 +947,9 @@ pub fn write(spec: &FlowSpec) -> String {
             }
             if e.tls {
                 x.insert("tls".into(), json!(true));
+            }
+            if !e.py_modules.is_empty() {
+                x.insert("py_modules".into(), json!(e.py_modules));
             }
             Json::Object(x)
         })

@@ -23,8 +23,13 @@ use std::time::Duration;
 pub enum Launch {
     /// `jina executor --uses <arg>`: a built-in name, a YAML path or inline YAML.
     Native(String),
-    /// `python -m jina executor --uses <path>`: an executor YAML whose class lives in Python.
-    Python(PathBuf),
+    /// `python -m jina executor --uses <uses> [--py-modules ...]`: an executor whose class lives
+    /// in Python: a YAML file with `py_modules`, or a class name with the Flow entry's
+    /// `py_modules` (Jina 3).
+    Python {
+        uses: String,
+        py_modules: Vec<String>,
+    },
     /// A library user's Rust executor, served inside this process.
     InProcess(crate::executor::Native),
 }
@@ -35,7 +40,22 @@ pub fn resolve_uses(
     uses: &Uses,
     base_dir: Option<&Path>,
     overrides: &Overrides,
+    py_modules: &[String],
 ) -> Result<Launch, String> {
+    // Jina 3's `py_modules` on a Flow's entry: the class (or YAML) is Python's to find.
+    if let (Uses::Named(text), false) = (uses, py_modules.is_empty()) {
+        let trimmed = text.trim();
+        let uses = match base_dir {
+            Some(dir) if trimmed.ends_with(".yml") || trimmed.ends_with(".yaml") => {
+                dir.join(trimmed).display().to_string()
+            }
+            _ => trimmed.to_string(),
+        };
+        return Ok(Launch::Python {
+            uses,
+            py_modules: py_modules.to_vec(),
+        });
+    }
     let (config, launch) = match uses {
         // Built when the Flow starts: building it now could be costly (a model to load).
         Uses::Native(native) => return Ok(Launch::InProcess(native.clone())),
@@ -61,7 +81,10 @@ pub fn resolve_uses(
             };
             let config = ExecutorConfig::from_uses(&arg).map_err(|e| e.to_string())?;
             let launch = if config.is_python() {
-                Launch::Python(PathBuf::from(&arg))
+                Launch::Python {
+                    uses: arg,
+                    py_modules: vec![],
+                }
             } else {
                 Launch::Native(arg)
             };
@@ -370,13 +393,15 @@ fn plan_executor(
                    python_name: String,
                    id: CopyId,
                    uses: &Uses,
+                   py_modules: &[String],
                    overrides: &Overrides,
                    port: Option<u16>|
      -> Result<CopyAddress, String> {
-        let launch = resolve_uses(uses, base, overrides).map_err(|e| format!("{name}: {e}"))?;
+        let launch =
+            resolve_uses(uses, base, overrides, py_modules).map_err(|e| format!("{name}: {e}"))?;
         let overrides = with_workspace(overrides, exec.workspace.as_deref());
         let mut listener = None;
-        let merges_joins = !matches!(launch, Launch::Python(_));
+        let merges_joins = !matches!(launch, Launch::Python { .. });
         let (program, args, port) = match launch {
             Launch::InProcess(native) => {
                 let listener = std::net::TcpListener::bind(("127.0.0.1", port.unwrap_or(0)))
@@ -414,7 +439,7 @@ fn plan_executor(
                 args.extend(override_flags(&overrides));
                 (program.to_path_buf(), args, port)
             }
-            Launch::Python(path) => {
+            Launch::Python { uses, py_modules } => {
                 let port = port.map_or_else(free_port, Ok)?;
                 let program = program.as_deref().map_err(|e| format!("{label}: {e}"))?;
                 // Python Jina forks its worker: the guard sees that no fork outlives the Flow.
@@ -422,7 +447,8 @@ fn plan_executor(
                     .into_iter()
                     .map(str::to_string)
                     .chain(python_executor_command(
-                        &path,
+                        &uses,
+                        &py_modules,
                         port,
                         &python_name,
                         &overrides,
@@ -480,7 +506,15 @@ fn plan_executor(
                 replicas: exec.replicas,
             };
             let python_name = id.python_name(name);
-            replicas.push(add(label, python_name, id, &exec.uses, &overrides, port)?);
+            replicas.push(add(
+                label,
+                python_name,
+                id,
+                &exec.uses,
+                &exec.py_modules,
+                &overrides,
+                port,
+            )?);
         }
         shards.push(replicas);
     }
@@ -496,6 +530,7 @@ fn plan_executor(
                 python_name,
                 CopyId::SINGLE,
                 u,
+                &[],
                 &plain,
                 None,
             )
@@ -511,6 +546,7 @@ fn plan_executor(
                 python_name,
                 CopyId::SINGLE,
                 u,
+                &[],
                 &plain,
                 None,
             )
@@ -540,16 +576,22 @@ fn with_workspace(overrides: &Overrides, workspace: Option<&str>) -> Overrides {
 /// The command line serving a Python executor (its YAML names `metas.py_modules`) with Python
 /// Jina: `python -m jina executor`, the interpreter from `JINA_PYTHON`, else `python3`.
 pub fn python_executor_command(
-    yaml: &Path,
+    uses: &str,
+    py_modules: &[String],
     port: u16,
     name: &str,
     overrides: &Overrides,
 ) -> Vec<String> {
     let python = std::env::var("JINA_PYTHON").unwrap_or_else(|_| "python3".into());
+    let modules = (!py_modules.is_empty())
+        .then(|| std::iter::once("--py-modules".to_string()).chain(py_modules.iter().cloned()))
+        .into_iter()
+        .flatten();
     let mut command: Vec<String> = [python.as_str(), "-m", "jina", "executor"]
         .into_iter()
         .map(str::to_string)
-        .chain(["--uses".into(), yaml.display().to_string()])
+        .chain(["--uses".into(), uses.to_string()])
+        .chain(modules)
         .chain([
             "--port".into(),
             port.to_string(),
