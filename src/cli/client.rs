@@ -16,11 +16,15 @@ pub enum ClientCommand {
 }
 
 #[derive(Args, Debug)]
+#[command(after_help = "Every flag, the input formats and the exit codes: docs/cli.md.\n\n\
+Example: jina client post /index --port 51000 --inputs data.csv --show-progress")]
 pub struct PostArgs {
     /// The endpoint, e.g. /index
     pub endpoint: String,
+    /// The gateway's host
     #[arg(long, default_value = "127.0.0.1")]
     pub host: String,
+    /// The gateway's port for --protocol (the Flow prints it under "Flow is ready to use!")
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub port: u16,
     /// grpc, http or websocket

@@ -187,8 +187,14 @@ fn harmless(key: &str) -> Option<&'static str> {
         "docker_kwargs" | "volumes" | "gpus" => {
             "a container setting, and executors run as processes here (docs/differences.md); ignored"
         }
-        "quiet" | "quiet_error" | "log_config" => {
+        "quiet" | "quiet_error" | "log_config" | "suppress_root_logging" => {
             "logging is set with JINA_LOG_LEVEL here; ignored"
+        }
+        "title" | "description" => "the REST face's OpenAPI title is fixed here; ignored",
+        "uvicorn_kwargs" => "the REST face is not uvicorn here; ignored",
+        "timeout_ctrl" => "Jina 2's control-request timeout, and there are no control requests here; ignored",
+        "install_requirements" | "force_update" | "prefer_platform" => {
+            "a Hub setting, and there is no Hub here (a jinahub:// uses is refused); ignored"
         }
         _ => return None,
     })
