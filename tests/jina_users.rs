@@ -417,3 +417,13 @@ async fn polling_per_endpoint_as_jina_3_writes_it() {
     assert_eq!(visits("/search").await, 2, "ALL: every shard");
     assert_eq!(visits("/index").await, 1, "the rest: ANY, one shard");
 }
+
+#[test]
+fn a_jina_3_deployment_entry_runs_with_its_replicas() {
+    let (flow, _) = serve(
+        &Files::new(),
+        "jtype: Flow\ndeployments:\n  - jtype: Deployment\n    with:\n      name: enc\n      uses: Visit\n      replicas: 2\n",
+        &[],
+    );
+    assert_eq!(children_of(flow.child.id()).len(), 2, "{}", flow.output());
+}

@@ -16,8 +16,10 @@ pub enum ClientCommand {
 }
 
 #[derive(Args, Debug)]
-#[command(after_help = "Every flag, the input formats and the exit codes: docs/cli.md.\n\n\
-Example: jina client post /index --port 51000 --inputs data.csv --show-progress")]
+#[command(
+    after_help = "Every flag, the input formats and the exit codes: docs/cli.md.\n\n\
+Example: jina client post /index --port 51000 --inputs data.csv --show-progress"
+)]
 pub struct PostArgs {
     /// The endpoint, e.g. /index
     pub endpoint: String,

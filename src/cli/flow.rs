@@ -6,9 +6,11 @@ use clap::Args;
 use std::path::PathBuf;
 
 #[derive(Args, Debug)]
-#[command(after_help = "The Flow YAML: every key and what it does is in docs/yaml.md; what a \
+#[command(
+    after_help = "The Flow YAML: every key and what it does is in docs/yaml.md; what a \
 running Flow does when an executor dies or a request is slow, in docs/resilience.md; the \
-command line, in docs/cli.md.\n\nExample: jina flow --uses flows/hello.yml")]
+command line, in docs/cli.md.\n\nExample: jina flow --uses flows/hello.yml"
+)]
 pub struct FlowArgs {
     /// The Flow YAML file (Jina's format: `jtype: Flow`, `with:` or `gateway:`, `executors:`;
     /// variables like ${{ ENV.X }} are replaced first)

@@ -192,7 +192,9 @@ fn harmless(key: &str) -> Option<&'static str> {
         }
         "title" | "description" => "the REST face's OpenAPI title is fixed here; ignored",
         "uvicorn_kwargs" => "the REST face is not uvicorn here; ignored",
-        "timeout_ctrl" => "Jina 2's control-request timeout, and there are no control requests here; ignored",
+        "timeout_ctrl" => {
+            "Jina 2's control-request timeout, and there are no control requests here; ignored"
+        }
         "install_requirements" | "force_update" | "prefer_platform" => {
             "a Hub setting, and there is no Hub here (a jinahub:// uses is refused); ignored"
         }
@@ -439,6 +441,20 @@ fn read_executors(list: &str, v: &Value, p: &mut Parsed) {
             ));
             p.spec.executors.push(e);
             continue;
+        };
+        // Jina 3's `jtype: Deployment` entry keeps its keys under `with:`.
+        let flattened;
+        let map = match map.get("jtype").and_then(Value::as_str) {
+            Some("Deployment") => {
+                let mut keys = map.clone();
+                keys.remove("jtype");
+                if let Some(Value::Mapping(with)) = keys.remove("with") {
+                    keys.extend(with);
+                }
+                flattened = keys;
+                &flattened
+            }
+            _ => map,
         };
         let mut parallel_given = false;
         let mut deferred = vec![];
@@ -1103,6 +1119,17 @@ executors:
             p.errors[0].to_string(),
             "line 7: gateway.colour: unknown key (docs/yaml.md lists every key)"
         );
+    }
+
+    #[test]
+    fn a_deployment_entry_keeps_its_keys_under_with() {
+        let p = parse(
+            "deployments:\n  - jtype: Deployment\n    with:\n      name: enc\n      uses: Visit\n      replicas: 2\n",
+            None,
+        );
+        assert!(p.errors.is_empty(), "{:?}", p.errors);
+        assert_eq!(p.spec.executors[0].name.as_deref(), Some("enc"));
+        assert_eq!(p.spec.executors[0].replicas, 2);
     }
 
     #[test]
