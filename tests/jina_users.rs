@@ -427,3 +427,47 @@ fn a_jina_3_deployment_entry_runs_with_its_replicas() {
     );
     assert_eq!(children_of(flow.child.id()).len(), 2, "{}", flow.output());
 }
+
+#[test]
+fn a_deployment_yaml_file_as_an_entry() {
+    let files = Files::new();
+    files.write(
+        "encoder-deployment.yml",
+        "jtype: Deployment\nwith:\n  uses: Visit\n  replicas: 2\n",
+    );
+    let (flow, _) = serve(
+        &files,
+        "executors:\n  - {name: enc, uses: encoder-deployment.yml}\n",
+        &[],
+    );
+    assert_eq!(children_of(flow.child.id()).len(), 2, "{}", flow.output());
+}
+
+#[test]
+fn an_executor_yaml_reports_every_unknown_key_at_once() {
+    let files = Files::new();
+    files.write("exec.yml", "jtype: Visit\nwiht: {}\nmetaz: {}\n");
+    let out = refused(
+        &files,
+        "executors:\n  - {name: e, uses: exec.yml}\n",
+        "wiht: unknown key; did you mean `with`?",
+    );
+    assert!(
+        out.contains("metaz: unknown key; did you mean `metas`?"),
+        "{out}"
+    );
+}
+
+#[test]
+fn env_and_envs_reach_the_executor_process() {
+    let (flow, _) = serve(
+        &Files::new(),
+        "with:\n  envs: {FLOW_WIDE: everyone}\nexecutors:\n  - name: e\n    uses: Visit\n    env: {OWN: mine}\n",
+        &[],
+    );
+    let child = children_of(flow.child.id())[0];
+    let environ = std::fs::read(format!("/proc/{child}/environ")).unwrap();
+    let environ = String::from_utf8_lossy(&environ);
+    assert!(environ.contains("FLOW_WIDE=everyone"), "{environ}");
+    assert!(environ.contains("OWN=mine"), "{environ}");
+}

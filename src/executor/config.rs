@@ -186,6 +186,7 @@ impl ExecutorConfig {
                  to its handlers, e.g. `requests: {/index: index, /search: search}` (docs/yaml.md)",
             ));
         }
+        check_keys(&tree, text, origin)?;
         let mut config: ExecutorConfig = match tree {
             // `!Sentencizer` (or `!MyPythonClass` with py_modules) names the class as jtype does.
             Yaml::Tagged(tagged) => {
@@ -298,6 +299,40 @@ pub struct Instance {
 }
 
 /// serde_yaml's message, on one line (it already names line and column).
+/// The keys an executor YAML may have at its top.
+const EXECUTOR_YAML_KEYS: &[&str] = &["jtype", "with", "metas", "requests", "py_modules"];
+
+/// Every unknown top-level key of an executor YAML at once, each with its line and the key it
+/// was likely meant to be, as the Flow YAML reports them.
+fn check_keys(tree: &serde_yaml_ng::Value, text: &str, origin: &str) -> Result<(), ConfigError> {
+    let map = match tree {
+        serde_yaml_ng::Value::Tagged(t) => t.value.as_mapping(),
+        other => other.as_mapping(),
+    };
+    let Some(map) = map else { return Ok(()) };
+    let unknown: Vec<String> = map
+        .keys()
+        .filter_map(|k| k.as_str())
+        .filter(|k| !EXECUTOR_YAML_KEYS.contains(k))
+        .map(|k| {
+            let line = text
+                .lines()
+                .position(|l| l.strip_prefix(k).is_some_and(|r| r.starts_with(':')))
+                .map(|i| format!("line {}: ", i + 1))
+                .unwrap_or_default();
+            let hint = match crate::errors::nearest(k, EXECUTOR_YAML_KEYS) {
+                Some(n) => format!("; did you mean `{n}`?"),
+                None => format!(" (an executor YAML has {})", EXECUTOR_YAML_KEYS.join(", ")),
+            };
+            format!("{line}{k}: unknown key{hint}")
+        })
+        .collect();
+    match unknown.is_empty() {
+        true => Ok(()),
+        false => Err(ConfigError::new(origin, unknown.join("; "))),
+    }
+}
+
 pub fn yaml_message(e: &serde_yaml_ng::Error) -> String {
     e.to_string().replace('\n', " ")
 }
@@ -353,6 +388,20 @@ mod tests {
         )
         .unwrap_err();
         assert!(e.to_string().contains("Jina 1's syntax"), "{e}");
+    }
+
+    #[test]
+    fn every_unknown_key_is_reported_at_once_with_the_key_meant() {
+        let e = ExecutorConfig::from_yaml_str(
+            "jtype: Sleep\nwiht: {ms: 1}\nmetaz: {name: a}\n",
+            "x.yml",
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "x.yml: line 2: wiht: unknown key; did you mean `with`?; line 3: metaz: unknown key; did you mean `metas`?"
+        );
     }
 
     #[test]

@@ -44,6 +44,7 @@ const WITH_KEYS: &[&str] = &[
     "timeout_ready",
     "timeout_send",
     "env",
+    "envs",
     "name",
     "max_request_bytes",
     "cors",
@@ -77,6 +78,7 @@ const EXECUTOR_KEYS: &[&str] = &[
     "when",
     "py_modules",
     "env",
+    "envs",
     "workspace",
 ];
 
@@ -87,39 +89,13 @@ fn not_read(key: &str, path: &str, line: Option<usize>, known: &[&str], p: &mut 
     match harmless(key) {
         Some(why) => p.warnings.push(Diagnostic::new(line, path, why)),
         None => {
-            let message = match nearest(key, known) {
+            let message = match crate::errors::nearest(key, known) {
                 Some(k) => format!("unknown key; did you mean `{k}`?"),
                 None => "unknown key (docs/yaml.md lists every key)".to_string(),
             };
             p.errors.push(Diagnostic::new(line, path, message));
         }
     }
-}
-
-/// The known key nearest to `key` by edit distance, when it is near enough to be a typo.
-fn nearest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
-    let distance = |a: &str, b: &str| {
-        let b: Vec<char> = b.chars().collect();
-        let mut row: Vec<usize> = (0..=b.len()).collect();
-        for (i, ca) in a.chars().enumerate() {
-            let mut prev = row[0];
-            row[0] = i + 1;
-            for (j, cb) in b.iter().enumerate() {
-                let next = (prev + usize::from(ca != *cb))
-                    .min(row[j] + 1)
-                    .min(row[j + 1] + 1);
-                prev = row[j + 1];
-                row[j + 1] = next;
-            }
-        }
-        row[b.len()]
-    };
-    known
-        .iter()
-        .map(|k| (distance(key, k), *k))
-        .filter(|(d, _)| *d <= (key.len() / 3).max(1))
-        .min()
-        .map(|(_, k)| k)
 }
 
 /// Replaces variables in Flow YAML text, line by line (so lines keep their numbers):
@@ -356,8 +332,8 @@ fn read_with(section: &str, v: &Value, p: &mut Parsed) {
                 Ok(n) => g.timeout_ready = n,
                 Err(m) => err(m),
             },
-            "env" => match env(v) {
-                Ok(e) => g.env = e,
+            "env" | "envs" => match env(v) {
+                Ok(e) => g.env.extend(e),
                 Err(m) => err(m),
             },
             "timeout_send" => match integer(v, -1, i64::MAX) {
@@ -442,15 +418,25 @@ fn read_executors(list: &str, v: &Value, p: &mut Parsed) {
             p.spec.executors.push(e);
             continue;
         };
-        // Jina 3's `jtype: Deployment` entry keeps its keys under `with:`.
+        // Jina 3's `jtype: Deployment` entry keeps its keys under `with:`; so does a Deployment
+        // YAML file named by `uses` (the entry's own keys win over the file's).
         let flattened;
-        let map = match map.get("jtype").and_then(Value::as_str) {
-            Some("Deployment") => {
+        let deployment_file = deployment_yaml(map, p.spec.base_dir.as_deref());
+        let map = match (map.get("jtype").and_then(Value::as_str), deployment_file) {
+            (Some("Deployment"), _) => {
                 let mut keys = map.clone();
                 keys.remove("jtype");
                 if let Some(Value::Mapping(with)) = keys.remove("with") {
                     keys.extend(with);
                 }
+                flattened = keys;
+                &flattened
+            }
+            (_, Some(with)) => {
+                let mut keys = with;
+                let mut own = map.clone();
+                own.remove("uses");
+                keys.extend(own);
                 flattened = keys;
                 &flattened
             }
@@ -553,8 +539,8 @@ fn read_executors(list: &str, v: &Value, p: &mut Parsed) {
                     Ok(n) => e.timeout_ready = Some(n),
                     Err(m) => err(m),
                 },
-                "env" => match env(v) {
-                    Ok(m) => e.env = m,
+                "env" | "envs" => match env(v) {
+                    Ok(m) => e.env.extend(m),
                     Err(m) => err(m),
                 },
                 "workspace" => match string(v) {
@@ -644,6 +630,29 @@ fn read_executors(list: &str, v: &Value, p: &mut Parsed) {
             e.polling = Polling::All;
         }
         p.spec.executors.push(e);
+    }
+}
+
+/// The `with:` of a Deployment YAML file that an entry's `uses` names (Jina 3), if it is one.
+fn deployment_yaml(
+    entry: &serde_yaml_ng::Mapping,
+    base_dir: Option<&Path>,
+) -> Option<serde_yaml_ng::Mapping> {
+    let uses = entry.get("uses")?.as_str()?.trim();
+    if !(uses.ends_with(".yml") || uses.ends_with(".yaml")) {
+        return None;
+    }
+    let path = match base_dir {
+        Some(dir) if Path::new(uses).is_relative() => dir.join(uses),
+        _ => PathBuf::from(uses),
+    };
+    let file: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
+    if file.get("jtype")?.as_str()? != "Deployment" {
+        return None;
+    }
+    match file.get("with") {
+        Some(Value::Mapping(with)) => Some(with.clone()),
+        _ => Some(Default::default()),
     }
 }
 
