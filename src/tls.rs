@@ -3,8 +3,8 @@
 //! of `jina client`, the Rust client and a Flow reaching an external executor (the system's
 //! trusted roots, or a CA file).
 //!
-//! It only builds configurations from files; the servers and clients that use them live with
-//! their protocol.
+//! It builds configurations from files and accepts TLS connections (handshakes side by side,
+//! a plain-text client told so); what is served over them lives with each protocol.
 
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};

@@ -31,6 +31,20 @@ fn serve(
     (flow, ports)
 }
 
+/// Each returned document's id with the executors that visited it (`Visit` adds a match
+/// named after its copy); an ERROR answer fails the test.
+fn visits(answer: &DataRequestProto) -> Vec<(String, Vec<String>)> {
+    assert!(!jina::request::is_error(answer), "{answer:?}");
+    jina::request::docs(answer)
+        .unwrap()
+        .iter()
+        .map(|d| {
+            let seen = d.matches.iter().map(|m| m.text.clone().unwrap()).collect();
+            (d.id.clone(), seen)
+        })
+        .collect()
+}
+
 /// A request to `endpoint` with these documents.
 fn request(endpoint: &str, docs: Vec<jina::Document>) -> DataRequestProto {
     jina::request::new_request(
@@ -62,16 +76,7 @@ async fn pods_lists_the_executors_as_in_jina_1() {
         vec![request("/", vec![jina::Document::from_text("hi")])],
     )
     .await;
-    let docs = jina::request::docs(&answers[0]).unwrap();
-    let visits: Vec<_> = docs
-        .iter()
-        .next()
-        .unwrap()
-        .matches
-        .iter()
-        .map(|m| m.text.clone().unwrap())
-        .collect();
-    assert_eq!(visits, ["first", "second"]);
+    assert_eq!(visits(&answers[0])[0].1, ["first", "second"]);
 }
 
 #[test]
@@ -132,19 +137,11 @@ async fn jina_2s_reserved_executors_mean_what_they_meant() {
         vec![request("/", vec![jina::Document::from_text("hi")])],
     )
     .await;
-    assert!(!jina::request::is_error(&answers[0]), "{:?}", answers[0]);
-    let docs = jina::request::docs(&answers[0]).unwrap();
+    let docs = visits(&answers[0]);
     assert_eq!(docs.len(), 1, "the shards' copies merged into one document");
-    let mut visits: Vec<_> = docs
-        .iter()
-        .next()
-        .unwrap()
-        .matches
-        .iter()
-        .map(|m| m.text.clone().unwrap())
-        .collect();
-    visits.sort();
-    assert_eq!(visits, ["sharded/shard-0", "sharded/shard-1"]);
+    let mut seen = docs[0].1.clone();
+    seen.sort();
+    assert_eq!(seen, ["sharded/shard-0", "sharded/shard-1"]);
 }
 
 #[tokio::test]
@@ -180,16 +177,8 @@ async fn when_filters_route_english_and_french_to_their_branches() {
         })
         .collect();
     let answers = post_grpc(flow.grpc, vec![request("/", docs)]).await;
-    let back = jina::request::docs(&answers[0]).unwrap();
-    let seen: Vec<(String, Vec<String>)> = back
-        .iter()
-        .map(|d| {
-            let visits = d.matches.iter().map(|m| m.text.clone().unwrap()).collect();
-            (d.id.clone(), visits)
-        })
-        .collect();
     assert_eq!(
-        seen,
+        visits(&answers[0]),
         [
             ("d0".to_string(), vec!["english".to_string()]),
             ("d1".to_string(), vec!["french".to_string()]),
@@ -397,25 +386,16 @@ async fn polling_per_endpoint_as_jina_3_writes_it() {
     let flow = start_flow(
         "  - name: s\n    uses: Visit\n    shards: 2\n    polling: {/search: ALL, '*': ANY}\n",
     );
-    let visits = |endpoint: &'static str| {
+    let copies_seen = |endpoint: &'static str| {
         let grpc = flow.grpc;
         async move {
-            let answers = post_grpc(
-                grpc,
-                vec![request(endpoint, vec![jina::Document::from_text("q")])],
-            )
-            .await;
-            jina::request::docs(&answers[0])
-                .unwrap()
-                .iter()
-                .next()
-                .unwrap()
-                .matches
-                .len()
+            let one = vec![jina::Document::from_text("q")];
+            let answers = post_grpc(grpc, vec![request(endpoint, one)]).await;
+            visits(&answers[0])[0].1.len()
         }
     };
-    assert_eq!(visits("/search").await, 2, "ALL: every shard");
-    assert_eq!(visits("/index").await, 1, "the rest: ANY, one shard");
+    assert_eq!(copies_seen("/search").await, 2, "ALL: every shard");
+    assert_eq!(copies_seen("/index").await, 1, "the rest: ANY, one shard");
 }
 
 #[test]

@@ -10,11 +10,17 @@
 use super::Document;
 use serde_json::Value;
 
-/// A checked query.
+/// A checked query, with the form it was written in (to write it back, and to compare).
 #[derive(Clone, Debug)]
-pub enum Query {
-    All(Vec<Query>),
-    Any(Vec<Query>),
+pub struct Query {
+    source: Value,
+    root: Node,
+}
+
+#[derive(Clone, Debug)]
+enum Node {
+    All(Vec<Node>),
+    Any(Vec<Node>),
     Field {
         path: Vec<String>,
         condition: Condition,
@@ -23,7 +29,7 @@ pub enum Query {
 
 /// What a field's value must be.
 #[derive(Clone, Debug)]
-pub enum Condition {
+enum Condition {
     Eq(Value),
     Ne(Value),
     Gt(Value),
@@ -38,13 +44,32 @@ pub enum Condition {
 
 impl PartialEq for Query {
     fn eq(&self, other: &Self) -> bool {
-        format!("{self:?}") == format!("{other:?}")
+        self.source == other.source
     }
 }
 
 impl Query {
     /// Reads a query from its JSON (or YAML) form; the error names what is wrong.
     pub fn parse(value: &Value) -> Result<Query, String> {
+        Ok(Query {
+            source: value.clone(),
+            root: Node::parse(value)?,
+        })
+    }
+
+    /// The query as it was written.
+    pub fn source(&self) -> &Value {
+        &self.source
+    }
+
+    /// Whether `doc` satisfies the query.
+    pub fn matches(&self, doc: &Document) -> bool {
+        self.root.holds(&doc.to_json())
+    }
+}
+
+impl Node {
+    fn parse(value: &Value) -> Result<Node, String> {
         let map = value
             .as_object()
             .ok_or_else(|| format!("a query is a mapping, not {}", super::json_kind(value)))?;
@@ -55,11 +80,11 @@ impl Query {
                     let items = v
                         .as_array()
                         .ok_or_else(|| format!("{key} takes a list of queries"))?;
-                    let queries = items.iter().map(Query::parse).collect::<Result<_, _>>()?;
+                    let queries = items.iter().map(Node::parse).collect::<Result<_, _>>()?;
                     if key == "$and" {
-                        Query::All(queries)
+                        Node::All(queries)
                     } else {
-                        Query::Any(queries)
+                        Node::Any(queries)
                     }
                 }
                 op if op.starts_with('$') => {
@@ -72,20 +97,15 @@ impl Query {
         }
         Ok(match all.len() {
             1 => all.pop().expect("one"),
-            _ => Query::All(all),
+            _ => Node::All(all),
         })
-    }
-
-    /// Whether `doc` satisfies the query.
-    pub fn matches(&self, doc: &Document) -> bool {
-        self.holds(&doc.to_json())
     }
 
     fn holds(&self, doc: &Value) -> bool {
         match self {
-            Query::All(qs) => qs.iter().all(|q| q.holds(doc)),
-            Query::Any(qs) => qs.iter().any(|q| q.holds(doc)),
-            Query::Field { path, condition } => {
+            Node::All(qs) => qs.iter().all(|q| q.holds(doc)),
+            Node::Any(qs) => qs.iter().any(|q| q.holds(doc)),
+            Node::Field { path, condition } => {
                 let value = path.iter().try_fold(doc, |v, step| v.get(step));
                 condition.holds(value)
             }
@@ -93,7 +113,7 @@ impl Query {
     }
 }
 
-fn field_query(field: &str, v: &Value) -> Result<Query, String> {
+fn field_query(field: &str, v: &Value) -> Result<Node, String> {
     let path: Vec<String> = field.split("__").map(str::to_string).collect();
     let conditions: Vec<Condition> = match v {
         Value::Object(ops) if ops.keys().all(|k| k.starts_with('$')) && !ops.is_empty() => ops
@@ -102,16 +122,16 @@ fn field_query(field: &str, v: &Value) -> Result<Query, String> {
             .collect::<Result<_, _>>()?,
         plain => vec![Condition::Eq(plain.clone())],
     };
-    let mut queries: Vec<Query> = conditions
+    let mut queries: Vec<Node> = conditions
         .into_iter()
-        .map(|condition| Query::Field {
+        .map(|condition| Node::Field {
             path: path.clone(),
             condition,
         })
         .collect();
     Ok(match queries.len() {
         1 => queries.pop().expect("one"),
-        _ => Query::All(queries),
+        _ => Node::All(queries),
     })
 }
 

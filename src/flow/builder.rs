@@ -393,6 +393,12 @@ impl Exec {
         self
     }
 
+    /// Jina 3's `when`: only the documents the query matches go to this executor.
+    pub fn when(mut self, query: crate::document::Query) -> Exec {
+        self.spec.when = Some(query);
+        self
+    }
+
     /// An external executor reached over TLS.
     pub fn tls(mut self, tls: bool) -> Exec {
         self.spec.tls = tls;
@@ -447,7 +453,14 @@ mod tests {
                     .parallel(3)
                     .polling(Polling::All)
                     .uses_with(serde_json::json!({"ms": 1}))
-                    .uses("Sleep"),
+                    .uses("Sleep")
+                    .timeout_send(500)
+                    .restart(super::super::RestartPolicy::Never)
+                    .idempotent(super::super::Idempotent::Endpoints(vec!["/search".into()]))
+                    .when(
+                        crate::document::Query::parse(&serde_json::json!({"tags__lang": "en"}))
+                            .unwrap(),
+                    ),
             );
         let yaml = flow.to_yaml();
         let back = super::super::from_yaml(&yaml, "written.yml", None)
@@ -460,6 +473,12 @@ mod tests {
             flow.spec.executors[4].overrides
         );
         assert_eq!(back.spec.gateway.protocols, flow.spec.gateway.protocols);
+        let (b, f) = (&back.spec.executors[4], &flow.spec.executors[4]);
+        assert_eq!(
+            (&b.when, b.timeout_send, b.restart, &b.idempotent),
+            (&f.when, f.timeout_send, f.restart, &f.idempotent),
+            "{yaml}"
+        );
     }
 
     #[test]

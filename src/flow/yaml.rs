@@ -982,6 +982,9 @@ pub fn write(spec: &FlowSpec) -> String {
             if !e.py_modules.is_empty() {
                 x.insert("py_modules".into(), json!(e.py_modules));
             }
+            if let Some(q) = &e.when {
+                x.insert("when".into(), q.source().clone());
+            }
             Json::Object(x)
         })
         .collect();
