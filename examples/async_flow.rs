@@ -3,21 +3,29 @@
 
 use futures::StreamExt;
 use jina::client::{Inputs, PostOptions};
-use jina::document::DocumentArray;
-use jina::executor::{Executor, HandlerError, HandlerSpec, Request};
+use jina::executor::{BoxError, Call, Executor, HandlerError, Metas, NoArgs, Requests};
 use jina::flow::{Exec, Flow};
 use std::time::{Duration, Instant};
 
 struct HeavyWork;
 
 impl Executor for HeavyWork {
-    fn handlers(&self) -> Vec<HandlerSpec> {
-        vec![HandlerSpec::default("foo")]
+    const NAME: &'static str = "HeavyWork";
+    type Args = NoArgs;
+
+    fn new(_: NoArgs, _: &Metas) -> Result<Self, BoxError> {
+        Ok(HeavyWork)
     }
 
-    fn call(&self, _: &str, _: Request<'_>) -> Result<Option<DocumentArray>, HandlerError> {
+    fn requests(r: &mut Requests<Self>) {
+        r.default(Self::foo);
+    }
+}
+
+impl HeavyWork {
+    fn foo(&self, _: Call<'_>) -> Result<(), HandlerError> {
         std::thread::sleep(Duration::from_secs(1));
-        Ok(None)
+        Ok(())
     }
 }
 
@@ -30,7 +38,7 @@ async fn async_inputs() -> Inputs {
 
 async fn run_async_flow() -> Result<(), Box<dyn std::error::Error>> {
     let f = Flow::new()
-        .add(Exec::new().uses_value("HeavyWork", HeavyWork))
+        .add(Exec::new().uses_type::<HeavyWork>())
         .start()
         .await?;
     let mut answers = f.post_stream(

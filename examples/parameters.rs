@@ -2,28 +2,42 @@
 //! with a document and for a parameters-only request.
 
 use jina::client::{Inputs, PostOptions};
-use jina::document::DocumentArray;
-use jina::executor::{Executor, HandlerError, HandlerSpec, Request};
+use jina::executor::{BoxError, Call, Executor, HandlerError, Metas, NoArgs, Requests};
 use jina::flow::{Exec, Flow};
 use serde_json::json;
 
 struct MyExecutor;
 
+/// The parameters `foo` reads, as a serde type (other keys are ignored).
+#[derive(serde::Deserialize)]
+struct Greeting {
+    hello: String,
+}
+
 impl Executor for MyExecutor {
-    fn handlers(&self) -> Vec<HandlerSpec> {
-        vec![HandlerSpec::default("foo")]
+    const NAME: &'static str = "MyExecutor";
+    type Args = NoArgs;
+
+    fn new(_: NoArgs, _: &Metas) -> Result<Self, BoxError> {
+        Ok(MyExecutor)
     }
 
-    fn call(&self, _: &str, req: Request<'_>) -> Result<Option<DocumentArray>, HandlerError> {
-        println!("{}", req.parameters["hello"].as_str().unwrap_or("?"));
-        Ok(None)
+    fn requests(r: &mut Requests<Self>) {
+        r.default(Self::foo);
+    }
+}
+
+impl MyExecutor {
+    fn foo(&self, call: Call<'_, Greeting>) -> Result<(), HandlerError> {
+        println!("{}", call.parameters.hello);
+        Ok(())
     }
 }
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let f = Flow::new()
-        .add(Exec::new().uses_value("MyExecutor", MyExecutor))
+        .add(Exec::new().uses_type::<MyExecutor>())
         .start()
         .await?;
     let with_hello = || PostOptions {

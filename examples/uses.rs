@@ -1,8 +1,7 @@
 //! What an executor runs, via `uses` (reference: "Define What Executor to Use via uses"):
 //! a built-in name, a YAML file, inline YAML, a map, and a Rust type of your own.
 
-use jina::document::DocumentArray;
-use jina::executor::{Executor, HandlerError, HandlerSpec, Request};
+use jina::executor::{BoxError, Call, Executor, HandlerError, Metas, Requests};
 use jina::flow::{Exec, Flow};
 use serde_json::json;
 
@@ -11,20 +10,30 @@ struct MyExecutor {
     bar: i64,
 }
 
+#[derive(serde::Deserialize)]
+struct Args {
+    bar: i64,
+}
+
 impl Executor for MyExecutor {
-    fn handlers(&self) -> Vec<HandlerSpec> {
-        vec![HandlerSpec::default("foo")]
+    const NAME: &'static str = "MyExecutor";
+    type Args = Args;
+
+    fn new(args: Args, _: &Metas) -> Result<Self, BoxError> {
+        Ok(MyExecutor { bar: args.bar })
     }
 
-    fn call(
-        &self,
-        _handler: &str,
-        req: Request<'_>,
-    ) -> Result<Option<DocumentArray>, HandlerError> {
-        for d in req.docs.iter_mut() {
+    fn requests(r: &mut Requests<Self>) {
+        r.default(Self::foo);
+    }
+}
+
+impl MyExecutor {
+    fn foo(&self, call: Call<'_>) -> Result<(), HandlerError> {
+        for d in call.docs.iter_mut() {
             d.tags.insert("bar".into(), self.bar.into());
         }
-        Ok(None)
+        Ok(())
     }
 }
 
@@ -78,7 +87,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )
     .await?;
     tag_of(
-        Flow::new().add(Exec::new().uses_value("MyExecutor", MyExecutor { bar: 123 })),
+        Flow::new().add(
+            Exec::new()
+                .uses_type::<MyExecutor>()
+                .uses_with(json!({"bar": 123})),
+        ),
         "Rust type",
     )
     .await?;

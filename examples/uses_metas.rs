@@ -1,20 +1,28 @@
 //! Override `metas` (reference: "metas configuration"): prints `different_workspace`.
 
-use jina::document::DocumentArray;
-use jina::executor::{Executor, HandlerError, HandlerSpec, Request};
+use jina::executor::{BoxError, Call, Executor, HandlerError, Metas, NoArgs, Requests};
 use jina::flow::{Exec, Flow};
 use serde_json::json;
 
 struct MyExecutor;
 
 impl Executor for MyExecutor {
-    fn handlers(&self) -> Vec<HandlerSpec> {
-        vec![HandlerSpec::default("foo")]
+    const NAME: &'static str = "MyExecutor";
+    type Args = NoArgs;
+
+    fn new(_: NoArgs, _: &Metas) -> Result<Self, BoxError> {
+        Ok(MyExecutor)
     }
 
-    fn call(&self, _: &str, req: Request<'_>) -> Result<Option<DocumentArray>, HandlerError> {
-        println!("{}", req.metas.workspace.as_deref().unwrap_or("(none)"));
-        Ok(None)
+    fn requests(r: &mut Requests<Self>) {
+        r.default(Self::foo);
+    }
+}
+
+impl MyExecutor {
+    fn foo(&self, call: Call<'_>) -> Result<(), HandlerError> {
+        println!("{}", call.metas.workspace.as_deref().unwrap_or("(none)"));
+        Ok(())
     }
 }
 
@@ -22,7 +30,7 @@ impl Executor for MyExecutor {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let flow = Flow::new().add(
         Exec::new()
-            .uses_value("MyExecutor", MyExecutor)
+            .uses_type::<MyExecutor>()
             .uses_metas(json!({"workspace": "different_workspace"})),
     );
     let f = flow.start().await?;

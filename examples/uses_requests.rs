@@ -2,21 +2,34 @@
 //! other endpoint still goes to `foo`. Prints `bar` then `foo`.
 
 use jina::client::Inputs;
-use jina::document::DocumentArray;
-use jina::executor::{Executor, HandlerError, HandlerSpec, Request};
+use jina::executor::{BoxError, Call, Executor, HandlerError, Metas, NoArgs, Requests};
 use jina::flow::{Exec, Flow};
 
 struct MyExecutor;
 
 impl Executor for MyExecutor {
-    fn handlers(&self) -> Vec<HandlerSpec> {
-        // `foo` is the bare `@requests`; `bar` is bound to nothing by the code.
-        vec![HandlerSpec::default("foo"), HandlerSpec::unbound("bar")]
+    const NAME: &'static str = "MyExecutor";
+    type Args = NoArgs;
+
+    fn new(_: NoArgs, _: &Metas) -> Result<Self, BoxError> {
+        Ok(MyExecutor)
     }
 
-    fn call(&self, handler: &str, _: Request<'_>) -> Result<Option<DocumentArray>, HandlerError> {
-        println!("{handler}");
-        Ok(None)
+    fn requests(r: &mut Requests<Self>) {
+        // `foo` is the bare `@requests`; `bar` is bound to nothing by the code.
+        r.default(Self::foo).unbound(Self::bar);
+    }
+}
+
+impl MyExecutor {
+    fn foo(&self, _: Call<'_>) -> Result<(), HandlerError> {
+        println!("foo");
+        Ok(())
+    }
+
+    fn bar(&self, _: Call<'_>) -> Result<(), HandlerError> {
+        println!("bar");
+        Ok(())
     }
 }
 
@@ -24,7 +37,7 @@ impl Executor for MyExecutor {
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let flow = Flow::new().add(
         Exec::new()
-            .uses_value("MyExecutor", MyExecutor)
+            .uses_type::<MyExecutor>()
             .uses_requests([("/index", "bar")]),
     );
     let f = flow.start().await?;

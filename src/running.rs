@@ -30,8 +30,8 @@
 
 use crate::client::{Client, ClientError, Inputs, PostOptions, PostSummary, Response};
 use crate::flow::{CheckedFlow, Flow, FlowErrors, Protocol, TlsFiles};
-use crate::gateway::{self, Listeners};
-use crate::orchestrate::{self, InProcessServers, Processes};
+use crate::gateway::{self, GatewayError, Listeners};
+use crate::orchestrate::{self, InProcessServers, Processes, StartError};
 use crate::shutdown::termination;
 use crate::tls::ClientTls;
 use futures::stream::BoxStream;
@@ -45,9 +45,20 @@ pub enum FlowError {
     /// The Flow itself is wrong: every problem, one per line.
     #[error(transparent)]
     Invalid(#[from] FlowErrors),
-    /// Something failed while starting (a port, an executor, the gateway).
-    #[error("{0}")]
-    Start(String),
+    /// A TLS file could not be read, or no certificates to trust were found.
+    #[error("{context}: {error}")]
+    Tls {
+        context: &'static str,
+        error: crate::tls::TlsError,
+    },
+    /// An executor did not start (its config, its port, its process).
+    #[error(transparent)]
+    Executors(#[from] StartError),
+    /// The gateway did not start (its port, an executor's address).
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+    #[error("cannot start an async runtime: {0}")]
+    Runtime(std::io::Error),
     #[error(transparent)]
     Client(#[from] ClientError),
 }
@@ -59,20 +70,21 @@ impl Flow {
     pub async fn start(self) -> Result<RunningFlow, FlowError> {
         crate::logging::init("Flow");
         let checked = self.check()?;
-        let mut running = RunningFlow::start(&checked)
-            .await
-            .map_err(FlowError::Start)?;
+        let mut running = RunningFlow::start(&checked).await?;
         tracing::info!(target: "success", "{}", running.ready_message());
         let (protocol, port) = running.ports[0];
         // Over TLS, the Flow's own client trusts the gateway's certificate (self-signed, or the
         // CA's chain in the same file).
-        let tls = match &running.tls {
-            Some(files) => Some(
-                ClientTls::new(Some(&files.certfile))
-                    .map_err(|e| FlowError::Start(e.to_string()))?,
-            ),
-            None => None,
-        };
+        let tls =
+            match &running.tls {
+                Some(files) => Some(ClientTls::new(Some(&files.certfile)).map_err(|source| {
+                    FlowError::Tls {
+                        context: "the gateway's certfile",
+                        error: source,
+                    }
+                })?),
+                None => None,
+            };
         let host = if tls.is_some() {
             "localhost"
         } else {
@@ -96,7 +108,7 @@ impl Flow {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
-            .map_err(|e| FlowError::Start(format!("cannot start an async runtime: {e}")))?;
+            .map_err(FlowError::Runtime)?;
         let flow = runtime.block_on(self.start())?;
         Ok(BlockingFlow {
             flow: Some(flow),
@@ -126,7 +138,7 @@ pub struct RunningFlow {
     processes: Processes,
     in_process: InProcessServers,
     stop_gateway: Option<oneshot::Sender<()>>,
-    gateway: Option<JoinHandle<Result<(), String>>>,
+    gateway: Option<JoinHandle<Result<(), GatewayError>>>,
     /// Set by `Flow::start` for library use; the CLI does not need one.
     client: Option<Client>,
 }
@@ -134,13 +146,20 @@ pub struct RunningFlow {
 impl RunningFlow {
     /// Binds the gateway's ports, starts every executor and waits until all are ready, then
     /// serves. Any failure stops whatever had started.
-    pub async fn start(flow: &CheckedFlow) -> Result<RunningFlow, String> {
+    pub async fn start(flow: &CheckedFlow) -> Result<RunningFlow, FlowError> {
         let started = Instant::now();
         let spec = &flow.spec;
         // TLS files are read before anything starts: a bad one is an error, never plain text.
-        let settings = gateway::Settings::from_spec(&spec.gateway).map_err(|e| e.to_string())?;
+        let settings =
+            gateway::Settings::from_spec(&spec.gateway).map_err(|source| FlowError::Tls {
+                context: "gateway",
+                error: source,
+            })?;
         let client_tls = match spec.executors.iter().any(|e| e.tls) {
-            true => Some(ClientTls::new(None).map_err(|e| format!("tls: true: {e}"))?),
+            true => Some(ClientTls::new(None).map_err(|source| FlowError::Tls {
+                context: "tls: true",
+                error: source,
+            })?),
             false => None,
         };
         let listeners = Listeners::bind(&spec.gateway).await?;
@@ -238,14 +257,12 @@ impl RunningFlow {
     }
 
     /// Stops the gateway (letting requests in flight finish), then every executor.
-    pub async fn stop(mut self) -> Result<(), String> {
+    pub async fn stop(mut self) -> Result<(), GatewayError> {
         if let Some(tx) = self.stop_gateway.take() {
             let _ = tx.send(());
         }
         let served = match self.gateway.take() {
-            Some(task) => task
-                .await
-                .map_err(|e| format!("gateway task failed: {e}"))?,
+            Some(task) => task.await?,
             None => Ok(()),
         };
         self.processes.stop().await;
@@ -254,16 +271,16 @@ impl RunningFlow {
     }
 
     /// Resolves if the gateway stops on its own (a server error).
-    pub async fn gateway_failed(&mut self) -> String {
+    pub async fn gateway_failed(&mut self) -> GatewayError {
         let Some(task) = self.gateway.as_mut() else {
             return std::future::pending().await;
         };
         let outcome = task.await;
         self.gateway = None;
         match outcome {
-            Ok(Ok(())) => "the gateway stopped".into(),
+            Ok(Ok(())) => GatewayError::Stopped,
             Ok(Err(e)) => e,
-            Err(e) => format!("gateway task failed: {e}"),
+            Err(e) => GatewayError::Task(e),
         }
     }
 }
@@ -311,7 +328,7 @@ impl BlockingFlow {
     }
 
     /// Stops the gateway and every executor, waiting for requests in flight.
-    pub fn close(mut self) -> Result<(), String> {
+    pub fn close(mut self) -> Result<(), GatewayError> {
         let flow = self.flow.take().expect("present until close");
         self.runtime.block_on(flow.stop())
     }

@@ -294,7 +294,7 @@ fn bad_inputs_give_one_clear_line_and_a_nonzero_exit() {
             vec!["--uses", unknown.to_str().unwrap()],
             1,
             format!(
-                "{}: jtype 'NoSuchExecutor' is not a built-in executor",
+                "{}: jtype 'NoSuchExecutor' is not a known executor",
                 unknown.display()
             ),
         ),

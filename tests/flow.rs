@@ -447,7 +447,9 @@ fn a_child_that_exits_early_fails_the_start_with_its_output() {
         "{out}"
     );
     assert!(
-        out.contains("| error: stuck: workspace /dev/null/ws: Not a directory"),
+        out.contains(
+            "its last output: error: stuck: cannot open: workspace /dev/null/ws: Not a directory"
+        ),
         "the child's own output is shown: {out}"
     );
 

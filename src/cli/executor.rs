@@ -7,7 +7,7 @@ use serde_json::{Map, Value};
 
 #[derive(Args, Debug)]
 pub struct ExecutorArgs {
-    /// The executor: a built-in name, a YAML file, or inline YAML
+    /// The executor: a registered name (a built-in, or a type of this binary), a YAML file, or inline YAML
     #[arg(long, default_value = "BaseExecutor")]
     pub uses: String,
     /// The port to serve on (`--port` as Jina 3 spells it is accepted too)
@@ -69,7 +69,7 @@ pub async fn run(args: ExecutorArgs) -> anyhow::Result<()> {
         }
         return serve_python(&args.uses, args.port_in, args.name.as_deref(), &overrides).await;
     }
-    let instance = config.instantiate(&overrides)?;
+    let mut instance = config.instantiate(&overrides)?;
     crate::logging::init(&instance.name);
     let tls = match (&args.ssl_certfile, &args.ssl_keyfile) {
         (Some(cert), Some(key)) => Some(crate::tls::ServerTls::load(cert, key)?),
@@ -90,10 +90,7 @@ pub async fn run(args: ExecutorArgs) -> anyhow::Result<()> {
         }
         _ => anyhow!("cannot listen on {}:{}: {e}", args.host, args.port_in),
     })?;
-    instance
-        .executor
-        .open()
-        .map_err(|e| anyhow!("{}: {e}", instance.name))?;
+    instance.open()?;
     let service = server::ExecutorService::new(instance);
     let termination = crate::shutdown::termination();
     tracing::info!("serving gRPC on {}:{}", args.host, args.port_in);

@@ -57,8 +57,33 @@ struct GuardArgs {
     command: Vec<std::ffi::OsString>,
 }
 
-/// Runs the command line; `main.rs` calls only this.
+/// Runs the command line with the built-in executors; `main.rs` calls only this.
 pub fn main() -> ExitCode {
+    main_with(crate::executor::Registry::builtins())
+}
+
+/// Runs the command line with these executor types: a user's crate makes its own
+/// `jina`-compatible binary with it, whose Flows find the user's types by `jtype` and start
+/// their executors from that same binary:
+///
+/// ```no_run
+/// # use jina::executor::{Executor, Metas, NoArgs, Requests, BoxError};
+/// # struct WordCount;
+/// # impl Executor for WordCount {
+/// #     const NAME: &'static str = "WordCount";
+/// #     type Args = NoArgs;
+/// #     fn new(_: NoArgs, _: &Metas) -> Result<Self, BoxError> { Ok(WordCount) }
+/// #     fn requests(_: &mut Requests<Self>) {}
+/// # }
+/// fn main() -> std::process::ExitCode {
+///     jina::cli::main_with(jina::registry![WordCount])
+/// }
+/// ```
+pub fn main_with(registry: crate::executor::Registry) -> ExitCode {
+    if let Err(e) = registry.install() {
+        let _ = writeln!(std::io::stderr(), "error: {e}");
+        return ExitCode::from(1);
+    }
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Guard(args) => return guard(args),

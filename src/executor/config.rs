@@ -7,16 +7,16 @@
 //! requests: {/random_work: foo}   # endpoint -> handler name
 //! ```
 //!
-//! A `uses` value may be a built-in name, a path to such a YAML file, or the YAML inline. A
-//! Flow's `uses_with`, `uses_metas` and `uses_requests` then apply on top ([`Overrides`]).
-//! Every error is one line that starts with where the config came from.
+//! A `uses` value may be a registered executor's name, a path to such a YAML file, or the YAML
+//! inline. A Flow's `uses_with`, `uses_metas` and `uses_requests` then apply on top
+//! ([`Overrides`]). Every error is one line that starts with where the config came from.
 
-use super::{Executor, builtin, requests::RequestTable};
+use super::{BuildError, Entry, Instance, Registry};
 use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 /// A config error, shown as `<origin>: <message>` on one line.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -24,6 +24,8 @@ use std::sync::Arc;
 pub struct ConfigError {
     /// The file, or `inline YAML`, or the flag the config came from.
     pub origin: String,
+    /// The key of a Flow's entry the error is about (`uses_with`), when the Flow set it.
+    pub flow_key: Option<&'static str>,
     pub message: String,
 }
 
@@ -31,6 +33,7 @@ impl ConfigError {
     pub fn new(origin: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError {
             origin: origin.into(),
+            flow_key: None,
             message: message.into(),
         }
     }
@@ -90,6 +93,9 @@ pub struct ExecutorConfig {
     /// The folder of the YAML file, against which relative `py_modules` resolve.
     #[serde(skip)]
     pub base_dir: Option<PathBuf>,
+    /// The line of each `with.KEY` in the YAML text, for messages.
+    #[serde(skip)]
+    lines: HashMap<String, usize>,
 }
 
 /// What a Flow (or `jina executor`'s flags) lays over an executor's own YAML.
@@ -114,10 +120,11 @@ impl ExecutorConfig {
             py_modules: vec![],
             origin: format!("uses '{name}'"),
             base_dir: None,
+            lines: HashMap::new(),
         }
     }
 
-    /// Resolves a `uses` string: a built-in name, inline YAML, or a YAML file.
+    /// Resolves a `uses` string: a registered executor's name, inline YAML, or a YAML file.
     pub fn from_uses(uses: &str) -> Result<ExecutorConfig, ConfigError> {
         let uses_trim = uses.trim();
         if let Some((scheme, _)) = uses_trim.split_once("://")
@@ -131,7 +138,7 @@ impl ExecutorConfig {
                 ),
             ));
         }
-        if builtin::find(uses_trim).is_some() {
+        if Registry::current().find(uses_trim).is_some() {
             return Ok(Self::builtin(uses_trim));
         }
         if uses_trim.contains('\n') || uses_trim.starts_with("jtype:") {
@@ -147,8 +154,8 @@ impl ExecutorConfig {
             return Err(ConfigError::new(
                 format!("uses '{uses_trim}'"),
                 format!(
-                    "not a built-in executor ({}) and not a YAML file",
-                    builtin::names().join(", ")
+                    "not a known executor ({}) and not a YAML file",
+                    Registry::current().names()
                 ),
             ));
         }
@@ -215,6 +222,7 @@ impl ExecutorConfig {
         };
         config.origin = origin.into();
         config.base_dir = base_dir;
+        config.lines = child_key_lines(text, "with");
         config.lift_py_modules();
         Ok(config)
     }
@@ -255,50 +263,117 @@ impl ExecutorConfig {
 
     /// Builds the executor this config describes, with its request table, after the overrides.
     pub fn instantiate(&self, overrides: &Overrides) -> Result<Instance, ConfigError> {
-        let err = |m: String| ConfigError::new(&self.origin, m);
-        let Some(entry) = builtin::find(&self.jtype) else {
+        let registry = Registry::current();
+        let Some(entry) = registry.find(&self.jtype) else {
             let hint = if self.is_python() {
                 " (it is a Python executor: metas.py_modules; `jina executor` and Flows serve it with Python Jina)"
             } else {
                 ""
             };
-            return Err(err(format!(
-                "jtype '{}' is not a built-in executor (known: {}){hint}",
-                self.jtype,
-                builtin::names().join(", ")
-            )));
+            return Err(ConfigError::new(
+                &self.origin,
+                format!(
+                    "jtype '{}' is not a known executor (known: {}){hint}",
+                    self.jtype,
+                    registry.names()
+                ),
+            ));
         };
+        self.instantiate_as(entry, overrides)
+    }
+
+    /// Builds the executor this config describes as executor type `entry` (which need not be
+    /// registered: the Rust Flow API's types), after the overrides.
+    pub fn instantiate_as(
+        &self,
+        entry: &Entry,
+        overrides: &Overrides,
+    ) -> Result<Instance, ConfigError> {
         let metas = self.metas_with(overrides)?;
         let mut with = self.with.clone();
         with.extend(overrides.uses_with.clone());
-        let executor = (entry.create)(&with, &metas).map_err(|m| err(format!("with: {m}")))?;
-        let table = RequestTable::build(
-            &executor.handlers(),
-            [
-                ("requests", &self.requests),
-                ("uses_requests", &overrides.uses_requests),
-            ],
-        )
-        .map_err(err)?;
-        Ok(Instance {
-            name: metas.name.clone().unwrap_or_else(|| self.jtype.clone()),
-            executor: Arc::from(executor),
-            table,
-            metas,
-        })
+        let name = metas.name.clone().unwrap_or_else(|| self.jtype.clone());
+        entry
+            .instantiate(
+                name,
+                &with,
+                metas,
+                [
+                    ("requests", &self.requests),
+                    ("uses_requests", &overrides.uses_requests),
+                ],
+            )
+            .map_err(|e| self.build_error(e, overrides))
+    }
+
+    /// A build error as one line naming the key and, for a key of this YAML, its line.
+    fn build_error(&self, e: BuildError, overrides: &Overrides) -> ConfigError {
+        let (flow_key, message) = match &e {
+            BuildError::UnknownArgument { key, .. } if overrides.uses_with.contains_key(key) => {
+                (Some("uses_with"), format!("uses_with.{e}"))
+            }
+            BuildError::UnknownArgument { key, .. } => {
+                let line = self
+                    .lines
+                    .get(key)
+                    .map(|l| format!("line {l}: "))
+                    .unwrap_or_default();
+                (None, format!("{line}with.{e}"))
+            }
+            BuildError::BadArgument(_) | BuildError::Refused { .. } => {
+                let key = match overrides.uses_with.is_empty() {
+                    true => "with",
+                    false => "with (and uses_with)",
+                };
+                (None, format!("{key}: {e}"))
+            }
+            BuildError::UnknownHandler(u) => (
+                (u.layer == "uses_requests").then_some("uses_requests"),
+                e.to_string(),
+            ),
+        };
+        ConfigError {
+            origin: self.origin.clone(),
+            flow_key,
+            message,
+        }
     }
 }
 
-/// A ready executor: the value, its request table, its metas and its name.
-#[derive(Clone)]
-pub struct Instance {
-    pub name: String,
-    pub executor: Arc<dyn Executor>,
-    pub table: RequestTable,
-    pub metas: Metas,
+/// The line (1-based) of each key directly under the top-level `parent:` of a YAML text, or of
+/// `parent:` itself for a flow mapping (`with: {a: 1}`).
+fn child_key_lines(text: &str, parent: &str) -> HashMap<String, usize> {
+    let mut lines = HashMap::new();
+    let mut child_indent: Option<Option<usize>> = None; // Some while inside `parent:`
+    for (n, line) in text.lines().enumerate() {
+        let indent = line.len() - line.trim_start().len();
+        let trimmed = line.trim();
+        if trimmed.is_empty() || trimmed.starts_with('#') {
+            continue;
+        }
+        if indent == 0 {
+            child_indent = None;
+            if let Some(rest) = line.strip_prefix(parent).and_then(|r| r.strip_prefix(':')) {
+                let inline = rest.trim().trim_start_matches('{').trim_end_matches('}');
+                for (key, _) in inline.split(',').filter_map(|kv| kv.split_once(':')) {
+                    lines.insert(key.trim().to_string(), n + 1);
+                }
+                child_indent = Some(None);
+            }
+            continue;
+        }
+        if let Some(child) = &mut child_indent {
+            let level = *child.get_or_insert(indent);
+            if indent == level
+                && let Some((key, _)) = trimmed.split_once(':')
+            {
+                lines.insert(key.trim().to_string(), n + 1);
+            }
+        }
+    }
+    lines
 }
 
-/// serde_yaml's message, on one line (it already names line and column).
 /// The keys an executor YAML may have at its top.
 const EXECUTOR_YAML_KEYS: &[&str] = &["jtype", "with", "metas", "requests", "py_modules"];
 
@@ -333,6 +408,7 @@ fn check_keys(tree: &serde_yaml_ng::Value, text: &str, origin: &str) -> Result<(
     }
 }
 
+/// serde_yaml's message, on one line (it already names line and column).
 pub fn yaml_message(e: &serde_yaml_ng::Error) -> String {
     e.to_string().replace('\n', " ")
 }
@@ -364,7 +440,7 @@ mod tests {
         let i = c.instantiate(&o).unwrap();
         assert_eq!(i.name, "a");
         assert_eq!(i.metas.workspace.as_deref(), Some("ws"));
-        assert_eq!(i.table.resolve("/index"), Some("sleep"));
+        assert_eq!(i.table.resolve("/index"), Some(0));
     }
 
     #[test]
@@ -405,6 +481,39 @@ mod tests {
     }
 
     #[test]
+    fn an_unknown_argument_names_its_key_and_line() {
+        let c = ExecutorConfig::from_yaml_str(
+            "jtype: Sleep\nwith:\n  ms: 1\n  msx: 2\nmetas: {name: a}\n",
+            "s.yml",
+            None,
+        )
+        .unwrap();
+        let e = c.instantiate(&Overrides::default()).err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            "s.yml: line 4: with.msx: Sleep takes no argument `msx` (it takes: ms)"
+        );
+        let o = Overrides {
+            uses_with: serde_json::from_str(r#"{"sleepy": 1}"#).unwrap(),
+            ..Default::default()
+        };
+        let clean = ExecutorConfig::from_uses("Sleep").unwrap();
+        let e = clean.instantiate(&o).err().unwrap();
+        assert_eq!(e.flow_key, Some("uses_with"));
+        assert!(
+            e.message.starts_with("uses_with.sleepy: Sleep takes no"),
+            "{e}"
+        );
+        let inline =
+            ExecutorConfig::from_yaml_str("jtype: Visit\nwith: {x: 1}\n", "v.yml", None).unwrap();
+        let e = inline.instantiate(&Overrides::default()).err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            "v.yml: line 2: with.x: Visit takes no argument `x` (it takes none)"
+        );
+    }
+
+    #[test]
     fn py_modules_at_the_top_as_jina_3_writes_it() {
         let c = ExecutorConfig::from_yaml_str("jtype: MyExec\npy_modules: [my.py]\n", "t", None)
             .unwrap();
@@ -419,7 +528,7 @@ mod tests {
         let e = ExecutorConfig::from_uses("NoSuchThing").unwrap_err();
         assert!(
             e.to_string()
-                .starts_with("uses 'NoSuchThing': not a built-in"),
+                .starts_with("uses 'NoSuchThing': not a known executor"),
             "{e}"
         );
         let e = ExecutorConfig::from_uses("jtype: [\n").unwrap_err();

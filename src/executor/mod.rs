@@ -1,40 +1,101 @@
 //! Executors: the units of work in a Flow.
 //!
-//! This module owns the [`Executor`] contract (what a handler receives and may return), the
-//! [`RequestTable`] that maps endpoints to handlers (the reference's `@requests`), the executor
-//! YAML (`jtype` / `with` / `metas` / `requests`, see [`ExecutorConfig`]), the built-in
-//! executors (`builtin`), and the gRPC server that serves one executor (`server`).
+//! This module owns the [`Executor`] contract (a Rust type with constructor arguments, an
+//! `open` step and handlers bound to endpoints by the compiler), the [`Requests`] that bind
+//! them and the [`RequestTable`] that routes endpoints to them (the reference's `@requests`),
+//! the [`Registry`] of executor types by name (built-ins plus a user's own), the executor YAML
+//! (`jtype` / `with` / `metas` / `requests`, see [`ExecutorConfig`]) and what a `uses` string
+//! means, the built-in executors (`builtin`), and the gRPC server of one executor (`server`).
 //!
 //! It does not know about Flows, graphs or gateways: an executor serves requests on a port and
 //! never learns who sent them.
+//!
+//! Writing one (docs/executors.md has the whole story):
+//!
+//! ```
+//! use jina::executor::{Call, Executor, HandlerError, Metas, Requests};
+//!
+//! #[derive(serde::Deserialize)]
+//! struct Args { suffix: String }
+//!
+//! struct Shout { suffix: String }
+//!
+//! impl Executor for Shout {
+//!     const NAME: &'static str = "Shout";
+//!     type Args = Args;
+//!
+//!     fn new(args: Args, _: &Metas) -> Result<Self, jina::executor::BoxError> {
+//!         Ok(Shout { suffix: args.suffix })
+//!     }
+//!
+//!     fn requests(r: &mut Requests<Self>) {
+//!         r.on("/index", Self::shout);
+//!     }
+//! }
+//!
+//! impl Shout {
+//!     fn shout(&self, call: Call<'_>) -> Result<(), HandlerError> {
+//!         for doc in call.docs.iter_mut() {
+//!             doc.text = doc.text.take().map(|t| t.to_uppercase() + &self.suffix);
+//!         }
+//!         Ok(())
+//!     }
+//! }
+//! ```
+//!
+//! A handler whose signature does not fit is refused by the compiler, where it is bound:
+//!
+//! ```compile_fail,E0631
+//! use jina::executor::{Call, Executor, HandlerError, Metas, NoArgs, Requests};
+//! use jina::DocumentArray;
+//!
+//! struct Wrong;
+//!
+//! impl Executor for Wrong {
+//!     const NAME: &'static str = "Wrong";
+//!     type Args = NoArgs;
+//!     fn new(_: NoArgs, _: &Metas) -> Result<Self, jina::executor::BoxError> { Ok(Wrong) }
+//!     fn requests(r: &mut Requests<Self>) {
+//!         r.on("/index", Self::index); // takes the documents, not a Call
+//!     }
+//! }
+//!
+//! impl Wrong {
+//!     fn index(&self, docs: &mut DocumentArray) -> Result<(), HandlerError> { Ok(()) }
+//! }
+//! ```
 
 pub mod builtin;
 mod config;
-mod native;
-mod requests;
+mod handlers;
+mod instance;
+mod registry;
 mod schema;
 pub mod server;
+mod uses;
 
 pub use config::{
-    ConfigError, ExecutorConfig, Instance, Metas, Overrides, yaml_message as yaml_error_message,
+    ConfigError, ExecutorConfig, Metas, Overrides, yaml_message as yaml_error_message,
 };
-pub use native::Native;
-pub use requests::{DEFAULT_ENDPOINT, HandlerSpec, RequestTable};
+pub use handlers::{
+    AsyncCall, Call, DEFAULT_ENDPOINT, Endpoints, Reply, RequestTable, Requests, UnknownHandler,
+};
+pub use instance::{BuildError, Instance, OpenError};
+pub use registry::{AlreadyInstalled, Entry, Registry};
+pub use uses::{Served, Uses, resolve as resolve_uses};
 
-use crate::document::DocumentArray;
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-/// What one handler call sees: the request's endpoint, documents (to change in place),
-/// parameters, and the executor's metas.
-pub struct Request<'a> {
-    pub endpoint: &'a str,
-    pub docs: &'a mut DocumentArray,
-    pub parameters: &'a Map<String, Value>,
-    pub metas: &'a Metas,
-}
+/// Any error a user's constructor, `open` or handler may return (`?` converts most).
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A request's parameters as JSON, for handlers that take them untyped.
+pub type Parameters = Map<String, Value>;
 
 /// A handler's failure. It becomes a response with status ERROR whose exception carries
-/// `name`, `message` and the executor's name; the executor goes on serving.
+/// `name`, `message` and the executor's name; the executor goes on serving. A handler may
+/// return any error instead: its type's name becomes `name`.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("{name}: {message}")]
 pub struct HandlerError {
@@ -52,25 +113,38 @@ impl HandlerError {
     }
 }
 
-/// The contract of an executor: a set of named handlers, some bound to endpoints by the
-/// executor's own code (the reference's `@requests` decorators), all callable by name (so YAML
-/// `requests` and `uses_requests` can bind them elsewhere).
+/// The constructor arguments of an executor that takes none: any `with` key is refused.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoArgs {}
+
+/// An executor: the reference's `class MyExec(Executor)`, as a Rust type.
 ///
-/// Handlers are synchronous and take `&self`: an executor with state keeps it behind its own
-/// lock. The server runs them where blocking is allowed, so a slow handler holds up only its
-/// own requests.
-pub trait Executor: Send + Sync + 'static {
-    /// The handlers this executor has, with the endpoints its code binds them to.
-    fn handlers(&self) -> Vec<HandlerSpec>;
+/// - [`Args`](Executor::Args) are its constructor arguments (YAML `with:` and a Flow's
+///   `uses_with`), read by serde; a key the type does not take is an error naming it.
+/// - [`new`](Executor::new) builds it without side effects, so a Flow can check its whole
+///   config before anything starts; [`open`](Executor::open) then takes its resources (files,
+///   a database) once, before it serves.
+/// - [`requests`](Executor::requests) binds its methods to endpoints. A blocking handler
+///   (`r.on`) runs where blocking is allowed; an async one (`r.on_async`) holds no thread while
+///   it awaits. Handlers take `&self` (or `Arc<Self>`): state that changes lives behind the
+///   type's own lock or atomics, as requests run concurrently.
+pub trait Executor: Sized + Send + Sync + 'static {
+    /// The name `jtype:` and `uses:` give it.
+    const NAME: &'static str;
+    /// One line for listings.
+    const SUMMARY: &'static str = "";
+    /// The constructor arguments.
+    type Args: DeserializeOwned;
 
-    /// Runs the handler named `handler`. It may change `req.docs` in place, or return new
-    /// documents that replace them.
-    fn call(&self, handler: &str, req: Request<'_>) -> Result<Option<DocumentArray>, HandlerError>;
+    /// Builds the executor from its arguments and metas (the reference's `__init__`).
+    fn new(args: Self::Args, metas: &Metas) -> Result<Self, BoxError>;
 
-    /// Takes the resources the executor serves from (files, a database) once, before it
-    /// serves. Construction stays free of side effects, so a Flow can check a config by
-    /// building it without touching the workspace. The error is one line.
-    fn open(&self) -> Result<(), String> {
+    /// Takes the resources it serves from, once, before serving. The error is one line.
+    fn open(&mut self) -> Result<(), BoxError> {
         Ok(())
     }
+
+    /// Binds handlers to endpoints: `r.on("/index", Self::index)`, `r.default(Self::foo)`.
+    fn requests(r: &mut Requests<Self>);
 }

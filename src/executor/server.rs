@@ -6,8 +6,7 @@
 //! untouched and not even decoded. A handler's error or panic becomes a response with status
 //! ERROR naming the executor; the server goes on serving.
 
-use super::config::Instance;
-use super::{DEFAULT_ENDPOINT, HandlerError, Request, schema};
+use super::{DEFAULT_ENDPOINT, HandlerError, Instance, schema};
 use crate::document::DocumentArray;
 use crate::proto::jina::{
     DataRequestListProto, DataRequestProto, EndpointsProto, JinaInfoProto,
@@ -21,8 +20,10 @@ use crate::proto::jina::{
     },
 };
 use crate::request;
+use futures::FutureExt;
 use serde_json::{Map, Value};
 use std::future::Future;
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tonic::{Response, Status};
@@ -36,6 +37,23 @@ pub struct ExecutorService {
     instance: Arc<Instance>,
 }
 
+/// What arrived: one request, or several to merge first (the parents of a join).
+// Moved once per request: boxing the single request would cost an allocation each time.
+#[allow(clippy::large_enum_variant)]
+pub enum Incoming {
+    One(DataRequestProto),
+    Many(Vec<DataRequestProto>),
+}
+
+impl Incoming {
+    fn endpoint(&self) -> &str {
+        match self {
+            Incoming::One(req) => request::endpoint(req),
+            Incoming::Many(list) => list.first().map(request::endpoint).unwrap_or_default(),
+        }
+    }
+}
+
 impl ExecutorService {
     pub fn new(instance: Instance) -> Self {
         ExecutorService {
@@ -47,73 +65,80 @@ impl ExecutorService {
         &self.instance.name
     }
 
-    /// Answers one request. Blocking: call it where blocking is allowed.
-    pub fn handle(&self, mut req: DataRequestProto) -> DataRequestProto {
-        let endpoint = request::endpoint(&req).to_string();
-        let Some(handler) = self.instance.table.resolve(&endpoint).map(str::to_string) else {
-            return req; // no handler: pass through unchanged
-        };
-        match request::docs(&req) {
-            Ok(docs) => {
-                let parameters = request::parameters(&req);
-                self.run_handler(&mut req, &handler, &endpoint, docs, &parameters)
+    /// Answers what arrived: a blocking handler runs where blocking is allowed, an async one
+    /// on this task. A request whose endpoint has no handler goes back as it came, its
+    /// documents not even decoded.
+    pub async fn answer(&self, incoming: Incoming) -> Result<DataRequestProto, Status> {
+        let handler = self.instance.table.resolve(incoming.endpoint());
+        match (handler, incoming) {
+            (None, Incoming::One(req)) => Ok(req),
+            (Some(index), incoming) if self.instance.is_async(index) => {
+                Ok(self.run_async(index, incoming).await)
             }
-            Err(e) => self.fail(&mut req, HandlerError::new("DecodeError", e.to_string())),
+            (handler, incoming) => {
+                let this = self.clone();
+                blocking(move || this.run_blocking(handler, incoming)).await
+            }
+        }
+    }
+
+    /// Decodes (and merges) the documents. A request that cannot be decoded comes back
+    /// without documents, marked with the error.
+    fn decode(&self, incoming: Incoming) -> (DataRequestProto, Option<DocumentArray>) {
+        let decoded = match incoming {
+            Incoming::One(req) => match request::docs(&req) {
+                Ok(docs) => Ok((req, docs)),
+                Err(e) => Err((req, e)),
+            },
+            // Documents joined by id, parameters merged (later ones win), the first header kept.
+            Incoming::Many(list) => request::merge(list),
+        };
+        match decoded {
+            Ok((req, docs)) => (req, Some(docs)),
+            Err((mut req, e)) => {
+                self.fail(&mut req, HandlerError::new("DecodeError", e.to_string()));
+                (req, None)
+            }
+        }
+    }
+
+    fn run_blocking(&self, handler: Option<usize>, incoming: Incoming) -> DataRequestProto {
+        let (mut req, docs) = self.decode(incoming);
+        let Some(mut docs) = docs else { return req };
+        let Some(index) = handler else {
+            request::set_docs(&mut req, &docs); // a join with no handler: merged, unchanged
+            return req;
+        };
+        let parameters = request::parameters(&req);
+        let endpoint = request::endpoint(&req).to_string();
+        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            self.instance
+                .call_blocking(index, &mut docs, &parameters, &endpoint)
+        }))
+        .unwrap_or_else(|panic| Err(panicked(panic)));
+        match outcome {
+            Ok(Some(new_docs)) => request::set_docs(&mut req, &new_docs),
+            Ok(None) => request::set_docs(&mut req, &docs),
+            Err(e) => self.fail(&mut req, e),
         }
         req
     }
 
-    /// Merges several requests (the parents of a join) into one and answers it: documents are
-    /// joined by id, parameters merged (later ones win), the first header is kept.
-    pub fn handle_list(&self, requests: Vec<DataRequestProto>) -> DataRequestProto {
-        let (mut merged, docs) = match request::merge(requests) {
-            Ok(m) => m,
-            Err((mut merged, e)) => {
-                self.fail(&mut merged, HandlerError::new("DecodeError", e.to_string()));
-                return merged;
-            }
-        };
-        let parameters = request::parameters(&merged);
-        let endpoint = request::endpoint(&merged).to_string();
-        match self.instance.table.resolve(&endpoint).map(str::to_string) {
-            Some(handler) => self.run_handler(&mut merged, &handler, &endpoint, docs, &parameters),
-            None => request::set_docs(&mut merged, &docs),
-        }
-        merged
-    }
-
-    fn run_handler(
-        &self,
-        req: &mut DataRequestProto,
-        handler: &str,
-        endpoint: &str,
-        mut docs: DocumentArray,
-        parameters: &Map<String, Value>,
-    ) {
-        let call = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            self.instance.executor.call(
-                handler,
-                Request {
-                    endpoint,
-                    docs: &mut docs,
-                    parameters,
-                    metas: &self.instance.metas,
-                },
-            )
-        }));
-        let outcome = call.unwrap_or_else(|panic| {
-            let message = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "handler panicked".into());
-            Err(HandlerError::new("Panic", message))
-        });
+    async fn run_async(&self, index: usize, incoming: Incoming) -> DataRequestProto {
+        let (mut req, docs) = self.decode(incoming);
+        let Some(docs) = docs else { return req };
+        let parameters = request::parameters(&req);
+        let endpoint = request::endpoint(&req).to_string();
+        let call = self.instance.call_async(index, docs, &parameters, endpoint);
+        let outcome = AssertUnwindSafe(call)
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| Err(panicked(panic)));
         match outcome {
-            Ok(Some(new_docs)) => request::set_docs(req, &new_docs),
-            Ok(None) => request::set_docs(req, &docs),
-            Err(e) => self.fail(req, e),
+            Ok(docs) => request::set_docs(&mut req, &docs),
+            Err(e) => self.fail(&mut req, e),
         }
+        req
     }
 
     fn fail(&self, req: &mut DataRequestProto, e: HandlerError) {
@@ -144,6 +169,16 @@ impl ExecutorService {
     }
 }
 
+/// A handler's panic as the error the response carries.
+fn panicked(panic: Box<dyn std::any::Any + Send>) -> HandlerError {
+    let message = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "handler panicked".into());
+    HandlerError::new("Panic", message)
+}
+
 /// Runs blocking work (a handler) off the async threads.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Status> {
     tokio::task::spawn_blocking(f)
@@ -157,17 +192,9 @@ impl JinaSingleDataRequestRpc for ExecutorService {
         &self,
         req: tonic::Request<DataRequestProto>,
     ) -> Result<Response<DataRequestProto>, Status> {
-        let req = req.into_inner();
-        if self
-            .instance
-            .table
-            .resolve(request::endpoint(&req))
-            .is_none()
-        {
-            return Ok(Response::new(req));
-        }
-        let this = self.clone();
-        Ok(Response::new(blocking(move || this.handle(req)).await?))
+        Ok(Response::new(
+            self.answer(Incoming::One(req.into_inner())).await?,
+        ))
     }
 }
 
@@ -178,10 +205,7 @@ impl JinaDataRequestRpc for ExecutorService {
         req: tonic::Request<DataRequestListProto>,
     ) -> Result<Response<DataRequestProto>, Status> {
         let list = req.into_inner().requests;
-        let this = self.clone();
-        Ok(Response::new(
-            blocking(move || this.handle_list(list)).await?,
-        ))
+        Ok(Response::new(self.answer(Incoming::Many(list)).await?))
     }
 }
 

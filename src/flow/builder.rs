@@ -6,7 +6,7 @@
 
 use super::spec::{ExecutorSpec, FlowSpec, Polling, Protocol, Uses};
 use super::{CheckedFlow, Diagnostic, FlowErrors};
-use crate::executor::{Executor, Metas, Native};
+use crate::executor::{Entry, Executor};
 use serde_json::{Map, Value};
 use std::path::Path;
 use std::time::Duration;
@@ -258,20 +258,10 @@ impl Exec {
         self
     }
 
-    /// A ready Rust executor, served inside the Flow's process.
-    pub fn uses_value<E: Executor>(mut self, type_name: &str, executor: E) -> Exec {
-        self.spec.uses = Uses::Native(Native::value(type_name, executor));
-        self
-    }
-
-    /// A Rust executor type built from `uses_with` and the metas (the reference's class with
-    /// its `__init__`), served inside the Flow's process.
-    pub fn uses_type<E: Executor>(
-        mut self,
-        type_name: &str,
-        create: impl Fn(&Map<String, Value>, &Metas) -> Result<E, String> + Send + Sync + 'static,
-    ) -> Exec {
-        self.spec.uses = Uses::Native(Native::constructor(type_name, create));
+    /// A Rust executor type (the reference's `uses=MyExecutor`), built for each copy from
+    /// `uses_with` and the metas and served inside the Flow's process.
+    pub fn uses_type<E: Executor>(mut self) -> Exec {
+        self.spec.uses = Uses::Native(Entry::of::<E>());
         self
     }
 

@@ -170,14 +170,15 @@ pub fn check(spec: &FlowSpec) -> Result<Graph, Vec<graph::Problem>> {
             ("uses_after", e.uses_after.as_ref(), &plain, &[][..]),
         ] {
             if let Some(u) = uses
-                && let Err(m) = crate::orchestrate::resolve_uses(
+                && let Err(e) = crate::executor::resolve_uses(
                     u,
                     spec.base_dir.as_deref(),
                     overrides,
                     py_modules,
                 )
             {
-                problems.push((i, key, m));
+                // A mistake in the entry's own `uses_with` (...) points at that key's line.
+                problems.push((i, e.flow_key.unwrap_or(key), e.to_string()));
             }
         }
     }

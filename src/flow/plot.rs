@@ -103,7 +103,7 @@ pub fn svg(spec: &FlowSpec, graph: &Graph) -> String {
                 .and_then(|j| j.as_str())
                 .unwrap_or("map")
                 .to_string(),
-            Uses::Native(n) => n.type_name.clone(),
+            Uses::Native(n) => n.name.to_string(),
         };
         let copies = e.shards * e.replicas;
         let detail = if e.external {

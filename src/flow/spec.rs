@@ -1,7 +1,6 @@
 //! The Flow as data: what a Flow YAML or the builder API describes, before anything runs.
 
 use crate::executor::Overrides;
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -159,26 +158,7 @@ pub struct TlsFiles {
 /// What a request may weigh, in bytes, on any face of the gateway, unless the Flow says.
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
 
-/// What an executor runs: a `uses` string (built-in name, YAML path or inline YAML), a map, or
-/// a Rust executor of the library's user (served inside the Flow's process).
-#[derive(Clone, Debug, PartialEq)]
-pub enum Uses {
-    Named(String),
-    Map(Value),
-    Native(crate::executor::Native),
-}
-
-impl Default for Uses {
-    fn default() -> Self {
-        Uses::Named("BaseExecutor".into())
-    }
-}
-
-impl From<&str> for Uses {
-    fn from(s: &str) -> Self {
-        Uses::Named(s.into())
-    }
-}
+pub use crate::executor::Uses;
 
 /// The gateway's settings: the Flow's `with`.
 #[derive(Clone, Debug, PartialEq)]

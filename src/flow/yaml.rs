@@ -889,7 +889,7 @@ pub fn write(spec: &FlowSpec) -> String {
     let uses_json = |u: &Uses| match u {
         Uses::Named(s) => json!(s),
         Uses::Map(m) => m.clone(),
-        Uses::Native(n) => json!(n.type_name),
+        Uses::Native(n) => json!(n.name),
     };
     let executors: Vec<Json> = spec
         .executors

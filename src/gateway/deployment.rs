@@ -13,6 +13,7 @@
 //! answered within `timeout_send` is a `TimeoutError`. A shard that cannot answer gives an ERROR
 //! response naming the executor and its copies, never a hang.
 
+use super::GatewayError;
 use super::ratelimit::RateLimitedLog;
 use crate::flow::{CallPolicy, Polling};
 use crate::health::{CopyState, Liveness};
@@ -107,12 +108,16 @@ pub struct Copy {
 }
 
 impl Copy {
-    fn new(copy: &CopyAddress, tls: Option<&crate::tls::ClientTls>) -> Result<Copy, String> {
-        let (host, port) = crate::grpc::host_port(&copy.address)?;
+    fn new(copy: &CopyAddress, tls: Option<&crate::tls::ClientTls>) -> Result<Copy, GatewayError> {
+        let bad = |why| GatewayError::BadAddress {
+            executor: copy.liveness.label().to_string(),
+            why,
+        };
+        let (host, port) = crate::grpc::host_port(&copy.address).map_err(bad)?;
         Ok(Copy {
             address: copy.address.clone(),
             liveness: copy.liveness.clone(),
-            channel: crate::grpc::channel(host, port, CONNECT_TIMEOUT, tls)?,
+            channel: crate::grpc::channel(host, port, CONNECT_TIMEOUT, tls).map_err(bad)?,
         })
     }
 
@@ -167,12 +172,15 @@ struct Shard {
 }
 
 impl Shard {
-    fn new(copies: &[CopyAddress], tls: Option<&crate::tls::ClientTls>) -> Result<Shard, String> {
+    fn new(
+        copies: &[CopyAddress],
+        tls: Option<&crate::tls::ClientTls>,
+    ) -> Result<Shard, GatewayError> {
         Ok(Shard {
             replicas: copies
                 .iter()
                 .map(|c| Copy::new(c, tls))
-                .collect::<Result<_, String>>()?,
+                .collect::<Result<_, _>>()?,
             next: AtomicUsize::new(0),
             merges_joins: copies.iter().all(|c| c.merges_joins),
         })
@@ -283,18 +291,22 @@ impl Deployment {
         addresses: &DeploymentAddresses,
         policy: CallPolicy,
         tls: Option<&crate::tls::ClientTls>,
-    ) -> Result<Deployment, String> {
+    ) -> Result<Deployment, GatewayError> {
         let tls = if addresses.tls { tls } else { None };
         if addresses.tls && tls.is_none() {
-            return Err(format!("{}: tls: true, but no TLS client", addresses.name));
+            return Err(GatewayError::NoTlsClient {
+                executor: addresses.name.clone(),
+            });
         }
         let shards = addresses
             .shards
             .iter()
             .map(|replicas| Shard::new(replicas, tls).map(Arc::new))
-            .collect::<Result<Vec<_>, String>>()?;
+            .collect::<Result<Vec<_>, _>>()?;
         if shards.is_empty() || shards.iter().any(|s| s.replicas.is_empty()) {
-            return Err(format!("{}: no executor address", addresses.name));
+            return Err(GatewayError::NoAddress {
+                executor: addresses.name.clone(),
+            });
         }
         let single = |c: &Option<CopyAddress>| {
             c.as_ref()

@@ -23,6 +23,33 @@ use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 
+/// What can go wrong with the gateway, as a library user can match on it.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    #[error("port {port} ({protocol}) is busy (address in use)")]
+    PortBusy { port: u16, protocol: &'static str },
+    #[error("cannot listen on {address} ({protocol}): {error}")]
+    Listen {
+        address: String,
+        protocol: &'static str,
+        error: std::io::Error,
+    },
+    #[error("{executor}: tls: true, but no TLS client")]
+    NoTlsClient { executor: String },
+    #[error("{executor}: no executor address")]
+    NoAddress { executor: String },
+    #[error("{executor}: {why}")]
+    BadAddress { executor: String, why: String },
+    /// A server of one protocol stopped with an error.
+    #[error("{protocol} gateway failed: {why}")]
+    Server { protocol: &'static str, why: String },
+    #[error("gateway task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+    /// It stopped serving without being asked to.
+    #[error("the gateway stopped")]
+    Stopped,
+}
+
 /// The gateway's sockets, bound before any executor starts so that a busy port fails the Flow
 /// at once.
 pub struct Listeners {
@@ -31,22 +58,22 @@ pub struct Listeners {
 
 impl Listeners {
     /// Binds one port per protocol (the given ones in order, free ones for the rest).
-    pub async fn bind(spec: &GatewaySpec) -> Result<Listeners, String> {
+    pub async fn bind(spec: &GatewaySpec) -> Result<Listeners, GatewayError> {
         let mut bound = vec![];
         for (i, protocol) in spec.protocols.iter().enumerate() {
             let port = spec.ports.get(i).copied().unwrap_or(0);
             let listener = TcpListener::bind((spec.host.as_str(), port))
                 .await
-                .map_err(|e| match e.kind() {
-                    std::io::ErrorKind::AddrInUse => format!(
-                        "port {port} ({}) is busy (address in use)",
-                        protocol.as_str()
-                    ),
-                    _ => format!(
-                        "cannot listen on {}:{port} ({}): {e}",
-                        spec.host,
-                        protocol.as_str()
-                    ),
+                .map_err(|source| match source.kind() {
+                    std::io::ErrorKind::AddrInUse => GatewayError::PortBusy {
+                        port,
+                        protocol: protocol.as_str(),
+                    },
+                    _ => GatewayError::Listen {
+                        address: format!("{}:{port}", spec.host),
+                        protocol: protocol.as_str(),
+                        error: source,
+                    },
                 })?;
             bound.push((*protocol, listener));
         }
@@ -70,7 +97,7 @@ pub fn router(
     topology: &Topology,
     policies: &[CallPolicy],
     client_tls: Option<&ClientTls>,
-) -> Result<Arc<Router>, String> {
+) -> Result<Arc<Router>, GatewayError> {
     let deployments = topology
         .deployments
         .iter()
@@ -120,7 +147,7 @@ pub async fn serve(
     router: Arc<Router>,
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> Result<(), String> {
+) -> Result<(), GatewayError> {
     let shutdown = shutdown.boxed().shared();
     let (serving_tx, serving) = tokio::sync::watch::channel(true);
     let watch = tokio::spawn(crate::health::all_up_changes(
@@ -143,7 +170,10 @@ pub async fn serve(
                 async move {
                     grpc::serve(gateway, listener, options, stop)
                         .await
-                        .map_err(|e| format!("gRPC gateway failed: {e}"))
+                        .map_err(|e| GatewayError::Server {
+                            protocol: protocol.as_str(),
+                            why: e.to_string(),
+                        })
                 }
                 .boxed()
             }
@@ -157,7 +187,10 @@ pub async fn serve(
                 async move {
                     http::serve(app, listener, tls, stop)
                         .await
-                        .map_err(|e| format!("{} gateway failed: {e}", protocol.as_str()))
+                        .map_err(|e| GatewayError::Server {
+                            protocol: protocol.as_str(),
+                            why: e.to_string(),
+                        })
                 }
                 .boxed()
             }
@@ -166,10 +199,7 @@ pub async fn serve(
     }
     let mut outcome = Ok(());
     for server in servers {
-        let served = server
-            .await
-            .map_err(|e| format!("gateway task failed: {e}"))
-            .and_then(|r| r);
+        let served = server.await.map_err(GatewayError::from).and_then(|r| r);
         outcome = outcome.and(served);
     }
     watch.abort();

@@ -1,101 +1,25 @@
 //! Orchestration: turns a checked Flow into running executor processes and back into nothing.
 //!
-//! This module owns the executor *processes*: it resolves each `uses` into a command line
-//! (`jina executor ...` of this same binary, or `python -m jina executor ...` for a Python
-//! executor), picks free ports, starts every copy, waits until each is healthy, and stops them
-//! all (a program that forks, Python Jina, runs under [`guard`], which finds what it forked
-//! through [`procs`]). It knows nothing about requests: the gateway gets only the addresses ([`Topology`]).
+//! This module owns the executor *processes*: it turns each executor's checked `uses` (what
+//! it means is decided by `executor::resolve_uses`) into a command line (`jina executor ...` of
+//! this same binary, or `python -m jina executor ...` for a Python executor), picks free
+//! ports, starts every copy, waits until each is healthy, and stops them all (a program that
+//! forks, Python Jina, runs under [`guard`], which finds what it forked through [`procs`]). It
+//! knows nothing about requests: the gateway gets only the addresses ([`Topology`]).
 
+mod error;
 pub mod guard;
 mod process;
 pub mod procs;
 
+pub use error::{ListenError, StartError};
 pub use process::{INHERITED_LISTENER_FD, LaunchPlan, Processes, free_port, listen_local};
 
-use crate::executor::{ExecutorConfig, Overrides};
-use crate::flow::{CheckedFlow, ExecutorSpec, FlowSpec, Polling, Uses};
+use crate::executor::{ExecutorConfig, Overrides, Registry, Served, Uses, resolve_uses};
+use crate::flow::{CheckedFlow, ExecutorSpec, FlowSpec, Polling};
 use crate::health::Liveness;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
-
-/// How an executor is started, once its `uses` is resolved.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Launch {
-    /// `jina executor --uses <arg>`: a built-in name, a YAML path or inline YAML.
-    Native(String),
-    /// `python -m jina executor --uses <uses> [--py-modules ...]`: an executor whose class lives
-    /// in Python: a YAML file with `py_modules`, or a class name with the Flow entry's
-    /// `py_modules` (Jina 3).
-    Python {
-        uses: String,
-        py_modules: Vec<String>,
-    },
-    /// A library user's Rust executor, served inside this process.
-    InProcess(crate::executor::Native),
-}
-
-/// Resolves a `uses` against the Flow's folder and checks it, without starting anything:
-/// the file exists and parses, its jtype is known, its `with` and `requests` make sense.
-pub fn resolve_uses(
-    uses: &Uses,
-    base_dir: Option<&Path>,
-    overrides: &Overrides,
-    py_modules: &[String],
-) -> Result<Launch, String> {
-    // Jina 3's `py_modules` on a Flow's entry: the class (or YAML) is Python's to find.
-    if let (Uses::Named(text), false) = (uses, py_modules.is_empty()) {
-        let trimmed = text.trim();
-        let uses = match base_dir {
-            Some(dir) if trimmed.ends_with(".yml") || trimmed.ends_with(".yaml") => {
-                dir.join(trimmed).display().to_string()
-            }
-            _ => trimmed.to_string(),
-        };
-        return Ok(Launch::Python {
-            uses,
-            py_modules: py_modules.to_vec(),
-        });
-    }
-    let (config, launch) = match uses {
-        // Built when the Flow starts: building it now could be costly (a model to load).
-        Uses::Native(native) => return Ok(Launch::InProcess(native.clone())),
-        Uses::Map(map) => {
-            let config =
-                ExecutorConfig::from_map(map.clone(), "uses (map)").map_err(|e| e.message)?;
-            let yaml = serde_yaml_ng::to_string(map).map_err(|e| e.to_string())?;
-            (config, Launch::Native(yaml))
-        }
-        Uses::Named(text) => {
-            let trimmed = text.trim();
-            let is_file = !trimmed.contains('\n')
-                && !trimmed.starts_with("jtype:")
-                && !trimmed.contains("://")
-                && crate::executor::builtin::find(trimmed).is_none();
-            let arg = match (is_file, base_dir) {
-                (true, Some(dir))
-                    if Path::new(trimmed).is_relative() && !Path::new(trimmed).exists() =>
-                {
-                    dir.join(trimmed).display().to_string()
-                }
-                _ => text.clone(),
-            };
-            let config = ExecutorConfig::from_uses(&arg).map_err(|e| e.to_string())?;
-            let launch = if config.is_python() {
-                Launch::Python {
-                    uses: arg,
-                    py_modules: vec![],
-                }
-            } else {
-                Launch::Native(arg)
-            };
-            (config, launch)
-        }
-    };
-    if !config.is_python() {
-        config.instantiate(overrides).map_err(|e| e.to_string())?;
-    }
-    Ok(launch)
-}
 
 /// Where one executor copy listens (`host:port`), and whether it is up.
 #[derive(Clone, Debug)]
@@ -202,9 +126,9 @@ impl InProcessServers {
         &mut self,
         instance: crate::executor::Instance,
         listener: std::net::TcpListener,
-    ) -> Result<(), String> {
-        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
-        let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+    ) -> std::io::Result<()> {
+        listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let service = crate::executor::server::ExecutorService::new(instance);
         self.stops.push(stop);
@@ -254,7 +178,7 @@ fn unchecked() -> crate::executor::server::ServeSettings {
 pub async fn start(
     flow: &CheckedFlow,
     client_tls: Option<&crate::tls::ClientTls>,
-) -> Result<RunningExecutors, String> {
+) -> Result<RunningExecutors, StartError> {
     let program = jina_binary();
     let mut plans = vec![];
     let mut in_process = InProcessServers::default();
@@ -309,8 +233,11 @@ async fn wait_external(
     address: &str,
     timeout: Option<Duration>,
     tls: Option<&crate::tls::ClientTls>,
-) -> Result<(), String> {
-    let (host, port) = crate::grpc::host_port(address)?;
+) -> Result<(), StartError> {
+    let (host, port) = crate::grpc::host_port(address).map_err(|why| StartError::BadAddress {
+        executor: name.into(),
+        why,
+    })?;
     let start = std::time::Instant::now();
     let mut said = false;
     loop {
@@ -322,9 +249,12 @@ async fn wait_external(
         if let Some(t) = timeout
             && start.elapsed() >= t
         {
-            return Err(format!(
-                "{name}: the external executor at {address} did not answer within {t:?} (timeout_ready): {why}"
-            ));
+            return Err(StartError::ExternalNotReady {
+                executor: name.into(),
+                address: address.into(),
+                waited: t,
+                why,
+            });
         }
         if !said {
             tracing::info!("waiting for the external executor {name} at {address} ({why})");
@@ -334,14 +264,16 @@ async fn wait_external(
     }
 }
 
-/// The `jina` binary that serves executors: `JINA_BIN`, else this program when it is `jina`,
-/// else a `jina` beside it or one folder up (where cargo puts examples and tests), else `PATH`.
-pub fn jina_binary() -> Result<PathBuf, String> {
+/// The binary that serves executors: `JINA_BIN`, else this program when it runs jina's
+/// command line (`jina`, or a user's binary made with `cli::main_with`, which knows the user's
+/// executor types), else a `jina` beside it or one folder up (where cargo puts examples and
+/// tests), else `PATH`.
+pub fn jina_binary() -> Result<PathBuf, StartError> {
     if let Some(path) = std::env::var_os("JINA_BIN") {
         return Ok(PathBuf::from(path));
     }
-    let me = std::env::current_exe().map_err(|e| format!("cannot find the jina binary: {e}"))?;
-    if me.file_stem().is_some_and(|n| n == "jina") {
+    let me = std::env::current_exe().map_err(|_| StartError::NoBinary)?;
+    if Registry::is_installed() {
         return Ok(me);
     }
     let near = me
@@ -355,10 +287,9 @@ pub fn jina_binary() -> Result<PathBuf, String> {
                 .collect::<Vec<_>>()
         })
         .unwrap_or_default();
-    near.chain(on_path).find(|p| p.is_file()).ok_or_else(|| {
-        "cannot find the jina binary to run executors: set JINA_BIN, or build it (cargo build)"
-            .into()
-    })
+    near.chain(on_path)
+        .find(|p| p.is_file())
+        .ok_or(StartError::NoBinary)
 }
 
 /// Adds the launch plans of one executor and returns where its copies will listen.
@@ -366,15 +297,15 @@ fn plan_executor(
     spec: &FlowSpec,
     exec: &ExecutorSpec,
     name: &str,
-    program: &Result<PathBuf, String>,
+    program: &Result<PathBuf, StartError>,
     plans: &mut Vec<LaunchPlan>,
     in_process: &mut InProcessServers,
-) -> Result<DeploymentAddresses, String> {
+) -> Result<DeploymentAddresses, StartError> {
     if exec.external {
         let host = exec.host.clone().unwrap_or_else(|| "127.0.0.1".into());
-        let port = exec
-            .port_in
-            .ok_or_else(|| format!("{name}: an external executor needs port_in"))?;
+        let port = exec.port_in.ok_or_else(|| StartError::NoPortIn {
+            executor: name.into(),
+        })?;
         return Ok(DeploymentAddresses {
             name: name.into(),
             polling: exec.polling,
@@ -389,6 +320,10 @@ fn plan_executor(
     let mut env = spec.gateway.env.clone();
     env.extend(exec.env.clone());
     let base = spec.base_dir.as_deref();
+    let listen_error = |executor: &str, port: u16, source: std::io::Error| StartError::Listen {
+        executor: executor.into(),
+        error: ListenError::of("127.0.0.1", port, source),
+    };
     let mut add = |label: String,
                    python_name: String,
                    id: CopyId,
@@ -396,25 +331,40 @@ fn plan_executor(
                    py_modules: &[String],
                    overrides: &Overrides,
                    port: Option<u16>|
-     -> Result<CopyAddress, String> {
-        let launch =
-            resolve_uses(uses, base, overrides, py_modules).map_err(|e| format!("{name}: {e}"))?;
+     -> Result<CopyAddress, StartError> {
+        let served = resolve_uses(uses, base, overrides, py_modules).map_err(|source| {
+            StartError::Config {
+                executor: name.into(),
+                error: source,
+            }
+        })?;
         let overrides = with_workspace(overrides, exec.workspace.as_deref());
         let mut listener = None;
-        let merges_joins = !matches!(launch, Launch::Python { .. });
-        let (program, args, port) = match launch {
-            Launch::InProcess(native) => {
-                let listener = std::net::TcpListener::bind(("127.0.0.1", port.unwrap_or(0)))
-                    .map_err(|e| format!("{label}: cannot listen: {e}"))?;
-                let address = listener.local_addr().map_err(|e| e.to_string())?;
-                let instance = native
-                    .instantiate(&label, &overrides)
-                    .map_err(|e| format!("{label}: {e}"))?;
-                instance
-                    .executor
-                    .open()
-                    .map_err(|e| format!("{label}: {e}"))?;
-                in_process.spawn(instance, listener)?;
+        let merges_joins = !matches!(served, Served::ByPython { .. });
+        let (program, args, port) = match served {
+            Served::InProcess(entry) => {
+                let port = port.unwrap_or(0);
+                let listener = std::net::TcpListener::bind(("127.0.0.1", port))
+                    .map_err(|e| listen_error(&label, port, e))?;
+                let address = listener
+                    .local_addr()
+                    .map_err(|e| listen_error(&label, port, e))?;
+                // A Rust type of the Flow API: no YAML of its own, named after its copy.
+                let mut overrides = overrides.clone();
+                overrides
+                    .uses_metas
+                    .entry("name")
+                    .or_insert_with(|| label.clone().into());
+                let mut instance = ExecutorConfig::builtin(entry.name)
+                    .instantiate_as(&entry, &overrides)
+                    .map_err(|source| StartError::Config {
+                        executor: label.clone(),
+                        error: source,
+                    })?;
+                instance.open()?;
+                in_process
+                    .spawn(instance, listener)
+                    .map_err(|e| listen_error(&label, address.port(), e))?;
                 // Served by this process: up for as long as the Flow is.
                 return Ok(CopyAddress {
                     liveness: Liveness::unsupervised(&label),
@@ -422,12 +372,18 @@ fn plan_executor(
                     merges_joins: true,
                 });
             }
-            Launch::Native(uses) => {
+            Served::ByJina(uses) => {
                 let socket =
-                    listen_local(port.unwrap_or(0)).map_err(|e| format!("{label}: {e}"))?;
-                let port = socket.local_addr().map_err(|e| e.to_string())?.port();
+                    listen_local(port.unwrap_or(0)).map_err(|source| StartError::Listen {
+                        executor: label.clone(),
+                        error: source,
+                    })?;
+                let port = socket
+                    .local_addr()
+                    .map_err(|e| listen_error(&label, 0, e))?
+                    .port();
                 listener = Some(socket);
-                let program = program.as_deref().map_err(|e| format!("{label}: {e}"))?;
+                let program = program.as_ref().map_err(|_| StartError::NoBinary)?;
                 let fd = INHERITED_LISTENER_FD.to_string();
                 let mut args: Vec<String> =
                     ["executor", "--uses", &uses, "--port-in", &port.to_string()]
@@ -437,11 +393,17 @@ fn plan_executor(
                         .map(str::to_string)
                         .collect();
                 args.extend(override_flags(&overrides));
-                (program.to_path_buf(), args, port)
+                (program.clone(), args, port)
             }
-            Launch::Python { uses, py_modules } => {
-                let port = port.map_or_else(free_port, Ok)?;
-                let program = program.as_deref().map_err(|e| format!("{label}: {e}"))?;
+            Served::ByPython { uses, py_modules } => {
+                let port = match port {
+                    Some(p) => p,
+                    None => free_port().map_err(|source| StartError::Listen {
+                        executor: label.clone(),
+                        error: source,
+                    })?,
+                };
+                let program = program.as_ref().map_err(|_| StartError::NoBinary)?;
                 // Python Jina forks its worker: the guard sees that no fork outlives the Flow.
                 let args = ["guard", "--"]
                     .into_iter()
@@ -455,7 +417,7 @@ fn plan_executor(
                     ))
                     .chain(id.python_flags())
                     .collect();
-                (program.to_path_buf(), args, port)
+                (program.clone(), args, port)
             }
         };
         let (reporter, liveness) = Liveness::supervised(&label);
@@ -572,7 +534,6 @@ fn with_workspace(overrides: &Overrides, workspace: Option<&str>) -> Overrides {
     o
 }
 
-/// `--uses-with`, `--uses-metas`, `--uses-requests` flags for the overrides that are set.
 /// The command line serving a Python executor (its YAML names `metas.py_modules`) with Python
 /// Jina: `python -m jina executor`, the interpreter from `JINA_PYTHON`, else `python3`.
 pub fn python_executor_command(
@@ -603,6 +564,7 @@ pub fn python_executor_command(
     command
 }
 
+/// `--uses-with`, `--uses-metas`, `--uses-requests` flags for the overrides that are set.
 fn override_flags(overrides: &Overrides) -> Vec<String> {
     let requests: serde_json::Map<String, serde_json::Value> = overrides
         .uses_requests

@@ -5,6 +5,7 @@
 //! SIGKILL of the Flow ends it; a normal stop sends SIGTERM (the child finishes its requests in
 //! flight) and SIGKILL after a grace period; and dropping [`Processes`] kills what is left.
 
+use super::{ListenError, StartError};
 use crate::flow::RestartPolicy;
 use crate::health::Reporter;
 use std::collections::{BTreeMap, VecDeque};
@@ -91,9 +92,8 @@ struct Running {
 }
 
 impl Running {
-    fn last_output(&self) -> String {
-        let tail: Vec<String> = self.tail.lock().unwrap().iter().cloned().collect();
-        tail.join("\n  | ")
+    fn last_lines(&self) -> Vec<String> {
+        self.tail.lock().unwrap().iter().cloned().collect()
     }
 }
 
@@ -124,7 +124,7 @@ impl Processes {
     /// Starts every plan at once and waits until each is ready. If one fails, all are stopped
     /// and the error names the child, why, and the tail of its output. Each ready child is then
     /// supervised, reporting through the plan's [`Reporter`].
-    pub async fn start_all(mut plans: Vec<LaunchPlan>) -> Result<Processes, String> {
+    pub async fn start_all(mut plans: Vec<LaunchPlan>) -> Result<Processes, StartError> {
         let mut started = vec![];
         for plan in &mut plans {
             let spawned = spawn(plan);
@@ -248,7 +248,7 @@ async fn supervise(
         tracing::error!(
             "{} {why}; its last output:\n  | {}",
             plan.label,
-            running.last_output()
+            running.last_lines().join("\n  | ")
         );
         if !restart {
             return;
@@ -297,16 +297,21 @@ async fn stopped(stop: &mut watch::Receiver<bool>) {
 
 /// Starts a plan's child again, on the same port (bound anew here when the Flow hands the
 /// socket over).
-fn respawn(plan: &mut LaunchPlan) -> Result<Running, String> {
+fn respawn(plan: &mut LaunchPlan) -> Result<Running, StartError> {
     if plan.hands_over_listener {
-        plan.listener = Some(listen_local(plan.port).map_err(|e| format!("{}: {e}", plan.label))?);
+        plan.listener = Some(
+            listen_local(plan.port).map_err(|source| StartError::Listen {
+                executor: plan.label.clone(),
+                error: source,
+            })?,
+        );
     }
     let spawned = spawn(plan);
     plan.listener = None;
     spawned
 }
 
-fn spawn(plan: &LaunchPlan) -> Result<Running, String> {
+fn spawn(plan: &LaunchPlan) -> Result<Running, StartError> {
     let mut cmd = Command::new(&plan.program);
     cmd.args(&plan.args)
         .envs(&plan.env)
@@ -338,12 +343,10 @@ fn spawn(plan: &LaunchPlan) -> Result<Running, String> {
             Ok(())
         });
     }
-    let mut child = cmd.spawn().map_err(|e| {
-        format!(
-            "{}: cannot start {}: {e}",
-            plan.label,
-            plan.program.display()
-        )
+    let mut child = cmd.spawn().map_err(|source| StartError::Spawn {
+        executor: plan.label.clone(),
+        program: plan.program.clone(),
+        error: source,
     })?;
     let tail = Arc::new(Mutex::new(VecDeque::with_capacity(TAIL_LINES)));
     let out = child
@@ -373,16 +376,16 @@ fn spawn(plan: &LaunchPlan) -> Result<Running, String> {
     Ok(Running { child, tail })
 }
 
-async fn wait_ready(plan: &LaunchPlan, running: &mut Running) -> Result<(), String> {
+async fn wait_ready(plan: &LaunchPlan, running: &mut Running) -> Result<(), StartError> {
     let start = Instant::now();
     loop {
         if let Ok(Some(status)) = running.child.try_wait() {
             tokio::time::sleep(Duration::from_millis(50)).await; // let the output readers catch up
-            return Err(format!(
-                "{} exited ({status}) before it was ready; its last output:\n  | {}",
-                plan.label,
-                running.last_output()
-            ));
+            return Err(StartError::ChildExited {
+                executor: plan.label.clone(),
+                status,
+                last_lines: running.last_lines(),
+            });
         }
         if crate::grpc::check_serving("127.0.0.1", plan.port, Duration::from_millis(500))
             .await
@@ -390,31 +393,28 @@ async fn wait_ready(plan: &LaunchPlan, running: &mut Running) -> Result<(), Stri
         {
             return Ok(());
         }
-        if plan.timeout_ready.is_some_and(|t| start.elapsed() > t) {
-            return Err(format!(
-                "{} was not ready within {:?} (timeout_ready)",
-                plan.label,
-                plan.timeout_ready.unwrap()
-            ));
+        if let Some(waited) = plan.timeout_ready.filter(|t| start.elapsed() > *t) {
+            return Err(StartError::NotReady {
+                executor: plan.label.clone(),
+                waited,
+            });
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 
 /// A socket listening on 127.0.0.1:`port` (0: any free port), to hand to a child.
-pub fn listen_local(port: u16) -> Result<std::net::TcpListener, String> {
-    std::net::TcpListener::bind(("127.0.0.1", port)).map_err(|e| match e.kind() {
-        std::io::ErrorKind::AddrInUse => format!("port {port} is busy (address in use)"),
-        _ => format!("cannot listen on 127.0.0.1:{port}: {e}"),
-    })
+pub fn listen_local(port: u16) -> Result<std::net::TcpListener, ListenError> {
+    std::net::TcpListener::bind(("127.0.0.1", port))
+        .map_err(|e| ListenError::of("127.0.0.1", port, e))
 }
 
 /// A free TCP port on this machine (bound, then released for a child that binds it itself).
-pub fn free_port() -> Result<u16, String> {
+pub fn free_port() -> Result<u16, ListenError> {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
-        .map_err(|e| format!("cannot find a free port: {e}"))
+        .map_err(|e| ListenError::of("127.0.0.1", 0, e))
 }
 
 #[cfg(test)]

@@ -9,7 +9,16 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub const JINA: &str = env!("CARGO_BIN_EXE_jina");
+/// The binary under test: `jina`, or the worked example's `wordcount` (a jina binary with one
+/// more executor) when this harness serves that crate's tests.
+pub const JINA: &str = match (
+    option_env!("CARGO_BIN_EXE_jina"),
+    option_env!("CARGO_BIN_EXE_wordcount"),
+) {
+    (Some(jina), _) => jina,
+    (None, Some(wordcount)) => wordcount,
+    (None, None) => panic!("no binary to test"),
+};
 
 /// A free TCP port on loopback (bound, then released).
 pub fn free_port() -> u16 {

@@ -1,29 +1,17 @@
 //! `BaseExecutor`: no handlers, so every request passes through unchanged.
 
-use crate::document::DocumentArray;
-use crate::executor::{Executor, HandlerError, HandlerSpec, Metas, Request};
-use serde_json::{Map, Value};
+use crate::executor::{BoxError, Executor, Metas, NoArgs, Requests};
 
 pub struct BaseExecutor;
 
-#[derive(serde::Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Args {}
-
-pub fn create(with: &Map<String, Value>, _: &Metas) -> Result<Box<dyn Executor>, String> {
-    super::parse_with::<Args>(with)?;
-    Ok(Box::new(BaseExecutor))
-}
-
 impl Executor for BaseExecutor {
-    fn handlers(&self) -> Vec<HandlerSpec> {
-        vec![]
+    const NAME: &'static str = "BaseExecutor";
+    const SUMMARY: &'static str = "passes documents on unchanged (what .add() with no uses gives)";
+    type Args = NoArgs;
+
+    fn new(_: NoArgs, _: &Metas) -> Result<Self, BoxError> {
+        Ok(BaseExecutor)
     }
 
-    fn call(&self, handler: &str, _: Request<'_>) -> Result<Option<DocumentArray>, HandlerError> {
-        Err(HandlerError::new(
-            "KeyError",
-            format!("no handler '{handler}'"),
-        ))
-    }
+    fn requests(_: &mut Requests<Self>) {}
 }

@@ -4,9 +4,8 @@
 //! embedding. Deterministic: the same text gives the same embedding on every machine. It
 //! encodes every document with text, and every chunk with text, that has no embedding yet.
 
-use crate::document::{Document, DocumentArray, NdArray};
-use crate::executor::{Executor, HandlerError, HandlerSpec, Metas, Request};
-use serde_json::{Map, Value};
+use crate::document::{Document, NdArray};
+use crate::executor::{BoxError, Call, Executor, HandlerError, Metas, Requests};
 
 pub struct NgramEncoder {
     dim: usize,
@@ -14,21 +13,13 @@ pub struct NgramEncoder {
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     #[serde(default = "default_dim")]
     dim: usize,
 }
 
 fn default_dim() -> usize {
     256
-}
-
-pub fn create(with: &Map<String, Value>, _: &Metas) -> Result<Box<dyn Executor>, String> {
-    let args: Args = super::parse_with(with)?;
-    if args.dim == 0 {
-        return Err("dim: must be at least 1".into());
-    }
-    Ok(Box::new(NgramEncoder { dim: args.dim }))
 }
 
 /// FNV-1a, 64 bits: a fixed hash, so embeddings never change between runs or machines.
@@ -72,28 +63,42 @@ pub fn embed(text: &str, dim: usize) -> Vec<f32> {
 }
 
 impl NgramEncoder {
-    fn encode(&self, doc: &mut Document) {
+    fn encode_doc(&self, doc: &mut Document) {
         if doc.embedding.is_none()
             && let Some(text) = doc.text.as_deref()
         {
             doc.embedding = Some(NdArray::from_f32(&embed(text, self.dim)));
         }
         for chunk in doc.chunks.iter_mut() {
-            self.encode(chunk);
+            self.encode_doc(chunk);
         }
     }
 }
 
 impl Executor for NgramEncoder {
-    fn handlers(&self) -> Vec<HandlerSpec> {
-        vec![HandlerSpec::default("encode")]
+    const NAME: &'static str = "NgramEncoder";
+    const SUMMARY: &'static str =
+        "embeds text (and chunks) by hashed words and character n-grams, no model needed";
+    type Args = Args;
+
+    fn new(args: Args, _: &Metas) -> Result<Self, BoxError> {
+        if args.dim == 0 {
+            return Err("dim: must be at least 1".into());
+        }
+        Ok(NgramEncoder { dim: args.dim })
     }
 
-    fn call(&self, _: &str, req: Request<'_>) -> Result<Option<DocumentArray>, HandlerError> {
-        for doc in req.docs.iter_mut() {
-            self.encode(doc);
+    fn requests(r: &mut Requests<Self>) {
+        r.default(Self::encode);
+    }
+}
+
+impl NgramEncoder {
+    fn encode(&self, call: Call<'_>) -> Result<(), HandlerError> {
+        for doc in call.docs.iter_mut() {
+            self.encode_doc(doc);
         }
-        Ok(None)
+        Ok(())
     }
 }
 

@@ -2,9 +2,7 @@
 //! request to that endpoint; otherwise every `every`-th request (default 1: all of them).
 //! Requests it lets through pass unchanged.
 
-use crate::document::DocumentArray;
-use crate::executor::{Executor, HandlerError, HandlerSpec, Metas, Request};
-use serde_json::{Map, Value};
+use crate::executor::{BoxError, Call, Executor, HandlerError, Metas, Requests};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub struct Fail {
@@ -16,7 +14,7 @@ pub struct Fail {
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     #[serde(default = "one")]
     every: u64,
     #[serde(default)]
@@ -33,33 +31,38 @@ fn default_message() -> String {
     "failed on purpose".into()
 }
 
-pub fn create(with: &Map<String, Value>, _: &Metas) -> Result<Box<dyn Executor>, String> {
-    let args: Args = super::parse_with(with)?;
-    if args.every == 0 {
-        return Err("every: must be at least 1".into());
+impl Executor for Fail {
+    const NAME: &'static str = "Fail";
+    const SUMMARY: &'static str =
+        "fails every `every`-th request, or every request on endpoint `on`";
+    type Args = Args;
+
+    fn new(args: Args, _: &Metas) -> Result<Self, BoxError> {
+        if args.every == 0 {
+            return Err("every: must be at least 1".into());
+        }
+        Ok(Fail {
+            every: args.every,
+            on: args.on,
+            message: args.message,
+            seen: AtomicU64::new(0),
+        })
     }
-    Ok(Box::new(Fail {
-        every: args.every,
-        on: args.on,
-        message: args.message,
-        seen: AtomicU64::new(0),
-    }))
+
+    fn requests(r: &mut Requests<Self>) {
+        r.default(Self::fail);
+    }
 }
 
-impl Executor for Fail {
-    fn handlers(&self) -> Vec<HandlerSpec> {
-        vec![HandlerSpec::default("fail")]
-    }
-
-    fn call(&self, _: &str, req: Request<'_>) -> Result<Option<DocumentArray>, HandlerError> {
+impl Fail {
+    fn fail(&self, call: Call<'_>) -> Result<(), HandlerError> {
         let fails = match &self.on {
-            Some(on) => on == req.endpoint,
+            Some(on) => on == call.endpoint,
             None => (self.seen.fetch_add(1, Ordering::Relaxed) + 1).is_multiple_of(self.every),
         };
-        if fails {
-            Err(HandlerError::new("RuntimeError", self.message.clone()))
-        } else {
-            Ok(None)
+        match fails {
+            true => Err(HandlerError::new("RuntimeError", self.message.clone())),
+            false => Ok(()),
         }
     }
 }

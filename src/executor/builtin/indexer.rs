@@ -15,11 +15,11 @@
 
 use super::ranker::{rank, top_k};
 use crate::document::{Document, DocumentArray};
-use crate::executor::{Executor, HandlerError, HandlerSpec, Metas, Request};
+use crate::executor::{BoxError, Call, Executor, HandlerError, Metas, Requests};
 use crate::proto::docarray::DocProto;
 use prost::Message;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::RwLock;
@@ -28,7 +28,7 @@ const DOCS: TableDefinition<&str, &[u8]> = TableDefinition::new("docs");
 
 pub struct VectorIndexer {
     /// Opened by `open`, before the executor serves.
-    db: std::sync::OnceLock<redb::Database>,
+    db: Option<redb::Database>,
     path: PathBuf,
     vectors: RwLock<Vectors>,
     shard: (u64, u64),
@@ -133,7 +133,7 @@ impl Vectors {
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     #[serde(default = "ten")]
     top_k: usize,
     /// The database file's name in the workspace (default: the executor's name).
@@ -149,14 +149,15 @@ fn db_error(e: impl std::fmt::Display) -> HandlerError {
     HandlerError::new("DatabaseError", e.to_string())
 }
 
-pub fn create(with: &Map<String, Value>, metas: &Metas) -> Result<Box<dyn Executor>, String> {
-    let args: Args = super::parse_with(with)?;
+/// Where the index of these arguments and metas lives: a file in the workspace, one per shard.
+fn index_path(args: &Args, metas: &Metas) -> Result<(PathBuf, (u64, u64)), BoxError> {
     if let Some(name) = &args.index_name {
         // A file name inside the workspace: a path would write anywhere.
         if name.is_empty() || name.contains(['/', '\\']) || name == ".." || name == "." {
             return Err(format!(
                 "with.index_name '{name}': must be a file name, without '/' or '..' (it is stored inside the workspace)"
-            ));
+            )
+            .into());
         }
     }
     let number = |k: &str| metas.other.get(k).and_then(Value::as_u64);
@@ -164,6 +165,7 @@ pub fn create(with: &Map<String, Value>, metas: &Metas) -> Result<Box<dyn Execut
     let shard_id = number("shard_id").unwrap_or(0);
     let name = args
         .index_name
+        .clone()
         .or_else(|| {
             metas
                 .name
@@ -177,13 +179,7 @@ pub fn create(with: &Map<String, Value>, metas: &Metas) -> Result<Box<dyn Execut
     } else {
         format!("{name}.redb")
     };
-    Ok(Box::new(VectorIndexer {
-        db: std::sync::OnceLock::new(),
-        path: workspace.join(file),
-        vectors: RwLock::new(Vectors::default()),
-        shard: (shard_id, shards),
-        top_k: args.top_k,
-    }))
+    Ok((workspace.join(file), (shard_id, shards)))
 }
 
 /// Whether this shard keeps `id` (a fixed hash, the same in every process).
@@ -199,7 +195,7 @@ fn shard_of(id: &str, shards: u64) -> u64 {
 impl VectorIndexer {
     fn db(&self) -> Result<&redb::Database, HandlerError> {
         self.db
-            .get()
+            .as_ref()
             .ok_or_else(|| HandlerError::new("RuntimeError", "the index is not open"))
     }
 
@@ -252,7 +248,7 @@ impl VectorIndexer {
         write.commit().map_err(db_error)
     }
 
-    fn search(&self, docs: &mut DocumentArray, k: usize) -> Result<(), HandlerError> {
+    fn nearest(&self, docs: &mut DocumentArray, k: usize) -> Result<(), HandlerError> {
         let vectors = self.vectors.read().unwrap();
         let read = self.db()?.begin_read().map_err(db_error)?;
         let table = read.open_table(DOCS).map_err(db_error)?;
@@ -295,7 +291,7 @@ impl VectorIndexer {
         Ok(())
     }
 
-    fn delete(&self, docs: &DocumentArray) -> Result<(), HandlerError> {
+    fn remove(&self, docs: &DocumentArray) -> Result<(), HandlerError> {
         let mut vectors = self.vectors.write().unwrap();
         let write = self.db()?.begin_write().map_err(db_error)?;
         {
@@ -309,7 +305,7 @@ impl VectorIndexer {
         write.commit().map_err(db_error)
     }
 
-    fn clear(&self) -> Result<(), HandlerError> {
+    fn empty(&self) -> Result<(), HandlerError> {
         let mut vectors = self.vectors.write().unwrap();
         let write = self.db()?.begin_write().map_err(db_error)?;
         write.delete_table(DOCS).map_err(db_error)?;
@@ -321,8 +317,24 @@ impl VectorIndexer {
 }
 
 impl Executor for VectorIndexer {
+    const NAME: &'static str = "VectorIndexer";
+    const SUMMARY: &'static str =
+        "stores embeddings in redb; /index /search /update /delete /clear /status";
+    type Args = Args;
+
+    fn new(args: Args, metas: &Metas) -> Result<Self, BoxError> {
+        let (path, shard) = index_path(&args, metas)?;
+        Ok(VectorIndexer {
+            db: None,
+            path,
+            vectors: RwLock::new(Vectors::default()),
+            shard,
+            top_k: args.top_k,
+        })
+    }
+
     /// Opens (or creates) the database in the workspace and reads every stored vector back.
-    fn open(&self) -> Result<(), String> {
+    fn open(&mut self) -> Result<(), BoxError> {
         let path = &self.path;
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)
@@ -330,13 +342,13 @@ impl Executor for VectorIndexer {
         }
         let db = redb::Database::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
         let mut vectors = Vectors::default();
-        let write = db.begin_write().map_err(|e| e.to_string())?;
-        write.open_table(DOCS).map_err(|e| e.to_string())?;
-        write.commit().map_err(|e| e.to_string())?;
-        let read = db.begin_read().map_err(|e| e.to_string())?;
-        let table = read.open_table(DOCS).map_err(|e| e.to_string())?;
-        for entry in table.iter().map_err(|e| e.to_string())? {
-            let (id, bytes) = entry.map_err(|e| e.to_string())?;
+        let write = db.begin_write()?;
+        write.open_table(DOCS)?;
+        write.commit()?;
+        let read = db.begin_read()?;
+        let table = read.open_table(DOCS)?;
+        for entry in table.iter()? {
+            let (id, bytes) = entry?;
             let doc = DocProto::decode(bytes.value())
                 .map(Document::from_proto)
                 .map_err(|e| format!("{}: stored document {}: {e}", path.display(), id.value()))?;
@@ -347,51 +359,56 @@ impl Executor for VectorIndexer {
         drop(table);
         drop(read);
         tracing::info!("{}: {} documents", path.display(), vectors.ids.len());
-        *self.vectors.write().unwrap() = vectors;
-        self.db
-            .set(db)
-            .map_err(|_| "the index was opened twice".to_string())
+        self.vectors = RwLock::new(vectors);
+        self.db = Some(db);
+        Ok(())
     }
 
-    fn handlers(&self) -> Vec<HandlerSpec> {
-        vec![
-            HandlerSpec::on("index", &["/index"]),
-            HandlerSpec::on("search", &["/search"]),
-            HandlerSpec::on("update", &["/update"]),
-            HandlerSpec::on("delete", &["/delete"]),
-            HandlerSpec::on("clear", &["/clear"]),
-            HandlerSpec::on("status", &["/status"]),
-        ]
+    fn requests(r: &mut Requests<Self>) {
+        r.on("/index", Self::index)
+            .on("/search", Self::search)
+            .on("/update", Self::update)
+            .on("/delete", Self::delete)
+            .on("/clear", Self::clear)
+            .on("/status", Self::status);
+    }
+}
+
+/// The handlers.
+impl VectorIndexer {
+    fn index(&self, call: Call<'_>) -> Result<(), HandlerError> {
+        self.store(call.docs, false)
     }
 
-    fn call(&self, handler: &str, req: Request<'_>) -> Result<Option<DocumentArray>, HandlerError> {
-        match handler {
-            "index" => self.store(req.docs, false)?,
-            "update" => self.store(req.docs, true)?,
-            "search" => self.search(req.docs, top_k(req.parameters, self.top_k)?)?,
-            "delete" => self.delete(req.docs)?,
-            "clear" => self.clear()?,
-            "status" => {
-                let mut doc = Document::new();
-                doc.id = format!("status-shard{}", self.shard.0);
-                doc.tags.insert(
-                    "count".into(),
-                    self.vectors.read().unwrap().ids.len().into(),
-                );
-                doc.tags.insert("shard_id".into(), self.shard.0.into());
-                doc.tags.insert("shards".into(), self.shard.1.into());
-                doc.tags
-                    .insert("path".into(), self.path.display().to_string().into());
-                return Ok(Some(vec![doc].into()));
-            }
-            other => {
-                return Err(HandlerError::new(
-                    "ValueError",
-                    format!("no handler {other}"),
-                ));
-            }
-        }
-        Ok(None)
+    fn update(&self, call: Call<'_>) -> Result<(), HandlerError> {
+        self.store(call.docs, true)
+    }
+
+    fn search(&self, call: Call<'_>) -> Result<(), HandlerError> {
+        let k = top_k(&call.parameters, self.top_k)?;
+        self.nearest(call.docs, k)
+    }
+
+    fn delete(&self, call: Call<'_>) -> Result<(), HandlerError> {
+        self.remove(call.docs)
+    }
+
+    fn clear(&self, _: Call<'_>) -> Result<(), HandlerError> {
+        self.empty()
+    }
+
+    fn status(&self, _: Call<'_>) -> Result<DocumentArray, HandlerError> {
+        let mut doc = Document::new();
+        doc.id = format!("status-shard{}", self.shard.0);
+        doc.tags.insert(
+            "count".into(),
+            self.vectors.read().unwrap().ids.len().into(),
+        );
+        doc.tags.insert("shard_id".into(), self.shard.0.into());
+        doc.tags.insert("shards".into(), self.shard.1.into());
+        doc.tags
+            .insert("path".into(), self.path.display().to_string().into());
+        Ok(vec![doc].into())
     }
 }
 
@@ -402,13 +419,19 @@ mod tests {
     #[test]
     fn index_name_must_be_a_file_name_inside_the_workspace() {
         for bad in ["../../x", "a/b", "..", ""] {
-            let with = serde_json::json!({ "index_name": bad });
-            let e = create(with.as_object().unwrap(), &Metas::default())
+            let args = Args {
+                top_k: 10,
+                index_name: Some(bad.into()),
+            };
+            let e = VectorIndexer::new(args, &Metas::default())
                 .err()
                 .expect("refused");
-            assert!(e.contains("must be a file name"), "{bad}: {e}");
+            assert!(e.to_string().contains("must be a file name"), "{bad}: {e}");
         }
-        let with = serde_json::json!({ "index_name": "books" });
-        assert!(create(with.as_object().unwrap(), &Metas::default()).is_ok());
+        let args = Args {
+            top_k: 10,
+            index_name: Some("books".into()),
+        };
+        assert!(VectorIndexer::new(args, &Metas::default()).is_ok());
     }
 }

@@ -4,7 +4,7 @@
 //! results arrive concatenated.
 
 use crate::document::{Document, DocumentArray};
-use crate::executor::{Executor, HandlerError, HandlerSpec, Metas, Request};
+use crate::executor::{BoxError, Call, Executor, HandlerError, Metas, Requests};
 use serde_json::{Map, Value};
 
 pub struct Ranker {
@@ -14,7 +14,7 @@ pub struct Ranker {
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     #[serde(default = "cosine")]
     metric: String,
     #[serde(default = "ten")]
@@ -27,14 +27,6 @@ fn cosine() -> String {
 
 fn ten() -> usize {
     10
-}
-
-pub fn create(with: &Map<String, Value>, _: &Metas) -> Result<Box<dyn Executor>, String> {
-    let args: Args = super::parse_with(with)?;
-    Ok(Box::new(Ranker {
-        metric: args.metric,
-        top_k: args.top_k,
-    }))
 }
 
 /// `parameters.top_k` when given as a positive number, else `default`.
@@ -65,15 +57,28 @@ pub fn rank(matches: &mut DocumentArray, metric: &str, k: usize) {
 }
 
 impl Executor for Ranker {
-    fn handlers(&self) -> Vec<HandlerSpec> {
-        vec![HandlerSpec::default("rank")]
+    const NAME: &'static str = "Ranker";
+    const SUMMARY: &'static str = "sorts and truncates matches by score (after shards or a join)";
+    type Args = Args;
+
+    fn new(args: Args, _: &Metas) -> Result<Self, BoxError> {
+        Ok(Ranker {
+            metric: args.metric,
+            top_k: args.top_k,
+        })
     }
 
-    fn call(&self, _: &str, req: Request<'_>) -> Result<Option<DocumentArray>, HandlerError> {
-        let k = top_k(req.parameters, self.top_k)?;
-        for doc in req.docs.iter_mut() {
+    fn requests(r: &mut Requests<Self>) {
+        r.default(Self::rank);
+    }
+}
+
+impl Ranker {
+    fn rank(&self, call: Call<'_>) -> Result<(), HandlerError> {
+        let k = top_k(&call.parameters, self.top_k)?;
+        for doc in call.docs.iter_mut() {
             rank(&mut doc.matches, &self.metric, k);
         }
-        Ok(None)
+        Ok(())
     }
 }

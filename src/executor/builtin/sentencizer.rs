@@ -3,9 +3,8 @@
 //! document twice overwrites instead of duplicating. Bound to `/index` and `/update` (a query
 //! is searched whole).
 
-use crate::document::{Document, DocumentArray};
-use crate::executor::{Executor, HandlerError, HandlerSpec, Metas, Request};
-use serde_json::{Map, Value};
+use crate::document::Document;
+use crate::executor::{BoxError, Call, Executor, HandlerError, Metas, Requests};
 
 pub struct Sentencizer {
     min_chars: usize,
@@ -13,7 +12,7 @@ pub struct Sentencizer {
 
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Args {
+pub struct Args {
     /// Shorter sentences (after trimming) are dropped.
     #[serde(default = "two")]
     min_chars: usize,
@@ -21,13 +20,6 @@ struct Args {
 
 fn two() -> usize {
     2
-}
-
-pub fn create(with: &Map<String, Value>, _: &Metas) -> Result<Box<dyn Executor>, String> {
-    let args: Args = super::parse_with(with)?;
-    Ok(Box::new(Sentencizer {
-        min_chars: args.min_chars,
-    }))
 }
 
 /// Titles that end in a full stop without ending the sentence.
@@ -90,12 +82,24 @@ pub fn sentences(text: &str) -> Vec<String> {
 }
 
 impl Executor for Sentencizer {
-    fn handlers(&self) -> Vec<HandlerSpec> {
-        vec![HandlerSpec::on("segment", &["/index", "/update"])]
+    const NAME: &'static str = "Sentencizer";
+    const SUMMARY: &'static str = "splits text into sentence chunks (on /index and /update)";
+    type Args = Args;
+
+    fn new(args: Args, _: &Metas) -> Result<Self, BoxError> {
+        Ok(Sentencizer {
+            min_chars: args.min_chars,
+        })
     }
 
-    fn call(&self, _: &str, req: Request<'_>) -> Result<Option<DocumentArray>, HandlerError> {
-        for doc in req.docs.iter_mut() {
+    fn requests(r: &mut Requests<Self>) {
+        r.on(["/index", "/update"], Self::segment);
+    }
+}
+
+impl Sentencizer {
+    fn segment(&self, call: Call<'_>) -> Result<(), HandlerError> {
+        for doc in call.docs.iter_mut() {
             let Some(text) = doc.text.as_deref() else {
                 continue;
             };
@@ -115,7 +119,7 @@ impl Executor for Sentencizer {
                 .collect();
             doc.chunks = chunks.into();
         }
-        Ok(None)
+        Ok(())
     }
 }
 

@@ -2,36 +2,36 @@
 //! name, e.g. `enc/shard-1`) and whose `tags.pid` is its process id. Tests and examples use it
 //! to see which copies did work: under polling ALL each shard leaves a match, under ANY one.
 
-use crate::document::{Document, DocumentArray};
-use crate::executor::{Executor, HandlerError, HandlerSpec, Metas, Request};
-use serde_json::{Map, Value};
+use crate::document::Document;
+use crate::executor::{BoxError, Call, Executor, HandlerError, Metas, NoArgs, Requests};
+use serde_json::Value;
 
 pub struct Visit;
 
-pub fn create(with: &Map<String, Value>, _: &Metas) -> Result<Box<dyn Executor>, String> {
-    super::parse_with::<std::collections::BTreeMap<String, Value>>(with).and_then(|args| match args
-        .keys()
-        .next()
-    {
-        Some(k) => Err(format!("unknown argument `{k}` (Visit takes none)")),
-        None => Ok(Box::new(Visit) as Box<dyn Executor>),
-    })
-}
-
 impl Executor for Visit {
-    fn handlers(&self) -> Vec<HandlerSpec> {
-        vec![HandlerSpec::default("visit")]
+    const NAME: &'static str = "Visit";
+    const SUMMARY: &'static str = "appends a match naming the executor copy that saw the document";
+    type Args = NoArgs;
+
+    fn new(_: NoArgs, _: &Metas) -> Result<Self, BoxError> {
+        Ok(Visit)
     }
 
-    fn call(&self, _: &str, req: Request<'_>) -> Result<Option<DocumentArray>, HandlerError> {
-        let name = req.metas.name.clone().unwrap_or_else(|| "Visit".into());
-        for doc in req.docs.iter_mut() {
-            let mut visit = Document::from_text(name.clone());
+    fn requests(r: &mut Requests<Self>) {
+        r.default(Self::visit);
+    }
+}
+
+impl Visit {
+    fn visit(&self, call: Call<'_>) -> Result<(), HandlerError> {
+        let name = call.metas.name.as_deref().unwrap_or(Self::NAME);
+        for doc in call.docs.iter_mut() {
+            let mut visit = Document::from_text(name.to_string());
             visit
                 .tags
                 .insert("pid".into(), Value::from(std::process::id()));
             doc.matches.push(visit);
         }
-        Ok(None)
+        Ok(())
     }
 }

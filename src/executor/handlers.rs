@@ -1,0 +1,434 @@
+//! Handlers, and which handler answers which endpoint.
+//!
+//! An executor binds its methods to endpoints in [`Executor::requests`] (the reference's
+//! `@requests(on=...)`): `r.on("/index", Self::index)`. The compiler checks each method's
+//! signature there, so a binding cannot name a handler that does not exist or take arguments it
+//! cannot give. A handler's name (for YAML `requests:` and `uses_requests`, which bind it by
+//! name elsewhere) is its function's name.
+//!
+//! The [`RequestTable`] is built in three layers, each on top of the last, as the reference
+//! does: the bindings of the executor's code, then the YAML's `requests`, then a Flow's
+//! `uses_requests`. It maps an endpoint to a handler's *index*, so serving a request matches no
+//! string. An endpoint with its own handler gets it; any other endpoint gets the default
+//! handler (the reference's bare `@requests`, bound to `/default`); with no default, the
+//! documents pass through unchanged.
+//!
+//! This module must not know how requests arrive (that is `server`) nor how executors are
+//! found by name (that is `registry`).
+
+use super::{BoxError, Executor, HandlerError, Metas, Parameters};
+use crate::document::DocumentArray;
+use futures::future::BoxFuture;
+use indexmap::IndexMap;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use std::future::Future;
+use std::sync::Arc;
+
+/// The endpoint of a handler bound with no endpoint.
+pub const DEFAULT_ENDPOINT: &str = "/default";
+
+/// What a blocking handler gets: the documents to change in place (or to replace by returning
+/// new ones), the request's parameters (any serde type; [`Parameters`] for the raw map), the
+/// endpoint the request was sent to, and the executor's metas.
+pub struct Call<'a, P = Parameters> {
+    pub docs: &'a mut DocumentArray,
+    pub parameters: P,
+    pub endpoint: &'a str,
+    pub metas: &'a Metas,
+}
+
+/// What an async handler gets: the same as [`Call`], owned, so the handler's future can hold it
+/// across its awaits. It returns the documents to send on.
+pub struct AsyncCall<P = Parameters> {
+    pub docs: DocumentArray,
+    pub parameters: P,
+    pub endpoint: String,
+    pub metas: Arc<Metas>,
+}
+
+/// What a blocking handler may return: `()` when it changed the documents in place, or new
+/// documents that replace them (`DocumentArray`, or `Option<DocumentArray>` to decide per call).
+pub trait Reply {
+    fn into_docs(self) -> Option<DocumentArray>;
+}
+
+impl Reply for () {
+    fn into_docs(self) -> Option<DocumentArray> {
+        None
+    }
+}
+
+impl Reply for DocumentArray {
+    fn into_docs(self) -> Option<DocumentArray> {
+        Some(self)
+    }
+}
+
+impl Reply for Option<DocumentArray> {
+    fn into_docs(self) -> Option<DocumentArray> {
+        self
+    }
+}
+
+/// Endpoints a handler is bound to: one (`"/index"`) or several (`["/index", "/update"]`).
+pub trait Endpoints {
+    fn endpoints(self) -> Vec<String>;
+}
+
+impl Endpoints for &str {
+    fn endpoints(self) -> Vec<String> {
+        vec![self.to_string()]
+    }
+}
+
+impl<const N: usize> Endpoints for [&str; N] {
+    fn endpoints(self) -> Vec<String> {
+        self.iter().map(|s| s.to_string()).collect()
+    }
+}
+
+impl Endpoints for &[&str] {
+    fn endpoints(self) -> Vec<String> {
+        self.iter().map(|s| s.to_string()).collect()
+    }
+}
+
+type Blocking<E> = Box<
+    dyn Fn(
+            &E,
+            &mut DocumentArray,
+            &Parameters,
+            &str,
+            &Metas,
+        ) -> Result<Option<DocumentArray>, HandlerError>
+        + Send
+        + Sync,
+>;
+type Awaiting<E> = Box<
+    dyn Fn(
+            Arc<E>,
+            DocumentArray,
+            &Parameters,
+            String,
+            Arc<Metas>,
+        ) -> BoxFuture<'static, Result<DocumentArray, HandlerError>>
+        + Send
+        + Sync,
+>;
+
+/// How a handler runs: on a thread where blocking is allowed, or as a future.
+pub(crate) enum Run<E> {
+    Blocking(Blocking<E>),
+    Async(Awaiting<E>),
+}
+
+/// One handler of an executor type: its name, where its code binds it, and the function.
+pub(crate) struct Handler<E> {
+    pub name: String,
+    pub on: Vec<String>,
+    pub run: Run<E>,
+}
+
+/// The handlers of an executor type, as its [`Executor::requests`] binds them.
+pub struct Requests<E> {
+    pub(crate) handlers: Vec<Handler<E>>,
+}
+
+impl<E: Executor> Requests<E> {
+    pub(crate) fn of() -> Requests<E> {
+        let mut r = Requests { handlers: vec![] };
+        E::requests(&mut r);
+        r
+    }
+
+    /// Binds a blocking handler (CPU work) to `endpoints`. It runs on a thread where blocking
+    /// is allowed, so a slow handler holds up only its own request.
+    pub fn on<P, R, Err, F>(&mut self, endpoints: impl Endpoints, handler: F) -> &mut Self
+    where
+        F: Fn(&E, Call<'_, P>) -> Result<R, Err> + Send + Sync + 'static,
+        P: DeserializeOwned,
+        R: Reply,
+        Err: Into<BoxError>,
+    {
+        let run: Blocking<E> = Box::new(move |executor, docs, parameters, endpoint, metas| {
+            let parameters = read_parameters::<P>(parameters)?;
+            let call = Call {
+                docs,
+                parameters,
+                endpoint,
+                metas,
+            };
+            handler(executor, call)
+                .map(Reply::into_docs)
+                .map_err(handler_error::<Err>)
+        });
+        self.add(
+            handler_name::<F>(),
+            endpoints.endpoints(),
+            Run::Blocking(run),
+        )
+    }
+
+    /// Binds an async handler (one that awaits I/O, a call to another service) to `endpoints`.
+    /// It takes the executor as `self: Arc<Self>` and returns the documents to send on; while
+    /// it waits, it holds no thread.
+    pub fn on_async<P, Err, F, Fut>(&mut self, endpoints: impl Endpoints, handler: F) -> &mut Self
+    where
+        F: Fn(Arc<E>, AsyncCall<P>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<DocumentArray, Err>> + Send + 'static,
+        P: DeserializeOwned + Send + 'static,
+        Err: Into<BoxError>,
+    {
+        let run: Awaiting<E> = Box::new(move |executor, docs, parameters, endpoint, metas| {
+            let parameters = match read_parameters::<P>(parameters) {
+                Ok(p) => p,
+                Err(e) => return Box::pin(std::future::ready(Err(e))),
+            };
+            let call = AsyncCall {
+                docs,
+                parameters,
+                endpoint,
+                metas,
+            };
+            let future = handler(executor, call);
+            Box::pin(async move { future.await.map_err(handler_error::<Err>) })
+        });
+        self.add(handler_name::<F>(), endpoints.endpoints(), Run::Async(run))
+    }
+
+    /// Binds a blocking handler to every endpoint without a handler of its own (the reference's
+    /// bare `@requests`).
+    pub fn default<P, R, Err, F>(&mut self, handler: F) -> &mut Self
+    where
+        F: Fn(&E, Call<'_, P>) -> Result<R, Err> + Send + Sync + 'static,
+        P: DeserializeOwned,
+        R: Reply,
+        Err: Into<BoxError>,
+    {
+        self.on(DEFAULT_ENDPOINT, handler)
+    }
+
+    /// Binds an async handler to every endpoint without a handler of its own.
+    pub fn default_async<P, Err, F, Fut>(&mut self, handler: F) -> &mut Self
+    where
+        F: Fn(Arc<E>, AsyncCall<P>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<DocumentArray, Err>> + Send + 'static,
+        P: DeserializeOwned + Send + 'static,
+        Err: Into<BoxError>,
+    {
+        self.on_async(DEFAULT_ENDPOINT, handler)
+    }
+
+    /// A blocking handler that the code binds nowhere: only a YAML `requests:` or a Flow's
+    /// `uses_requests` binds it, by its name.
+    pub fn unbound<P, R, Err, F>(&mut self, handler: F) -> &mut Self
+    where
+        F: Fn(&E, Call<'_, P>) -> Result<R, Err> + Send + Sync + 'static,
+        P: DeserializeOwned,
+        R: Reply,
+        Err: Into<BoxError>,
+    {
+        self.on::<P, R, Err, F>(&[][..], handler)
+    }
+
+    fn add(&mut self, name: String, on: Vec<String>, run: Run<E>) -> &mut Self {
+        match self.handlers.iter_mut().find(|h| h.name == name) {
+            // The same method bound again: one handler, more endpoints.
+            Some(h) => h.on.extend(on),
+            None => self.handlers.push(Handler { name, on, run }),
+        }
+        self
+    }
+
+    /// Each handler's name with the endpoints its code binds it to.
+    pub(crate) fn bindings(&self) -> Vec<(&str, &[String])> {
+        self.handlers
+            .iter()
+            .map(|h| (h.name.as_str(), h.on.as_slice()))
+            .collect()
+    }
+}
+
+/// A handler's name: its function's (`index` for `Self::index`).
+fn handler_name<F>() -> String {
+    let path = std::any::type_name::<F>();
+    let path = path.split('<').next().unwrap_or(path);
+    path.rsplit("::").next().unwrap_or(path).to_string()
+}
+
+/// The parameters as the handler's type; a mismatch fails the request, naming the field.
+fn read_parameters<P: DeserializeOwned>(parameters: &Parameters) -> Result<P, HandlerError> {
+    serde_json::from_value(Value::Object(parameters.clone()))
+        .map_err(|e| HandlerError::new("ParameterError", format!("parameters: {e}")))
+}
+
+/// A handler's error as the response carries it: a [`HandlerError`] as it is, any other error
+/// named by its type (`WordCountError`), with its message.
+fn handler_error<Err: Into<BoxError>>(e: Err) -> HandlerError {
+    let type_name = short_type_name::<Err>();
+    match e.into().downcast::<HandlerError>() {
+        Ok(h) => *h,
+        Err(other) => {
+            let name = match type_name.as_str() {
+                "String" | "&str" | "Box" => "Error".to_string(),
+                _ => type_name,
+            };
+            HandlerError::new(name, other.to_string())
+        }
+    }
+}
+
+fn short_type_name<T>() -> String {
+    let path = std::any::type_name::<T>();
+    let path = path.split('<').next().unwrap_or(path);
+    path.rsplit("::").next().unwrap_or(path).to_string()
+}
+
+/// Endpoint → index of the handler that answers it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RequestTable {
+    bindings: IndexMap<String, usize>,
+}
+
+/// A `requests:` or `uses_requests` entry naming a handler the executor lacks.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+#[error("{layer}.{endpoint}: no handler named '{handler}' (this executor has: {known})")]
+pub struct UnknownHandler {
+    pub layer: &'static str,
+    pub endpoint: String,
+    pub handler: String,
+    /// The handlers it has, comma-separated, or `none`.
+    pub known: String,
+}
+
+impl RequestTable {
+    /// Builds the table from the code's bindings (handler name and endpoints, in the handlers'
+    /// order) and then each layer of overrides (endpoint → handler name).
+    pub fn build<'a>(
+        handlers: &[(&str, &[String])],
+        layers: impl IntoIterator<Item = (&'static str, &'a IndexMap<String, String>)>,
+    ) -> Result<RequestTable, UnknownHandler> {
+        let mut bindings = IndexMap::new();
+        for (index, (_, on)) in handlers.iter().enumerate() {
+            for endpoint in on.iter() {
+                bindings.insert(endpoint.clone(), index);
+            }
+        }
+        for (layer, entries) in layers {
+            for (endpoint, handler) in entries {
+                let Some(index) = handlers.iter().position(|(name, _)| name == handler) else {
+                    let known: Vec<&str> = handlers.iter().map(|(name, _)| *name).collect();
+                    return Err(UnknownHandler {
+                        layer,
+                        endpoint: endpoint.clone(),
+                        handler: handler.clone(),
+                        known: match known.is_empty() {
+                            true => "none".into(),
+                            false => known.join(", "),
+                        },
+                    });
+                };
+                bindings.insert(normalise(endpoint), index);
+            }
+        }
+        Ok(RequestTable { bindings })
+    }
+
+    /// The index of the handler for this endpoint, if any.
+    pub fn resolve(&self, endpoint: &str) -> Option<usize> {
+        self.bindings
+            .get(endpoint)
+            .or_else(|| self.bindings.get(DEFAULT_ENDPOINT))
+            .copied()
+    }
+
+    /// The endpoints this table names, in binding order.
+    pub fn endpoints(&self) -> impl Iterator<Item = &str> {
+        self.bindings.keys().map(String::as_str)
+    }
+}
+
+/// `default` and `/default` both name the default endpoint; other endpoints are kept as given.
+fn normalise(endpoint: &str) -> String {
+    match endpoint {
+        "default" => DEFAULT_ENDPOINT.into(),
+        e => e.into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(pairs: &[(&str, &str)]) -> IndexMap<String, String> {
+        pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    fn on(endpoints: &[&str]) -> Vec<String> {
+        endpoints.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn uses_requests_binds_on_top_of_the_default() {
+        // The reference: foo is bare @requests, bar is bound to /index by uses_requests.
+        let (foo, bar) = (on(&[DEFAULT_ENDPOINT]), on(&[]));
+        let handlers = [("foo", &foo[..]), ("bar", &bar[..])];
+        let over = layer(&[("/index", "bar")]);
+        let t = RequestTable::build(&handlers, [("uses_requests", &over)]).unwrap();
+        assert_eq!(t.resolve("/index"), Some(1));
+        assert_eq!(t.resolve("/dummy"), Some(0));
+    }
+
+    #[test]
+    fn no_default_means_pass_through() {
+        let a = on(&["/index"]);
+        let t = RequestTable::build(&[("a", &a[..])], []).unwrap();
+        assert_eq!(t.resolve("/search"), None);
+    }
+
+    #[test]
+    fn an_unknown_handler_names_layer_endpoint_and_handler() {
+        let over = layer(&[("/x", "nope")]);
+        let foo = on(&[DEFAULT_ENDPOINT]);
+        let e = RequestTable::build(&[("foo", &foo[..])], [("requests", &over)]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "requests./x: no handler named 'nope' (this executor has: foo)"
+        );
+    }
+
+    #[test]
+    fn a_handler_is_named_by_its_function_and_errors_by_their_type() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("disk on fire")]
+        struct DiskError;
+        struct Counter;
+        impl Counter {
+            fn count_words(&self, _: Call<'_>) -> Result<(), DiskError> {
+                Err(DiskError)
+            }
+        }
+        fn name_of<F: Fn(&Counter, Call<'_>) -> Result<(), DiskError>>(_: F) -> String {
+            handler_name::<F>()
+        }
+        assert_eq!(name_of(Counter::count_words), "count_words");
+        let e = handler_error(
+            Counter
+                .count_words(Call {
+                    docs: &mut DocumentArray::default(),
+                    parameters: Parameters::new(),
+                    endpoint: "/",
+                    metas: &Metas::default(),
+                })
+                .unwrap_err(),
+        );
+        assert_eq!(e, HandlerError::new("DiskError", "disk on fire"));
+        assert_eq!(handler_error("bad".to_string()).name, "Error");
+        let e = handler_error(HandlerError::new("ValueError", "no"));
+        assert_eq!(e, HandlerError::new("ValueError", "no"));
+    }
+}

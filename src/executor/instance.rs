@@ -1,0 +1,263 @@
+//! A built executor, ready to open and serve: its type erased behind [`Runner`], its request
+//! table, its metas and its name.
+//!
+//! This is the one place that turns a typed [`Executor`] and its `with` arguments into
+//! something the server can call by handler index. It must not know where the arguments came
+//! from (a YAML file, a Flow, the Rust API: that is `config` and `registry`).
+
+use super::handlers::{RequestTable, Requests, Run, UnknownHandler};
+use super::{BoxError, Executor, HandlerError, Metas, Parameters};
+use crate::document::DocumentArray;
+use futures::future::BoxFuture;
+use indexmap::IndexMap;
+use serde_json::{Map, Value};
+use std::sync::Arc;
+
+/// Why an executor could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// A `with` key the executor's arguments do not have.
+    #[error("{key}: {executor} takes no argument `{key}`{expected}")]
+    UnknownArgument {
+        executor: &'static str,
+        key: String,
+        /// `(it takes: a, b)` when serde said which it takes.
+        expected: String,
+    },
+    /// An argument of the wrong type, or a missing one.
+    #[error("{0}")]
+    BadArgument(String),
+    /// The constructor refused its arguments.
+    #[error("{executor}: {error}")]
+    Refused {
+        executor: &'static str,
+        error: BoxError,
+    },
+    /// `requests:` or `uses_requests` names a handler the executor lacks.
+    #[error(transparent)]
+    UnknownHandler(#[from] UnknownHandler),
+}
+
+/// An executor's `open` failed: its resources could not be taken.
+#[derive(Debug, thiserror::Error)]
+#[error("{executor}: cannot open: {error}")]
+pub struct OpenError {
+    pub executor: String,
+    pub error: BoxError,
+}
+
+/// An executor of some type, callable by handler index.
+pub(crate) trait Runner: Send + Sync {
+    fn open(&mut self) -> Result<(), BoxError>;
+    /// Each handler's name with the endpoints its code binds it to, in index order.
+    fn bindings(&self) -> Vec<(&str, &[String])>;
+    fn is_async(&self, index: usize) -> bool;
+    fn call_blocking(
+        &self,
+        index: usize,
+        docs: &mut DocumentArray,
+        parameters: &Parameters,
+        endpoint: &str,
+        metas: &Metas,
+    ) -> Result<Option<DocumentArray>, HandlerError>;
+    fn call_async(
+        &self,
+        index: usize,
+        docs: DocumentArray,
+        parameters: &Parameters,
+        endpoint: String,
+        metas: Arc<Metas>,
+    ) -> BoxFuture<'static, Result<DocumentArray, HandlerError>>;
+}
+
+struct Typed<E> {
+    executor: Arc<E>,
+    requests: Requests<E>,
+}
+
+fn not_a_handler(index: usize) -> HandlerError {
+    HandlerError::new("RuntimeError", format!("no handler #{index} of this kind"))
+}
+
+impl<E: Executor> Runner for Typed<E> {
+    fn open(&mut self) -> Result<(), BoxError> {
+        // Nothing holds the executor before it serves.
+        Arc::get_mut(&mut self.executor)
+            .ok_or("opened while serving")?
+            .open()
+    }
+
+    fn bindings(&self) -> Vec<(&str, &[String])> {
+        self.requests.bindings()
+    }
+
+    fn is_async(&self, index: usize) -> bool {
+        matches!(
+            self.requests.handlers.get(index).map(|h| &h.run),
+            Some(Run::Async(_))
+        )
+    }
+
+    fn call_blocking(
+        &self,
+        index: usize,
+        docs: &mut DocumentArray,
+        parameters: &Parameters,
+        endpoint: &str,
+        metas: &Metas,
+    ) -> Result<Option<DocumentArray>, HandlerError> {
+        match self.requests.handlers.get(index).map(|h| &h.run) {
+            Some(Run::Blocking(run)) => run(&self.executor, docs, parameters, endpoint, metas),
+            _ => Err(not_a_handler(index)),
+        }
+    }
+
+    fn call_async(
+        &self,
+        index: usize,
+        docs: DocumentArray,
+        parameters: &Parameters,
+        endpoint: String,
+        metas: Arc<Metas>,
+    ) -> BoxFuture<'static, Result<DocumentArray, HandlerError>> {
+        match self.requests.handlers.get(index).map(|h| &h.run) {
+            Some(Run::Async(run)) => run(self.executor.clone(), docs, parameters, endpoint, metas),
+            _ => Box::pin(std::future::ready(Err(not_a_handler(index)))),
+        }
+    }
+}
+
+/// Builds an executor of type `E` from its `with` arguments and metas. A key its arguments do
+/// not read is refused, whether or not the type says `deny_unknown_fields`.
+pub(crate) fn build<E: Executor>(
+    with: &Map<String, Value>,
+    metas: &Metas,
+) -> Result<Box<dyn Runner>, BuildError> {
+    let mut ignored = vec![];
+    let args: E::Args = serde_ignored::deserialize(Value::Object(with.clone()), |path| {
+        ignored.push(path.to_string())
+    })
+    .map_err(|e| {
+        let message = e.to_string();
+        match unknown_field(&message) {
+            Some((key, expected)) => BuildError::UnknownArgument {
+                executor: E::NAME,
+                key,
+                expected,
+            },
+            None => BuildError::BadArgument(message),
+        }
+    })?;
+    if let Some(key) = ignored.into_iter().next() {
+        return Err(BuildError::UnknownArgument {
+            executor: E::NAME,
+            key,
+            expected: String::new(),
+        });
+    }
+    let executor = E::new(args, metas).map_err(|source| BuildError::Refused {
+        executor: E::NAME,
+        error: source,
+    })?;
+    Ok(Box::new(Typed {
+        executor: Arc::new(executor),
+        requests: Requests::of(),
+    }))
+}
+
+/// serde's "unknown field `k`, expected one of `a`, `b`" as the key and `(it takes: a, b)`.
+fn unknown_field(message: &str) -> Option<(String, String)> {
+    let rest = message.strip_prefix("unknown field `")?;
+    let (key, rest) = rest.split_once('`')?;
+    let takes = match rest.split_once("expected ") {
+        _ if rest.contains("there are no fields") => " (it takes none)".to_string(),
+        Some((_, list)) => format!(
+            " (it takes: {})",
+            list.trim_start_matches("one of ").replace('`', "")
+        ),
+        None => String::new(),
+    };
+    Some((key.to_string(), takes))
+}
+
+/// A built executor: its name, metas and request table, ready to open and serve.
+pub struct Instance {
+    pub name: String,
+    pub metas: Arc<Metas>,
+    pub table: RequestTable,
+    runner: Box<dyn Runner>,
+}
+
+impl Instance {
+    /// Puts a built executor together with its request table: the code's bindings, then each
+    /// layer of overrides (YAML `requests`, a Flow's `uses_requests`).
+    pub(crate) fn new<'a>(
+        name: String,
+        metas: Metas,
+        runner: Box<dyn Runner>,
+        layers: impl IntoIterator<Item = (&'static str, &'a IndexMap<String, String>)>,
+    ) -> Result<Instance, BuildError> {
+        let table = RequestTable::build(&runner.bindings(), layers)?;
+        Ok(Instance {
+            name,
+            metas: Arc::new(metas),
+            table,
+            runner,
+        })
+    }
+
+    /// Takes the executor's resources, once, before it serves.
+    pub fn open(&mut self) -> Result<(), OpenError> {
+        self.runner.open().map_err(|source| OpenError {
+            executor: self.name.clone(),
+            error: source,
+        })
+    }
+
+    /// Whether handler `index` is async (else it blocks, and runs where blocking is allowed).
+    pub fn is_async(&self, index: usize) -> bool {
+        self.runner.is_async(index)
+    }
+
+    /// Runs blocking handler `index`: it changes `docs` in place or returns new ones.
+    pub fn call_blocking(
+        &self,
+        index: usize,
+        docs: &mut DocumentArray,
+        parameters: &Parameters,
+        endpoint: &str,
+    ) -> Result<Option<DocumentArray>, HandlerError> {
+        self.runner
+            .call_blocking(index, docs, parameters, endpoint, &self.metas)
+    }
+
+    /// Runs async handler `index`: a future that owns what it needs.
+    pub fn call_async(
+        &self,
+        index: usize,
+        docs: DocumentArray,
+        parameters: &Parameters,
+        endpoint: String,
+    ) -> BoxFuture<'static, Result<DocumentArray, HandlerError>> {
+        self.runner
+            .call_async(index, docs, parameters, endpoint, self.metas.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_serdes_unknown_field_message() {
+        assert_eq!(
+            unknown_field("unknown field `wiht`, expected one of `ms`, `x`"),
+            Some(("wiht".into(), " (it takes: ms, x)".into()))
+        );
+        assert_eq!(
+            unknown_field("unknown field `a`, there are no fields"),
+            Some(("a".into(), " (it takes none)".into()))
+        );
+        assert_eq!(unknown_field("invalid type: string"), None);
+    }
+}

@@ -1,0 +1,81 @@
+//! What can go wrong while a Flow's executors start, as a library user can match on it.
+
+use crate::executor::{ConfigError, OpenError};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A port could not be listened on.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    #[error("port {port} is busy (address in use)")]
+    PortBusy { port: u16 },
+    #[error("cannot listen on {address}: {error}")]
+    Other {
+        address: String,
+        error: std::io::Error,
+    },
+}
+
+impl ListenError {
+    /// The error of binding `host:port`.
+    pub fn of(host: &str, port: u16, source: std::io::Error) -> ListenError {
+        match source.kind() {
+            std::io::ErrorKind::AddrInUse => ListenError::PortBusy { port },
+            _ => ListenError::Other {
+                address: format!("{host}:{port}"),
+                error: source,
+            },
+        }
+    }
+}
+
+/// Why a Flow's executors did not start. Each names the executor (or its copy: `enc/rep-1`).
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Its `uses` (or `uses_with`, ...) is wrong.
+    #[error("{executor}: {error}")]
+    Config {
+        executor: String,
+        error: ConfigError,
+    },
+    #[error("{executor}: {error}")]
+    Listen {
+        executor: String,
+        error: ListenError,
+    },
+    #[error("{executor}: cannot start {}: {error}", program.display())]
+    Spawn {
+        executor: String,
+        program: PathBuf,
+        error: std::io::Error,
+    },
+    /// The child exited before it served; its last lines of output say why.
+    #[error("{executor} exited ({status}) before it was ready; its last output: {}", last_lines.join(" | "))]
+    ChildExited {
+        executor: String,
+        status: std::process::ExitStatus,
+        last_lines: Vec<String>,
+    },
+    #[error("{executor} was not ready within {waited:?} (timeout_ready)")]
+    NotReady { executor: String, waited: Duration },
+    #[error(
+        "{executor}: the external executor at {address} did not answer within {waited:?} (timeout_ready): {why}"
+    )]
+    ExternalNotReady {
+        executor: String,
+        address: String,
+        waited: Duration,
+        why: String,
+    },
+    #[error("{executor}: an external executor needs port_in")]
+    NoPortIn { executor: String },
+    #[error("{executor}: {why}")]
+    BadAddress { executor: String, why: String },
+    #[error(
+        "cannot find the jina binary to run executors: set JINA_BIN, or build it (cargo build)"
+    )]
+    NoBinary,
+    /// An in-process executor could not take its resources.
+    #[error(transparent)]
+    Open(#[from] OpenError),
+}
