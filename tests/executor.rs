@@ -319,7 +319,7 @@ fn bad_inputs_give_one_clear_line_and_a_nonzero_exit() {
         (
             vec!["--uses", "Sleep", "--uses-with", r#"{"msec": 1}"#],
             1,
-            "with: unknown field `msec`".into(),
+            "uses_with.msec: Sleep takes no argument `msec` (it takes: ms)".into(),
         ),
         (
             vec!["--uses", "docker://encoder:latest"],

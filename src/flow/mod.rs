@@ -155,9 +155,9 @@ pub fn from_yaml(
 
 /// Checks a spec (however it was made) as a whole: the graph, and each executor's `uses`.
 pub fn check(spec: &FlowSpec) -> Result<Graph, Vec<graph::Problem>> {
-    let mut problems = match Graph::build(spec) {
-        Ok(_) => vec![],
-        Err(p) => p,
+    let (graph, mut problems) = match Graph::build(spec) {
+        Ok(g) => (Some(g), vec![]),
+        Err(p) => (None, p),
     };
     for (i, e) in spec.executors.iter().enumerate() {
         if e.external {
@@ -182,10 +182,11 @@ pub fn check(spec: &FlowSpec) -> Result<Graph, Vec<graph::Problem>> {
             }
         }
     }
-    if problems.is_empty() {
-        Graph::build(spec).map_err(|_| vec![])
-    } else {
-        problems.sort_by_key(|p| p.0);
-        Err(problems)
+    match graph {
+        Some(graph) if problems.is_empty() => Ok(graph),
+        _ => {
+            problems.sort_by_key(|p| p.0);
+            Err(problems)
+        }
     }
 }
