@@ -112,12 +112,12 @@ fn guard(args: GuardArgs) -> ExitCode {
     let code = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .map_err(|e| e.to_string())
+        .map_err(anyhow::Error::from)
         .and_then(|rt| {
-            rt.block_on(crate::orchestrate::guard::run(
+            Ok(rt.block_on(crate::orchestrate::guard::run(
                 &args.command,
                 crate::orchestrate::guard::Parent::Flow,
-            ))
+            ))?)
         });
     match code {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

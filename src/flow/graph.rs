@@ -161,10 +161,6 @@ impl Graph {
             leaves,
         })
     }
-
-    pub fn index_of(&self, name: &str) -> Option<usize> {
-        self.nodes.iter().position(|n| n.name == name)
-    }
 }
 
 fn is_local(host: &str) -> bool {

@@ -232,9 +232,4 @@ impl Router {
             .flat_map(|d| d.copies().map(|c| c.liveness().clone()))
             .collect()
     }
-
-    /// Executor names, in the Flow's order.
-    pub fn executor_names(&self) -> Vec<String> {
-        self.deployments.iter().map(|d| d.name.clone()).collect()
-    }
 }

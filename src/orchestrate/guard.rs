@@ -35,12 +35,26 @@ pub enum Parent {
     Independent,
 }
 
+/// Why the guard could not run its program.
+#[derive(Debug, thiserror::Error)]
+pub enum GuardError {
+    #[error("jina guard: no program to run")]
+    NoProgram,
+    #[error("jina guard: the Flow is already gone")]
+    FlowGone,
+    #[error("jina guard: cannot listen for signals: {0}")]
+    Signals(std::io::Error),
+    #[error("cannot start {program}: {error}")]
+    Spawn {
+        program: String,
+        error: std::io::Error,
+    },
+}
+
 /// Runs `command` under guard and returns the exit code to leave with: the program's own when
 /// it ends by itself, 0 when it was stopped because we were asked to stop.
-pub async fn run(command: &[OsString], parent: Parent) -> Result<i32, String> {
-    let (program, args) = command
-        .split_first()
-        .ok_or("jina guard: no program to run")?;
+pub async fn run(command: &[OsString], parent: Parent) -> Result<i32, GuardError> {
+    let (program, args) = command.split_first().ok_or(GuardError::NoProgram)?;
     // SAFETY: plain syscalls with constant arguments.
     unsafe {
         let parent_pid = libc::getppid();
@@ -49,16 +63,19 @@ pub async fn run(command: &[OsString], parent: Parent) -> Result<i32, String> {
             // The Flow set PDEATHSIG to SIGKILL, which would leave no time to sweep.
             libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
             if parent_pid == 1 {
-                return Err("jina guard: the Flow is already gone".into());
+                return Err(GuardError::FlowGone);
             }
         }
     }
-    let mut terminate = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut terminate = signal(SignalKind::terminate()).map_err(GuardError::Signals)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(GuardError::Signals)?;
     let mut child = tokio::process::Command::new(program)
         .args(args)
         .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", program.to_string_lossy()))?;
+        .map_err(|error| GuardError::Spawn {
+            program: program.to_string_lossy().into_owned(),
+            error,
+        })?;
     let status = tokio::select! {
         status = child.wait() => status.ok(),
         _ = terminate.recv() => None,
