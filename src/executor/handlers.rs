@@ -252,9 +252,7 @@ impl<E: Executor> Requests<E> {
 
 /// A handler's name: its function's (`index` for `Self::index`).
 fn handler_name<F>() -> String {
-    let path = std::any::type_name::<F>();
-    let path = path.split('<').next().unwrap_or(path);
-    path.rsplit("::").next().unwrap_or(path).to_string()
+    short_type_name::<F>()
 }
 
 /// The parameters as the handler's type; a mismatch fails the request, naming the field.
@@ -279,6 +277,8 @@ fn handler_error<Err: Into<BoxError>>(e: Err) -> HandlerError {
     }
 }
 
+/// The last segment of a type's path, without generics: `WordCountError`, or for a function
+/// item its name.
 fn short_type_name<T>() -> String {
     let path = std::any::type_name::<T>();
     let path = path.split('<').next().unwrap_or(path);

@@ -95,11 +95,6 @@ impl Registry {
         self.entries.iter().find(|e| e.name == name)
     }
 
-    /// Every type, in registration order.
-    pub fn entries(&self) -> &[Entry] {
-        &self.entries
-    }
-
     /// The names, for messages.
     pub fn names(&self) -> String {
         self.entries

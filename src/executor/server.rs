@@ -61,10 +61,6 @@ impl ExecutorService {
         }
     }
 
-    pub fn name(&self) -> &str {
-        &self.instance.name
-    }
-
     /// Answers what arrived: a blocking handler runs where blocking is allowed, an async one
     /// on this task. A request whose endpoint has no handler goes back as it came, its
     /// documents not even decoded.

@@ -1,7 +1,9 @@
 //! `WordCount`: a keyword tagger, written as a user of jina writes an executor.
 //!
 //! - `/index` counts each document's words (those of at least `min_len` letters that are not
-//!   `stopwords`) into `tags.words`, and adds what it saw to this copy's running total.
+//!   `stopwords`) into `tags.words`, and adds what it saw to this copy's running total. With a
+//!   workspace, each copy also appends `id<TAB>words` to its journal there, a file it opens in
+//!   `open` (so building the executor, as a Flow does to check its YAML, touches no file).
 //! - `/search` puts the document's `top_k` most frequent words in `tags.keywords`
 //!   (`parameters.top_k`, typed, default 3).
 //! - `/enrich` asks a (pretend) dictionary service about each document, which answers after
@@ -14,8 +16,10 @@ use jina::DocumentArray;
 use jina::executor::{AsyncCall, BoxError, Call, Executor, Metas, Requests};
 use serde::Deserialize;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::io::Write;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// The constructor's arguments: YAML `with:` and a Flow's `uses_with`.
@@ -53,6 +57,8 @@ fn default_top_k() -> usize {
 pub enum WordCountError {
     #[error("document {0} has no text to search by")]
     NoText(String),
+    #[error("cannot write the journal: {0}")]
+    Journal(#[from] std::io::Error),
 }
 
 pub struct WordCount {
@@ -63,6 +69,9 @@ pub struct WordCount {
     indexed: AtomicU64,
     /// Which copy this is, for the tags (`count/shard-1/rep-0`).
     name: String,
+    workspace: Option<PathBuf>,
+    /// Opened by `open` when there is a workspace.
+    journal: Option<Mutex<std::fs::File>>,
 }
 
 impl Executor for WordCount {
@@ -80,7 +89,25 @@ impl Executor for WordCount {
             lookup: Duration::from_millis(args.lookup_ms),
             indexed: AtomicU64::new(0),
             name: metas.name.clone().unwrap_or_else(|| Self::NAME.into()),
+            workspace: metas.workspace.as_ref().map(PathBuf::from),
+            journal: None,
         })
+    }
+
+    /// Opens this copy's journal in the workspace: `count-shard-0-rep-1.tsv`.
+    fn open(&mut self) -> Result<(), BoxError> {
+        if let Some(dir) = &self.workspace {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| format!("workspace {}: {e}", dir.display()))?;
+            let path = dir.join(format!("{}.tsv", self.name.replace('/', "-")));
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            self.journal = Some(Mutex::new(file));
+        }
+        Ok(())
     }
 
     fn requests(r: &mut Requests<Self>) {
@@ -118,6 +145,10 @@ impl WordCount {
             doc.tags
                 .insert("indexed_by".into(), self.name.clone().into());
             doc.tags.insert("copy_total".into(), total.into());
+            if let Some(journal) = &self.journal {
+                let mut file = journal.lock().unwrap_or_else(|e| e.into_inner());
+                writeln!(file, "{}\t{words}", doc.id)?;
+            }
         }
         Ok(())
     }

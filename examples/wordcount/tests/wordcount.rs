@@ -113,6 +113,57 @@ async fn the_example_flow_runs_wordcount_in_shards_and_replicas_next_to_builtins
 }
 
 #[tokio::test]
+async fn a_flow_entry_sets_its_arguments_bindings_and_workspace() {
+    // `uses: WordCount` by its name, with everything a Flow's entry lays over it.
+    let flow = start_flow(
+        "  - name: count\n    uses: WordCount\n    shards: 2\n    replicas: 2\n    workspace: ws\n    uses_with: {min_len: 2}\n    uses_requests: {/count: index}\n",
+    );
+    for _ in 0..8 {
+        let (status, answer) = post_http(
+            flow.http,
+            "/post",
+            json!({"execEndpoint": "/count", "data": [{"id": "d", "text": "to be or not to be"}]}),
+        )
+        .await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(
+            tags(&answer)[0]["words"],
+            json!(6),
+            "min_len 2 counts every word"
+        );
+    }
+    // Each copy opened its own journal in the workspace. Each shard saw every request (shards
+    // receive every request, as in Jina 3), its two replicas taking turns.
+    let ws = flow.files.dir.path().join("ws");
+    let mut per_copy = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(&ws).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        per_copy.insert(
+            name,
+            std::fs::read_to_string(&path).unwrap().lines().count(),
+        );
+    }
+    let names: Vec<&str> = per_copy.keys().map(String::as_str).collect();
+    assert_eq!(
+        names,
+        [
+            "count-shard-0-rep-0.tsv",
+            "count-shard-0-rep-1.tsv",
+            "count-shard-1-rep-0.tsv",
+            "count-shard-1-rep-1.tsv"
+        ]
+    );
+    let lines: Vec<usize> = per_copy.values().copied().collect();
+    assert_eq!(lines[0] + lines[1], 8, "{per_copy:?}");
+    assert_eq!(lines[2] + lines[3], 8, "{per_copy:?}");
+    assert!(
+        lines.iter().all(|&n| n > 0),
+        "replicas take turns: {per_copy:?}"
+    );
+}
+
+#[tokio::test]
 async fn its_executor_serves_standalone_and_a_flow_attaches_to_it() {
     let yml = example_dir().join("wordcount.yml");
     let (executor, port) = start_executor(&["--uses", yml.to_str().unwrap()]);
