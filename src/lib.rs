@@ -9,6 +9,7 @@ pub mod flow;
 pub mod gateway;
 pub mod grpc;
 pub mod health;
+pub mod local_flows;
 pub mod logging;
 pub mod orchestrate;
 pub mod proto;

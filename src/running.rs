@@ -227,6 +227,23 @@ impl RunningFlow {
         termination().await
     }
 
+    /// This Flow's record for `jina flows` and clients without an address (`local_flows`).
+    pub fn record(
+        &self,
+        name: String,
+        yaml: Option<&std::path::Path>,
+        executors: usize,
+    ) -> crate::local_flows::FlowRecord {
+        crate::local_flows::FlowRecord::of_this_process(
+            name,
+            &self.host,
+            &self.ports,
+            yaml,
+            executors,
+            self.tls.as_ref().map(|t| t.certfile.as_path()),
+        )
+    }
+
     /// The port of the gateway's first protocol.
     pub fn port(&self) -> u16 {
         self.ports[0].1

@@ -26,11 +26,7 @@ fn run_python_with(python: &PathBuf, args: &[&str], env: &[(&str, &std::path::Pa
         .current_dir(PEER_DIR)
         .output()
         .expect("run python");
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let text = text_of(&out);
     assert!(out.status.success(), "python {args:?} failed:\n{text}");
     text
 }

@@ -1,5 +1,6 @@
 //! `jina client post ENDPOINT ...`: stream documents from a file to a gateway, write what comes
-//! back as NDJSON; and `jina ping HOST:PORT`.
+//! back as NDJSON; `jina ping [HOST:PORT]`; `jina flows`. Without an address they talk to the
+//! Flow running on this machine (`local_flows`).
 
 use crate::client::{Client, FieldResolver, InputFormat, Inputs, PostOptions, inputs};
 use crate::flow::Protocol;
@@ -18,20 +19,15 @@ pub enum ClientCommand {
 #[derive(Args, Debug)]
 #[command(
     after_help = "Every flag, the input formats and the exit codes: docs/cli.md.\n\n\
-Example: jina client post /index --port 51000 --inputs data.csv --show-progress"
+Without --host/--port it talks to the Flow running on this machine (JINA_HOST / JINA_PORT when set; --flow NAME when several run; `jina flows` lists them).
+
+Example: jina client post /index --inputs data.csv --show-progress"
 )]
 pub struct PostArgs {
     /// The endpoint, e.g. /index
     pub endpoint: String,
-    /// The gateway's host
-    #[arg(long, default_value = "127.0.0.1")]
-    pub host: String,
-    /// The gateway's port for --protocol (the Flow prints it under "Flow is ready to use!")
-    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
-    pub port: u16,
-    /// grpc, http or websocket
-    #[arg(long, default_value = "grpc", value_parser = parse_protocol)]
-    pub protocol: Protocol,
+    #[command(flatten)]
+    pub address: AddressArgs,
     /// A file, a glob of files, or - for stdin; none sends one request with no documents
     #[arg(long)]
     pub inputs: Option<String>,
@@ -69,6 +65,83 @@ pub struct PostArgs {
     pub tls: TlsArgs,
 }
 
+/// Where a client command goes: an address, or a Flow running on this machine.
+#[derive(Args, Debug)]
+pub struct AddressArgs {
+    /// The gateway's host (default: JINA_HOST, else 127.0.0.1; needs --port)
+    #[arg(long)]
+    pub host: Option<String>,
+    /// The gateway's port for --protocol (default: JINA_PORT, else the Flow running here)
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port: Option<u16>,
+    /// grpc, http or websocket (default: grpc, or the only one the Flow serves)
+    #[arg(long, value_parser = parse_protocol)]
+    pub protocol: Option<Protocol>,
+    /// The running Flow to talk to, by the name `jina flows` shows
+    #[arg(long, conflicts_with = "port")]
+    pub flow: Option<String>,
+}
+
+/// Where a client command goes, once decided.
+struct Target {
+    host: String,
+    port: u16,
+    protocol: Protocol,
+    /// The certificate of a local Flow that serves TLS: trusted when no TLS flag says otherwise.
+    certfile: Option<std::path::PathBuf>,
+}
+
+impl AddressArgs {
+    /// The address given (flags, then JINA_HOST / JINA_PORT), else the Flow running on this
+    /// machine, which is named on stderr.
+    fn target(&self) -> anyhow::Result<Target> {
+        let env = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let env_port = match (self.flow.is_none(), env("JINA_PORT")) {
+            (true, Some(p)) => Some(
+                p.parse::<u16>()
+                    .ok()
+                    .filter(|p| *p > 0)
+                    .ok_or_else(|| anyhow!("JINA_PORT={p}: not a port"))?,
+            ),
+            _ => None,
+        };
+        if let Some(port) = self.port.or(env_port) {
+            return Ok(Target {
+                host: self
+                    .host
+                    .clone()
+                    .or_else(|| env("JINA_HOST"))
+                    .unwrap_or_else(|| "127.0.0.1".into()),
+                port,
+                protocol: self.protocol.unwrap_or(Protocol::Grpc),
+                certfile: None,
+            });
+        }
+        if let Some(host) = &self.host {
+            return Err(anyhow!(
+                "--host {host}: give its --port too (only Flows on this machine are found without one)"
+            ));
+        }
+        let (flow, protocol, port) = crate::local_flows::pick(self.flow.as_deref(), self.protocol)?;
+        let _ = writeln!(
+            std::io::stderr(),
+            "using the Flow {flow} at {} {}:{port}",
+            protocol.as_str(),
+            flow.dial_host()
+        );
+        Ok(Target {
+            // A certificate names localhost, not an address.
+            host: match flow.certfile {
+                Some(_) => "localhost".into(),
+                None => flow.dial_host().to_string(),
+            },
+            port,
+            protocol,
+            certfile: flow.certfile,
+        })
+    }
+}
+
 /// How a client reaches a gateway that serves TLS.
 #[derive(Args, Debug)]
 pub struct TlsArgs {
@@ -81,9 +154,13 @@ pub struct TlsArgs {
 }
 
 impl TlsArgs {
-    fn client(&self) -> anyhow::Result<Option<crate::tls::ClientTls>> {
+    /// The TLS client for `target`: as the flags say, else trusting a local Flow's certificate.
+    fn client(&self, target: &Target) -> anyhow::Result<Option<crate::tls::ClientTls>> {
         if !self.tls && self.ca_file.is_none() {
-            return Ok(None);
+            return match &target.certfile {
+                Some(cert) => Ok(Some(crate::tls::ClientTls::new(Some(cert))?)),
+                None => Ok(None),
+            };
         }
         Ok(Some(crate::tls::ClientTls::new(self.ca_file.as_deref())?))
     }
@@ -92,12 +169,16 @@ impl TlsArgs {
 #[derive(Args, Debug)]
 pub struct PingArgs {
     /// `[flow|gateway|executor] HOST:PORT` (Jina 3's form) or `HOST:PORT`. `flow` asks the
-    /// gateway whether every executor serves (dry run); the others ask the process itself
-    #[arg(num_args = 1..=2, required = true, value_names = ["WHAT", "HOST:PORT"])]
+    /// gateway whether every executor serves (dry run); the others ask the process itself.
+    /// Without HOST:PORT: the Flow running on this machine
+    #[arg(num_args = 0..=2, value_names = ["WHAT", "HOST:PORT"])]
     pub target: Vec<String>,
     /// grpc (health check) or http (GET /dry_run)
-    #[arg(long, default_value = "grpc", value_parser = parse_protocol)]
-    pub protocol: Protocol,
+    #[arg(long, value_parser = parse_protocol)]
+    pub protocol: Option<Protocol>,
+    /// The running Flow to ping, by the name `jina flows` shows
+    #[arg(long)]
+    pub flow: Option<String>,
     /// Seconds to wait for an answer
     #[arg(long, default_value_t = 3.0)]
     pub timeout: f64,
@@ -170,11 +251,12 @@ async fn post(args: PostArgs) -> anyhow::Result<()> {
             )))))
         }
     };
-    let tls = args.tls.client()?;
+    let target = args.address.target()?;
+    let tls = args.tls.client(&target)?;
     let client = Client::connect_tls(
-        args.protocol,
-        &args.host,
-        args.port,
+        target.protocol,
+        &target.host,
+        target.port,
         crate::client::CONNECT_TIMEOUT,
         tls.as_ref(),
     )
@@ -252,23 +334,49 @@ enum PingTarget {
 }
 
 pub async fn ping(args: PingArgs) -> anyhow::Result<()> {
+    let word = |w: &str| match w {
+        "flow" => Some(PingTarget::Flow),
+        "gateway" | "executor" => Some(PingTarget::Process),
+        _ => None,
+    };
     let (what, address) = match &args.target[..] {
-        [address] => (PingTarget::Process, address),
-        [what, address] => match what.as_str() {
-            "flow" => (PingTarget::Flow, address),
-            "gateway" | "executor" => (PingTarget::Process, address),
-            other => {
+        [] => (PingTarget::Process, None),
+        [one] => match word(one) {
+            Some(what) => (what, None),
+            None => (PingTarget::Process, Some(one)),
+        },
+        [what, address] => match word(what) {
+            Some(what) => (what, Some(address)),
+            None => {
                 return Err(anyhow!(
-                    "jina ping {other}: expected flow, gateway or executor before HOST:PORT"
+                    "jina ping {what}: expected flow, gateway or executor before HOST:PORT"
                 ));
             }
         },
-        _ => unreachable!("clap takes one or two"),
+        _ => unreachable!("clap takes at most two"),
     };
-    let (host, port) = crate::grpc::host_port(address).map_err(|e| anyhow!(e))?;
+    let target = match address {
+        Some(address) => {
+            let (host, port) = crate::grpc::host_port(address).map_err(|e| anyhow!(e))?;
+            Target {
+                host: host.to_string(),
+                port,
+                protocol: args.protocol.unwrap_or(Protocol::Grpc),
+                certfile: None,
+            }
+        }
+        None => AddressArgs {
+            host: None,
+            port: None,
+            protocol: args.protocol,
+            flow: args.flow.clone(),
+        }
+        .target()?,
+    };
+    let (host, port) = (target.host.as_str(), target.port);
     let timeout = std::time::Duration::from_secs_f64(args.timeout.max(0.001));
-    let tls = args.tls.client()?;
-    match args.protocol {
+    let tls = args.tls.client(&target)?;
+    match target.protocol {
         Protocol::Grpc if what == PingTarget::Flow => {
             flow_dry_run(host, port, timeout, tls.as_ref()).await?
         }
@@ -281,6 +389,60 @@ pub async fn ping(args: PingArgs) -> anyhow::Result<()> {
     }
     super::say(format_args!("{host}:{port} is serving"));
     Ok(())
+}
+
+/// `jina flows`: the Flows running on this machine, like `docker ps`.
+pub fn list_flows() -> anyhow::Result<()> {
+    let flows = crate::local_flows::running();
+    if flows.is_empty() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "no Flow runs on this machine (start one with `jina flow --uses flow.yml`)"
+        );
+        return Ok(());
+    }
+    let rows: Vec<[String; 5]> = flows
+        .iter()
+        .map(|f| {
+            [
+                f.name.clone(),
+                f.pid.to_string(),
+                f.addresses(),
+                uptime(f.uptime()),
+                f.executors.to_string(),
+            ]
+        })
+        .collect();
+    let header = ["NAME", "PID", "ADDRESSES", "UP", "EXECUTORS"].map(String::from);
+    let widths: Vec<usize> = (0..5)
+        .map(|i| {
+            rows.iter()
+                .chain([&header])
+                .map(|r| r[i].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for row in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        super::say(format_args!("{}", line.join("   ").trim_end()));
+    }
+    Ok(())
+}
+
+/// `3s`, `4m 05s`, `2h 03m`, `1d 04h`, as `docker ps` shows how long a container is up.
+fn uptime(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m {:02}s", s / 60, s % 60),
+        3600..86400 => format!("{}h {:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d {:02}h", s / 86400, s % 86400 / 3600),
+    }
 }
 
 /// A gateway's dry run over gRPC: Ok when every executor of its Flow serves.

@@ -58,6 +58,14 @@ pub async fn run(args: FlowArgs) -> anyhow::Result<()> {
             return Ok(());
         }
     };
+    // Found by `jina flows` and by clients without an address until it stops.
+    let name = flow.spec.gateway.name.clone().unwrap_or_else(|| {
+        args.uses
+            .file_stem()
+            .map_or("flow".into(), |s| s.to_string_lossy().into_owned())
+    });
+    let record = running.record(name, Some(&args.uses), flow.spec.executors.len());
+    let _registration = crate::local_flows::register_or_warn(&record);
     tracing::info!(target: "success", "{}", running.ready_message());
     tracing::info!("ready in {:.2?}", running.ready_in);
     let failure = tokio::select! {

@@ -177,6 +177,15 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
         settings,
         crate::shutdown::termination(),
     ));
+    let record = crate::local_flows::FlowRecord::of_this_process(
+        "gateway".into(),
+        &spec.host,
+        &ports,
+        None,
+        topology.deployments.len(),
+        spec.tls.as_ref().map(|t| t.certfile.as_path()),
+    );
+    let _registration = crate::local_flows::register_or_warn(&record);
     for (protocol, port) in ports {
         tracing::info!("serving {} on {}:{port}", protocol.as_str(), spec.host);
     }

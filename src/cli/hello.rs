@@ -65,7 +65,10 @@ pub async fn run(args: HelloArgs) -> anyhow::Result<()> {
     for e in spec.executors.iter_mut().filter(|e| e.workspace.is_some()) {
         e.workspace = Some(workspace.display().to_string());
     }
+    let executors = spec.executors.len();
     let flow = Flow::from_spec(spec).start().await?;
+    let _registration =
+        crate::local_flows::register_or_warn(&flow.record("hello".into(), None, executors));
 
     let status = flow
         .post(

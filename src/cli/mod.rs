@@ -45,6 +45,8 @@ enum Command {
     Client(client::ClientCommand),
     /// Check that a gateway or executor is serving (exit 0) or say why not (exit 1)
     Ping(client::PingArgs),
+    /// List the Flows running on this machine (name, pid, addresses, uptime, executors)
+    Flows,
     /// Run a program that forks (Python Jina) so that none of its processes outlives the Flow
     #[command(hide = true)]
     Guard(GuardArgs),
@@ -93,6 +95,7 @@ pub fn main_with(registry: crate::executor::Registry) -> ExitCode {
         Command::Hello(args) => block_on(hello::run(args)),
         Command::Client(command) => block_on(client::run(command)),
         Command::Ping(args) => block_on(client::ping(args)),
+        Command::Flows => client::list_flows(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

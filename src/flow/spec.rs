@@ -163,6 +163,9 @@ pub use crate::executor::Uses;
 /// The gateway's settings: the Flow's `with`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct GatewaySpec {
+    /// The Flow's name (`with: {name: ...}`), under which `jina flows` lists it; None: the
+    /// YAML file's name.
+    pub name: Option<String>,
     pub protocols: Vec<Protocol>,
     /// One port per protocol, in order; missing ones are chosen free at start.
     pub ports: Vec<u16>,
@@ -196,6 +199,7 @@ impl Default for GatewaySpec {
             max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
             cors: false,
             tls: None,
+            name: None,
         }
     }
 }

@@ -324,6 +324,10 @@ fn read_with(section: &str, v: &Value, p: &mut Parsed) {
                 Ok(s) => g.host = s,
                 Err(m) => err(m),
             },
+            "name" => match string(v) {
+                Ok(s) => g.name = Some(s),
+                Err(m) => err(m),
+            },
             "prefetch" => match integer(v, 1, u32::MAX as i64) {
                 Ok(n) => g.prefetch = n as usize,
                 Err(m) => err(m),
@@ -863,6 +867,9 @@ pub fn write(spec: &FlowSpec) -> String {
     }
     if g.host != defaults.host {
         with.insert("host".into(), json!(g.host));
+    }
+    if let Some(name) = &g.name {
+        with.insert("name".into(), json!(name));
     }
     if g.prefetch != defaults.prefetch {
         with.insert("prefetch".into(), json!(g.prefetch));

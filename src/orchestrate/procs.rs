@@ -5,6 +5,9 @@
 struct Stat {
     state: char,
     ppid: u32,
+    /// When the process started, in clock ticks after boot: with the pid, it names one
+    /// process for good (a pid is reused, a pid and start time are not).
+    start_ticks: u64,
 }
 
 fn stat(pid: u32) -> Option<Stat> {
@@ -13,7 +16,21 @@ fn stat(pid: u32) -> Option<Stat> {
     let mut fields = text.rsplit_once(')')?.1.split_whitespace();
     let state = fields.next()?.chars().next()?;
     let ppid = fields.next()?.parse().ok()?;
-    Some(Stat { state, ppid })
+    // Field 22 of stat; `state` was field 3.
+    let start_ticks = fields.nth(17)?.parse().ok()?;
+    Some(Stat {
+        state,
+        ppid,
+        start_ticks,
+    })
+}
+
+/// When live process `pid` started (clock ticks after boot), to tell it from a later process
+/// that reuses its pid.
+pub fn start_ticks(pid: u32) -> Option<u64> {
+    stat(pid)
+        .filter(|s| !matches!(s.state, 'Z' | 'X'))
+        .map(|s| s.start_ticks)
 }
 
 /// Whether `pid` is a live process (not gone, not a zombie).
@@ -58,6 +75,8 @@ mod tests {
         assert!(children(me).contains(&child.id()));
         assert!(descendants(me).contains(&child.id()));
         assert!(alive(child.id()));
+        let mine = start_ticks(me).unwrap();
+        assert!(start_ticks(child.id()).unwrap() >= mine);
         child.kill().unwrap();
         child.wait().unwrap();
         assert!(!alive(child.id()));

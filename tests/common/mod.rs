@@ -181,12 +181,16 @@ impl Drop for Proc {
 /// Runs `jina <args>` to completion: (exit code, stdout + stderr).
 pub fn run(args: &[&str]) -> (i32, String) {
     let out = Command::new(JINA).args(args).output().expect("run jina");
-    let text = format!(
+    (out.status.code().unwrap_or(-1), text_of(&out))
+}
+
+/// A finished program's stdout and then its stderr, as text.
+pub fn text_of(out: &std::process::Output) -> String {
+    format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
+    )
 }
 
 /// An HTTP client (reqwest needs the process's TLS provider chosen first).
