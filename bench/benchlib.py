@@ -55,6 +55,25 @@ def tree_rss_mb(pid):
     return total
 
 
+def cpu_seconds(pid):
+    """User + system CPU seconds a process has used so far (0 when it is gone)."""
+    try:
+        fields = open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf('SC_CLK_TCK')
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
+def tree_cpu_seconds(pid):
+    """CPU seconds of a process and of each of its descendants: {pid: seconds}."""
+    found, stack = {}, [pid]
+    while stack:
+        p = stack.pop()
+        stack.extend(children(p))
+        found[p] = cpu_seconds(p)
+    return found
+
+
 def write_section(marker, body):
     """Replaces (or appends) the section of bench/RESULTS.md that starts with marker."""
     results = os.path.join(ROOT, 'bench/RESULTS.md')

@@ -7,6 +7,12 @@
 //!   driver floor      [--requests N]               raw tonic unary round trips on loopback
 //!   driver soak       --port P --rate R --seconds S  1-doc requests at R per second on one
 //!                     Call stream: sent, answered, failed, lost, latency p50 / p99 / max
+//!   driver big        --port P --kind text|tensor [--docs N] [--request-size R] [--passes K]
+//!                     big documents (100 KB texts, or 224x224x3 float32 tensors): MB/s of
+//!                     payload, and this client's CPU seconds per MB
+//!   driver echo       --kind text|tensor [--docs N] [--request-size R] [--passes K]
+//!                     the floor for `big`: the same requests to a raw tonic echo server in
+//!                     this process, same client settings
 //!
 //! Each prints one JSON object on stdout.
 
@@ -233,6 +239,128 @@ async fn soak(port: u16, rate: f64, seconds: f64) -> serde_json::Value {
     })
 }
 
+/// The documents of a `big` run, and their payload in bytes.
+fn big_docs(kind: &str, docs: usize) -> (Vec<jina::Document>, usize) {
+    match kind {
+        "text" => {
+            let text: String = "abcdefghij".chars().cycle().take(100_000).collect();
+            let list = (0..docs)
+                .map(|i| jina::Document::from_text(format!("{i:08}{}", &text[8..])))
+                .collect();
+            (list, docs * 100_000)
+        }
+        "tensor" => {
+            let values: Vec<f32> = (0..224 * 224 * 3).map(|i| (i % 255) as f32 / 255.0).collect();
+            let tensor = jina::NdArray::from_f32(&values).reshaped(vec![224, 224, 3]);
+            let bytes = tensor.buffer.len();
+            let list = (0..docs)
+                .map(|i| {
+                    let mut d = jina::Document::new();
+                    d.id = format!("{i:08}");
+                    d.tensor = Some(tensor.clone());
+                    d
+                })
+                .collect();
+            (list, docs * bytes)
+        }
+        other => panic!("--kind {other}: text or tensor"),
+    }
+}
+
+/// This process's CPU time (user + system) so far, in seconds.
+fn cpu_seconds() -> f64 {
+    // SAFETY: getrusage only writes the struct it is given.
+    let usage = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        libc::getrusage(libc::RUSAGE_SELF, &mut u);
+        u
+    };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}
+
+/// Posts the big documents `passes` times after one warm-up; the median MB/s of payload, the
+/// client's CPU per MB, and the total payload moved (for the Flow's CPU per MB).
+async fn big(port: u16, kind: &str, docs: usize, request_size: usize, passes: usize) -> serde_json::Value {
+    let client = Client::connect(Protocol::Grpc, "127.0.0.1", port)
+        .await
+        .expect("connect");
+    let (list, payload) = big_docs(kind, docs);
+    let options = || PostOptions {
+        request_size,
+        ..Default::default()
+    };
+    let mut rates = vec![];
+    let mut cpu = 0.0;
+    for pass in 0..=passes {
+        let inputs = Inputs::iter(list.clone().into_iter());
+        let (t, c) = (Instant::now(), cpu_seconds());
+        let summary = client.post("/index", inputs, options()).await.expect("post");
+        assert_eq!(summary.docs, docs, "every document came back");
+        if pass > 0 {
+            rates.push(payload as f64 / 1e6 / t.elapsed().as_secs_f64());
+            cpu += cpu_seconds() - c;
+        }
+    }
+    rates.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let mb = payload as f64 / 1e6;
+    json!({"kind": kind, "docs": docs, "mb_per_pass": mb, "passes": passes + 1, "mb_total": mb * (passes + 1) as f64,
+           "mb_per_s": rates[rates.len() / 2], "client_cpu_s_per_mb": cpu / (mb * passes as f64)})
+}
+
+/// A raw tonic server that answers each request with itself.
+#[derive(Clone)]
+struct Echo;
+
+#[tonic::async_trait]
+impl jina::proto::jina::jina_single_data_request_rpc_server::JinaSingleDataRequestRpc for Echo {
+    async fn process_single_data(
+        &self,
+        req: tonic::Request<jina::proto::jina::DataRequestProto>,
+    ) -> Result<tonic::Response<jina::proto::jina::DataRequestProto>, tonic::Status> {
+        Ok(tonic::Response::new(req.into_inner()))
+    }
+}
+
+/// The floor for `big`: the same requests, built the same way, to an echo server on loopback,
+/// sent with the client's concurrency.
+async fn echo(kind: &str, docs: usize, request_size: usize, passes: usize) -> serde_json::Value {
+    use futures::StreamExt;
+    use jina::proto::jina::jina_single_data_request_rpc_client::JinaSingleDataRequestRpcClient;
+    use jina::proto::jina::jina_single_data_request_rpc_server::JinaSingleDataRequestRpcServer;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(
+        jina::grpc::server_builder()
+            .add_service(jina::unlimited!(JinaSingleDataRequestRpcServer::new(Echo)))
+            .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+    );
+    let channel = jina::grpc::channel("127.0.0.1", port, Duration::from_secs(1), None).unwrap();
+    let client = jina::unlimited!(JinaSingleDataRequestRpcClient::new(channel));
+    let (list, payload) = big_docs(kind, docs);
+    let mut rates = vec![];
+    for pass in 0..=passes {
+        let t = Instant::now();
+        let requests = list.chunks(request_size.max(1)).map(|chunk| {
+            let request = jina::request::new_request(
+                "/index",
+                &jina::DocumentArray::from(chunk.to_vec()),
+                &Default::default(),
+            );
+            let mut client = client.clone();
+            async move { client.process_single_data(request).await.expect("echo").into_inner() }
+        });
+        let answers: Vec<_> = futures::stream::iter(requests).buffer_unordered(16).collect().await;
+        let back: usize = answers.iter().map(|a| jina::request::doc_count(a)).sum();
+        assert_eq!(back, docs);
+        if pass > 0 {
+            rates.push(payload as f64 / 1e6 / t.elapsed().as_secs_f64());
+        }
+    }
+    rates.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    json!({"kind": kind, "docs": docs, "mb_per_s": rates[rates.len() / 2]})
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args()
@@ -258,6 +386,25 @@ async fn main() {
         }
         Some("latency") => latency(port, arg(&args, "--requests", 1000)).await,
         Some("floor") => floor(arg(&args, "--requests", 10_000)).await,
+        Some("big") => {
+            big(
+                port,
+                &arg(&args, "--kind", "text".to_string()),
+                arg(&args, "--docs", 1000),
+                arg(&args, "--request-size", 10),
+                arg(&args, "--passes", 3),
+            )
+            .await
+        }
+        Some("echo") => {
+            echo(
+                &arg(&args, "--kind", "text".to_string()),
+                arg(&args, "--docs", 1000),
+                arg(&args, "--request-size", 10),
+                arg(&args, "--passes", 3),
+            )
+            .await
+        }
         Some("soak") => {
             soak(
                 port,
@@ -267,7 +414,7 @@ async fn main() {
             .await
         }
         _ => {
-            eprintln!("usage: driver ready|throughput|latency|floor|soak [--port P] ...");
+            eprintln!("usage: driver ready|throughput|latency|floor|soak|big|echo [--port P] ...");
             std::process::exit(2);
         }
     };

@@ -8,7 +8,11 @@ B1 1 no-op executor, 10,000 docs of 100 chars, request_size 100, docs/s (gRPC).
 B2 the same through a chain of 4.   B3 the same through a fan-out of 3 and a join.
 B4 1,000 sequential 1-doc requests on B1's Flow: p50 and p99 latency.
 B5 time to ready and total RSS of the Flow's processes, for 1 and 4 executors.
-B6 B1 over REST."""
+B6 B1 over REST.
+B7 1,000 text documents of 100 KB, request_size 10, through 1 no-op executor and a chain of 3:
+   MB/s of payload, and CPU per MB of the Flow's processes (gateway, executors).
+B8 the same with 1,000 documents each holding a 224x224x3 float32 tensor (602 KB).
+   The floor of B7 and B8: the same requests echoed by a raw tonic server in the driver."""
 import datetime
 import os
 import platform
@@ -17,7 +21,7 @@ import subprocess
 import sys
 import time
 
-from benchlib import ROOT, driver, free_port, tree_rss_mb, write_section
+from benchlib import ROOT, driver, free_port, tree_cpu_seconds, tree_rss_mb, write_section
 
 JINA = os.path.join(ROOT, 'target/release/jina')
 PEER = os.environ.get('JINA_PEER_VENV', os.path.join(ROOT, 'target/peer-venv'))
@@ -25,6 +29,7 @@ PEER = os.environ.get('JINA_PEER_VENV', os.path.join(ROOT, 'target/peer-venv'))
 FLOWS = {
     'one': ['  - {name: e0, uses: BaseExecutor}'],
     'chain4': [f'  - {{name: e{i}, uses: BaseExecutor}}' for i in range(4)],
+    'chain3': [f'  - {{name: e{i}, uses: BaseExecutor}}' for i in range(3)],
     'fanout3': [
         '  - {name: p1, uses: BaseExecutor, needs: gateway}',
         '  - {name: p2, uses: BaseExecutor, needs: gateway}',
@@ -80,12 +85,53 @@ def measure(system, workdir):
     return r
 
 
+def measure_big(system, workdir):
+    """B7 and B8: MB/s through 1 and 3 executors, and the Flow's CPU per MB (its own process,
+    where our gateway runs, and the executors below it)."""
+    r = {}
+    for name in ['one', 'chain3']:
+        for kind in ['text', 'tensor']:
+            print(f'  {system}: {name} {kind}', file=sys.stderr, flush=True)
+            flow = Flow(system, name, workdir)
+            try:
+                before = tree_cpu_seconds(flow.proc.pid)
+                big = driver('big', '--port', flow.grpc, '--kind', kind, '--docs', 1000, '--request-size', 10, '--passes', 3)
+                after = tree_cpu_seconds(flow.proc.pid)
+            finally:
+                flow.stop()
+            used = {p: after[p] - before.get(p, 0.0) for p in after}
+            mb = big['mb_total']
+            r[f'{name}_{kind}_mb_s'] = big['mb_per_s']
+            r[f'{name}_{kind}_client_cpu_ms_mb'] = big['client_cpu_s_per_mb'] * 1000
+            r[f'{name}_{kind}_flow_cpu_ms_mb'] = sum(used.values()) / mb * 1000
+            r[f'{name}_{kind}_root_cpu_ms_mb'] = used.get(flow.proc.pid, 0.0) / mb * 1000
+            r[f'{name}_{kind}_rest_cpu_ms_mb'] = (sum(used.values()) - used.get(flow.proc.pid, 0.0)) / mb * 1000
+    return r
+
+
+def big_table(ours, python, echo):
+    """B7 and B8 as rows, with the floor beside each."""
+    lines = ['| workload | jina-rs MB/s | Python Jina MB/s | jina-rs advantage | floor MB/s (raw tonic echo) | jina-rs / floor | Flow CPU ms per MB, jina-rs (gateway + executors) | Flow CPU ms per MB, Python | client CPU ms per MB |',
+             '|---|---|---|---|---|---|---|---|---|']
+    for label, kind in [('B7 100 KB texts', 'text'), ('B8 224x224x3 float32 tensors', 'tensor')]:
+        for name, desc in [('one', '1 executor'), ('chain3', 'chain of 3')]:
+            k = f'{name}_{kind}'
+            o, p, f = ours[f'{k}_mb_s'], python[f'{k}_mb_s'], echo[kind]
+            lines.append(f'| {label}, {desc} | {o:,.0f} | {p:,.0f} | {o / p:.1f}× | {f:,.0f} | {o / f:.2f} | '
+                         f'{ours[k + "_flow_cpu_ms_mb"]:.2f} ({ours[k + "_root_cpu_ms_mb"]:.2f} + {ours[k + "_rest_cpu_ms_mb"]:.2f}) | '
+                         f'{python[k + "_flow_cpu_ms_mb"]:.2f} | {ours[k + "_client_cpu_ms_mb"]:.2f} |')
+    return '\n'.join(lines)
+
+
 def main():
     workdir = os.path.join(ROOT, 'target/bench')
     os.makedirs(workdir, exist_ok=True)
     floor = driver('floor', '--requests', 10000)
+    echo = {kind: driver('echo', '--kind', kind, '--docs', 1000, '--request-size', 10, '--passes', 3)['mb_per_s'] for kind in ['text', 'tensor']}
     ours = measure('ours', workdir)
+    ours.update(measure_big('ours', workdir))
     python = measure('python', workdir)
+    python.update(measure_big('python', workdir))
     rows = [
         ('B0 raw tonic unary round trip, p50', 'ms', floor['p50_ms'], None, None),
         ('B1 1 no-op executor, gRPC', 'docs/s', ours['one_docs_per_s'], python['one_docs_per_s'], 'up'),
@@ -114,11 +160,16 @@ def main():
     cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), platform.processor())
     header = f'Run {datetime.date.today()} on {cpu}, {os.cpu_count()} cores, {platform.system()} {platform.release()}; release build; Python Jina 3.34.0 (docarray 0.40.1) in the same run, driven by the same Rust client.'
     table = '\n'.join(lines)
+    big = big_table(ours, python, echo)
+    big_note = ('B7/B8: 1,000 documents per pass, request_size 10, 3 measured passes after a warm-up (median MB/s of payload), '
+                'sent by the same Rust client to both; the floor is the same requests echoed by a raw tonic server in the client process. '
+                'Flow CPU is read from /proc for the Flow\'s process tree: for jina-rs, the Flow\'s own process (the gateway) + its executor children.')
     print(header)
     print(table)
     print(floor_note)
+    print(big)
 
-    write_section('## Flow benchmark against Python Jina', f'— `bench/run`\n\n{header}\n\n{table}\n\n{floor_note}\n')
+    write_section('## Flow benchmark against Python Jina', f'— `bench/run`\n\n{header}\n\n{table}\n\n{floor_note}\n\n{big}\n\n{big_note}\n')
 
 if __name__ == '__main__':
     main()

@@ -43,6 +43,9 @@ pub struct PostArgs {
     /// Requests in flight at most
     #[arg(long, default_value_t = 1000)]
     pub prefetch: usize,
+    /// Bytes of requests in flight at most (0: no limit); bounds memory with big documents
+    #[arg(long, default_value_t = crate::request::DEFAULT_IN_FLIGHT_BYTES)]
+    pub max_in_flight_bytes: usize,
     /// JSON object of parameters for the executors
     #[arg(long, value_parser = super::json_object)]
     pub parameters: Option<Map<String, Value>>,
@@ -267,6 +270,7 @@ async fn post(args: PostArgs) -> anyhow::Result<()> {
         target_executor: args.target_executor,
         request_size: args.request_size,
         prefetch: args.prefetch,
+        max_in_flight_bytes: args.max_in_flight_bytes,
         show_progress: args.show_progress,
         total_docs,
         continue_on_error: args.continue_on_error,

@@ -25,6 +25,7 @@ use serde_json::{Map, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tokio::sync::OwnedSemaphorePermit;
 
 /// What can go wrong for a client, each a one-line message.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -170,6 +171,9 @@ pub struct PostOptions {
     pub request_size: usize,
     /// Requests in flight at most.
     pub prefetch: usize,
+    /// Bytes of requests in flight at most (0: no limit): with big documents, what bounds the
+    /// client's memory and the gateway's.
+    pub max_in_flight_bytes: usize,
     pub show_progress: bool,
     /// How many documents the inputs hold, when known: the progress bar then shows a total,
     /// the percent done and an ETA (else a rate).
@@ -193,6 +197,7 @@ impl Default for PostOptions {
             target_executor: None,
             request_size: 100,
             prefetch: 1000,
+            max_in_flight_bytes: request::DEFAULT_IN_FLIGHT_BYTES,
             show_progress: false,
             total_docs: None,
             continue_on_error: false,
@@ -323,6 +328,43 @@ impl Client {
             .boxed()
     }
 
+    /// [`Client::stream`] with at most `options.max_in_flight_bytes` of requests in flight as
+    /// well: a request waits until the answers of earlier ones give back enough room.
+    fn stream_bounded(
+        &self,
+        requests: BoxStream<'static, DataRequestProto>,
+        options: &PostOptions,
+    ) -> BoxStream<'static, Result<Response, ClientError>> {
+        use std::collections::VecDeque;
+        let budget = request::ByteBudget::new(options.max_in_flight_bytes);
+        let held = Arc::new(Mutex::new(VecDeque::<(String, OwnedSemaphorePermit)>::new()));
+        let hold = held.clone();
+        let gated = requests.then(move |r| {
+            let (budget, hold) = (budget.clone(), hold.clone());
+            async move {
+                let room = budget.admit(&r).await;
+                let id = r.header.as_ref().map(|h| h.request_id.clone());
+                hold.lock().unwrap().push_back((id.unwrap_or_default(), room));
+                r
+            }
+        });
+        self.stream(gated, options.prefetch)
+            .inspect(move |answer| {
+                let mut held = held.lock().unwrap();
+                // The answer's own request gives its room back; an answer without a known id
+                // frees the oldest, so that the budget can never stay spent.
+                let at = answer
+                    .as_ref()
+                    .ok()
+                    .and_then(|a| held.iter().position(|(id, _)| id == a.request_id()));
+                match at {
+                    Some(i) => drop(held.remove(i)),
+                    None => drop(held.pop_front()),
+                }
+            })
+            .boxed()
+    }
+
     /// Posts `inputs` to endpoint `on` in requests of `request_size` documents, running the
     /// callbacks on each answer.
     pub async fn post(
@@ -414,9 +456,9 @@ impl Client {
         let trailer = futures::stream::once(async move { input_error.lock().unwrap().take() })
             .filter_map(|e| futures::future::ready(e.map(|e| Err(ClientError::from(e)))));
         let answers = if options.results_in_order {
-            in_order(requests, |requests| self.stream(requests, options.prefetch))
+            in_order(requests, |requests| self.stream_bounded(requests, options))
         } else {
-            self.stream(requests, options.prefetch)
+            self.stream_bounded(requests, options)
         };
         (answers.chain(trailer).boxed(), docs_sent)
     }

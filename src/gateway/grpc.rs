@@ -80,12 +80,24 @@ impl JinaRpc for GrpcGateway {
                 }
             })
         });
-        // At most `prefetch` requests of this stream are in flight: the next one is read from
-        // the client only when one is answered.
+        // At most `prefetch` requests of this stream, and at most a budget of bytes, are in
+        // flight: the next one is read from the client only when there is room.
+        let budget = crate::request::ByteBudget::new(crate::request::DEFAULT_IN_FLIGHT_BYTES);
         let answers = requests
-            .map(move |r| {
+            .then(move |r| {
+                let budget = budget.clone();
+                async move {
+                    let room = budget.admit(&r).await;
+                    (r, room)
+                }
+            })
+            .map(move |(r, room)| {
                 let router = router.clone();
-                tokio::spawn(async move { router.route(r).await })
+                tokio::spawn(async move {
+                    let answer = router.route(r).await;
+                    drop(room);
+                    answer
+                })
             })
             .buffer_unordered(self.prefetch)
             .map(|joined| {

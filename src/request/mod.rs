@@ -5,9 +5,11 @@
 //! It owns no behaviour of executors, gateways or clients; it only gives them one way to touch
 //! a request, so that they agree on defaults (such as the default endpoint).
 
+mod budget;
 mod structs;
 
 pub mod json;
+pub use budget::{ByteBudget, DEFAULT_IN_FLIGHT_BYTES};
 pub use structs::{json_to_struct, struct_to_json};
 
 use crate::document::DocumentArray;
