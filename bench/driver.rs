@@ -250,7 +250,9 @@ fn big_docs(kind: &str, docs: usize) -> (Vec<jina::Document>, usize) {
             (list, docs * 100_000)
         }
         "tensor" => {
-            let values: Vec<f32> = (0..224 * 224 * 3).map(|i| (i % 255) as f32 / 255.0).collect();
+            let values: Vec<f32> = (0..224 * 224 * 3)
+                .map(|i| (i % 255) as f32 / 255.0)
+                .collect();
             let tensor = jina::NdArray::from_f32(&values).reshaped(vec![224, 224, 3]);
             let bytes = tensor.buffer.len();
             let list = (0..docs)
@@ -281,7 +283,13 @@ fn cpu_seconds() -> f64 {
 
 /// Posts the big documents `passes` times after one warm-up; the median MB/s of payload, the
 /// client's CPU per MB, and the total payload moved (for the Flow's CPU per MB).
-async fn big(port: u16, kind: &str, docs: usize, request_size: usize, passes: usize) -> serde_json::Value {
+async fn big(
+    port: u16,
+    kind: &str,
+    docs: usize,
+    request_size: usize,
+    passes: usize,
+) -> serde_json::Value {
     let client = Client::connect(Protocol::Grpc, "127.0.0.1", port)
         .await
         .expect("connect");
@@ -295,7 +303,10 @@ async fn big(port: u16, kind: &str, docs: usize, request_size: usize, passes: us
     for pass in 0..=passes {
         let inputs = Inputs::iter(list.clone().into_iter());
         let (t, c) = (Instant::now(), cpu_seconds());
-        let summary = client.post("/index", inputs, options()).await.expect("post");
+        let summary = client
+            .post("/index", inputs, options())
+            .await
+            .expect("post");
         assert_eq!(summary.docs, docs, "every document came back");
         if pass > 0 {
             rates.push(payload as f64 / 1e6 / t.elapsed().as_secs_f64());
@@ -348,9 +359,18 @@ async fn echo(kind: &str, docs: usize, request_size: usize, passes: usize) -> se
                 &Default::default(),
             );
             let mut client = client.clone();
-            async move { client.process_single_data(request).await.expect("echo").into_inner() }
+            async move {
+                client
+                    .process_single_data(request)
+                    .await
+                    .expect("echo")
+                    .into_inner()
+            }
         });
-        let answers: Vec<_> = futures::stream::iter(requests).buffer_unordered(16).collect().await;
+        let answers: Vec<_> = futures::stream::iter(requests)
+            .buffer_unordered(16)
+            .collect()
+            .await;
         let back: usize = answers.iter().map(|a| jina::request::doc_count(a)).sum();
         assert_eq!(back, docs);
         if pass > 0 {

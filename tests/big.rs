@@ -15,16 +15,16 @@ const REQUEST_SIZE: usize = 10;
 
 /// Writes a `.npy` of ROWS float32 tensors of 224x224x3 (2 GB), one row at a time.
 fn write_npy(path: &std::path::Path) {
-    let mut header = format!(
-        "{{'descr': '<f4', 'fortran_order': False, 'shape': ({ROWS}, 224, 224, 3), }}"
-    );
+    let mut header =
+        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({ROWS}, 224, 224, 3), }}");
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');
     }
     header.push('\n');
     let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
     file.write_all(b"\x93NUMPY\x01\x00").unwrap();
-    file.write_all(&(header.len() as u16).to_le_bytes()).unwrap();
+    file.write_all(&(header.len() as u16).to_le_bytes())
+        .unwrap();
     file.write_all(header.as_bytes()).unwrap();
     let row: Vec<u8> = (0..ROW_BYTES / 4)
         .flat_map(|i| ((i % 251) as f32 / 251.0).to_le_bytes())
@@ -48,16 +48,19 @@ fn peak_rss_mb(pid: u32) -> f64 {
 
 #[test]
 fn two_gigabytes_of_tensors_stream_through_a_flow_in_flat_memory() {
-    let flow = start_flow(
-        "  - {name: first, uses: Sleep}\n  - {name: second, uses: Sleep}\n",
-    );
+    let flow = start_flow("  - {name: first, uses: Sleep}\n  - {name: second, uses: Sleep}\n");
     let npy = flow.files.dir.path().join("tensors.npy");
     write_npy(&npy);
     let total_mb = (ROWS * ROW_BYTES) as f64 / 1e6;
 
     let client = Command::new(JINA)
         .args(["client", "post", "/index", "--port", &flow.grpc.to_string()])
-        .args(["--inputs", npy.to_str().unwrap(), "--request-size", &REQUEST_SIZE.to_string()])
+        .args([
+            "--inputs",
+            npy.to_str().unwrap(),
+            "--request-size",
+            &REQUEST_SIZE.to_string(),
+        ])
         .arg("--show-progress")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -79,8 +82,14 @@ fn two_gigabytes_of_tensors_stream_through_a_flow_in_flat_memory() {
         (status, usage.ru_maxrss as f64 / 1024.0)
     };
     let out = reader.join().unwrap();
-    assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{out}");
-    assert!(out.contains(&format!("({ROWS} docs)")) && out.contains(", 0 failed"), "{out}");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("({ROWS} docs)")) && out.contains(", 0 failed"),
+        "{out}"
+    );
 
     // The bound: a base for the program itself, plus room for a few dozen requests; the total
     // streamed is more than ten times that.
@@ -88,13 +97,21 @@ fn two_gigabytes_of_tensors_stream_through_a_flow_in_flat_memory() {
     let bound_mb = 64.0 + 20.0 * request_mb;
     assert!(total_mb > 10.0 * bound_mb);
     let gateway = flow.proc.child.id();
-    let mut peaks = vec![("client".to_string(), client_peak_mb), ("gateway".into(), peak_rss_mb(gateway))];
+    let mut peaks = vec![
+        ("client".to_string(), client_peak_mb),
+        ("gateway".into(), peak_rss_mb(gateway)),
+    ];
     for child in children_of(gateway) {
         peaks.push((format!("executor {child}"), peak_rss_mb(child)));
     }
     assert_eq!(peaks.len(), 4, "{peaks:?}");
-    eprintln!("peak RSS (MB) streaming {total_mb:.0} MB in requests of {request_mb:.1} MB: {peaks:?}");
+    eprintln!(
+        "peak RSS (MB) streaming {total_mb:.0} MB in requests of {request_mb:.1} MB: {peaks:?}"
+    );
     for (who, peak) in &peaks {
-        assert!(*peak < bound_mb, "{who}: peak RSS {peak:.0} MB over {bound_mb:.0} MB: {peaks:?}");
+        assert!(
+            *peak < bound_mb,
+            "{who}: peak RSS {peak:.0} MB over {bound_mb:.0} MB: {peaks:?}"
+        );
     }
 }

@@ -344,7 +344,9 @@ impl Client {
             async move {
                 let room = budget.admit(&r).await;
                 let id = r.header.as_ref().map(|h| h.request_id.clone());
-                hold.lock().unwrap().push_back((id.unwrap_or_default(), room));
+                hold.lock()
+                    .unwrap()
+                    .push_back((id.unwrap_or_default(), room));
                 r
             }
         });

@@ -38,7 +38,10 @@ impl ByteBudget {
 
     /// Waits until `request` fits, and takes its size; dropping the permit gives it back.
     pub async fn admit(&self, request: &DataRequestProto) -> OwnedSemaphorePermit {
-        let units = request.encoded_len().div_ceil(UNIT).clamp(1, self.total as usize) as u32;
+        let units = request
+            .encoded_len()
+            .div_ceil(UNIT)
+            .clamp(1, self.total as usize) as u32;
         self.permits
             .clone()
             .acquire_many_owned(units)
