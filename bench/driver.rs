@@ -371,7 +371,7 @@ async fn echo(kind: &str, docs: usize, request_size: usize, passes: usize) -> se
             .buffer_unordered(16)
             .collect()
             .await;
-        let back: usize = answers.iter().map(|a| jina::request::doc_count(a)).sum();
+        let back: usize = answers.iter().map(jina::request::doc_count).sum();
         assert_eq!(back, docs);
         if pass > 0 {
             rates.push(payload as f64 / 1e6 / t.elapsed().as_secs_f64());

@@ -7,7 +7,6 @@ mod common;
 use common::*;
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 const ROWS: usize = 3_400;
 const ROW_BYTES: usize = 224 * 224 * 3 * 4;
@@ -53,6 +52,8 @@ fn two_gigabytes_of_tensors_stream_through_a_flow_in_flat_memory() {
     write_npy(&npy);
     let total_mb = (ROWS * ROW_BYTES) as f64 / 1e6;
 
+    // Reaped by wait4 below, which also gives its peak RSS.
+    #[allow(clippy::zombie_processes)]
     let client = Command::new(JINA)
         .args(["client", "post", "/index", "--port", &flow.grpc.to_string()])
         .args([

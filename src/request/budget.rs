@@ -64,7 +64,8 @@ mod tests {
     async fn a_request_waits_until_earlier_ones_give_their_room_back() {
         let budget = ByteBudget::new(100 * 1024);
         let first = budget.admit(&request_of(60 * 1024)).await;
-        let second = budget.admit(&request_of(60 * 1024));
+        let next = request_of(60 * 1024);
+        let second = budget.admit(&next);
         tokio::pin!(second);
         assert!(
             futures::poll!(second.as_mut()).is_pending(),
@@ -73,11 +74,9 @@ mod tests {
         drop(first);
         let _second = second.await;
         // Bigger than the whole budget: it goes alone.
-        let huge = tokio::time::timeout(
-            std::time::Duration::from_millis(50),
-            budget.admit(&request_of(500 * 1024)),
-        )
-        .await;
+        let big = request_of(500 * 1024);
+        let huge =
+            tokio::time::timeout(std::time::Duration::from_millis(50), budget.admit(&big)).await;
         assert!(huge.is_err(), "waits while another is in flight");
     }
 }
