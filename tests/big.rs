@@ -12,15 +12,16 @@ const ROWS: usize = 3_400;
 const ROW_BYTES: usize = 224 * 224 * 3 * 4;
 const REQUEST_SIZE: usize = 10;
 
-/// Writes a `.npy` of ROWS float32 tensors of 224x224x3 (2 GB), one row at a time.
-fn write_npy(path: &std::path::Path) {
+/// Writes a `.npy` of ROWS float32 tensors of 224x224x3 (2 GB), one row at a time, to `out`
+/// (the client's stdin: nothing touches the disk).
+fn write_npy(out: impl Write) {
     let mut header =
         format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({ROWS}, 224, 224, 3), }}");
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');
     }
     header.push('\n');
-    let mut file = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut file = std::io::BufWriter::new(out);
     file.write_all(b"\x93NUMPY\x01\x00").unwrap();
     file.write_all(&(header.len() as u16).to_le_bytes())
         .unwrap();
@@ -48,27 +49,27 @@ fn peak_rss_mb(pid: u32) -> f64 {
 #[test]
 fn two_gigabytes_of_tensors_stream_through_a_flow_in_flat_memory() {
     let flow = start_flow("  - {name: first, uses: Sleep}\n  - {name: second, uses: Sleep}\n");
-    let npy = flow.files.dir.path().join("tensors.npy");
-    write_npy(&npy);
     let total_mb = (ROWS * ROW_BYTES) as f64 / 1e6;
 
     // Reaped by wait4 below, which also gives its peak RSS.
     #[allow(clippy::zombie_processes)]
     let client = Command::new(JINA)
         .args(["client", "post", "/index", "--port", &flow.grpc.to_string()])
+        .args(["--inputs", "-", "--input-format", "npy"])
         .args([
-            "--inputs",
-            npy.to_str().unwrap(),
             "--request-size",
             &REQUEST_SIZE.to_string(),
+            "--show-progress",
         ])
-        .arg("--show-progress")
+        .stdin(Stdio::piped())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     // wait4 gives the client's own peak RSS once it has exited.
     let pid = client.id() as i32;
+    let stdin = client.stdin.unwrap();
+    let writer = std::thread::spawn(move || write_npy(stdin));
     let mut stderr = client.stderr.unwrap();
     let reader = std::thread::spawn(move || {
         let mut text = String::new();
@@ -82,6 +83,7 @@ fn two_gigabytes_of_tensors_stream_through_a_flow_in_flat_memory() {
         assert_eq!(libc::wait4(pid, &mut status, 0, &mut usage), pid);
         (status, usage.ru_maxrss as f64 / 1024.0)
     };
+    writer.join().unwrap();
     let out = reader.join().unwrap();
     assert!(
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
