@@ -144,8 +144,20 @@ impl Drop for Registration {
     }
 }
 
-/// Records `record` in the runtime folder until the returned value is dropped.
-pub fn register(record: &FlowRecord) -> std::io::Result<Registration> {
+/// Records `record` in the runtime folder until the returned value is dropped. A Flow serves
+/// whether or not it could be recorded: a failure is a warning (clients then need its port).
+pub fn register(record: &FlowRecord) -> Option<Registration> {
+    write_record(record)
+        .inspect_err(|e| {
+            tracing::warn!(
+                "cannot record this Flow in {} ({e}): clients need its --port",
+                runtime_dir().display()
+            )
+        })
+        .ok()
+}
+
+fn write_record(record: &FlowRecord) -> std::io::Result<Registration> {
     use std::os::unix::fs::DirBuilderExt;
     let dir = runtime_dir();
     // Only this user reads it: it names processes and ports.
@@ -159,19 +171,6 @@ pub fn register(record: &FlowRecord) -> std::io::Result<Registration> {
     std::fs::write(&partial, text)?;
     std::fs::rename(&partial, &path)?;
     Ok(Registration { path })
-}
-
-/// [`register`], for a Flow that serves whether or not it could be recorded: a failure is a
-/// warning (clients then need its address).
-pub fn register_or_warn(record: &FlowRecord) -> Option<Registration> {
-    register(record)
-        .inspect_err(|e| {
-            tracing::warn!(
-                "cannot record this Flow in {} ({e}): clients need its --port",
-                runtime_dir().display()
-            )
-        })
-        .ok()
 }
 
 /// The Flows running on this machine, oldest first. Records of processes that are gone are

@@ -104,6 +104,14 @@ fn the_command_as_written_finds_the_one_running_flow() {
     assert_eq!(code, 0, "{out}");
     assert!(out.contains(r#""count":50"#), "{out}");
 
+    // A protocol it does not serve is named with the ones it does.
+    let (code, out) = machine.jina(&["client", "post", "/", "--protocol", "websocket"], &dir);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("the Flow 'books' does not serve websocket (it serves grpc, http)"),
+        "{out}"
+    );
+
     // `jina ping` with no address asks the same Flow.
     let (code, out) = machine.jina(&["ping"], &dir);
     assert_eq!(code, 0, "{out}");

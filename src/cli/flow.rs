@@ -65,7 +65,7 @@ pub async fn run(args: FlowArgs) -> anyhow::Result<()> {
             .map_or("flow".into(), |s| s.to_string_lossy().into_owned())
     });
     let record = running.record(name, Some(&args.uses), flow.spec.executors.len());
-    let _registration = crate::local_flows::register_or_warn(&record);
+    let _registration = crate::local_flows::register(&record);
     tracing::info!(target: "success", "{}", running.ready_message());
     tracing::info!("ready in {:.2?}", running.ready_in);
     let failure = tokio::select! {

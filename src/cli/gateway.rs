@@ -185,7 +185,7 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
         topology.deployments.len(),
         spec.tls.as_ref().map(|t| t.certfile.as_path()),
     );
-    let _registration = crate::local_flows::register_or_warn(&record);
+    let _registration = crate::local_flows::register(&record);
     for (protocol, port) in ports {
         tracing::info!("serving {} on {}:{port}", protocol.as_str(), spec.host);
     }

@@ -67,8 +67,7 @@ pub async fn run(args: HelloArgs) -> anyhow::Result<()> {
     }
     let executors = spec.executors.len();
     let flow = Flow::from_spec(spec).start().await?;
-    let _registration =
-        crate::local_flows::register_or_warn(&flow.record("hello".into(), None, executors));
+    let _registration = crate::local_flows::register(&flow.record("hello".into(), None, executors));
 
     let status = flow
         .post(

@@ -110,8 +110,8 @@ pub struct Overrides {
 }
 
 impl ExecutorConfig {
-    /// The config of a bare built-in: `jtype: NAME` and nothing else.
-    pub fn builtin(name: &str) -> ExecutorConfig {
+    /// The config that names an executor type and nothing else: `jtype: NAME`.
+    pub fn named(name: &str) -> ExecutorConfig {
         ExecutorConfig {
             jtype: name.into(),
             with: Map::new(),
@@ -139,7 +139,7 @@ impl ExecutorConfig {
             ));
         }
         if Registry::current().find(uses_trim).is_some() {
-            return Ok(Self::builtin(uses_trim));
+            return Ok(Self::named(uses_trim));
         }
         if uses_trim.contains('\n') || uses_trim.starts_with("jtype:") {
             return Self::from_yaml_str(uses, "inline YAML", None);

@@ -355,7 +355,7 @@ fn plan_executor(
                     .uses_metas
                     .entry("name")
                     .or_insert_with(|| label.clone().into());
-                let mut instance = ExecutorConfig::builtin(entry.name)
+                let mut instance = ExecutorConfig::named(entry.name)
                     .instantiate_as(&entry, &overrides)
                     .map_err(|source| StartError::Config {
                         executor: label.clone(),
