@@ -1,5 +1,6 @@
 //! jina-rs: Jina's Flow system in Rust. See docs/architecture.md for the map of modules.
 
+pub mod allocator;
 pub mod cli;
 pub mod client;
 pub mod document;

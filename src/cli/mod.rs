@@ -82,6 +82,7 @@ pub fn main() -> ExitCode {
 /// }
 /// ```
 pub fn main_with(registry: crate::executor::Registry) -> ExitCode {
+    crate::allocator::tune_for_big_messages();
     if let Err(e) = registry.install() {
         let _ = writeln!(std::io::stderr(), "error: {e}");
         return ExitCode::from(1);

@@ -1,0 +1,32 @@
+//! Process-wide settings of the C allocator, made once at start by the command line.
+//!
+//! It owns only the allocator's thresholds; it must not allocate on anyone's behalf.
+//!
+//! Big messages (a request of ten 600 KB tensors is 6 MB) are allocated and freed several
+//! times per hop: tonic's decode and encode buffers, and each answer. glibc serves blocks
+//! above its mmap threshold (128 KiB at first) with fresh `mmap`s and gives them back with
+//! `munmap`, so every 6 MB buffer costs some 1,500 page faults and the zeroing of its pages.
+//! Keeping such blocks in the heap, and keeping up to [`TRIM_THRESHOLD`] of free heap
+//! instead of returning it at once, cut an executor's page faults tenfold and its CPU per MB
+//! by about a fifth in `bench/run`'s B8 (see bench/RESULTS.md).
+
+/// Blocks up to this size come from the heap, not from their own `mmap`: glibc's ceiling on
+/// 64-bit, which covers any request of a few tens of documents.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const MMAP_THRESHOLD: libc::c_int = 32 << 20;
+
+/// Free heap above this much goes back to the kernel: an idle process keeps at most this
+/// much after a burst of big requests.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const TRIM_THRESHOLD: libc::c_int = 64 << 20;
+
+/// Applies the settings above. Call it first thing in `main`, before any thread starts.
+pub fn tune_for_big_messages() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes allocator parameters; it is called before other threads
+    // exist, and a value glibc refuses leaves its default in place (it returns 0).
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, TRIM_THRESHOLD);
+    }
+}
