@@ -3,6 +3,7 @@
 pub mod allocator;
 pub mod cli;
 pub mod client;
+pub mod container;
 pub mod document;
 pub mod errors;
 pub mod executor;

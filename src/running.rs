@@ -136,6 +136,8 @@ pub struct RunningFlow {
     /// How long starting took, until every executor was ready.
     pub ready_in: Duration,
     processes: Processes,
+    /// Whether some executors run in containers (see [`crate::container::remove_own`]).
+    containers: bool,
     in_process: InProcessServers,
     stop_gateway: Option<oneshot::Sender<()>>,
     gateway: Option<JoinHandle<Result<(), GatewayError>>>,
@@ -185,6 +187,7 @@ impl RunningFlow {
             ready_in: started.elapsed(),
             processes: executors.processes,
             in_process: executors.in_process,
+            containers: executors.containers,
             stop_gateway: Some(stop_tx),
             gateway: Some(tokio::spawn(serving)),
             client: None,
@@ -284,6 +287,9 @@ impl RunningFlow {
         };
         self.processes.stop().await;
         self.in_process.stop().await;
+        if self.containers {
+            crate::container::remove_own().await;
+        }
         served
     }
 

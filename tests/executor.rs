@@ -324,7 +324,7 @@ fn bad_inputs_give_one_clear_line_and_a_nonzero_exit() {
         (
             vec!["--uses", "docker://encoder:latest"],
             1,
-            "uses 'docker://encoder:latest': docker:// executors are not supported".into(),
+            "uses 'docker://encoder:latest': a docker:// image runs as an entry of a Flow".into(),
         ),
         (
             vec!["--listen-fd", "99"],

@@ -130,8 +130,12 @@ async fn serve_python(
         command[0]
     );
     let command: Vec<std::ffi::OsString> = command.into_iter().map(Into::into).collect();
-    match crate::orchestrate::guard::run(&command, crate::orchestrate::guard::Parent::Independent)
-        .await
+    match crate::orchestrate::guard::run(
+        &command,
+        crate::orchestrate::guard::Parent::Independent,
+        None,
+    )
+    .await
     {
         Ok(0) => Ok(()),
         Ok(code) => Err(anyhow!("{name}: Python Jina exited with code {code}")),

@@ -54,6 +54,9 @@ enum Command {
 
 #[derive(clap::Args)]
 struct GuardArgs {
+    /// The program runs this container (`docker run --name NAME`): remove it before and after
+    #[arg(long)]
+    container: Option<String>,
     /// The program and its arguments, after `--`
     #[arg(trailing_var_arg = true, required = true, allow_hyphen_values = true)]
     command: Vec<std::ffi::OsString>,
@@ -121,6 +124,7 @@ fn guard(args: GuardArgs) -> ExitCode {
             Ok(rt.block_on(crate::orchestrate::guard::run(
                 &args.command,
                 crate::orchestrate::guard::Parent::Flow,
+                args.container.as_deref(),
             ))?)
         });
     match code {

@@ -130,13 +130,24 @@ impl ExecutorConfig {
         if let Some((scheme, _)) = uses_trim.split_once("://")
             && !uses_trim.contains('\n')
         {
-            return Err(ConfigError::new(
-                format!("uses '{uses_trim}'"),
-                format!(
-                    "{scheme}:// executors are not supported: start it yourself and attach it \
-                     with `external: true`, `host` and `port_in`"
+            let why = match scheme {
+                "jinahub" | "jinahub+docker" | "jinahub+sandbox" => {
+                    "no Executor Hub is reachable from here: build the executor's image yourself \
+                     (`docker build -t NAME .` in its folder) and use `uses: docker://NAME` \
+                     (docs/deploy.md)"
+                        .to_string()
+                }
+                "docker" => {
+                    "a docker:// image runs as an entry of a Flow (`uses: docker://IMAGE`); \
+                             to serve it alone, `docker run` it"
+                        .to_string()
+                }
+                other => format!(
+                    "unknown scheme {other}:// (a Flow takes docker://IMAGE; otherwise a \
+                     registered executor, a YAML file or inline YAML)"
                 ),
-            ));
+            };
+            return Err(ConfigError::new(format!("uses '{uses_trim}'"), why));
         }
         if Registry::current().find(uses_trim).is_some() {
             return Ok(Self::named(uses_trim));
@@ -535,12 +546,14 @@ mod tests {
         assert!(e.to_string().starts_with("inline YAML: "), "{e}");
         let e = ExecutorConfig::from_uses("jtype: X\nwiht: {}\n").unwrap_err();
         assert!(e.to_string().contains("wiht"), "{e}");
-        let e = ExecutorConfig::from_uses("docker://encoder:latest").unwrap_err();
+        let e = ExecutorConfig::from_uses("jinahub+docker://Encoder").unwrap_err();
         assert!(
-            e.to_string()
-                .starts_with("uses 'docker://encoder:latest': docker:// executors are not"),
+            e.to_string().starts_with(
+                "uses 'jinahub+docker://Encoder': no Executor Hub is reachable from here"
+            ),
             "{e}"
         );
+        assert!(e.to_string().contains("uses: docker://NAME"), "{e}");
     }
 }
 

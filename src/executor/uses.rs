@@ -46,6 +46,9 @@ pub enum Served {
     },
     /// Inside the Flow's process: a Rust type given to the Flow API.
     InProcess(Entry),
+    /// In a container of this image (`docker://IMAGE[:TAG]`), whose entrypoint serves an
+    /// executor (ours or Python Jina's) and takes the executor's flags.
+    InContainer { image: String },
 }
 
 /// Resolves a `uses` against the Flow's folder and checks it, without starting anything.
@@ -77,6 +80,18 @@ pub fn resolve(
             let yaml = serde_yaml_ng::to_string(map)
                 .map_err(|e| ConfigError::new("uses (map)", e.to_string()))?;
             (config, Served::ByJina(yaml))
+        }
+        Uses::Named(text) if crate::container::image_of(text).is_some() => {
+            let image = crate::container::image_of(text).unwrap_or_default().trim();
+            if image.is_empty() {
+                return Err(ConfigError::new(
+                    format!("uses '{}'", text.trim()),
+                    "docker:// names no image (docker://IMAGE[:TAG])",
+                ));
+            }
+            return Ok(Served::InContainer {
+                image: image.to_string(),
+            });
         }
         Uses::Named(text) => {
             let trimmed = text.trim();

@@ -246,6 +246,14 @@ pub struct ExecutorSpec {
     pub restart: RestartPolicy,
     /// An external executor that serves TLS.
     pub tls: bool,
+    /// A `docker://` executor's bind mounts, `HOST:CONTAINER[:ro]` (a relative host path is
+    /// resolved against the YAML's folder).
+    pub volumes: Vec<String>,
+    /// A `docker://` executor's GPUs, as `docker run --gpus` takes them (`all`, `2`, `device=0`).
+    pub gpus: Option<String>,
+    /// Jina 3's `entrypoint`: for a `docker://` executor, the command that replaces the
+    /// image's entrypoint (`jina executor --uses Sentencizer`).
+    pub entrypoint: Option<String>,
 }
 
 impl ExecutorSpec {

@@ -80,6 +80,9 @@ const EXECUTOR_KEYS: &[&str] = &[
     "env",
     "envs",
     "workspace",
+    "volumes",
+    "gpus",
+    "entrypoint",
 ];
 
 /// A key we do not read. Jina's own keys that change nothing here are a warning that says why;
@@ -160,8 +163,8 @@ fn harmless(key: &str) -> Option<&'static str> {
         "port_expose" | "upload_files" => {
             "a JinaD setting, and there is no JinaD here (start the executor there, then use external: true); ignored"
         }
-        "docker_kwargs" | "volumes" | "gpus" => {
-            "a container setting, and executors run as processes here (docs/differences.md); ignored"
+        "docker_kwargs" => {
+            "docker-py's options; a docker:// executor takes volumes, env and gpus here (docs/deploy.md); ignored"
         }
         "quiet" | "quiet_error" | "log_config" | "suppress_root_logging" => {
             "logging is set with JINA_LOG_LEVEL here; ignored"
@@ -602,6 +605,29 @@ fn read_executors(list: &str, v: &Value, p: &mut Parsed) {
                     }
                     Err(m) => err(m),
                 },
+                "volumes" => match one_or_many(v, "a bind mount HOST:CONTAINER") {
+                    Ok(mounts) => {
+                        e.volumes = mounts
+                            .into_iter()
+                            .map(|m| {
+                                crate::container::resolve_volume(&m, p.spec.base_dir.as_deref())
+                            })
+                            .collect()
+                    }
+                    Err(m) => err(m),
+                },
+                "entrypoint" => match string(v) {
+                    Ok(c) if c.split_whitespace().next().is_some() => e.entrypoint = Some(c),
+                    Ok(_) => err("expected a command, found an empty string".into()),
+                    Err(m) => err(m),
+                },
+                "gpus" => match v {
+                    Value::Number(n) => e.gpus = Some(n.to_string()),
+                    v => match string(v) {
+                        Ok(g) => e.gpus = Some(g),
+                        Err(m) => err(m),
+                    },
+                },
                 "when" => match serde_json::to_value(v)
                     .map_err(|e| e.to_string())
                     .and_then(|q| crate::document::Query::parse(&q))
@@ -613,7 +639,16 @@ fn read_executors(list: &str, v: &Value, p: &mut Parsed) {
                 other => deferred.push((other.to_string(), line)),
             }
         }
+        let in_container = crate::container::is_container_uses(&e.uses);
         for (key, line) in deferred {
+            if in_container && key == "docker_kwargs" {
+                p.errors.push(Diagnostic::new(
+                    line,
+                    &format!("executors[{i}].docker_kwargs"),
+                    "docker-py's options are not taken: a docker:// executor takes volumes, env and gpus (docs/deploy.md)",
+                ));
+                continue;
+            }
             not_read(
                 &key,
                 &format!("executors[{i}].{key}"),
@@ -621,6 +656,18 @@ fn read_executors(list: &str, v: &Value, p: &mut Parsed) {
                 EXECUTOR_KEYS,
                 p,
             );
+        }
+        if !in_container && (!e.volumes.is_empty() || e.gpus.is_some() || e.entrypoint.is_some()) {
+            let key = match (e.volumes.is_empty(), e.gpus.is_some()) {
+                (false, _) => "volumes",
+                (true, true) => "gpus",
+                (true, false) => "entrypoint",
+            };
+            p.warnings.push(Diagnostic::new(
+                p.lines.item_key(i, key),
+                &format!("executors[{i}].{key}"),
+                "a container setting, and this executor runs as a process (only a docker:// executor takes it); ignored",
+            ));
         }
         if e.tls && !e.external {
             p.errors.push(Diagnostic::new(
@@ -992,6 +1039,15 @@ pub fn write(spec: &FlowSpec) -> String {
             if let Some(q) = &e.when {
                 x.insert("when".into(), q.source().clone());
             }
+            if !e.volumes.is_empty() {
+                x.insert("volumes".into(), json!(e.volumes));
+            }
+            if let Some(g) = &e.gpus {
+                x.insert("gpus".into(), json!(g));
+            }
+            if let Some(c) = &e.entrypoint {
+                x.insert("entrypoint".into(), json!(c));
+            }
             Json::Object(x)
         })
         .collect();
@@ -1061,6 +1117,32 @@ executors:
         assert!(
             warnings[1].starts_with("line 4: executors[0].upload_files: a JinaD setting"),
             "{warnings:?}"
+        );
+    }
+
+    #[test]
+    fn container_keys_apply_to_docker_entries_and_warn_elsewhere() {
+        let p = parse(
+            "executors:\n  - name: enc\n    uses: docker://enc:1\n    volumes: [data:/data]\n    gpus: 1\n    entrypoint: jina executor --uses X\n  - name: native\n    volumes: /a:/b\n  - name: kw\n    uses: docker://enc:1\n    docker_kwargs: {privileged: true}\n",
+            Some(PathBuf::from("/flows")),
+        );
+        let e = &p.spec.executors[0];
+        assert_eq!(e.volumes, ["/flows/data:/data"]);
+        assert_eq!(e.gpus.as_deref(), Some("1"));
+        assert_eq!(e.entrypoint.as_deref(), Some("jina executor --uses X"));
+        let warnings: Vec<String> = p.warnings.iter().map(|d| d.to_string()).collect();
+        assert_eq!(
+            warnings,
+            [
+                "line 8: executors[1].volumes: a container setting, and this executor runs as a process (only a docker:// executor takes it); ignored"
+            ]
+        );
+        let errors: Vec<String> = p.errors.iter().map(|d| d.to_string()).collect();
+        assert_eq!(
+            errors,
+            [
+                "line 11: executors[2].docker_kwargs: docker-py's options are not taken: a docker:// executor takes volumes, env and gpus (docs/deploy.md)"
+            ]
         );
     }
 

@@ -75,6 +75,9 @@ pub enum StartError {
         "cannot find the jina binary to run executors: set JINA_BIN, or build it (cargo build)"
     )]
     NoBinary,
+    /// Docker is missing or does not answer, for a Flow with `docker://` executors.
+    #[error(transparent)]
+    Container(#[from] crate::container::ContainerError),
     /// An in-process executor could not take its resources.
     #[error(transparent)]
     Open(#[from] OpenError),

@@ -15,6 +15,11 @@
 //! Everything stays in the Flow's process group, so a signal to that group (a terminal's
 //! Ctrl-C, or a test harness killing the group) still reaches every process.
 //!
+//! With `--container NAME` the program is `docker run --name NAME ...`. The container is not
+//! below the guard (the daemon runs it), so the guard also removes it by name: before the
+//! program starts (one left by a CLI that was killed would hold the name and the port) and
+//! after it ends, however it ends.
+//!
 //! It owns nothing else: no ports, no health checks (the Flow does those, through the program).
 
 use std::ffi::OsString;
@@ -53,8 +58,14 @@ pub enum GuardError {
 
 /// Runs `command` under guard and returns the exit code to leave with: the program's own when
 /// it ends by itself, 0 when it was stopped because we were asked to stop.
-pub async fn run(command: &[OsString], parent: Parent) -> Result<i32, GuardError> {
+pub async fn run(
+    command: &[OsString],
+    parent: Parent,
+    container: Option<&str>,
+) -> Result<i32, GuardError> {
     let (program, args) = command.split_first().ok_or(GuardError::NoProgram)?;
+    let container: Vec<String> = container.into_iter().map(str::to_string).collect();
+    crate::container::remove(&container);
     // SAFETY: plain syscalls with constant arguments.
     unsafe {
         let parent_pid = libc::getppid();
@@ -105,6 +116,7 @@ pub async fn run(command: &[OsString], parent: Parent) -> Result<i32, GuardError
         reap_orphans();
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
+    crate::container::remove(&container);
     // Stopped because we were asked to: that is success, whatever code the program chose.
     Ok(if asked_to_stop {
         0

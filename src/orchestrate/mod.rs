@@ -112,6 +112,9 @@ pub struct RunningExecutors {
     pub topology: Topology,
     pub processes: Processes,
     pub in_process: InProcessServers,
+    /// Whether some run in containers: stopping the Flow then also removes any of its
+    /// containers that are still there ([`crate::container::remove_own`]).
+    pub containers: bool,
 }
 
 /// The gRPC servers of in-process executors. Dropping them stops them.
@@ -180,6 +183,15 @@ pub async fn start(
     client_tls: Option<&crate::tls::ClientTls>,
 ) -> Result<RunningExecutors, StartError> {
     let program = jina_binary();
+    let containers = flow.spec.executors.iter().any(|e| {
+        [Some(&e.uses), e.uses_before.as_ref(), e.uses_after.as_ref()]
+            .into_iter()
+            .flatten()
+            .any(crate::container::is_container_uses)
+    });
+    if containers {
+        crate::container::remove_leftovers().await?;
+    }
     let mut plans = vec![];
     let mut in_process = InProcessServers::default();
     let mut deployments = vec![];
@@ -209,15 +221,27 @@ pub async fn start(
         Processes::start_all(plans),
         futures::future::join_all(externals)
     );
-    let mut processes = processes?;
+    let mut processes = match processes {
+        Ok(p) => p,
+        Err(e) => {
+            if containers {
+                crate::container::remove_own().await;
+            }
+            return Err(e);
+        }
+    };
     if let Some(Err(e)) = externals.into_iter().find(Result::is_err) {
         processes.stop().await;
+        if containers {
+            crate::container::remove_own().await;
+        }
         return Err(e);
     }
     Ok(RunningExecutors {
         topology: Topology { deployments },
         processes,
         in_process,
+        containers,
     })
 }
 
@@ -330,7 +354,8 @@ fn plan_executor(
                    uses: &Uses,
                    py_modules: &[String],
                    overrides: &Overrides,
-                   port: Option<u16>|
+                   port: Option<u16>,
+                   entrypoint: Option<&str>|
      -> Result<CopyAddress, StartError> {
         let served = resolve_uses(uses, base, overrides, py_modules).map_err(|source| {
             StartError::Config {
@@ -340,7 +365,8 @@ fn plan_executor(
         })?;
         let overrides = with_workspace(overrides, exec.workspace.as_deref());
         let mut listener = None;
-        let merges_joins = !matches!(served, Served::ByPython { .. });
+        // Python Jina's worker only concatenates a join's parents; an image may hold either.
+        let merges_joins = matches!(served, Served::ByJina(_) | Served::InProcess(_));
         let (program, args, port) = match served {
             Served::InProcess(entry) => {
                 let port = port.unwrap_or(0);
@@ -396,13 +422,7 @@ fn plan_executor(
                 (program.clone(), args, port)
             }
             Served::ByPython { uses, py_modules } => {
-                let port = match port {
-                    Some(p) => p,
-                    None => free_port().map_err(|source| StartError::Listen {
-                        executor: label.clone(),
-                        error: source,
-                    })?,
-                };
+                let port = fixed_or_free_port(port, &label)?;
                 let program = program.as_ref().map_err(|_| StartError::NoBinary)?;
                 // Python Jina forks its worker: the guard sees that no fork outlives the Flow.
                 let args = ["guard", "--"]
@@ -416,6 +436,36 @@ fn plan_executor(
                         &overrides,
                     ))
                     .chain(id.python_flags())
+                    .collect();
+                (program.clone(), args, port)
+            }
+            Served::InContainer { image } => {
+                let port = fixed_or_free_port(port, &label)?;
+                let program = program.as_ref().map_err(|_| StartError::NoBinary)?;
+                // The flags both our `jina executor` and Python Jina's take.
+                let mut executor_args: Vec<String> = vec![
+                    "--port".into(),
+                    port.to_string(),
+                    "--name".into(),
+                    label.clone(),
+                ];
+                executor_args.extend(override_flags(&overrides));
+                let copy = crate::container::ContainerCopy {
+                    image: &image,
+                    label: &label,
+                    port,
+                    env: &env,
+                    volumes: &exec.volumes,
+                    gpus: exec.gpus.as_deref(),
+                    entrypoint,
+                    executor_args,
+                };
+                // The guard removes the container by name before each start (a restart after
+                // a lost CLI) and after it stops, and stops it if the Flow dies.
+                let args = ["guard", "--container", &copy.name(), "--", "docker"]
+                    .into_iter()
+                    .map(str::to_string)
+                    .chain(copy.run_args())
                     .collect();
                 (program.clone(), args, port)
             }
@@ -476,6 +526,7 @@ fn plan_executor(
                 &exec.py_modules,
                 &overrides,
                 port,
+                exec.entrypoint.as_deref(),
             )?);
         }
         shards.push(replicas);
@@ -495,6 +546,7 @@ fn plan_executor(
                 &[],
                 &plain,
                 None,
+                None,
             )
         })
         .transpose()?;
@@ -511,6 +563,7 @@ fn plan_executor(
                 &[],
                 &plain,
                 None,
+                None,
             )
         })
         .transpose()?;
@@ -523,6 +576,18 @@ fn plan_executor(
         tail,
         tls: false,
     })
+}
+
+/// The copy's fixed port, or a free one: for a program that binds its port itself (Python
+/// Jina, a container), which cannot be handed a listening socket.
+fn fixed_or_free_port(port: Option<u16>, label: &str) -> Result<u16, StartError> {
+    match port {
+        Some(p) => Ok(p),
+        None => free_port().map_err(|source| StartError::Listen {
+            executor: label.into(),
+            error: source,
+        }),
+    }
 }
 
 /// The overrides with the executor's `workspace` option laid into its metas.

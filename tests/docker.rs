@@ -1,0 +1,318 @@
+//! Executors in containers, on the real Docker Engine: the project's image (made here with no
+//! registry by deploy/build-image, from the binary under test), `uses: docker://` with
+//! replicas beside a native executor, every exit path leaving no container behind, and an
+//! image whose entrypoint is Python Jina.
+//!
+//! The tests take turns (one lock): a Flow's start removes the containers of dead Flows, which
+//! would otherwise race with a test that kills a Flow to look at what it left.
+
+// The turn's lock is held across awaits on purpose: it orders whole tests, each on its own
+// runtime, and no task of a test waits for it.
+#![allow(clippy::await_holding_lock)]
+
+mod common;
+
+use common::*;
+use jina::Document;
+use std::process::Command;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+use std::time::Duration;
+
+const IMAGE: &str = "jina-rs:test";
+const PYTHON_IMAGE: &str = "jina-rs-peer-tagger:test";
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// One test at a time.
+fn turn() -> MutexGuard<'static, ()> {
+    static TURN: Mutex<()> = Mutex::new(());
+    TURN.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Runs a command and returns (success, stdout + stderr).
+fn sh(program: &str, args: &[&str]) -> (bool, String) {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    (out.status.success(), text_of(&out))
+}
+
+/// The project's image, built once per run from the binary under test.
+fn project_image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let (ok, out) = sh(
+            &format!("{ROOT}/deploy/build-image"),
+            &["--binary", JINA, "--tag", IMAGE],
+        );
+        assert!(ok, "deploy/build-image failed:\n{out}");
+    });
+    IMAGE
+}
+
+/// The names of the containers a Flow (by its pid) owns, running or not.
+fn containers_of(flow_pid: u32) -> Vec<String> {
+    let (ok, out) = sh(
+        "docker",
+        &[
+            "ps",
+            "--all",
+            "--filter",
+            "label=ai.jina-rs.owner",
+            "--format",
+            "{{.Names}} {{.Label \"ai.jina-rs.owner\"}}",
+        ],
+    );
+    assert!(ok, "docker ps: {out}");
+    out.lines()
+        .filter_map(|l| l.split_once(' '))
+        .filter(|(_, owner)| owner.split(':').next() == Some(&flow_pid.to_string()))
+        .map(|(name, _)| name.to_string())
+        .collect()
+}
+
+/// Removes a Flow's containers when the test ends, pass or fail (the harness's SIGKILL of
+/// the Flow's group leaves them to the daemon).
+struct RemoveContainers(u32);
+
+impl Drop for RemoveContainers {
+    fn drop(&mut self) {
+        let names = containers_of(self.0);
+        if !names.is_empty() {
+            let mut args = vec!["rm", "--force"];
+            args.extend(names.iter().map(String::as_str));
+            sh("docker", &args);
+        }
+    }
+}
+
+/// Writes a gRPC-only Flow with these executors and starts it (not waiting): the process and
+/// the command line, to start the same Flow again.
+fn start_grpc_flow(files: &Files, executors: &str) -> (Proc, Vec<String>) {
+    let yaml = format!("jtype: Flow\nwith: {{protocol: grpc}}\nexecutors:\n{executors}");
+    let path = files.write("flow.yml", &yaml);
+    let args: Vec<String> = ["flow", "--uses", path.to_str().unwrap()]
+        .map(str::to_string)
+        .into();
+    let flow = Proc::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    (flow, args)
+}
+
+fn request(texts: &[&str]) -> jina::proto::jina::DataRequestProto {
+    let docs: Vec<Document> = texts.iter().map(|t| Document::from_text(*t)).collect();
+    jina::request::new_request("/index", &docs.into(), &Default::default())
+}
+
+/// Waits until the containers are gone (their removal finishes shortly after the CLI's).
+fn wait_no_containers(flow_pid: u32) -> Vec<String> {
+    let start = std::time::Instant::now();
+    loop {
+        let left = containers_of(flow_pid);
+        if left.is_empty() || start.elapsed() > Duration::from_secs(15) {
+            return left;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Ctrl-C to a Flow: it exits with success, and none of its containers is left.
+fn stop_with_ctrl_c(flow: &mut Proc) {
+    let pid = flow.child.id();
+    flow.signal(libc::SIGINT);
+    let status = flow.wait_exit(Duration::from_secs(30));
+    assert!(status.is_some_and(|s| s.success()), "{}", flow.output());
+    assert_eq!(wait_no_containers(pid), Vec::<String>::new());
+}
+
+#[test]
+fn the_image_prints_its_version_and_runs_as_a_user_not_root() {
+    let _turn = turn();
+    let image = project_image();
+    let (ok, out) = sh("docker", &["run", "--rm", image, "--version"]);
+    assert!(ok && out.starts_with("jina "), "{out}");
+    let (ok, uid) = sh(
+        "docker",
+        &["run", "--rm", "--entrypoint", "id", image, "-u"],
+    );
+    assert!(ok, "{uid}");
+    assert_ne!(uid.trim(), "0", "the container runs as root");
+    let (_, health) = sh(
+        "docker",
+        &[
+            "image",
+            "inspect",
+            "--format",
+            "{{json .Config.Healthcheck}}",
+            image,
+        ],
+    );
+    assert!(health.contains("\"jina\",\"ping\""), "{health}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn docker_replicas_beside_a_native_executor_answer_and_ctrl_c_leaves_no_container() {
+    let _turn = turn();
+    let image = project_image();
+    let mounted = tempfile::tempdir().unwrap();
+    std::fs::write(mounted.path().join("hello.txt"), "mounted").unwrap();
+    let executors = format!(
+        "  - name: split\n    uses: docker://{image}\n    entrypoint: jina executor --uses Sentencizer\n    uses_with: {{min_chars: 5}}\n    env: {{GREETING: hello-from-the-flow}}\n    volumes: ['{}:/data:ro']\n  - name: visit\n    uses: docker://{image}\n    entrypoint: jina executor --uses Visit\n    replicas: 2\n  - {{name: native, uses: Visit}}\n",
+        mounted.path().display()
+    );
+    let mut flow = start_flow(&executors);
+    let pid = flow.proc.child.id();
+    let _cleanup = RemoveContainers(pid);
+    let mut running = containers_of(pid);
+    running.sort();
+    assert_eq!(
+        running,
+        [
+            format!("jina-split-{pid}"),
+            format!("jina-visit-rep-0-{pid}"),
+            format!("jina-visit-rep-1-{pid}"),
+        ],
+        "{}",
+        flow.proc.output()
+    );
+    // The container got the entry's env and volume, and serves as a user, not root.
+    let split = format!("jina-split-{pid}");
+    let (_, greeting) = sh("docker", &["exec", &split, "printenv", "GREETING"]);
+    assert_eq!(greeting.trim(), "hello-from-the-flow");
+    let (_, file) = sh("docker", &["exec", &split, "cat", "/data/hello.txt"]);
+    assert_eq!(file.trim(), "mounted");
+
+    // gRPC: uses_with reached the container (min_chars 5 drops "Hi."), both replicas served.
+    let requests = (0..8)
+        .map(|_| request(&["Hi. Hello there, friend."]))
+        .collect();
+    let answers = post_grpc(flow.grpc, requests).await;
+    let mut replicas = std::collections::BTreeSet::new();
+    for answer in &answers {
+        let docs = jina::request::docs(answer).unwrap();
+        let doc = &docs[0];
+        let chunks: Vec<_> = doc.chunks.iter().filter_map(|c| c.text.clone()).collect();
+        assert_eq!(chunks, ["Hello there, friend."]);
+        let seen: Vec<String> = doc.matches.iter().filter_map(|m| m.text.clone()).collect();
+        assert_eq!(seen.len(), 2, "{seen:?}");
+        assert_eq!(seen[1], "native");
+        replicas.insert(seen[0].clone());
+    }
+    assert_eq!(
+        replicas.into_iter().collect::<Vec<_>>(),
+        ["visit/rep-0", "visit/rep-1"]
+    );
+    // HTTP.
+    let (status, body) = post_http(
+        flow.http,
+        "/post",
+        serde_json::json!({"data": [{"text": "Hi. Hello there, friend."}], "execEndpoint": "/index"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"][0]["chunks"][0]["text"], "Hello there, friend.");
+
+    // Ctrl-C: the Flow stops its containers and exits; none is left.
+    stop_with_ctrl_c(&mut flow.proc);
+}
+
+#[test]
+fn the_containers_of_a_killed_flow_are_removed_by_the_next_start() {
+    let _turn = turn();
+    let image = project_image();
+    let files = Files::new();
+    let (mut first, args) = start_grpc_flow(
+        &files,
+        &format!(
+            "  - {{name: visit, uses: 'docker://{image}', entrypoint: jina executor --uses Visit, replicas: 2}}\n"
+        ),
+    );
+    first.wait_for_gateway(Duration::from_secs(60));
+    let first_pid = first.child.id();
+    let _cleanup_first = RemoveContainers(first_pid);
+    // SIGKILL to the Flow's whole process group: nothing of ours is left to clean up.
+    drop(first);
+    let left = containers_of(first_pid);
+    assert_eq!(left.len(), 2, "the killed Flow's containers: {left:?}");
+
+    let mut second = Proc::start(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    second.wait_for_gateway(Duration::from_secs(60));
+    let _cleanup_second = RemoveContainers(second.child.id());
+    assert!(
+        second
+            .output()
+            .contains("removing 2 container(s) left by a Flow that is gone"),
+        "{}",
+        second.output()
+    );
+    assert_eq!(containers_of(first_pid), Vec::<String>::new());
+    assert_eq!(containers_of(second.child.id()).len(), 2);
+
+    // SIGKILL of the Flow alone: its guards stop and remove their containers at once.
+    let second_pid = second.child.id();
+    second.signal(libc::SIGKILL);
+    assert_eq!(wait_no_containers(second_pid), Vec::<String>::new());
+}
+
+#[test]
+fn a_container_that_fails_to_start_fails_the_flow_and_is_removed() {
+    let _turn = turn();
+    let image = project_image();
+    let files = Files::new();
+    let (mut flow, _) = start_grpc_flow(
+        &files,
+        &format!(
+            "  - {{name: good, uses: Visit}}\n  - {{name: broken, uses: 'docker://{image}', entrypoint: jina executor --uses NoSuchExecutor}}\n"
+        ),
+    );
+    let pid = flow.child.id();
+    let _cleanup = RemoveContainers(pid);
+    let status = flow.wait_exit(Duration::from_secs(60));
+    assert!(status.is_some_and(|s| !s.success()), "{}", flow.output());
+    let out = flow.output();
+    assert!(out.contains("broken exited"), "{out}");
+    assert!(out.contains("NoSuchExecutor"), "{out}");
+    assert_eq!(wait_no_containers(pid), Vec::<String>::new());
+}
+
+#[test]
+fn hub_uses_are_refused_with_the_way_to_build_the_image() {
+    let files = Files::new();
+    let path = files.write(
+        "flow.yml",
+        "jtype: Flow\nexecutors:\n  - {name: enc, uses: 'jinahub+docker://SimpleEncoder'}\n",
+    );
+    let (code, out) = run(&["flow", "--uses", path.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("no Executor Hub is reachable from here"),
+        "{out}"
+    );
+    assert!(out.contains("uses: docker://NAME"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_image_whose_entrypoint_is_python_jina_serves_in_the_flow() {
+    let _turn = turn();
+    if peer_python().is_none() {
+        return;
+    }
+    let (ok, out) = sh(
+        &format!("{ROOT}/tests/peer/build-image"),
+        &["--tag", PYTHON_IMAGE],
+    );
+    assert!(ok, "tests/peer/build-image failed:\n{out}");
+    let executors = format!(
+        "  - {{name: py, uses: 'docker://{PYTHON_IMAGE}', uses_with: {{label: in-a-container}}}}\n  - {{name: native, uses: Visit}}\n"
+    );
+    let mut flow = start_flow(&executors);
+    let pid = flow.proc.child.id();
+    let _cleanup = RemoveContainers(pid);
+    let answers = post_grpc(flow.grpc, vec![request(&["one", "two"])]).await;
+    let docs = jina::request::docs(&answers[0]).unwrap();
+    assert_eq!(docs.len(), 2);
+    for doc in docs.iter() {
+        assert_eq!(doc.tags["seen_by"], "in-a-container", "{doc:?}");
+        assert_eq!(doc.matches[0].text.as_deref(), Some("native"));
+    }
+    stop_with_ctrl_c(&mut flow.proc);
+}
