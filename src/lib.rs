@@ -7,6 +7,7 @@ pub mod container;
 pub mod document;
 pub mod errors;
 pub mod executor;
+pub mod export;
 pub mod flow;
 pub mod gateway;
 pub mod grpc;

@@ -316,3 +316,117 @@ async fn an_image_whose_entrypoint_is_python_jina_serves_in_the_flow() {
     }
     stop_with_ctrl_c(&mut flow.proc);
 }
+
+/// A docker-compose project that is taken down when the test ends, pass or fail.
+struct ComposeProject {
+    name: String,
+    file: std::path::PathBuf,
+}
+
+impl ComposeProject {
+    fn compose(&self, args: &[&str]) -> (bool, String) {
+        let file = self.file.to_str().unwrap();
+        let mut all = vec!["-p", &self.name, "-f", file];
+        all.extend(args);
+        sh("docker-compose", &all)
+    }
+}
+
+impl Drop for ComposeProject {
+    fn drop(&mut self) {
+        self.compose(&["down", "--volumes", "--timeout", "5"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exported_compose_project_serves_the_flow_and_down_leaves_nothing() {
+    let _turn = turn();
+    let image = project_image();
+    let files = Files::new();
+    // Containers run as a user, not root: the mounted Flow folder must be readable.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(files.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (grpc, http) = (free_port(), free_port());
+    let flow = files.write(
+        "flow.yml",
+        &format!(
+            "jtype: Flow\nwith: {{protocol: [grpc, http], port: [{grpc}, {http}]}}\nexecutors:\n  - {{name: split, uses: Sentencizer, replicas: 2}}\n  - {{name: left, uses: Visit, needs: split}}\n  - {{name: right, uses: 'docker://{image}', entrypoint: jina executor --uses Visit, needs: split}}\n  - {{name: join, uses: Visit, needs: [left, right]}}\n"
+        ),
+    );
+    let out = files.dir.path().join("docker-compose.yml");
+    let (code, said) = run(&[
+        "export",
+        "docker-compose",
+        flow.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--image",
+        image,
+    ]);
+    assert_eq!(code, 0, "{said}");
+    let project = ComposeProject {
+        name: format!("jinatest{}", std::process::id()),
+        file: out,
+    };
+    let (ok, up) = project.compose(&["up", "-d"]);
+    assert!(ok, "docker-compose up: {up}");
+    // `up -d` returns once the gateway is created; its health check says when it serves.
+    let gateway = format!("{}_gateway_1", project.name);
+    let start = std::time::Instant::now();
+    loop {
+        let (_, health) = sh(
+            "docker",
+            &["inspect", "--format", "{{.State.Health.Status}}", &gateway],
+        );
+        if health.trim() == "healthy" {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "the gateway is {health}: {}",
+            project.compose(&["logs"]).1
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let answers = post_grpc(grpc, vec![request(&["Hello there. How are you?"])]).await;
+    let docs = jina::request::docs(&answers[0]).unwrap();
+    assert_eq!(docs[0].chunks.len(), 2);
+    let seen: Vec<_> = docs[0]
+        .matches
+        .iter()
+        .filter_map(|m| m.text.clone())
+        .collect();
+    assert_eq!(seen, ["left", "right", "join"]);
+    let (status, body) = post_http(
+        http,
+        "/post",
+        serde_json::json!({"data": [{"text": "One. Two."}], "execEndpoint": "/index"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"][0]["chunks"].as_array().unwrap().len(), 2);
+
+    let (ok, down) = project.compose(&["down", "--timeout", "5"]);
+    assert!(ok, "docker-compose down: {down}");
+    let (_, containers) = sh(
+        "docker",
+        &[
+            "ps",
+            "--all",
+            "--filter",
+            &format!("label=com.docker.compose.project={}", project.name),
+            "--quiet",
+        ],
+    );
+    assert_eq!(containers.trim(), "", "containers left after down");
+    let (_, networks) = sh(
+        "docker",
+        &[
+            "network",
+            "ls",
+            "--filter",
+            &format!("name={}", project.name),
+            "--quiet",
+        ],
+    );
+    assert_eq!(networks.trim(), "", "networks left after down");
+}

@@ -21,10 +21,10 @@ pub struct FlowArgs {
     pub plot: Option<PathBuf>,
 }
 
-pub async fn run(args: FlowArgs) -> anyhow::Result<()> {
-    crate::logging::init("Flow");
-    // Every error of the YAML, one per line; the caller prints the last line as usual.
-    let flow = crate::flow::load(&args.uses).map_err(|errors| {
+/// Reads and checks a Flow YAML, logging its warnings; every error of the YAML comes back one
+/// per line (the caller prints each as usual).
+pub(super) fn load(path: &std::path::Path) -> anyhow::Result<crate::flow::CheckedFlow> {
+    let flow = crate::flow::load(path).map_err(|errors| {
         for w in &errors.warnings {
             tracing::warn!("{w}");
         }
@@ -33,6 +33,12 @@ pub async fn run(args: FlowArgs) -> anyhow::Result<()> {
     for w in &flow.warnings {
         tracing::warn!("{w}");
     }
+    Ok(flow)
+}
+
+pub async fn run(args: FlowArgs) -> anyhow::Result<()> {
+    crate::logging::init("Flow");
+    let flow = load(&args.uses)?;
     if flow.spec.executors.is_empty() {
         tracing::warn!(
             "{}: this Flow has no executors (no `executors:` list): it answers every request with the documents it was sent",
@@ -55,6 +61,8 @@ pub async fn run(args: FlowArgs) -> anyhow::Result<()> {
         }
         _ = &mut termination => {
             tracing::info!("stopped while starting");
+            // The half-started Flow is gone with its children; containers are the daemon's.
+            crate::container::remove_own().await;
             return Ok(());
         }
     };

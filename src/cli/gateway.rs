@@ -2,6 +2,12 @@
 //! Jina 3 describes them: `--graph-description '{"start-gateway": ["a"], "a": ["end-gateway"]}'`
 //! and `--deployments-addresses '{"a": ["127.0.0.1:12345"]}'` (several addresses of one
 //! executor are replicas, used in turn).
+//!
+//! Or in front of the executors of a Flow YAML: `--uses flow.yml` gives the graph and every
+//! setting of the Flow (polling, `when`, retries, timeouts, ports), and
+//! `--deployments-addresses` where each executor's copies run, as a list of replicas or as
+//! `{"shards": [[replicas of shard 0], ...], "head": "h:p", "tail": "t:p"}` (its uses_before
+//! and uses_after). This is how `jina export docker-compose` runs the gateway.
 
 use crate::flow::{
     CallPolicy, ExecutorSpec, FlowSpec, GATEWAY, GatewaySpec, Graph, Protocol, TlsFiles,
@@ -14,14 +20,17 @@ use serde_json::{Map, Value};
 
 #[derive(Args, Debug)]
 pub struct GatewayArgs {
+    /// A Flow YAML whose executors run at --deployments-addresses: its graph and settings
+    #[arg(long, conflicts_with = "graph_description")]
+    pub uses: Option<std::path::PathBuf>,
     /// The graph: each node's list of children; `start-gateway` is the entry, `end-gateway` the exit
-    #[arg(long, value_parser = super::json_object)]
-    pub graph_description: Map<String, Value>,
+    #[arg(long, value_parser = super::json_object, required_unless_present = "uses")]
+    pub graph_description: Option<Map<String, Value>>,
     /// Each executor's addresses, `host:port`
     #[arg(long, value_parser = super::json_object)]
     pub deployments_addresses: Map<String, Value>,
-    /// Protocols to serve, one port each
-    #[arg(long, num_args = 1.., default_values = ["grpc"], value_parser = parse_protocol)]
+    /// Protocols to serve, one port each [default: grpc, or the Flow's with --uses]
+    #[arg(long, num_args = 1.., value_parser = parse_protocol)]
     pub protocol: Vec<Protocol>,
     /// Ports, one per protocol (free ports when missing)
     #[arg(long, num_args = 1..)]
@@ -110,29 +119,14 @@ fn graph_from(
     let deployments = names
         .iter()
         .map(|name| {
-            let replicas: Vec<CopyAddress> = match &addresses[name] {
-                Value::Array(a) => a
-                    .iter()
-                    .filter_map(|v| v.as_str().map(str::to_string))
-                    .collect(),
-                Value::String(s) => vec![s.clone()],
-                _ => vec![],
-            }
-            .into_iter()
-            .map(CopyAddress::external)
-            .collect();
-            if replicas.is_empty() {
-                return Err(anyhow!(
-                    "--deployments-addresses: '{name}' needs a list of host:port"
-                ));
-            }
+            let copies = copies_at(name, &addresses[name])?;
             Ok(DeploymentAddresses {
                 name: name.clone(),
                 polling: Default::default(),
                 polling_by_endpoint: Default::default(),
-                shards: vec![replicas],
-                head: None,
-                tail: None,
+                shards: copies.shards,
+                head: copies.head,
+                tail: copies.tail,
                 tls: false,
             })
         })
@@ -140,35 +134,182 @@ fn graph_from(
     Ok((graph, Topology { deployments }))
 }
 
+/// The copies of one executor at `value`: a `host:port`, a list of them (replicas), or
+/// `{"shards": [[...], ...], "head": "...", "tail": "..."}`.
+struct CopiesAt {
+    shards: Vec<Vec<CopyAddress>>,
+    head: Option<CopyAddress>,
+    tail: Option<CopyAddress>,
+}
+
+fn copies_at(name: &str, value: &Value) -> anyhow::Result<CopiesAt> {
+    let bad = || {
+        anyhow!(
+            "--deployments-addresses: '{name}' needs host:port, a list of them, or {{\"shards\": [[host:port, ...], ...], \"head\": host:port, \"tail\": host:port}}"
+        )
+    };
+    let replicas = |v: &Value| -> anyhow::Result<Vec<CopyAddress>> {
+        let list: Vec<CopyAddress> = match v {
+            Value::String(s) => vec![CopyAddress::external(s.clone())],
+            Value::Array(items) => items
+                .iter()
+                .map(|i| i.as_str().map(|s| CopyAddress::external(s.into())))
+                .collect::<Option<_>>()
+                .ok_or_else(bad)?,
+            _ => return Err(bad()),
+        };
+        match list.is_empty() {
+            true => Err(bad()),
+            false => Ok(list),
+        }
+    };
+    let one = |v: Option<&Value>| -> anyhow::Result<Option<CopyAddress>> {
+        v.map(|v| {
+            v.as_str()
+                .map(|s| CopyAddress::external(s.into()))
+                .ok_or_else(bad)
+        })
+        .transpose()
+    };
+    match value {
+        Value::Object(map) => {
+            if let Some(key) = map
+                .keys()
+                .find(|k| !["shards", "head", "tail"].contains(&k.as_str()))
+            {
+                return Err(anyhow!(
+                    "--deployments-addresses: '{name}': unknown key '{key}' (shards, head, tail)"
+                ));
+            }
+            let shards = match map.get("shards") {
+                Some(Value::Array(shards)) if !shards.is_empty() => {
+                    shards.iter().map(replicas).collect::<anyhow::Result<_>>()?
+                }
+                _ => return Err(bad()),
+            };
+            Ok(CopiesAt {
+                shards,
+                head: one(map.get("head"))?,
+                tail: one(map.get("tail"))?,
+            })
+        }
+        v => Ok(CopiesAt {
+            shards: vec![replicas(v)?],
+            head: None,
+            tail: None,
+        }),
+    }
+}
+
+/// `--uses flow.yml`: the Flow's graph, settings and call policies, with its executors at
+/// the given addresses.
+fn from_flow(
+    path: &std::path::Path,
+    addresses: &Map<String, Value>,
+) -> anyhow::Result<(Graph, Topology, GatewaySpec, Vec<CallPolicy>)> {
+    let flow = super::flow::load(path)?;
+    let spec = &flow.spec;
+    let mut deployments = vec![];
+    for (i, exec) in spec.executors.iter().enumerate() {
+        let name = spec.name_of(i);
+        let value = addresses
+            .get(&name)
+            .ok_or_else(|| anyhow!("--deployments-addresses: no address for '{name}'"))?;
+        let copies = copies_at(&name, value)?;
+        if copies.shards.len() != exec.shards as usize {
+            return Err(anyhow!(
+                "--deployments-addresses: '{name}' has {} shards in {}, and {} here",
+                exec.shards,
+                path.display(),
+                copies.shards.len()
+            ));
+        }
+        deployments.push(DeploymentAddresses {
+            name,
+            polling: exec.polling,
+            polling_by_endpoint: exec.polling_by_endpoint.clone(),
+            shards: copies.shards,
+            head: copies.head,
+            tail: copies.tail,
+            tls: exec.tls,
+        });
+    }
+    if let Some(unknown) = addresses
+        .keys()
+        .find(|k| !(0..spec.executors.len()).any(|i| spec.name_of(i) == **k))
+    {
+        return Err(anyhow!(
+            "--deployments-addresses: '{unknown}' is not an executor of {}",
+            path.display()
+        ));
+    }
+    let policies = (0..spec.executors.len())
+        .map(|i| spec.call_policy(i))
+        .collect();
+    Ok((
+        flow.graph.clone(),
+        Topology { deployments },
+        flow.spec.gateway.clone(),
+        policies,
+    ))
+}
+
 pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     crate::logging::init("gateway");
-    let (graph, topology) = graph_from(&args.graph_description, &args.deployments_addresses)?;
     let tls = match (args.ssl_certfile, args.ssl_keyfile) {
         (Some(certfile), Some(keyfile)) => Some(TlsFiles { certfile, keyfile }),
         _ => None,
     };
-    let spec = GatewaySpec {
-        protocols: args.protocol,
-        ports: args.port,
-        host: args.host,
-        prefetch: args.prefetch,
-        timeout_send: u64::try_from(args.timeout_send)
-            .ok()
-            .map(std::time::Duration::from_millis),
-        max_request_bytes: args.max_request_bytes,
-        cors: args.cors,
-        tls,
-        ..Default::default()
+    let timeout_send = u64::try_from(args.timeout_send)
+        .ok()
+        .map(std::time::Duration::from_millis);
+    let (graph, topology, spec, policies) = match (&args.uses, &args.graph_description) {
+        (Some(path), _) => {
+            let (graph, topology, mut spec, policies) =
+                from_flow(path, &args.deployments_addresses)?;
+            // Flags given on the command line win over the Flow's `with:`.
+            if !args.protocol.is_empty() {
+                spec.protocols = args.protocol;
+            }
+            if !args.port.is_empty() {
+                spec.ports = args.port;
+            }
+            if tls.is_some() {
+                spec.tls = tls;
+            }
+            (graph, topology, spec, policies)
+        }
+        (None, description) => {
+            let (graph, topology) = graph_from(
+                description.as_ref().unwrap_or(&Map::new()),
+                &args.deployments_addresses,
+            )?;
+            let spec = GatewaySpec {
+                protocols: match args.protocol.is_empty() {
+                    true => vec![Protocol::Grpc],
+                    false => args.protocol,
+                },
+                ports: args.port,
+                host: args.host,
+                prefetch: args.prefetch,
+                timeout_send,
+                max_request_bytes: args.max_request_bytes,
+                cors: args.cors,
+                tls,
+                ..Default::default()
+            };
+            let policies = vec![
+                CallPolicy {
+                    timeout_send,
+                    ..Default::default()
+                };
+                topology.deployments.len()
+            ];
+            (graph, topology, spec, policies)
+        }
     };
     let listeners = Listeners::bind(&spec).await.map_err(|e| anyhow!(e))?;
     let ports = listeners.ports();
-    let policies = vec![
-        CallPolicy {
-            timeout_send: spec.timeout_send,
-            ..Default::default()
-        };
-        topology.deployments.len()
-    ];
     let router = gateway::router(graph, &topology, &policies, None).map_err(|e| anyhow!(e))?;
     let settings = gateway::Settings::from_spec(&spec)?;
     let serving = tokio::spawn(gateway::serve(

@@ -6,6 +6,7 @@
 
 mod client;
 mod executor;
+mod export;
 mod flow;
 mod gateway;
 mod hello;
@@ -47,6 +48,9 @@ enum Command {
     Ping(client::PingArgs),
     /// List the Flows running on this machine (name, pid, addresses, uptime, executors)
     Flows,
+    /// Write a Flow down for another orchestrator (docker-compose)
+    #[command(subcommand)]
+    Export(export::ExportCommand),
     /// Run a program that forks (Python Jina) so that none of its processes outlives the Flow
     #[command(hide = true)]
     Guard(GuardArgs),
@@ -100,6 +104,7 @@ pub fn main_with(registry: crate::executor::Registry) -> ExitCode {
         Command::Client(command) => block_on(client::run(command)),
         Command::Ping(args) => block_on(client::ping(args)),
         Command::Flows => client::list_flows(),
+        Command::Export(command) => export::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

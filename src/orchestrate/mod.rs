@@ -61,6 +61,17 @@ impl CopyId {
         replicas: 1,
     };
 
+    /// The copy's name in our logs and labels: `name`, `name/rep-1`, `name/shard-0`,
+    /// `name/shard-0/rep-1`.
+    pub fn label(&self, name: &str) -> String {
+        match (self.shards > 1, self.replicas > 1) {
+            (false, false) => name.to_string(),
+            (true, false) => format!("{name}/shard-{}", self.shard),
+            (false, true) => format!("{name}/rep-{}", self.replica),
+            (true, true) => format!("{name}/shard-{}/rep-{}", self.shard, self.replica),
+        }
+    }
+
     /// The pod name Python Jina gives this copy (`name/rep-0`, `name/shard-1/rep-0`): what a
     /// Python executor sees as `runtime_args.name` and keys `__results__` by.
     pub fn python_name(&self, name: &str) -> String {
@@ -348,22 +359,25 @@ fn plan_executor(
         executor: executor.into(),
         error: ListenError::of("127.0.0.1", port, source),
     };
-    let mut add = |label: String,
-                   python_name: String,
-                   id: CopyId,
-                   uses: &Uses,
-                   py_modules: &[String],
-                   overrides: &Overrides,
-                   port: Option<u16>,
-                   entrypoint: Option<&str>|
-     -> Result<CopyAddress, StartError> {
+    let mut add = |copy: &CopySpec| -> Result<CopyAddress, StartError> {
+        let CopySpec {
+            label,
+            python_name,
+            id,
+            uses,
+            py_modules,
+            overrides,
+            port,
+            entrypoint,
+            ..
+        } = copy;
+        let (label, id, port, entrypoint) = (label.clone(), *id, *port, *entrypoint);
         let served = resolve_uses(uses, base, overrides, py_modules).map_err(|source| {
             StartError::Config {
                 executor: name.into(),
                 error: source,
             }
         })?;
-        let overrides = with_workspace(overrides, exec.workspace.as_deref());
         let mut listener = None;
         // Python Jina's worker only concatenates a join's parents; an image may hold either.
         let merges_joins = matches!(served, Served::ByJina(_) | Served::InProcess(_));
@@ -418,7 +432,7 @@ fn plan_executor(
                         .chain(["--host", "127.0.0.1", "--name", &label])
                         .map(str::to_string)
                         .collect();
-                args.extend(override_flags(&overrides));
+                args.extend(override_flags(overrides));
                 (program.clone(), args, port)
             }
             Served::ByPython { uses, py_modules } => {
@@ -432,8 +446,8 @@ fn plan_executor(
                         &uses,
                         &py_modules,
                         port,
-                        &python_name,
-                        &overrides,
+                        python_name,
+                        overrides,
                     ))
                     .chain(id.python_flags())
                     .collect();
@@ -442,14 +456,7 @@ fn plan_executor(
             Served::InContainer { image } => {
                 let port = fixed_or_free_port(port, &label)?;
                 let program = program.as_ref().map_err(|_| StartError::NoBinary)?;
-                // The flags both our `jina executor` and Python Jina's take.
-                let mut executor_args: Vec<String> = vec![
-                    "--port".into(),
-                    port.to_string(),
-                    "--name".into(),
-                    label.clone(),
-                ];
-                executor_args.extend(override_flags(&overrides));
+                let executor_args = image_executor_flags(port, &label, overrides);
                 let copy = crate::container::ContainerCopy {
                     image: &image,
                     label: &label,
@@ -490,83 +497,16 @@ fn plan_executor(
         })
     };
 
-    let copies = exec.shards * exec.replicas;
-    let mut shards = vec![];
-    for s in 0..exec.shards {
-        let mut replicas = vec![];
-        for r in 0..exec.replicas {
-            let label = match (exec.shards > 1, exec.replicas > 1) {
-                (false, false) => name.to_string(),
-                (true, false) => format!("{name}/shard-{s}"),
-                (false, true) => format!("{name}/rep-{r}"),
-                (true, true) => format!("{name}/shard-{s}/rep-{r}"),
-            };
-            // A fixed port_in can only go to a single copy.
-            let port = if copies == 1 { exec.port_in } else { None };
-            // Each shard learns which part of the data is its own (Jina 3's runtime args).
-            let mut overrides = exec.overrides.clone();
-            if exec.shards > 1 {
-                overrides.uses_metas.insert("shard_id".into(), s.into());
-                overrides
-                    .uses_metas
-                    .insert("shards".into(), exec.shards.into());
-            }
-            let id = CopyId {
-                shard: s,
-                shards: exec.shards,
-                replica: r,
-                replicas: exec.replicas,
-            };
-            let python_name = id.python_name(name);
-            replicas.push(add(
-                label,
-                python_name,
-                id,
-                &exec.uses,
-                &exec.py_modules,
-                &overrides,
-                port,
-                exec.entrypoint.as_deref(),
-            )?);
+    let mut shards: Vec<Vec<CopyAddress>> = vec![vec![]; exec.shards as usize];
+    let (mut head, mut tail) = (None, None);
+    for copy in copies_of(exec, name) {
+        let address = add(&copy)?;
+        match copy.role {
+            Role::Copy { shard } => shards[shard as usize].push(address),
+            Role::Head => head = Some(address),
+            Role::Tail => tail = Some(address),
         }
-        shards.push(replicas);
     }
-    let plain = Overrides::default();
-    let head = exec
-        .uses_before
-        .as_ref()
-        .map(|u| {
-            // Python Jina names it `<name>/uses_before-0`.
-            let python_name = format!("{name}/uses_before-0");
-            add(
-                format!("{name}/head"),
-                python_name,
-                CopyId::SINGLE,
-                u,
-                &[],
-                &plain,
-                None,
-                None,
-            )
-        })
-        .transpose()?;
-    let tail = exec
-        .uses_after
-        .as_ref()
-        .map(|u| {
-            let python_name = format!("{name}/uses_after-0");
-            add(
-                format!("{name}/tail"),
-                python_name,
-                CopyId::SINGLE,
-                u,
-                &[],
-                &plain,
-                None,
-                None,
-            )
-        })
-        .transpose()?;
     Ok(DeploymentAddresses {
         name: name.into(),
         polling: exec.polling,
@@ -576,6 +516,92 @@ fn plan_executor(
         tail,
         tls: false,
     })
+}
+
+/// Where a copy sits in its executor.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Role {
+    /// A replica of this shard.
+    Copy { shard: u32 },
+    /// The uses_before, which sees each request before the shards.
+    Head,
+    /// The uses_after, which merges the shards' answers.
+    Tail,
+}
+
+/// One process (or container) of an executor: what it runs and under which names.
+#[derive(Debug)]
+pub struct CopySpec<'a> {
+    pub role: Role,
+    pub id: CopyId,
+    /// Its name in our logs and labels (`enc/shard-1/rep-0`, `enc/head`).
+    pub label: String,
+    /// The name Python Jina would give it (`enc/shard-1/rep-0`, `enc/uses_before-0`).
+    pub python_name: String,
+    pub uses: &'a Uses,
+    pub py_modules: &'a [String],
+    /// The entry's overrides, with the workspace and (for a shard) its place laid in.
+    pub overrides: Overrides,
+    /// A fixed port: only for an executor of a single copy (`port_in`).
+    pub port: Option<u16>,
+    /// The entry's `entrypoint`, for its own copies (not its uses_before / uses_after).
+    pub entrypoint: Option<&'a str>,
+}
+
+/// Every copy of an executor that is not external: each replica of each shard, then its
+/// uses_before and uses_after. The one place that names copies and gives each its overrides,
+/// for the Flow that starts them and for `jina export` that writes them down.
+pub fn copies_of<'a>(exec: &'a ExecutorSpec, name: &str) -> Vec<CopySpec<'a>> {
+    let single = exec.shards * exec.replicas == 1;
+    let mut copies = vec![];
+    for shard in 0..exec.shards {
+        for replica in 0..exec.replicas {
+            let id = CopyId {
+                shard,
+                shards: exec.shards,
+                replica,
+                replicas: exec.replicas,
+            };
+            let mut overrides = with_workspace(&exec.overrides, exec.workspace.as_deref());
+            // Each shard learns which part of the data is its own (Jina 3's runtime args).
+            if exec.shards > 1 {
+                overrides.uses_metas.insert("shard_id".into(), shard.into());
+                overrides
+                    .uses_metas
+                    .insert("shards".into(), exec.shards.into());
+            }
+            copies.push(CopySpec {
+                role: Role::Copy { shard },
+                id,
+                label: id.label(name),
+                python_name: id.python_name(name),
+                uses: &exec.uses,
+                py_modules: &exec.py_modules,
+                overrides,
+                port: exec.port_in.filter(|_| single),
+                entrypoint: exec.entrypoint.as_deref(),
+            });
+        }
+    }
+    for (role, uses, suffix, python_suffix) in [
+        (Role::Head, &exec.uses_before, "head", "uses_before-0"),
+        (Role::Tail, &exec.uses_after, "tail", "uses_after-0"),
+    ] {
+        if let Some(uses) = uses {
+            copies.push(CopySpec {
+                role,
+                id: CopyId::SINGLE,
+                label: format!("{name}/{suffix}"),
+                python_name: format!("{name}/{python_suffix}"),
+                uses,
+                py_modules: &[],
+                overrides: with_workspace(&Overrides::default(), exec.workspace.as_deref()),
+                port: None,
+                entrypoint: None,
+            });
+        }
+    }
+    copies
 }
 
 /// The copy's fixed port, or a free one: for a program that binds its port itself (Python
@@ -627,6 +653,19 @@ pub fn python_executor_command(
         .collect();
     command.extend(override_flags(overrides));
     command
+}
+
+/// The flags a Flow appends to an image's entrypoint (`jina executor --uses ...`): the port,
+/// the name, and the overrides; both our `jina executor` and Python Jina's take them.
+pub fn image_executor_flags(port: u16, label: &str, overrides: &Overrides) -> Vec<String> {
+    let mut flags = vec![
+        "--port".to_string(),
+        port.to_string(),
+        "--name".into(),
+        label.into(),
+    ];
+    flags.extend(override_flags(overrides));
+    flags
 }
 
 /// `--uses-with`, `--uses-metas`, `--uses-requests` flags for the overrides that are set.
