@@ -50,6 +50,33 @@ fn project_image() -> &'static str {
     IMAGE
 }
 
+/// An image made the way a user makes one for an executor: FROM the project's image, with an
+/// entrypoint that serves `Visit`.
+fn visit_image() -> &'static str {
+    static BUILT: OnceLock<()> = OnceLock::new();
+    let base = project_image();
+    BUILT.get_or_init(|| {
+        let context = tempfile::tempdir().unwrap();
+        std::fs::write(
+            context.path().join("Dockerfile"),
+            format!("FROM {base}\nENTRYPOINT [\"jina\", \"executor\", \"--uses\", \"Visit\"]\n"),
+        )
+        .unwrap();
+        let (ok, out) = sh(
+            "docker",
+            &[
+                "build",
+                "-q",
+                "-t",
+                "jina-rs-visit:test",
+                context.path().to_str().unwrap(),
+            ],
+        );
+        assert!(ok, "docker build: {out}");
+    });
+    "jina-rs-visit:test"
+}
+
 /// The names of the containers a Flow (by its pid) owns, running or not.
 fn containers_of(flow_pid: u32) -> Vec<String> {
     let (ok, out) = sh(
@@ -156,8 +183,9 @@ async fn docker_replicas_beside_a_native_executor_answer_and_ctrl_c_leaves_no_co
     let mounted = tempfile::tempdir().unwrap();
     std::fs::write(mounted.path().join("hello.txt"), "mounted").unwrap();
     let executors = format!(
-        "  - name: split\n    uses: docker://{image}\n    entrypoint: jina executor --uses Sentencizer\n    uses_with: {{min_chars: 5}}\n    env: {{GREETING: hello-from-the-flow}}\n    volumes: ['{}:/data:ro']\n  - name: visit\n    uses: docker://{image}\n    entrypoint: jina executor --uses Visit\n    replicas: 2\n  - {{name: native, uses: Visit}}\n",
-        mounted.path().display()
+        "  - name: split\n    uses: docker://{image}\n    entrypoint: jina executor --uses Sentencizer\n    uses_with: {{min_chars: 5}}\n    env: {{GREETING: hello-from-the-flow}}\n    volumes: ['{}:/data:ro']\n  - name: visit\n    uses: docker://{image}\n    entrypoint: jina executor --uses Visit\n    replicas: 2\n  - {{name: native, uses: Visit, shards: 2, polling: ALL, uses_after: 'docker://{after}'}}\n",
+        mounted.path().display(),
+        after = visit_image(),
     );
     let mut flow = start_flow(&executors);
     let pid = flow.proc.child.id();
@@ -167,6 +195,7 @@ async fn docker_replicas_beside_a_native_executor_answer_and_ctrl_c_leaves_no_co
     assert_eq!(
         running,
         [
+            format!("jina-native-tail-{pid}"),
             format!("jina-split-{pid}"),
             format!("jina-visit-rep-0-{pid}"),
             format!("jina-visit-rep-1-{pid}"),
@@ -193,8 +222,12 @@ async fn docker_replicas_beside_a_native_executor_answer_and_ctrl_c_leaves_no_co
         let chunks: Vec<_> = doc.chunks.iter().filter_map(|c| c.text.clone()).collect();
         assert_eq!(chunks, ["Hello there, friend."]);
         let seen: Vec<String> = doc.matches.iter().filter_map(|m| m.text.clone()).collect();
-        assert_eq!(seen.len(), 2, "{seen:?}");
-        assert_eq!(seen[1], "native");
+        // One replica of `visit`, both shards of `native`, then its uses_after in a container.
+        assert_eq!(seen.len(), 4, "{seen:?}");
+        let mut shards = seen[1..3].to_vec();
+        shards.sort();
+        assert_eq!(shards, ["native/shard-0", "native/shard-1"]);
+        assert_eq!(seen[3], "native/tail");
         replicas.insert(seen[0].clone());
     }
     assert_eq!(
