@@ -180,6 +180,84 @@ pub fn channel(
     Ok(endpoint(host, port, connect_timeout, tls)?.connect_lazy())
 }
 
+/// What [`balanced_channel`]'s count of addresses says before the name's first resolution.
+pub const NOT_RESOLVED_YET: usize = usize::MAX;
+
+/// How often a name that stands for several copies is resolved again.
+const RESOLVE_EVERY: Duration = Duration::from_secs(5);
+
+/// Whether `host` is a DNS name that may stand for several copies (a Kubernetes headless
+/// Service, a Docker network alias), rather than one address.
+pub fn is_service_name(host: &str) -> bool {
+    host.parse::<std::net::IpAddr>().is_err()
+        && host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_err()
+        && host != "localhost"
+}
+
+/// A channel to every address a DNS name resolves to, spreading requests over them one by
+/// one (tower's power-of-two-choices balancer): how the gateway reaches the replicas behind a
+/// headless Service without a service mesh. The name is resolved again every
+/// [`RESOLVE_EVERY`], so copies that come and go are followed; `addresses` says how many it
+/// resolves to now ([`NOT_RESOLVED_YET`] before the first answer), so that a call with none
+/// can fail at once rather than wait for one. Must be
+/// called inside a tokio runtime: the resolver is a task, which ends with the channel.
+pub fn balanced_channel(
+    host: &str,
+    port: u16,
+    connect_timeout: Duration,
+) -> Result<(Channel, std::sync::Arc<std::sync::atomic::AtomicUsize>), String> {
+    use std::sync::atomic::Ordering;
+    use tonic::transport::channel::Change;
+    let runtime = tokio::runtime::Handle::try_current()
+        .map_err(|_| format!("{host}:{port}: no runtime to resolve the name on"))?;
+    let (channel, changes) = Channel::balance_channel::<std::net::SocketAddr>(64);
+    let addresses = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(NOT_RESOLVED_YET));
+    let count = addresses.clone();
+    let name = format!("{host}:{port}");
+    runtime.spawn(async move {
+        let mut known = std::collections::BTreeSet::new();
+        while !changes.is_closed() {
+            match tokio::net::lookup_host(name.as_str()).await {
+                Ok(found) => {
+                    let found: std::collections::BTreeSet<_> = found.collect();
+                    for gone in known.difference(&found) {
+                        let _ = changes.send(Change::Remove(*gone)).await;
+                    }
+                    for new in found.difference(&known) {
+                        let host = match new {
+                            std::net::SocketAddr::V4(a) => a.ip().to_string(),
+                            std::net::SocketAddr::V6(a) => format!("[{}]", a.ip()),
+                        };
+                        if let Ok(endpoint) = endpoint(&host, new.port(), connect_timeout, None) {
+                            let _ = changes.send(Change::Insert(*new, endpoint)).await;
+                        }
+                    }
+                    if found != known {
+                        tracing::debug!("{name} resolves to {found:?}");
+                    }
+                    count.store(found.len(), Ordering::Relaxed);
+                    known = found;
+                }
+                // A name not there yet (a Service without ready pods): keep what we have.
+                Err(e) => {
+                    tracing::debug!("{name}: {e}");
+                    let _ = count.compare_exchange(
+                        NOT_RESOLVED_YET,
+                        0,
+                        Ordering::Relaxed,
+                        Ordering::Relaxed,
+                    );
+                }
+            }
+            tokio::time::sleep(RESOLVE_EVERY).await;
+        }
+    });
+    Ok((channel, addresses))
+}
+
 /// What `_status` answers: our versions and the JINA_* environment.
 pub fn jina_info() -> JinaInfoProto {
     let jina = [

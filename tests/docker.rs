@@ -350,6 +350,26 @@ async fn an_image_whose_entrypoint_is_python_jina_serves_in_the_flow() {
     stop_with_ctrl_c(&mut flow.proc);
 }
 
+/// Waits until a container's health check passes (the image's `jina ping`).
+fn wait_healthy(container: &str) {
+    let start = std::time::Instant::now();
+    loop {
+        let (_, health) = sh(
+            "docker",
+            &["inspect", "--format", "{{.State.Health.Status}}", container],
+        );
+        if health.trim() == "healthy" {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "{container} is {health}: {}",
+            sh("docker", &["logs", container]).1
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
 /// A docker-compose project that is taken down when the test ends, pass or fail.
 struct ComposeProject {
     name: String,
@@ -403,23 +423,7 @@ async fn an_exported_compose_project_serves_the_flow_and_down_leaves_nothing() {
     let (ok, up) = project.compose(&["up", "-d"]);
     assert!(ok, "docker-compose up: {up}");
     // `up -d` returns once the gateway is created; its health check says when it serves.
-    let gateway = format!("{}_gateway_1", project.name);
-    let start = std::time::Instant::now();
-    loop {
-        let (_, health) = sh(
-            "docker",
-            &["inspect", "--format", "{{.State.Health.Status}}", &gateway],
-        );
-        if health.trim() == "healthy" {
-            break;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "the gateway is {health}: {}",
-            project.compose(&["logs"]).1
-        );
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    wait_healthy(&format!("{}_gateway_1", project.name));
     let answers = post_grpc(grpc, vec![request(&["Hello there. How are you?"])]).await;
     let docs = jina::request::docs(&answers[0]).unwrap();
     assert_eq!(docs[0].chunks.len(), 2);
@@ -462,4 +466,109 @@ async fn an_exported_compose_project_serves_the_flow_and_down_leaves_nothing() {
         ],
     );
     assert_eq!(networks.trim(), "", "networks left after down");
+}
+
+/// Containers and a network a test made, removed when it ends, pass or fail.
+#[derive(Default)]
+struct Made {
+    containers: Vec<String>,
+    network: Option<String>,
+}
+
+impl Drop for Made {
+    fn drop(&mut self) {
+        if !self.containers.is_empty() {
+            let mut args = vec!["rm", "--force"];
+            args.extend(self.containers.iter().map(String::as_str));
+            sh("docker", &args);
+        }
+        if let Some(network) = &self.network {
+            sh("docker", &["network", "rm", network]);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_gateway_spreads_requests_over_every_address_of_one_name() {
+    let _turn = turn();
+    let image = project_image();
+    let mut made = Made::default();
+    let network = format!("jinatest-dns-{}", std::process::id());
+    let (ok, out) = sh("docker", &["network", "create", &network]);
+    assert!(ok, "{out}");
+    made.network = Some(network.clone());
+    // Three copies behind one name, as a headless Service's pods are behind theirs.
+    for i in 0..3 {
+        let name = format!("{network}-enc-{i}");
+        let copy = format!("enc-{i}");
+        let (ok, out) = sh(
+            "docker",
+            &[
+                "run",
+                "--detach",
+                "--name",
+                &name,
+                "--network",
+                &network,
+                "--network-alias",
+                "enc",
+                "--env",
+                "JINA_PORT=8081",
+                image,
+                "executor",
+                "--uses",
+                "Visit",
+                "--port",
+                "8081",
+                "--name",
+                &copy,
+            ],
+        );
+        assert!(ok, "{out}");
+        made.containers.push(name);
+    }
+    for name in &made.containers {
+        wait_healthy(name);
+    }
+    let port = free_port();
+    let gateway = format!("{network}-gateway");
+    let (ok, out) = sh(
+        "docker",
+        &[
+            "run",
+            "--detach",
+            "--name",
+            &gateway,
+            "--network",
+            &network,
+            "--publish",
+            &format!("127.0.0.1:{port}:{port}"),
+            "--env",
+            &format!("JINA_PORT={port}"),
+            image,
+            "gateway",
+            "--graph-description",
+            r#"{"start-gateway": ["enc"], "enc": ["end-gateway"]}"#,
+            "--deployments-addresses",
+            r#"{"enc": ["enc:8081"]}"#,
+            "--port",
+            &port.to_string(),
+        ],
+    );
+    assert!(ok, "{out}");
+    made.containers.push(gateway.clone());
+    wait_healthy(&gateway);
+    let requests = (0..30).map(|_| request(&["which copy?"])).collect();
+    let answers = post_grpc(port, requests).await;
+    let mut copies = std::collections::BTreeMap::<String, usize>::new();
+    for answer in &answers {
+        let docs = jina::request::docs(answer).unwrap();
+        let copy = docs[0].matches[0].text.clone().unwrap();
+        *copies.entry(copy).or_default() += 1;
+    }
+    assert_eq!(
+        copies.keys().collect::<Vec<_>>(),
+        ["enc-0", "enc-1", "enc-2"],
+        "requests per copy: {copies:?}"
+    );
 }

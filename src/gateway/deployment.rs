@@ -100,11 +100,15 @@ fn never_reached(status: &tonic::Status) -> bool {
 }
 
 /// One executor copy: its address, whether it is up, and a lazily connected channel to it.
+/// An address whose host is a DNS name may stand for several copies (a headless Service):
+/// its channel then spreads requests over every address the name resolves to.
 #[derive(Clone)]
 pub struct Copy {
     pub address: String,
     liveness: Liveness,
     channel: Channel,
+    /// For a name: how many addresses it resolves to now.
+    resolved: Option<Arc<AtomicUsize>>,
 }
 
 impl Copy {
@@ -114,10 +118,23 @@ impl Copy {
             why,
         };
         let (host, port) = crate::grpc::host_port(&copy.address).map_err(bad)?;
+        // Over TLS the certificate names the host: one connection to the name, as given.
+        let (channel, resolved) = match tls.is_none() && crate::grpc::is_service_name(host) {
+            true => {
+                let (channel, resolved) =
+                    crate::grpc::balanced_channel(host, port, CONNECT_TIMEOUT).map_err(bad)?;
+                (channel, Some(resolved))
+            }
+            false => (
+                crate::grpc::channel(host, port, CONNECT_TIMEOUT, tls).map_err(bad)?,
+                None,
+            ),
+        };
         Ok(Copy {
             address: copy.address.clone(),
             liveness: copy.liveness.clone(),
-            channel: crate::grpc::channel(host, port, CONNECT_TIMEOUT, tls).map_err(bad)?,
+            channel,
+            resolved,
         })
     }
 
@@ -134,6 +151,7 @@ impl Copy {
         &self,
         mut requests: Vec<DataRequestProto>,
     ) -> Result<DataRequestProto, tonic::Status> {
+        self.resolves().await?;
         let reply = if requests.len() == 1 {
             let mut client =
                 crate::unlimited!(JinaSingleDataRequestRpcClient::new(self.channel.clone()));
@@ -147,7 +165,29 @@ impl Copy {
         Ok(reply.into_inner())
     }
 
+    /// A name that resolves to no address cannot be called: say so rather than wait (after
+    /// giving its first resolution up to [`CONNECT_TIMEOUT`]).
+    async fn resolves(&self) -> Result<(), tonic::Status> {
+        let Some(count) = &self.resolved else {
+            return Ok(());
+        };
+        let start = std::time::Instant::now();
+        while count.load(Ordering::Relaxed) == crate::grpc::NOT_RESOLVED_YET
+            && start.elapsed() < CONNECT_TIMEOUT
+        {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        match count.load(Ordering::Relaxed) {
+            0 | crate::grpc::NOT_RESOLVED_YET => Err(tonic::Status::unavailable(format!(
+                "{} resolves to no address",
+                self.address
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     pub async fn endpoints(&self) -> Result<EndpointsProto, tonic::Status> {
+        self.resolves().await?;
         let mut client = JinaDiscoverEndpointsRpcClient::new(self.channel.clone());
         Ok(client.endpoint_discovery(()).await?.into_inner())
     }
@@ -157,6 +197,7 @@ impl Copy {
         if let CopyState::Down(why) = self.liveness.state() {
             return Err(format!("{} {why}", self.label()));
         }
+        self.resolves().await.map_err(|e| e.message().to_string())?;
         crate::grpc::check_channel_serving(self.channel.clone(), CONNECT_TIMEOUT)
             .await
             .map_err(|e| format!("{} at {}: {e}", self.label(), self.address))
