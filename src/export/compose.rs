@@ -2,27 +2,22 @@
 //! read): a service per executor copy and one for the gateway.
 //!
 //! - Native executors run `jina executor` in the project's image, with the Flow's folder
-//!   mounted at [`FLOW_DIR`] so that their YAML files and workspaces are where the Flow's
+//!   mounted at [`super::FLOW_DIR`] so that their YAML files and workspaces are where the Flow's
 //!   relative paths say; `docker://` ones run their own image, its entrypoint taking the same
 //!   flags as when the Flow starts it ([`crate::orchestrate::image_executor_flags`]).
-//! - Every executor serves on [`EXECUTOR_PORT`] inside its container, reached as
+//! - Every executor serves on [`super::EXECUTOR_PORT`] inside its container, reached as
 //!   `SERVICE:8081` on the project's network; nothing of theirs is published.
 //! - The gateway runs `jina gateway --uses /flow/FLOW.yml` with the copies' addresses, waits
 //!   for every executor to be healthy (`jina ping`), and publishes the Flow's ports.
 
-use super::ExportError;
-use crate::executor::{Served, resolve_uses};
-use crate::flow::{CheckedFlow, Protocol};
-use crate::orchestrate::{Role, copies_of, image_executor_flags};
+use super::{
+    EXECUTOR_PORT, ExportError, copy_container, dns_name, external_address, flow_location,
+    gateway_command, gateway_ping, in_container, refuse_tls,
+};
+use crate::flow::CheckedFlow;
+use crate::orchestrate::{Role, copies_of};
 use serde_json::{Map, Value, json};
 use std::path::Path;
-
-/// Where the Flow's folder is mounted in the gateway's and native executors' containers.
-pub const FLOW_DIR: &str = "/flow";
-/// The port every executor serves on inside its container.
-pub const EXECUTOR_PORT: u16 = 8081;
-/// The gateway's first port when the Flow gives none (Jina's default for exported Flows).
-const DEFAULT_GATEWAY_PORT: u16 = 8080;
 
 /// Choices the Flow YAML does not make.
 #[derive(Clone, Debug)]
@@ -37,117 +32,54 @@ pub fn to_compose(
     flow_file: &Path,
     options: &ComposeOptions,
 ) -> Result<String, ExportError> {
-    let no_folder = || ExportError::NoFolder {
-        path: flow_file.display().to_string(),
-    };
-    let folder = flow_file.parent().ok_or_else(no_folder)?;
-    let file_name = flow_file
-        .file_name()
-        .ok_or_else(no_folder)?
-        .to_string_lossy();
+    let (folder, file_name) = flow_location(flow_file)?;
     let spec = &flow.spec;
-    if spec.gateway.tls.is_some() {
-        return Err(ExportError::Unsupported {
-            executor: "gateway".into(),
-            why:
-                "TLS files are not exported; serve TLS at the proxy in front of the compose project"
-                    .into(),
-        });
-    }
-    let mount = format!("{}:{FLOW_DIR}", folder.display());
+    refuse_tls(spec)?;
+    let mount = format!("{}:{}", folder.display(), super::FLOW_DIR);
     let mut services = Map::new();
     let mut addresses = Map::new();
     for (i, exec) in spec.executors.iter().enumerate() {
         let name = spec.name_of(i);
-        let unsupported = |why: &str| ExportError::Unsupported {
-            executor: name.clone(),
-            why: why.into(),
-        };
-        if exec.external {
-            let host = exec.host.as_deref().unwrap_or("127.0.0.1");
-            if ["127.0.0.1", "localhost", "::1", "0.0.0.0"].contains(&host) {
-                return Err(unsupported(
-                    "an external executor on this machine's loopback cannot be reached from a container; give its address on the network as host",
-                ));
-            }
-            let port = exec
-                .port_in
-                .ok_or_else(|| unsupported("an external executor needs port_in"))?;
-            addresses.insert(name.clone(), json!(format!("{host}:{port}")));
+        if let Some(address) = external_address(exec, &name)? {
+            addresses.insert(name, json!(address));
             continue;
         }
         if exec.gpus.is_some() {
-            return Err(unsupported(
-                "gpus are not exported to compose files (format 2.4 has no GPU requests); add them to the service by hand",
-            ));
+            return Err(ExportError::Unsupported {
+                executor: name,
+                why: "gpus are not exported to compose files (format 2.4 has no GPU requests); add them to the service by hand".into(),
+            });
         }
-        let mut env = spec.gateway.env.clone();
-        env.extend(exec.env.clone());
-        env.insert("JINA_PORT".into(), EXECUTOR_PORT.to_string());
         let mut shards = vec![vec![]; exec.shards as usize];
         let (mut head, mut tail) = (None, None);
         for copy in copies_of(exec, &name) {
-            let served = resolve_uses(
-                copy.uses,
-                spec.base_dir.as_deref(),
-                &copy.overrides,
-                copy.py_modules,
-            )
-            .map_err(|error| ExportError::Config {
-                executor: copy.label.clone(),
-                error,
+            // The Flow's folder is mounted: a workspace in it is where the Flow says.
+            let container = copy_container(spec, exec, &copy, folder, &options.image, |w| {
+                in_container(w, folder)
             })?;
-            let flags = image_executor_flags(EXECUTOR_PORT, &copy.label, &copy.overrides);
-            let mut service = Map::new();
-            match served {
-                Served::ByJina(uses) => {
-                    let uses = in_container(&uses, folder).ok_or_else(|| {
-                        unsupported("its YAML lies outside the Flow's folder, which is what the services mount")
-                    })?;
-                    let command: Vec<String> = ["executor", "--uses", &uses]
-                        .into_iter()
-                        .map(str::to_string)
-                        .chain(flags)
-                        .collect();
-                    service.insert("image".into(), json!(options.image));
-                    service.insert("command".into(), json!(command));
-                    service.insert("volumes".into(), json!([mount]));
-                }
-                Served::InContainer { image } => {
-                    service.insert("image".into(), json!(image));
-                    if let Some(entrypoint) = copy.entrypoint {
-                        let words: Vec<&str> = entrypoint.split_whitespace().collect();
-                        service.insert("entrypoint".into(), json!(words));
-                    }
-                    service.insert("command".into(), json!(flags));
-                    if !exec.volumes.is_empty() {
-                        service.insert("volumes".into(), json!(exec.volumes));
-                    }
-                }
-                Served::ByPython { .. } => {
-                    return Err(unsupported(
-                        "a Python executor needs an image of its own: build one whose entrypoint is `jina executor --uses config.yml` and use docker://IMAGE (docs/deploy.md)",
-                    ));
-                }
-                Served::InProcess(_) => {
-                    return Err(unsupported(
-                        "a Rust type given to the Flow API runs inside the Flow's process; register it in a binary of your own and name it by jtype",
-                    ));
-                }
+            let mut service = json!({"image": container.image});
+            if let Some(entrypoint) = container.entrypoint {
+                service["entrypoint"] = json!(entrypoint);
             }
-            service.insert("environment".into(), json!(env));
-            service.insert(
-                "healthcheck".into(),
-                healthcheck(&["executor", &format!("127.0.0.1:{EXECUTOR_PORT}")]),
-            );
-            let service_name = service_name(&copy.label);
+            service["command"] = json!(container.args);
+            let volumes = match container.reads_flow_files {
+                true => vec![mount.clone()],
+                false => exec.volumes.clone(),
+            };
+            if !volumes.is_empty() {
+                service["volumes"] = json!(volumes);
+            }
+            service["environment"] = json!(container.env);
+            service["healthcheck"] =
+                healthcheck(&["executor".into(), format!("127.0.0.1:{EXECUTOR_PORT}")]);
+            let service_name = dns_name(&copy.label);
             let address = format!("{service_name}:{EXECUTOR_PORT}");
             match copy.role {
                 Role::Copy { shard } => shards[shard as usize].push(address),
                 Role::Head => head = Some(address),
                 Role::Tail => tail = Some(address),
             }
-            services.insert(service_name, Value::Object(service));
+            services.insert(service_name, service);
         }
         let mut at = json!({"shards": shards});
         if let Some(h) = head {
@@ -158,30 +90,7 @@ pub fn to_compose(
         }
         addresses.insert(name, at);
     }
-    let protocols = &spec.gateway.protocols;
-    let ports: Vec<u16> = (0..protocols.len())
-        .map(|i| {
-            spec.gateway
-                .ports
-                .get(i)
-                .copied()
-                .unwrap_or(DEFAULT_GATEWAY_PORT + i as u16)
-        })
-        .collect();
-    let mut command: Vec<String> = [
-        "gateway",
-        "--uses",
-        &format!("{FLOW_DIR}/{file_name}"),
-        "--deployments-addresses",
-        &Value::Object(addresses).to_string(),
-        "--protocol",
-    ]
-    .into_iter()
-    .map(str::to_string)
-    .collect();
-    command.extend(protocols.iter().map(|p| p.as_str().to_string()));
-    command.push("--port".into());
-    command.extend(ports.iter().map(u16::to_string));
+    let (command, ports) = gateway_command(spec, &file_name, addresses);
     let depends_on: Map<String, Value> = services
         .keys()
         .map(|s| (s.clone(), json!({"condition": "service_healthy"})))
@@ -193,18 +102,8 @@ pub fn to_compose(
         "environment": {"JINA_PORT": ports[0].to_string()},
         "ports": ports.iter().map(|p| format!("{p}:{p}")).collect::<Vec<_>>(),
     });
-    // gRPC's health check, else GET /dry_run on the REST face.
-    let probe = protocols
-        .iter()
-        .zip(&ports)
-        .find(|(p, _)| matches!(p, Protocol::Grpc | Protocol::Http));
-    if let Some((protocol, port)) = probe {
-        gateway["healthcheck"] = healthcheck(&[
-            "gateway",
-            &format!("127.0.0.1:{port}"),
-            "--protocol",
-            protocol.as_str(),
-        ]);
+    if let Some(ping) = gateway_ping(spec, &ports) {
+        gateway["healthcheck"] = healthcheck(&ping);
     }
     if !depends_on.is_empty() {
         gateway["depends_on"] = Value::Object(depends_on);
@@ -215,35 +114,10 @@ pub fn to_compose(
 }
 
 /// A `jina ping ...` health check, every 2 s, given a minute to pass.
-fn healthcheck(ping: &[&str]) -> Value {
-    let test: Vec<&str> = ["CMD", "jina", "ping"]
-        .into_iter()
-        .chain(ping.iter().copied())
-        .collect();
+fn healthcheck(ping: &[String]) -> Value {
+    let mut test = vec!["CMD".to_string(), "jina".into(), "ping".into()];
+    test.extend(ping.iter().cloned());
     json!({"test": test, "interval": "2s", "timeout": "5s", "retries": 30, "start_period": "2s"})
-}
-
-/// A copy's label as a service name: `enc/shard-1/rep-0` → `enc-shard-1-rep-0`.
-fn service_name(label: &str) -> String {
-    label
-        .chars()
-        .map(|c| match c.is_ascii_alphanumeric() || c == '_' {
-            true => c.to_ascii_lowercase(),
-            false => '-',
-        })
-        .collect()
-}
-
-/// A `uses` argument as the container sees it: a path under the Flow's folder moves under
-/// [`FLOW_DIR`]; a name or inline YAML stays; another absolute path is not in the container.
-fn in_container(uses: &str, folder: &Path) -> Option<String> {
-    let path = Path::new(uses);
-    if uses.contains('\n') || !path.is_absolute() {
-        return Some(uses.to_string());
-    }
-    path.strip_prefix(folder)
-        .ok()
-        .map(|rest| format!("{FLOW_DIR}/{}", rest.display()))
 }
 
 #[cfg(test)]

@@ -213,6 +213,9 @@ impl Files {
 
     pub fn write(&self, name: &str, text: &str) -> PathBuf {
         let p = self.dir.path().join(name);
+        if let Some(folder) = p.parent() {
+            std::fs::create_dir_all(folder).unwrap();
+        }
         std::fs::write(&p, text).unwrap();
         p
     }
