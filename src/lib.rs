@@ -4,6 +4,7 @@ pub mod allocator;
 pub mod cli;
 pub mod client;
 pub mod container;
+pub mod daemon;
 pub mod document;
 pub mod errors;
 pub mod executor;

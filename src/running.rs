@@ -138,6 +138,8 @@ pub struct RunningFlow {
     processes: Processes,
     /// Whether some executors run in containers (see [`crate::container::remove_own`]).
     containers: bool,
+    /// Copies started through remote hosts' daemons.
+    remote: Vec<crate::daemon::client::RemoteCopy>,
     in_process: InProcessServers,
     stop_gateway: Option<oneshot::Sender<()>>,
     gateway: Option<JoinHandle<Result<(), GatewayError>>>,
@@ -188,6 +190,7 @@ impl RunningFlow {
             processes: executors.processes,
             in_process: executors.in_process,
             containers: executors.containers,
+            remote: executors.remote,
             stop_gateway: Some(stop_tx),
             gateway: Some(tokio::spawn(serving)),
             client: None,
@@ -290,6 +293,7 @@ impl RunningFlow {
         if self.containers {
             crate::container::remove_own().await;
         }
+        crate::orchestrate::stop_remote(std::mem::take(&mut self.remote)).await;
         served
     }
 

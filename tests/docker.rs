@@ -572,3 +572,167 @@ async fn the_gateway_spreads_requests_over_every_address_of_one_name() {
         "requests per copy: {copies:?}"
     );
 }
+
+/// The daemon's list of executors, asked with `token`: (HTTP status, names).
+async fn daemon_executors(base: &str, token: Option<&str>) -> (u16, Vec<String>) {
+    let mut request = http_client().get(format!("{base}/executors"));
+    if let Some(t) = token {
+        request = request.bearer_auth(t);
+    }
+    let response = request.send().await.expect("GET /executors");
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    let names = body
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|e| e["name"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    (status, names)
+}
+
+/// Waits until the daemon lists no executor, up to `within`.
+async fn wait_daemon_empty(base: &str, within: Duration) -> Vec<String> {
+    let start = std::time::Instant::now();
+    loop {
+        let (_, names) = daemon_executors(base, Some("secret")).await;
+        if names.is_empty() || start.elapsed() > within {
+            return names;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_remote_executor_is_started_by_the_daemon_of_its_host_and_stopped_with_the_flow() {
+    let _turn = turn();
+    let image = project_image();
+    let mut made = Made::default();
+    let network = format!("jinatest-daemon-{}", std::process::id());
+    let (ok, out) = sh("docker", &["network", "create", &network]);
+    assert!(ok, "{out}");
+    made.network = Some(network.clone());
+    // The remote host: a container of the test's own network, running `jina daemon`.
+    let daemon = format!("{network}-host");
+    let (ok, out) = sh(
+        "docker",
+        &[
+            "run",
+            "--detach",
+            "--name",
+            &daemon,
+            "--network",
+            &network,
+            image,
+            "daemon",
+            "--host",
+            "0.0.0.0",
+            "--port-expose",
+            "8000",
+            "--token",
+            "secret",
+        ],
+    );
+    assert!(ok, "{out}");
+    made.containers.push(daemon.clone());
+    let (_, ip) = sh(
+        "docker",
+        &[
+            "inspect",
+            "--format",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            &daemon,
+        ],
+    );
+    let ip = ip.trim().to_string();
+    let base = format!("http://{ip}:8000");
+    let start = std::time::Instant::now();
+    while http_client().get(&base).send().await.is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{}",
+            sh("docker", &["logs", &daemon]).1
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // It runs code on request: without its token, nothing.
+    assert_eq!(daemon_executors(&base, None).await.0, 401);
+    assert_eq!(daemon_executors(&base, Some("wrong")).await.0, 401);
+    assert_eq!(daemon_executors(&base, Some("secret")).await, (200, vec![]));
+
+    let files = Files::new();
+    files.write("middle.yml", "jtype: Visit\n");
+    files.write("notes.txt", "uploaded with the executor");
+    let flow_yaml = files.write(
+        "flow.yml",
+        &format!(
+            "jtype: Flow\nwith: {{protocol: [grpc, http]}}\nexecutors:\n  - {{name: first, uses: Visit}}\n  - {{name: middle, uses: middle.yml, host: {ip}, port_expose: 8000, upload_files: [notes.txt]}}\n  - {{name: last, uses: Visit}}\n"
+        ),
+    );
+    let token = [("JINA_DAEMON_TOKEN", std::ffi::OsStr::new("secret"))];
+    let args = ["flow", "--uses", flow_yaml.to_str().unwrap()];
+    let mut flow = Proc::start_in(&args, None, &token);
+    let ports = flow.wait_for_gateway(Duration::from_secs(60));
+    let (_, names) = daemon_executors(&base, Some("secret")).await;
+    assert_eq!(names, ["middle"]);
+    let answers = post_grpc(ports["GRPC"], vec![request(&["hello"])]).await;
+    let docs = jina::request::docs(&answers[0]).unwrap();
+    let seen: Vec<_> = docs[0]
+        .matches
+        .iter()
+        .filter_map(|m| m.text.clone())
+        .collect();
+    assert_eq!(seen, ["first", "middle", "last"]);
+    let (status, body) = post_http(
+        ports["HTTP"],
+        "/post",
+        serde_json::json!({"data": [{"text": "hi"}], "execEndpoint": "/index"}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["data"][0]["matches"][1]["text"], "middle");
+    // The uploaded file is in the executor's workspace over there; its output came here.
+    let (_, listed) = sh(
+        "docker",
+        &[
+            "exec",
+            &daemon,
+            "sh",
+            "-c",
+            "cat jina-daemon-workspaces/*/notes.txt",
+        ],
+    );
+    assert_eq!(listed.trim(), "uploaded with the executor");
+    assert!(flow.output().contains("middle@"), "{}", flow.output());
+
+    // Ctrl-C: the Flow stops its remote executor.
+    flow.signal(libc::SIGINT);
+    assert!(
+        flow.wait_exit(Duration::from_secs(30))
+            .is_some_and(|s| s.success()),
+        "{}",
+        flow.output()
+    );
+    assert_eq!(
+        wait_daemon_empty(&base, Duration::from_secs(10)).await,
+        Vec::<String>::new()
+    );
+
+    // SIGKILL: nobody stops it, so its lease runs out.
+    let mut flow = Proc::start_in(&args, None, &token);
+    flow.wait_for_gateway(Duration::from_secs(60));
+    assert_eq!(daemon_executors(&base, Some("secret")).await.1, ["middle"]);
+    drop(flow);
+    let left =
+        wait_daemon_empty(&base, jina::daemon::client::LEASE + Duration::from_secs(10)).await;
+    assert_eq!(left, Vec::<String>::new());
+    assert!(
+        sh("docker", &["logs", &daemon])
+            .1
+            .contains("its lease ran out"),
+        "{}",
+        sh("docker", &["logs", &daemon]).1
+    );
+}

@@ -61,8 +61,10 @@ pub async fn run(args: FlowArgs) -> anyhow::Result<()> {
         }
         _ = &mut termination => {
             tracing::info!("stopped while starting");
-            // The half-started Flow is gone with its children; containers are the daemon's.
+            // The half-started Flow is gone with its children; containers are Docker's, and
+            // remote copies their daemons'.
             crate::container::remove_own().await;
+            crate::daemon::client::stop_all().await;
             return Ok(());
         }
     };

@@ -5,6 +5,7 @@
 //! error, 2 for bad usage, as clap does).
 
 mod client;
+mod daemon;
 mod executor;
 mod export;
 mod flow;
@@ -48,7 +49,9 @@ enum Command {
     Ping(client::PingArgs),
     /// List the Flows running on this machine (name, pid, addresses, uptime, executors)
     Flows,
-    /// Write a Flow down for another orchestrator (docker-compose)
+    /// Start executors on this machine for Flows that run elsewhere (JinaD's job)
+    Daemon(daemon::DaemonArgs),
+    /// Write a Flow down for another orchestrator (docker-compose, Kubernetes)
     #[command(subcommand)]
     Export(export::ExportCommand),
     /// Run a program that forks (Python Jina) so that none of its processes outlives the Flow
@@ -105,6 +108,7 @@ pub fn main_with(registry: crate::executor::Registry) -> ExitCode {
         Command::Ping(args) => block_on(client::ping(args)),
         Command::Flows => client::list_flows(),
         Command::Export(command) => export::run(command),
+        Command::Daemon(args) => block_on(daemon::run(args)),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

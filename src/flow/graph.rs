@@ -80,13 +80,6 @@ impl Graph {
             if e.external && e.port_in.is_none() {
                 problems.push((i, "port_in", "an external executor needs its port".into()));
             }
-            if !e.external && e.host.as_deref().is_some_and(|h| !is_local(h)) {
-                problems.push((
-                    i,
-                    "host",
-                    format!("cannot start an executor on remote host '{}'; run it there and set external: true", e.host.as_deref().unwrap_or_default()),
-                ));
-            }
         }
         for i in 0..nodes.len() {
             for p in nodes[i].parents.clone() {
@@ -161,10 +154,6 @@ impl Graph {
             leaves,
         })
     }
-}
-
-fn is_local(host: &str) -> bool {
-    matches!(host, "localhost" | "127.0.0.1" | "0.0.0.0" | "::1")
 }
 
 /// A cycle reachable by walking parents from `start`, as node indices.

@@ -254,9 +254,24 @@ pub struct ExecutorSpec {
     /// Jina 3's `entrypoint`: for a `docker://` executor, the command that replaces the
     /// image's entrypoint (`jina executor --uses Sentencizer`).
     pub entrypoint: Option<String>,
+    /// The port of the `jina daemon` on `host` that starts this executor there (JinaD's
+    /// `port_expose`); None: its default.
+    pub port_expose: Option<u16>,
+    /// Files sent with it to the daemon (relative to the YAML's folder, as written).
+    pub upload_files: Vec<String>,
 }
 
 impl ExecutorSpec {
+    /// Whether it is started on another machine, through the `jina daemon` there: a `host`
+    /// that is not this machine, and not `external` (already running there).
+    pub fn is_remote(&self) -> bool {
+        !self.external
+            && self
+                .host
+                .as_deref()
+                .is_some_and(|h| !matches!(h, "localhost" | "127.0.0.1" | "0.0.0.0" | "::1"))
+    }
+
     pub fn new() -> Self {
         ExecutorSpec {
             shards: 1,

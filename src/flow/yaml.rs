@@ -83,6 +83,8 @@ const EXECUTOR_KEYS: &[&str] = &[
     "volumes",
     "gpus",
     "entrypoint",
+    "port_expose",
+    "upload_files",
 ];
 
 /// A key we do not read. Jina's own keys that change nothing here are a warning that says why;
@@ -159,9 +161,6 @@ fn harmless(key: &str) -> Option<&'static str> {
     Some(match key {
         "port_out" | "connect_to_predecessor" => {
             "Jina 2's remote-local wiring, not needed here (the gateway connects to every executor itself); ignored"
-        }
-        "port_expose" | "upload_files" => {
-            "a JinaD setting, and there is no JinaD here (start the executor there, then use external: true); ignored"
         }
         "docker_kwargs" => {
             "docker-py's options; a docker:// executor takes volumes, env and gpus here (docs/deploy.md); ignored"
@@ -616,6 +615,15 @@ fn read_executors(list: &str, v: &Value, p: &mut Parsed) {
                     }
                     Err(m) => err(m),
                 },
+                "port_expose" => match ports(v) {
+                    Ok(ps) if ps.len() == 1 => e.port_expose = Some(ps[0]),
+                    Ok(_) => err("expected one port".into()),
+                    Err(m) => err(m),
+                },
+                "upload_files" => match one_or_many(v, "a file") {
+                    Ok(files) => e.upload_files = files,
+                    Err(m) => err(m),
+                },
                 "entrypoint" => match string(v) {
                     Ok(c) if c.split_whitespace().next().is_some() => e.entrypoint = Some(c),
                     Ok(_) => err("expected a command, found an empty string".into()),
@@ -667,6 +675,17 @@ fn read_executors(list: &str, v: &Value, p: &mut Parsed) {
                 p.lines.item_key(i, key),
                 &format!("executors[{i}].{key}"),
                 "a container setting, and this executor runs as a process (only a docker:// executor takes it); ignored",
+            ));
+        }
+        if !e.is_remote() && (e.port_expose.is_some() || !e.upload_files.is_empty()) {
+            let key = match e.port_expose {
+                Some(_) => "port_expose",
+                None => "upload_files",
+            };
+            p.warnings.push(Diagnostic::new(
+                p.lines.item_key(i, key),
+                &format!("executors[{i}].{key}"),
+                "for the jina daemon of a remote host, and this executor runs on this machine (no host, or external: true); ignored",
             ));
         }
         if e.tls && !e.external {
@@ -1048,6 +1067,12 @@ pub fn write(spec: &FlowSpec) -> String {
             if let Some(c) = &e.entrypoint {
                 x.insert("entrypoint".into(), json!(c));
             }
+            if let Some(p) = e.port_expose {
+                x.insert("port_expose".into(), json!(p));
+            }
+            if !e.upload_files.is_empty() {
+                x.insert("upload_files".into(), json!(e.upload_files));
+            }
             Json::Object(x)
         })
         .collect();
@@ -1115,7 +1140,9 @@ executors:
             "{warnings:?}"
         );
         assert!(
-            warnings[1].starts_with("line 4: executors[0].upload_files: a JinaD setting"),
+            warnings[1].starts_with(
+                "line 4: executors[0].upload_files: for the jina daemon of a remote host"
+            ),
             "{warnings:?}"
         );
     }

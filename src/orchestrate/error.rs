@@ -78,6 +78,15 @@ pub enum StartError {
     /// Docker is missing or does not answer, for a Flow with `docker://` executors.
     #[error(transparent)]
     Container(#[from] crate::container::ContainerError),
+    /// A remote host's daemon could not start it.
+    #[error("{executor}: {error}")]
+    Daemon {
+        executor: String,
+        error: crate::daemon::client::DaemonError,
+    },
+    /// It cannot be started on a remote host.
+    #[error("{executor}: {why}")]
+    Remote { executor: String, why: String },
     /// An in-process executor could not take its resources.
     #[error(transparent)]
     Open(#[from] OpenError),

@@ -15,6 +15,7 @@ pub mod procs;
 pub use error::{ListenError, StartError};
 pub use process::{INHERITED_LISTENER_FD, LaunchPlan, Processes, free_port, listen_local};
 
+use crate::daemon::client::RemoteCopy;
 use crate::executor::{ExecutorConfig, Overrides, Registry, Served, Uses, resolve_uses};
 use crate::flow::{CheckedFlow, ExecutorSpec, FlowSpec, Polling};
 use crate::health::Liveness;
@@ -126,6 +127,8 @@ pub struct RunningExecutors {
     /// Whether some run in containers: stopping the Flow then also removes any of its
     /// containers that are still there ([`crate::container::remove_own`]).
     pub containers: bool,
+    /// Copies started through the `jina daemon` of their remote hosts.
+    pub remote: Vec<RemoteCopy>,
 }
 
 /// The gRPC servers of in-process executors. Dropping them stops them.
@@ -193,6 +196,169 @@ pub async fn start(
     flow: &CheckedFlow,
     client_tls: Option<&crate::tls::ClientTls>,
 ) -> Result<RunningExecutors, StartError> {
+    // Remote copies first: their daemons say where they serve.
+    let mut remote = vec![];
+    let mut remote_deployments = std::collections::BTreeMap::new();
+    for (i, exec) in flow.spec.executors.iter().enumerate() {
+        if !exec.is_remote() {
+            continue;
+        }
+        match start_remote(&flow.spec, exec, &flow.spec.name_of(i), &mut remote).await {
+            Ok(d) => {
+                remote_deployments.insert(i, d);
+            }
+            Err(e) => {
+                stop_remote(remote).await;
+                return Err(e);
+            }
+        }
+    }
+    match start_here(flow, client_tls, remote_deployments).await {
+        Ok(mut running) => {
+            running.remote = remote;
+            Ok(running)
+        }
+        Err(e) => {
+            stop_remote(remote).await;
+            Err(e)
+        }
+    }
+}
+
+/// Stops copies started through daemons.
+pub async fn stop_remote(remote: Vec<RemoteCopy>) {
+    futures::future::join_all(remote.into_iter().map(RemoteCopy::stop)).await;
+}
+
+/// Starts every copy of an executor on its remote host, through the `jina daemon` there, and
+/// says where each serves. The copies are those the Flow would start here
+/// ([`copies_of`]); each YAML file goes along, with the entry's `upload_files`.
+async fn start_remote(
+    spec: &FlowSpec,
+    exec: &ExecutorSpec,
+    name: &str,
+    started: &mut Vec<RemoteCopy>,
+) -> Result<DeploymentAddresses, StartError> {
+    use base64::Engine as _;
+    let host = exec.host.clone().unwrap_or_default();
+    let daemon_port = exec
+        .port_expose
+        .unwrap_or(crate::daemon::client::DEFAULT_DAEMON_PORT);
+    let base = spec.base_dir.clone().unwrap_or_default();
+    let encode = |path: &std::path::Path| {
+        std::fs::read(path)
+            .map(|bytes| base64::engine::general_purpose::STANDARD.encode(bytes))
+            .map_err(|error| StartError::Remote {
+                executor: name.into(),
+                why: format!("cannot read {}: {error}", path.display()),
+            })
+    };
+    // A file's name on the other side: its path in the Flow's folder, else its own name.
+    let key = |path: &std::path::Path| {
+        path.strip_prefix(&base)
+            .ok()
+            .or_else(|| path.file_name().map(std::path::Path::new))
+            .map(|p| p.display().to_string())
+            .unwrap_or_default()
+    };
+    let mut uploads = std::collections::BTreeMap::new();
+    for file in &exec.upload_files {
+        let path = base.join(file);
+        uploads.insert(key(&path), encode(&path)?);
+    }
+    let mut placed = vec![];
+    for copy in copies_of(exec, name) {
+        let served = resolve_uses(
+            copy.uses,
+            spec.base_dir.as_deref(),
+            &copy.overrides,
+            copy.py_modules,
+        )
+        .map_err(|error| StartError::Config {
+            executor: copy.label.clone(),
+            error,
+        })?;
+        let Served::ByJina(uses) = served else {
+            return Err(StartError::Remote {
+                executor: copy.label.clone(),
+                why: "only our own executors start through a jina daemon; start a Python or docker:// one there and use external: true".into(),
+            });
+        };
+        let mut files = uploads.clone();
+        let uses = match std::path::Path::new(&uses) {
+            path if !uses.contains('\n') && path.is_file() => {
+                files.insert(key(path), encode(path)?);
+                key(path)
+            }
+            _ => uses,
+        };
+        let mut overrides = copy.overrides.clone();
+        // A workspace is the daemon's to give, on its own machine.
+        overrides.uses_metas.remove("workspace");
+        let request = crate::daemon::SpawnRequest {
+            name: copy.label.clone(),
+            uses,
+            files,
+            uses_with: overrides.uses_with,
+            uses_metas: overrides.uses_metas,
+            uses_requests: overrides
+                .uses_requests
+                .into_iter()
+                .map(|(k, v)| (k, v.into()))
+                .collect(),
+            port: copy.port,
+            lease_seconds: Some(crate::daemon::client::LEASE.as_secs()),
+        };
+        let remote = RemoteCopy::start(&host, daemon_port, request)
+            .await
+            .map_err(|error| StartError::Daemon {
+                executor: copy.label.clone(),
+                error,
+            })?;
+        tracing::info!(
+            "{} started on {} by its daemon",
+            copy.label,
+            remote.address()
+        );
+        placed.push((copy.role, CopyAddress::external(remote.address())));
+        started.push(remote);
+    }
+    Ok(deployment_of(exec, name, placed))
+}
+
+/// An executor's addresses, each copy in its place (a replica of its shard, head or tail).
+fn deployment_of(
+    exec: &ExecutorSpec,
+    name: &str,
+    placed: Vec<(Role, CopyAddress)>,
+) -> DeploymentAddresses {
+    let mut shards: Vec<Vec<CopyAddress>> = vec![vec![]; exec.shards as usize];
+    let (mut head, mut tail) = (None, None);
+    for (role, address) in placed {
+        match role {
+            Role::Copy { shard } => shards[shard as usize].push(address),
+            Role::Head => head = Some(address),
+            Role::Tail => tail = Some(address),
+        }
+    }
+    DeploymentAddresses {
+        name: name.into(),
+        polling: exec.polling,
+        polling_by_endpoint: exec.polling_by_endpoint.clone(),
+        shards,
+        head,
+        tail,
+        tls: false,
+    }
+}
+
+/// Starts what runs on this machine: processes, in-process servers and containers, and
+/// waits for external executors; `remote` holds the addresses of remote executors, by index.
+async fn start_here(
+    flow: &CheckedFlow,
+    client_tls: Option<&crate::tls::ClientTls>,
+    mut remote: std::collections::BTreeMap<usize, DeploymentAddresses>,
+) -> Result<RunningExecutors, StartError> {
     let program = jina_binary();
     let containers = flow.spec.executors.iter().any(|e| {
         [Some(&e.uses), e.uses_before.as_ref(), e.uses_after.as_ref()]
@@ -207,6 +373,10 @@ pub async fn start(
     let mut in_process = InProcessServers::default();
     let mut deployments = vec![];
     for (i, exec) in flow.spec.executors.iter().enumerate() {
+        if let Some(d) = remote.remove(&i) {
+            deployments.push(d);
+            continue;
+        }
         let name = flow.spec.name_of(i);
         deployments.push(plan_executor(
             &flow.spec,
@@ -253,6 +423,7 @@ pub async fn start(
         processes,
         in_process,
         containers,
+        remote: vec![],
     })
 }
 
@@ -497,25 +668,11 @@ fn plan_executor(
         })
     };
 
-    let mut shards: Vec<Vec<CopyAddress>> = vec![vec![]; exec.shards as usize];
-    let (mut head, mut tail) = (None, None);
+    let mut placed = vec![];
     for copy in copies_of(exec, name) {
-        let address = add(&copy)?;
-        match copy.role {
-            Role::Copy { shard } => shards[shard as usize].push(address),
-            Role::Head => head = Some(address),
-            Role::Tail => tail = Some(address),
-        }
+        placed.push((copy.role, add(&copy)?));
     }
-    Ok(DeploymentAddresses {
-        name: name.into(),
-        polling: exec.polling,
-        polling_by_endpoint: exec.polling_by_endpoint.clone(),
-        shards,
-        head,
-        tail,
-        tls: false,
-    })
+    Ok(deployment_of(exec, name, placed))
 }
 
 /// Where a copy sits in its executor.
