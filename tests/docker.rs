@@ -708,13 +708,7 @@ async fn a_remote_executor_is_started_by_the_daemon_of_its_host_and_stopped_with
     assert!(flow.output().contains("middle@"), "{}", flow.output());
 
     // Ctrl-C: the Flow stops its remote executor.
-    flow.signal(libc::SIGINT);
-    assert!(
-        flow.wait_exit(Duration::from_secs(30))
-            .is_some_and(|s| s.success()),
-        "{}",
-        flow.output()
-    );
+    stop_with_ctrl_c(&mut flow);
     assert_eq!(
         wait_daemon_empty(&base, Duration::from_secs(10)).await,
         Vec::<String>::new()
@@ -735,4 +729,54 @@ async fn a_remote_executor_is_started_by_the_daemon_of_its_host_and_stopped_with
         "{}",
         sh("docker", &["logs", &daemon]).1
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_daemon_starts_a_docker_executor_for_a_remote_flow() {
+    let _turn = turn();
+    let image = project_image();
+    // The "remote" host is another loopback address, where the daemon (on this machine,
+    // with the Docker CLI) binds and publishes the container's port.
+    let port = free_port();
+    let mut daemon = Proc::start(&[
+        "daemon",
+        "--host",
+        "127.0.0.2",
+        "--port-expose",
+        &port.to_string(),
+        "--workspace",
+        tempfile::tempdir().unwrap().path().to_str().unwrap(),
+    ]);
+    daemon.wait_for("ready and listening", Duration::from_secs(30));
+    let base = format!("http://127.0.0.2:{port}");
+    let files = Files::new();
+    let flow_yaml = files.write(
+        "flow.yml",
+        &format!(
+            "jtype: Flow\nwith: {{protocol: grpc}}\nexecutors:\n  - {{name: boxed, uses: 'docker://{image}', entrypoint: jina executor --uses Visit, host: 127.0.0.2, port_expose: {port}, env: {{GREETING: hi}}}}\n"
+        ),
+    );
+    let mut flow = Proc::start(&["flow", "--uses", flow_yaml.to_str().unwrap()]);
+    let _cleanup = RemoveContainers(daemon.child.id());
+    let ports = flow.wait_for_gateway(Duration::from_secs(60));
+    assert_eq!(daemon_executors(&base, None).await.1, ["boxed"]);
+    let containers = containers_of(daemon.child.id());
+    assert_eq!(containers, [format!("jina-boxed-{}", daemon.child.id())]);
+    let (_, greeting) = sh("docker", &["exec", &containers[0], "printenv", "GREETING"]);
+    assert_eq!(greeting.trim(), "hi");
+    let answers = post_grpc(ports["GRPC"], vec![request(&["hello"])]).await;
+    let docs = jina::request::docs(&answers[0]).unwrap();
+    assert_eq!(docs[0].matches[0].text.as_deref(), Some("boxed"));
+    // Stopping the Flow stops the container over there.
+    stop_with_ctrl_c(&mut flow);
+    let start = std::time::Instant::now();
+    while !daemon_executors(&base, None).await.1.is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(15),
+            "{}",
+            daemon.output()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(wait_no_containers(daemon.child.id()), Vec::<String>::new());
 }

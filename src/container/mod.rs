@@ -62,8 +62,11 @@ pub struct ContainerCopy<'a> {
     pub image: &'a str,
     /// The copy's name in logs (`enc/rep-1`).
     pub label: &'a str,
-    /// Served inside the container and published on the host's loopback under the same number.
+    /// Served inside the container and published under the same number on `publish_host`.
     pub port: u16,
+    /// The host address the port is published on: loopback for a Flow's own containers, the
+    /// daemon's address for those a `jina daemon` starts.
+    pub publish_host: &'a str,
     pub env: &'a BTreeMap<String, String>,
     pub volumes: &'a [String],
     pub gpus: Option<&'a str>,
@@ -106,7 +109,7 @@ impl ContainerCopy<'_> {
             args.push(format!("{key}={value}"));
         }
         args.push("--publish".into());
-        args.push(format!("127.0.0.1:{0}:{0}", self.port));
+        args.push(format!("{0}:{1}:{1}", self.publish_host, self.port));
         let mut env = self.env.clone();
         env.insert("JINA_PORT".into(), self.port.to_string());
         if let Ok(level) = std::env::var("JINA_LOG_LEVEL") {
@@ -137,6 +140,19 @@ impl ContainerCopy<'_> {
         args.extend(entrypoint.map(str::to_string));
         args.extend(self.executor_args.iter().cloned());
         args
+    }
+}
+
+impl ContainerCopy<'_> {
+    /// The arguments of `jina` that run it: `guard --container NAME -- docker run ...`. The
+    /// guard removes the container by name before each start (one left by a killed CLI would
+    /// hold the name and the port) and after it ends, and stops it when its parent dies.
+    pub fn guarded_args(&self) -> Vec<String> {
+        ["guard", "--container", &self.name(), "--", "docker"]
+            .into_iter()
+            .map(str::to_string)
+            .chain(self.run_args())
+            .collect()
     }
 }
 
@@ -265,6 +281,7 @@ mod tests {
             image: "enc:1",
             label: "enc/rep-1",
             port: 41000,
+            publish_host: "127.0.0.1",
             env: &env,
             volumes: &["/data:/data:ro".to_string()],
             gpus: Some("all"),

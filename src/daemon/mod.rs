@@ -3,7 +3,8 @@
 //!
 //! - `POST /executors` takes a [`SpawnRequest`] (the executor's `uses`, the files it needs,
 //!   base64, and its overrides), writes the files into a workspace of its own, starts `jina
-//!   executor` there, waits until it serves and answers its address ([`Spawned`]).
+//!   executor` there (or, for `docker://IMAGE`, the image in a container, as a Flow does),
+//!   waits until it serves and answers its address ([`Spawned`]).
 //! - `PUT /executors/{id}/lease` renews its lease; an executor whose lease runs out (its Flow
 //!   died without saying so) is stopped.
 //! - `GET /executors/{id}/logs` streams its output: what it printed so far, then each line as it
@@ -57,14 +58,21 @@ pub struct SpawnRequest {
     pub uses_with: Map<String, Value>,
     #[serde(default)]
     pub uses_metas: Map<String, Value>,
+    /// Endpoint → handler.
     #[serde(default)]
-    pub uses_requests: Map<String, Value>,
+    pub uses_requests: indexmap::IndexMap<String, String>,
     /// The port to serve on; a free one when none.
     #[serde(default)]
     pub port: Option<u16>,
     /// Seconds until it is stopped unless the lease is renewed.
     #[serde(default)]
     pub lease_seconds: Option<u64>,
+    /// For a `docker://` image: the command that replaces its entrypoint.
+    #[serde(default)]
+    pub entrypoint: Option<String>,
+    /// Its environment.
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
 }
 
 /// A started executor, as the API answers it.
@@ -252,24 +260,42 @@ async fn spawn(
     metas
         .entry("workspace")
         .or_insert_with(|| workspace.display().to_string().into());
-    let mut args: Vec<String> = ["executor", "--uses", &uses, "--port-in", &port.to_string()]
-        .into_iter()
-        .map(str::to_string)
-        .chain(["--host".into(), daemon.settings.host.clone()])
-        .chain(["--name".into(), request.name.clone()])
-        .collect();
-    for (flag, map) in [
-        ("--uses-with", &request.uses_with),
-        ("--uses-metas", &metas),
-        ("--uses-requests", &request.uses_requests),
-    ] {
-        if !map.is_empty() {
-            args.push(flag.into());
-            args.push(Value::Object(map.clone()).to_string());
+    let overrides = crate::executor::Overrides {
+        uses_with: request.uses_with.clone(),
+        uses_metas: metas,
+        uses_requests: request.uses_requests.clone(),
+    };
+    let args: Vec<String> = match crate::container::image_of(&uses) {
+        // An image runs as a Flow runs it, published on the daemon's address.
+        Some(image) => {
+            let copy = crate::container::ContainerCopy {
+                image,
+                label: &request.name,
+                port,
+                publish_host: &daemon.settings.host,
+                env: &request.env,
+                volumes: &[],
+                gpus: None,
+                entrypoint: request.entrypoint.as_deref(),
+                executor_args: crate::orchestrate::image_executor_flags(
+                    port,
+                    &request.name,
+                    &overrides,
+                ),
+            };
+            copy.guarded_args()
         }
-    }
+        None => ["executor", "--uses", &uses, "--port-in", &port.to_string()]
+            .into_iter()
+            .map(str::to_string)
+            .chain(["--host".into(), daemon.settings.host.clone()])
+            .chain(["--name".into(), request.name.clone()])
+            .chain(crate::orchestrate::override_flags(&overrides))
+            .collect(),
+    };
     let mut child = tokio::process::Command::new(&daemon.settings.program)
         .args(&args)
+        .envs(&request.env)
         .current_dir(&workspace)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())

@@ -261,6 +261,8 @@ async fn start_remote(
             .map(|p| p.display().to_string())
             .unwrap_or_default()
     };
+    let mut env = spec.gateway.env.clone();
+    env.extend(exec.env.clone());
     let mut uploads = std::collections::BTreeMap::new();
     for file in &exec.upload_files {
         let path = base.join(file);
@@ -278,19 +280,25 @@ async fn start_remote(
             executor: copy.label.clone(),
             error,
         })?;
-        let Served::ByJina(uses) = served else {
-            return Err(StartError::Remote {
-                executor: copy.label.clone(),
-                why: "only our own executors start through a jina daemon; start a Python or docker:// one there and use external: true".into(),
-            });
-        };
         let mut files = uploads.clone();
-        let uses = match std::path::Path::new(&uses) {
-            path if !uses.contains('\n') && path.is_file() => {
-                files.insert(key(path), encode(path)?);
-                key(path)
+        let (uses, entrypoint) = match served {
+            Served::ByJina(uses) => match std::path::Path::new(&uses) {
+                path if !uses.contains('\n') && path.is_file() => {
+                    files.insert(key(path), encode(path)?);
+                    (key(path), None)
+                }
+                _ => (uses, None),
+            },
+            Served::InContainer { image } => (
+                format!("{}{image}", crate::container::SCHEME),
+                copy.entrypoint.map(str::to_string),
+            ),
+            Served::ByPython { .. } | Served::InProcess(_) => {
+                return Err(StartError::Remote {
+                    executor: copy.label.clone(),
+                    why: "only our own executors and docker:// images start through a jina daemon; start a Python one there and use external: true".into(),
+                });
             }
-            _ => uses,
         };
         let mut overrides = copy.overrides.clone();
         // A workspace is the daemon's to give, on its own machine.
@@ -301,13 +309,11 @@ async fn start_remote(
             files,
             uses_with: overrides.uses_with,
             uses_metas: overrides.uses_metas,
-            uses_requests: overrides
-                .uses_requests
-                .into_iter()
-                .map(|(k, v)| (k, v.into()))
-                .collect(),
+            uses_requests: overrides.uses_requests,
             port: copy.port,
             lease_seconds: Some(crate::daemon::client::LEASE.as_secs()),
+            entrypoint,
+            env: env.clone(),
         };
         let remote = RemoteCopy::start(&host, daemon_port, request)
             .await
@@ -632,19 +638,14 @@ fn plan_executor(
                     image: &image,
                     label: &label,
                     port,
+                    publish_host: "127.0.0.1",
                     env: &env,
                     volumes: &exec.volumes,
                     gpus: exec.gpus.as_deref(),
                     entrypoint,
                     executor_args,
                 };
-                // The guard removes the container by name before each start (a restart after
-                // a lost CLI) and after it stops, and stops it if the Flow dies.
-                let args = ["guard", "--container", &copy.name(), "--", "docker"]
-                    .into_iter()
-                    .map(str::to_string)
-                    .chain(copy.run_args())
-                    .collect();
+                let args = copy.guarded_args();
                 (program.clone(), args, port)
             }
         };
@@ -826,7 +827,7 @@ pub fn image_executor_flags(port: u16, label: &str, overrides: &Overrides) -> Ve
 }
 
 /// `--uses-with`, `--uses-metas`, `--uses-requests` flags for the overrides that are set.
-fn override_flags(overrides: &Overrides) -> Vec<String> {
+pub fn override_flags(overrides: &Overrides) -> Vec<String> {
     let requests: serde_json::Map<String, serde_json::Value> = overrides
         .uses_requests
         .iter()
