@@ -534,10 +534,12 @@ async fn openapi() -> Json<Value> {
         },
         "components": {"schemas": {"SpawnRequest": {"type": "object", "required": ["name", "uses"], "properties": {
             "name": {"type": "string"},
-            "uses": {"type": "string", "description": "a registered executor, inline YAML, or the path of one of files"},
+            "uses": {"type": "string", "description": "a registered executor, inline YAML, the path of one of files, or docker://IMAGE"},
             "files": {"type": "object", "additionalProperties": {"type": "string", "format": "byte"}, "description": "relative path -> base64 content"},
             "uses_with": {"type": "object"}, "uses_metas": {"type": "object"}, "uses_requests": {"type": "object"},
-            "port": {"type": "integer"}, "lease_seconds": {"type": "integer"}
+            "port": {"type": "integer"}, "lease_seconds": {"type": "integer"},
+            "entrypoint": {"type": "string", "description": "for uses docker://IMAGE: the command replacing its entrypoint"},
+            "env": {"type": "object", "additionalProperties": {"type": "string"}}
         }}}}
     }))
 }
