@@ -15,6 +15,7 @@ pub mod grpc;
 pub mod health;
 pub mod local_flows;
 pub mod logging;
+pub mod metrics;
 pub mod orchestrate;
 pub mod proto;
 pub mod request;

@@ -1,6 +1,10 @@
 //! Log output in Jina's shape: `<name>@<pid>[<level>]: <message>`, e.g.
 //! `encoder@4242[L]: ready and listening`. `[L]` is the reference's success level: events with
 //! target `success` print it. The filter comes from `JINA_LOG_LEVEL` (or `RUST_LOG`).
+//!
+//! With `JINA_LOG_FORMAT=json`, each line is one JSON object instead: `time`, `level`, `name`,
+//! `pid`, `message`, any other fields of the event, and `request_id` when the line was logged
+//! while a request was being answered (inside its `request` span).
 
 use std::fmt;
 use tracing::{Event, Level, Subscriber};
@@ -37,6 +41,89 @@ where
         ctx.field_format().format_fields(writer.by_ref(), event)?;
         writeln!(writer)
     }
+}
+
+/// One JSON object per line.
+struct JsonFormat {
+    name: String,
+    pid: u32,
+}
+
+/// Collects an event's fields as JSON.
+#[derive(Default)]
+struct JsonFields(serde_json::Map<String, serde_json::Value>);
+
+impl tracing::field::Visit for JsonFields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+        self.0
+            .insert(field.name().into(), format!("{value:?}").into());
+    }
+
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.insert(field.name().into(), value.into());
+    }
+
+    fn record_i64(&mut self, field: &tracing::field::Field, value: i64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        self.0.insert(field.name().into(), value.into());
+    }
+
+    fn record_bool(&mut self, field: &tracing::field::Field, value: bool) {
+        self.0.insert(field.name().into(), value.into());
+    }
+}
+
+impl<S, N> FormatEvent<S, N> for JsonFormat
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &Event<'_>,
+    ) -> fmt::Result {
+        let meta = event.metadata();
+        let level = match meta.target() {
+            "success" => "SUCCESS",
+            _ => meta.level().as_str(),
+        };
+        let mut fields = JsonFields::default();
+        event.record(&mut fields);
+        let mut line = serde_json::Map::new();
+        line.insert("time".into(), jiff::Timestamp::now().to_string().into());
+        line.insert("level".into(), level.into());
+        line.insert("name".into(), self.name.clone().into());
+        line.insert("pid".into(), self.pid.into());
+        // The request being answered: the innermost span that names one.
+        let request_id = ctx.event_scope().and_then(|scope| {
+            scope.into_iter().find_map(|span| {
+                let extensions = span.extensions();
+                let fields = extensions.get::<tracing_subscriber::fmt::FormattedFields<N>>()?;
+                let rest = fields.fields.split("request_id=").nth(1)?;
+                Some(
+                    rest.split_whitespace()
+                        .next()?
+                        .trim_matches('"')
+                        .to_string(),
+                )
+            })
+        });
+        if let Some(id) = request_id {
+            line.insert("request_id".into(), id.into());
+        }
+        line.extend(fields.0);
+        writeln!(writer, "{}", serde_json::Value::Object(line))
+    }
+}
+
+/// Whether `JINA_LOG_FORMAT` asks for one JSON object per line.
+fn json_wanted() -> bool {
+    std::env::var("JINA_LOG_FORMAT").is_ok_and(|f| f.eq_ignore_ascii_case("json"))
 }
 
 /// The libraries under us whose debug lines are frame dumps, not news about the Flow:
@@ -77,19 +164,19 @@ pub fn init(name: &str) {
         .map(|l| jina_filter(&l))
         .or_else(|| std::env::var("RUST_LOG").ok())
         .unwrap_or_else(|| "info".into());
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(EnvFilter::new(filter))
         .with_writer(std::io::stderr)
         // No colour codes in a file or a pipe.
-        .with_ansi(std::io::stderr().is_terminal())
+        .with_ansi(std::io::stderr().is_terminal() && !json_wanted())
         // A closed stderr (the reader went away) must not turn into a panic: the subscriber
         // would report its write error with eprint!, which panics on the same closed stream.
-        .log_internal_errors(false)
-        .event_format(JinaFormat {
-            name: name.into(),
-            pid: std::process::id(),
-        })
-        .try_init();
+        .log_internal_errors(false);
+    let (name, pid) = (name.to_string(), std::process::id());
+    let _ = match json_wanted() {
+        true => builder.event_format(JsonFormat { name, pid }).try_init(),
+        false => builder.event_format(JinaFormat { name, pid }).try_init(),
+    };
 }
 
 #[cfg(test)]

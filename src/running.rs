@@ -140,6 +140,9 @@ pub struct RunningFlow {
     containers: bool,
     /// Copies started through remote hosts' daemons.
     remote: Vec<crate::daemon::client::RemoteCopy>,
+    /// Where `/metrics` is served, by whom (`gateway`, `enc/rep-0`), with monitoring on.
+    pub metrics: Vec<(String, String)>,
+    stop_metrics: Option<oneshot::Sender<()>>,
     in_process: InProcessServers,
     stop_gateway: Option<oneshot::Sender<()>>,
     gateway: Option<JoinHandle<Result<(), GatewayError>>>,
@@ -168,6 +171,15 @@ impl RunningFlow {
         };
         let listeners = Listeners::bind(&spec.gateway).await?;
         let ports = listeners.ports();
+        let (stop_metrics, metrics_stopped) = oneshot::channel::<()>();
+        let monitoring = crate::metrics::serve_gateway(&spec.gateway, async move {
+            let _ = metrics_stopped.await;
+        })
+        .await
+        .map_err(|error| StartError::Listen {
+            executor: "gateway (port_monitoring)".into(),
+            error,
+        })?;
         let executors = orchestrate::start(flow, client_tls.as_ref()).await?;
         let policies: Vec<_> = (0..spec.executors.len())
             .map(|i| spec.call_policy(i))
@@ -177,6 +189,7 @@ impl RunningFlow {
             &executors.topology,
             &policies,
             client_tls.as_ref(),
+            monitoring.as_ref().map(|m| m.metrics.clone()),
         )?;
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let serving = gateway::serve(listeners, router, settings, async move {
@@ -191,6 +204,17 @@ impl RunningFlow {
             in_process: executors.in_process,
             containers: executors.containers,
             remote: executors.remote,
+            metrics: monitoring
+                .map(|m| {
+                    (
+                        "gateway".to_string(),
+                        format!("{}:{}", spec.gateway.host, m.port),
+                    )
+                })
+                .into_iter()
+                .chain(executors.metrics)
+                .collect(),
+            stop_metrics: Some(stop_metrics),
             stop_gateway: Some(stop_tx),
             gateway: Some(tokio::spawn(serving)),
             client: None,
@@ -276,6 +300,11 @@ impl RunningFlow {
                 text.push_str(&format!("\n\t🔒 Private network:\t{ip}:{port}"));
             }
         }
+        for (who, address) in &self.metrics {
+            text.push_str(&format!(
+                "\n\t📈 Prometheus ({who}):\thttp://{address}/metrics"
+            ));
+        }
         text
     }
 
@@ -290,6 +319,9 @@ impl RunningFlow {
         };
         self.processes.stop().await;
         self.in_process.stop().await;
+        if let Some(tx) = self.stop_metrics.take() {
+            let _ = tx.send(());
+        }
         if self.containers {
             crate::container::remove_own().await;
         }

@@ -37,6 +37,12 @@ pub struct ExecutorArgs {
     /// The largest request taken, in bytes (0: no limit)
     #[arg(long, default_value_t = crate::flow::DEFAULT_MAX_REQUEST_BYTES)]
     pub max_request_bytes: usize,
+    /// Serve Prometheus metrics at /metrics (Jina 3's flag)
+    #[arg(long)]
+    pub monitoring: bool,
+    /// The port of /metrics (with --monitoring; a free one when not given)
+    #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
+    pub port_monitoring: Option<u16>,
     /// Serve on this inherited, already listening socket (a Flow binds the port and hands it
     /// over, so no other process can take it in between); --port-in then only names it
     #[arg(long, hide = true)]
@@ -91,7 +97,28 @@ pub async fn run(args: ExecutorArgs) -> anyhow::Result<()> {
         _ => anyhow!("cannot listen on {}:{}: {e}", args.host, args.port_in),
     })?;
     instance.open()?;
-    let service = server::ExecutorService::new(instance);
+    let jtype = config.jtype.clone();
+    let mut service = server::ExecutorService::new(instance);
+    if args.monitoring {
+        let mut registry = prometheus_client::registry::Registry::default();
+        let name = args.name.clone().unwrap_or_else(|| jtype.clone());
+        service = service.with_metrics(crate::metrics::ExecutorMetrics::new(
+            &mut registry,
+            &name,
+            &jtype,
+        ));
+        let port = args.port_monitoring.unwrap_or(0);
+        let listener = tokio::net::TcpListener::bind((args.host.as_str(), port))
+            .await
+            .map_err(|e| anyhow!(crate::orchestrate::ListenError::of(&args.host, port, e)))?;
+        let port = listener.local_addr()?.port();
+        tracing::info!("serving metrics on http://{}:{port}/metrics", args.host);
+        tokio::spawn(crate::metrics::serve(
+            std::sync::Arc::new(registry),
+            listener,
+            crate::shutdown::termination(),
+        ));
+    }
     let termination = crate::shutdown::termination();
     tracing::info!("serving gRPC on {}:{}", args.host, args.port_in);
     tracing::info!(target: "success", "ready and listening");

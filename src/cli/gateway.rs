@@ -310,7 +310,17 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     };
     let listeners = Listeners::bind(&spec).await.map_err(|e| anyhow!(e))?;
     let ports = listeners.ports();
-    let router = gateway::router(graph, &topology, &policies, None).map_err(|e| anyhow!(e))?;
+    let metrics = crate::metrics::serve_gateway(&spec, crate::shutdown::termination())
+        .await
+        .map_err(|e| anyhow!(e))?;
+    let router = gateway::router(
+        graph,
+        &topology,
+        &policies,
+        None,
+        metrics.as_ref().map(|m| m.metrics.clone()),
+    )
+    .map_err(|e| anyhow!(e))?;
     let settings = gateway::Settings::from_spec(&spec)?;
     let serving = tokio::spawn(gateway::serve(
         listeners,

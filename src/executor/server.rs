@@ -35,6 +35,8 @@ pub const DRY_RUN_ENDPOINT: &str = "_jina_dry_run_";
 #[derive(Clone)]
 pub struct ExecutorService {
     instance: Arc<Instance>,
+    /// Where requests are counted and timed, with monitoring on.
+    metrics: Option<Arc<crate::metrics::ExecutorMetrics>>,
 }
 
 /// What arrived: one request, or several to merge first (the parents of a join).
@@ -58,13 +60,51 @@ impl ExecutorService {
     pub fn new(instance: Instance) -> Self {
         ExecutorService {
             instance: Arc::new(instance),
+            metrics: None,
         }
+    }
+
+    /// Records every request into `metrics` (`--monitoring`).
+    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::ExecutorMetrics>) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Answers what arrived inside its `request` span (what JSON logs take the request id
+    /// from), and records it when monitoring is on.
+    pub async fn answer(&self, incoming: Incoming) -> Result<DataRequestProto, Status> {
+        use tracing::Instrument;
+        let request_id = match &incoming {
+            Incoming::One(req) => request::request_id(req),
+            Incoming::Many(list) => list.first().map(request::request_id).unwrap_or_default(),
+        };
+        let span = tracing::info_span!("request", request_id = %request_id);
+        self.answer_recorded(incoming).instrument(span).await
+    }
+
+    async fn answer_recorded(&self, incoming: Incoming) -> Result<DataRequestProto, Status> {
+        let Some(metrics) = self.metrics.clone() else {
+            return self.answer_unrecorded(incoming).await;
+        };
+        let start = std::time::Instant::now();
+        let endpoint = incoming.endpoint().to_string();
+        let size_in = match &incoming {
+            Incoming::One(req) => prost::Message::encoded_len(req),
+            Incoming::Many(list) => list.iter().map(prost::Message::encoded_len).sum(),
+        };
+        let answer = self.answer_unrecorded(incoming).await;
+        let (failed, size_out) = match &answer {
+            Ok(req) => (request::is_error(req), prost::Message::encoded_len(req)),
+            Err(_) => (true, 0),
+        };
+        metrics.request(&endpoint, start.elapsed(), failed, size_in, size_out);
+        answer
     }
 
     /// Answers what arrived: a blocking handler runs where blocking is allowed, an async one
     /// on this task. A request whose endpoint has no handler goes back as it came, its
     /// documents not even decoded.
-    pub async fn answer(&self, incoming: Incoming) -> Result<DataRequestProto, Status> {
+    async fn answer_unrecorded(&self, incoming: Incoming) -> Result<DataRequestProto, Status> {
         let handler = self.instance.table.resolve(incoming.endpoint());
         match (handler, incoming) {
             (None, Incoming::One(req)) => Ok(req),
@@ -73,7 +113,8 @@ impl ExecutorService {
             }
             (handler, incoming) => {
                 let this = self.clone();
-                blocking(move || this.run_blocking(handler, incoming)).await
+                let span = tracing::Span::current();
+                blocking(move || span.in_scope(|| this.run_blocking(handler, incoming))).await
             }
         }
     }
@@ -107,11 +148,15 @@ impl ExecutorService {
         };
         let parameters = request::parameters(&req);
         let endpoint = request::endpoint(&req).to_string();
+        let (start, count) = (std::time::Instant::now(), docs.len());
         let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
             self.instance
                 .call_blocking(index, &mut docs, &parameters, &endpoint)
         }))
         .unwrap_or_else(|panic| Err(panicked(panic)));
+        if let Some(m) = &self.metrics {
+            m.handler(&endpoint, start.elapsed(), count);
+        }
         match outcome {
             Ok(Some(new_docs)) => request::set_docs(&mut req, &new_docs),
             Ok(None) => request::set_docs(&mut req, &docs),
@@ -125,11 +170,17 @@ impl ExecutorService {
         let Some(docs) = docs else { return req };
         let parameters = request::parameters(&req);
         let endpoint = request::endpoint(&req).to_string();
-        let call = self.instance.call_async(index, docs, &parameters, endpoint);
+        let (start, count) = (std::time::Instant::now(), docs.len());
+        let call = self
+            .instance
+            .call_async(index, docs, &parameters, endpoint.clone());
         let outcome = AssertUnwindSafe(call)
             .catch_unwind()
             .await
             .unwrap_or_else(|panic| Err(panicked(panic)));
+        if let Some(m) = &self.metrics {
+            m.handler(&endpoint, start.elapsed(), count);
+        }
         match outcome {
             Ok(docs) => request::set_docs(&mut req, &docs),
             Err(e) => self.fail(&mut req, e),

@@ -184,6 +184,11 @@ pub struct GatewaySpec {
     pub cors: bool,
     /// Serve gRPC, HTTPS and WSS with this identity.
     pub tls: Option<TlsFiles>,
+    /// Jina's `monitoring`: Prometheus metrics from the gateway, and from every executor that
+    /// does not say otherwise.
+    pub monitoring: bool,
+    /// Where the gateway serves `/metrics`; a free port when None.
+    pub port_monitoring: Option<u16>,
 }
 
 impl Default for GatewaySpec {
@@ -200,6 +205,8 @@ impl Default for GatewaySpec {
             cors: false,
             tls: None,
             name: None,
+            monitoring: false,
+            port_monitoring: None,
         }
     }
 }
@@ -259,6 +266,10 @@ pub struct ExecutorSpec {
     pub port_expose: Option<u16>,
     /// Files sent with it to the daemon (relative to the YAML's folder, as written).
     pub upload_files: Vec<String>,
+    /// Its own `monitoring`; None: the Flow's.
+    pub monitoring: Option<bool>,
+    /// Where it serves `/metrics` (a single copy only); a free port when None.
+    pub port_monitoring: Option<u16>,
 }
 
 impl ExecutorSpec {

@@ -51,6 +51,8 @@ const WITH_KEYS: &[&str] = &[
     "ssl_certfile",
     "ssl_keyfile",
     "tls",
+    "monitoring",
+    "port_monitoring",
 ];
 const EXECUTOR_KEYS: &[&str] = &[
     "name",
@@ -85,6 +87,8 @@ const EXECUTOR_KEYS: &[&str] = &[
     "entrypoint",
     "port_expose",
     "upload_files",
+    "monitoring",
+    "port_monitoring",
 ];
 
 /// A key we do not read. Jina's own keys that change nothing here are a warning that says why;
@@ -368,6 +372,15 @@ fn read_with(section: &str, v: &Value, p: &mut Parsed) {
                 Some(b) => tls_asked = b,
                 None => err(format!("expected true or false, found {}", describe(v))),
             },
+            "monitoring" => match v.as_bool() {
+                Some(b) => g.monitoring = b,
+                None => err(format!("expected true or false, found {}", describe(v))),
+            },
+            "port_monitoring" => match ports(v) {
+                Ok(ps) if ps.len() == 1 => g.port_monitoring = Some(ps[0]),
+                Ok(_) => err("expected one port".into()),
+                Err(m) => err(m),
+            },
             k if WITH_KEYS.contains(&k) => {}
             other => deferred.push((other.to_string(), line)),
         }
@@ -613,6 +626,15 @@ fn read_executors(list: &str, v: &Value, p: &mut Parsed) {
                             })
                             .collect()
                     }
+                    Err(m) => err(m),
+                },
+                "monitoring" => match v.as_bool() {
+                    Some(b) => e.monitoring = Some(b),
+                    None => err(format!("expected true or false, found {}", describe(v))),
+                },
+                "port_monitoring" => match ports(v) {
+                    Ok(ps) if ps.len() == 1 => e.port_monitoring = Some(ps[0]),
+                    Ok(_) => err("expected one port".into()),
                     Err(m) => err(m),
                 },
                 "port_expose" => match ports(v) {
@@ -955,6 +977,12 @@ pub fn write(spec: &FlowSpec) -> String {
     if g.cors {
         with.insert("cors".into(), json!(true));
     }
+    if g.monitoring {
+        with.insert("monitoring".into(), json!(true));
+    }
+    if let Some(p) = g.port_monitoring {
+        with.insert("port_monitoring".into(), json!(p));
+    }
     if let Some(tls) = &g.tls {
         with.insert("ssl_certfile".into(), json!(tls.certfile));
         with.insert("ssl_keyfile".into(), json!(tls.keyfile));
@@ -1069,6 +1097,12 @@ pub fn write(spec: &FlowSpec) -> String {
             }
             if let Some(p) = e.port_expose {
                 x.insert("port_expose".into(), json!(p));
+            }
+            if let Some(m) = e.monitoring {
+                x.insert("monitoring".into(), json!(m));
+            }
+            if let Some(p) = e.port_monitoring {
+                x.insert("port_monitoring".into(), json!(p));
             }
             if !e.upload_files.is_empty() {
                 x.insert("upload_files".into(), json!(e.upload_files));

@@ -92,11 +92,13 @@ impl Listeners {
 /// Connects to every executor of `topology` and builds the router over `graph`. Each
 /// executor is called after its policy (`policies[i]` for deployment `i`); `client_tls` is whom
 /// to trust for external executors with `tls: true`.
+/// With `metrics`, every request and every call to an executor is recorded there.
 pub fn router(
     graph: Graph,
     topology: &Topology,
     policies: &[CallPolicy],
     client_tls: Option<&ClientTls>,
+    metrics: Option<Arc<crate::metrics::GatewayMetrics>>,
 ) -> Result<Arc<Router>, GatewayError> {
     let deployments = topology
         .deployments
@@ -107,7 +109,7 @@ pub fn router(
             Deployment::new(d, policy, client_tls)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    Ok(Arc::new(Router::new(graph, deployments)))
+    Ok(Arc::new(Router::new(graph, deployments, metrics)))
 }
 
 /// How the gateway serves, whatever the protocol: the settings of the Flow's `with:` that are

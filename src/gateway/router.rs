@@ -20,22 +20,57 @@ use std::sync::{Arc, Mutex};
 pub struct Router {
     graph: Graph,
     deployments: Vec<Arc<Deployment>>,
+    /// Where requests and calls are recorded, with monitoring on.
+    metrics: Option<Arc<crate::metrics::GatewayMetrics>>,
 }
 
 type NodeOutput = Shared<BoxFuture<'static, Arc<DataRequestProto>>>;
 
 impl Router {
-    pub fn new(graph: Graph, deployments: Vec<Deployment>) -> Router {
+    pub fn new(
+        graph: Graph,
+        deployments: Vec<Deployment>,
+        metrics: Option<Arc<crate::metrics::GatewayMetrics>>,
+    ) -> Router {
         Router {
             graph,
             deployments: deployments.into_iter().map(Arc::new).collect(),
+            metrics,
         }
     }
 
     /// Sends a request through the graph and returns the merged answer of its leaves, with a
     /// route for the gateway and for every executor visited. A request whose header sets
     /// `timeout` (ms) and is not answered in time gets an ERROR answer.
-    pub async fn route(&self, req: DataRequestProto) -> DataRequestProto {
+    pub async fn route(&self, mut req: DataRequestProto) -> DataRequestProto {
+        use tracing::Instrument;
+        // The id is given here, so that the gateway's log lines about it carry it.
+        let header = request::header_mut(&mut req);
+        if header.request_id.is_empty() {
+            header.request_id = request::new_request_id();
+        }
+        let span = tracing::info_span!("request", request_id = %header.request_id);
+        self.route_recorded(req).instrument(span).await
+    }
+
+    async fn route_recorded(&self, req: DataRequestProto) -> DataRequestProto {
+        let Some(metrics) = &self.metrics else {
+            return self.route_unrecorded(req).await;
+        };
+        let _pending = metrics.pending();
+        let (start, size_in) = (std::time::Instant::now(), prost::Message::encoded_len(&req));
+        let answer = self.route_unrecorded(req).await;
+        let size_out = prost::Message::encoded_len(&answer);
+        metrics.request(
+            start.elapsed(),
+            request::is_error(&answer),
+            size_in,
+            size_out,
+        );
+        answer
+    }
+
+    async fn route_unrecorded(&self, req: DataRequestProto) -> DataRequestProto {
         let timeout = req
             .header
             .as_ref()
@@ -105,6 +140,7 @@ impl Router {
             let selected = target.as_ref().is_none_or(|r| r.is_match(&deployment.name));
             let routes = routes.clone();
             let (client_params, results) = (client_params.clone(), results.clone());
+            let metrics = self.metrics.clone();
             let output = async move {
                 let inputs: Vec<Arc<DataRequestProto>> = if parents.is_empty() {
                     vec![input]
@@ -126,7 +162,17 @@ impl Router {
                     r.parameters = own.clone();
                 }
                 let mut route = request::start_route(&deployment.name);
-                let mut answer = deployment.process(inputs).await;
+                let mut answer = match &metrics {
+                    None => deployment.process(inputs).await,
+                    Some(m) => {
+                        let start = std::time::Instant::now();
+                        let size_out: usize = inputs.iter().map(prost::Message::encoded_len).sum();
+                        let answer = deployment.process(inputs).await;
+                        let size_in = prost::Message::encoded_len(&answer);
+                        m.hop(&deployment.name, start.elapsed(), size_out, size_in);
+                        answer
+                    }
+                };
                 if let Some(Value::Object(returned)) = answer
                     .parameters
                     .as_ref()

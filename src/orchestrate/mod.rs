@@ -129,6 +129,8 @@ pub struct RunningExecutors {
     pub containers: bool,
     /// Copies started through the `jina daemon` of their remote hosts.
     pub remote: Vec<RemoteCopy>,
+    /// Where each copy with monitoring on serves `/metrics`: (copy, host:port).
+    pub metrics: Vec<(String, String)>,
 }
 
 /// The gRPC servers of in-process executors. Dropping them stops them.
@@ -378,6 +380,7 @@ async fn start_here(
     let mut plans = vec![];
     let mut in_process = InProcessServers::default();
     let mut deployments = vec![];
+    let mut metrics = vec![];
     for (i, exec) in flow.spec.executors.iter().enumerate() {
         if let Some(d) = remote.remove(&i) {
             deployments.push(d);
@@ -391,6 +394,7 @@ async fn start_here(
             &program,
             &mut plans,
             &mut in_process,
+            &mut metrics,
         )?);
     }
     let externals = flow
@@ -430,6 +434,7 @@ async fn start_here(
         in_process,
         containers,
         remote: vec![],
+        metrics,
     })
 }
 
@@ -512,6 +517,7 @@ fn plan_executor(
     program: &Result<PathBuf, StartError>,
     plans: &mut Vec<LaunchPlan>,
     in_process: &mut InProcessServers,
+    metrics: &mut Vec<(String, String)>,
 ) -> Result<DeploymentAddresses, StartError> {
     if exec.external {
         let host = exec.host.clone().unwrap_or_else(|| "127.0.0.1".into());
@@ -529,6 +535,7 @@ fn plan_executor(
         });
     }
     let timeout_ready = ready_timeout(exec.timeout_ready.unwrap_or(spec.gateway.timeout_ready));
+    let monitoring = exec.monitoring.unwrap_or(spec.gateway.monitoring);
     let mut env = spec.gateway.env.clone();
     env.extend(exec.env.clone());
     let base = spec.base_dir.as_deref();
@@ -556,6 +563,11 @@ fn plan_executor(
             }
         })?;
         let mut listener = None;
+        if monitoring && !matches!(served, Served::ByJina(_)) {
+            tracing::warn!(
+                "{label}: monitoring: its metrics are not served (only executors that run as `jina executor` processes serve them yet)"
+            );
+        }
         // Python Jina's worker only concatenates a join's parents; an image may hold either.
         let merges_joins = matches!(served, Served::ByJina(_) | Served::InProcess(_));
         let (program, args, port) = match served {
@@ -610,6 +622,15 @@ fn plan_executor(
                         .map(str::to_string)
                         .collect();
                 args.extend(override_flags(overrides));
+                if monitoring {
+                    let at = fixed_or_free_port(copy.port_monitoring, &label)?;
+                    args.extend([
+                        "--monitoring".into(),
+                        "--port-monitoring".into(),
+                        at.to_string(),
+                    ]);
+                    metrics.push((label.clone(), format!("127.0.0.1:{at}")));
+                }
                 (program.clone(), args, port)
             }
             Served::ByPython { uses, py_modules } => {
@@ -702,6 +723,8 @@ pub struct CopySpec<'a> {
     pub overrides: Overrides,
     /// A fixed port: only for an executor of a single copy (`port_in`).
     pub port: Option<u16>,
+    /// A fixed port for its `/metrics`, likewise (`port_monitoring`).
+    pub port_monitoring: Option<u16>,
     /// The entry's `entrypoint`, for its own copies (not its uses_before / uses_after).
     pub entrypoint: Option<&'a str>,
 }
@@ -737,6 +760,7 @@ pub fn copies_of<'a>(exec: &'a ExecutorSpec, name: &str) -> Vec<CopySpec<'a>> {
                 py_modules: &exec.py_modules,
                 overrides,
                 port: exec.port_in.filter(|_| single),
+                port_monitoring: exec.port_monitoring.filter(|_| single),
                 entrypoint: exec.entrypoint.as_deref(),
             });
         }
@@ -755,6 +779,7 @@ pub fn copies_of<'a>(exec: &'a ExecutorSpec, name: &str) -> Vec<CopySpec<'a>> {
                 py_modules: &[],
                 overrides: with_workspace(&Overrides::default(), exec.workspace.as_deref()),
                 port: None,
+                port_monitoring: None,
                 entrypoint: None,
             });
         }

@@ -57,6 +57,11 @@ pub fn endpoint(req: &DataRequestProto) -> &str {
         .unwrap_or(ROOT_ENDPOINT)
 }
 
+/// The request's id (empty when none).
+pub fn request_id(req: &DataRequestProto) -> &str {
+    req.header.as_ref().map_or("", |h| h.request_id.as_str())
+}
+
 /// The request's parameters as JSON (empty when none).
 pub fn parameters(req: &DataRequestProto) -> Map<String, Value> {
     req.parameters

@@ -1,0 +1,306 @@
+//! Prometheus metrics (`monitoring: true`): Jina 3's metric names and labels, in Prometheus'
+//! text format at `/metrics` on the `port_monitoring` of the gateway and of each executor.
+//!
+//! It owns the metric families and their HTTP endpoint. The gateway and the executor server
+//! each hold an optional handle and record into it; with monitoring off they hold none and pay
+//! nothing. Built on prometheus-client (the Prometheus project's own Rust client: no global
+//! registry, families of labelled metrics, the text format).
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Latency buckets: 100 µs to about 52 s, doubling.
+fn seconds() -> Histogram {
+    Histogram::new(exponential_buckets(0.0001, 2.0, 20))
+}
+
+/// Size buckets: 64 bytes to 1 GiB, times four.
+fn bytes() -> Histogram {
+    Histogram::new(exponential_buckets(64.0, 4.0, 13))
+}
+
+/// An executor's request, as Jina labels it.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EndpointLabels {
+    pub runtime_name: String,
+    pub executor: String,
+    pub executor_endpoint: String,
+}
+
+/// A gateway's request.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct GatewayLabels {
+    pub runtime_name: String,
+}
+
+/// A gateway's call to one executor.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HopLabels {
+    pub runtime_name: String,
+    pub executor: String,
+}
+
+type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// The families both the gateway and an executor keep about the requests they answer.
+struct RequestFamilies<L: Clone + std::hash::Hash + Eq> {
+    receiving: Histograms<L>,
+    successful: Family<L, Counter>,
+    failed: Family<L, Counter>,
+    request_bytes: Histograms<L>,
+    response_bytes: Histograms<L>,
+}
+
+impl<L> RequestFamilies<L>
+where
+    L: Clone + std::hash::Hash + Eq + EncodeLabelSet + std::fmt::Debug + Send + Sync + 'static,
+{
+    fn new(jina: &mut Registry) -> Self {
+        let f = RequestFamilies {
+            receiving: Family::new_with_constructor(seconds as fn() -> Histogram),
+            successful: Family::default(),
+            failed: Family::default(),
+            request_bytes: Family::new_with_constructor(bytes as fn() -> Histogram),
+            response_bytes: Family::new_with_constructor(bytes as fn() -> Histogram),
+        };
+        let time = "Time from receiving a request to sending its response";
+        jina.register("receiving_request_seconds", time, f.receiving.clone());
+        let ok = "Requests answered without an error";
+        jina.register("successful_requests", ok, f.successful.clone());
+        let failed = "Requests answered with an error";
+        jina.register("failed_requests", failed, f.failed.clone());
+        let size_in = "Size of each request received";
+        jina.register("received_request_bytes", size_in, f.request_bytes.clone());
+        let size_out = "Size of each response sent";
+        jina.register("sent_response_bytes", size_out, f.response_bytes.clone());
+        f
+    }
+
+    fn record(&self, labels: &L, took: Duration, failed: bool, size_in: usize, size_out: usize) {
+        self.receiving
+            .get_or_create(labels)
+            .observe(took.as_secs_f64());
+        self.request_bytes
+            .get_or_create(labels)
+            .observe(size_in as f64);
+        self.response_bytes
+            .get_or_create(labels)
+            .observe(size_out as f64);
+        match failed {
+            true => self.failed.get_or_create(labels).inc(),
+            false => self.successful.get_or_create(labels).inc(),
+        };
+    }
+}
+
+/// What one executor copy records.
+pub struct ExecutorMetrics {
+    runtime_name: String,
+    executor: String,
+    requests: RequestFamilies<EndpointLabels>,
+    process: Histograms<EndpointLabels>,
+    documents: Family<EndpointLabels, Counter>,
+}
+
+impl ExecutorMetrics {
+    /// Registers an executor's families: `runtime_name` is its copy (`enc/rep-1`),
+    /// `executor` its type.
+    pub fn new(registry: &mut Registry, runtime_name: &str, executor: &str) -> Arc<Self> {
+        let jina = registry.sub_registry_with_prefix("jina");
+        let m = ExecutorMetrics {
+            runtime_name: runtime_name.into(),
+            executor: executor.into(),
+            requests: RequestFamilies::new(jina),
+            process: Family::new_with_constructor(seconds),
+            documents: Family::default(),
+        };
+        let handler = "Time the handler took";
+        jina.register("process_request_seconds", handler, m.process.clone());
+        let given = "Documents given to a handler";
+        jina.register("document_processed", given, m.documents.clone());
+        Arc::new(m)
+    }
+
+    fn labels(&self, endpoint: &str) -> EndpointLabels {
+        EndpointLabels {
+            runtime_name: self.runtime_name.clone(),
+            executor: self.executor.clone(),
+            executor_endpoint: endpoint.into(),
+        }
+    }
+
+    /// One request answered: how long it took, whether it failed, its size in and out.
+    pub fn request(
+        &self,
+        endpoint: &str,
+        took: Duration,
+        failed: bool,
+        size_in: usize,
+        size_out: usize,
+    ) {
+        self.requests
+            .record(&self.labels(endpoint), took, failed, size_in, size_out);
+    }
+
+    /// One handler call: how long it took and how many documents it was given.
+    pub fn handler(&self, endpoint: &str, took: Duration, documents: usize) {
+        let labels = self.labels(endpoint);
+        self.process
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+        self.documents
+            .get_or_create(&labels)
+            .inc_by(documents as u64);
+    }
+}
+
+/// What the gateway records.
+pub struct GatewayMetrics {
+    labels: GatewayLabels,
+    requests: RequestFamilies<GatewayLabels>,
+    pending: Family<GatewayLabels, Gauge>,
+    sending: Histograms<HopLabels>,
+    sent_request_bytes: Histograms<HopLabels>,
+    received_response_bytes: Histograms<HopLabels>,
+}
+
+impl GatewayMetrics {
+    pub fn new(registry: &mut Registry) -> Arc<Self> {
+        let jina = registry.sub_registry_with_prefix("jina");
+        let m = GatewayMetrics {
+            labels: GatewayLabels {
+                runtime_name: "gateway".into(),
+            },
+            requests: RequestFamilies::new(jina),
+            pending: Family::default(),
+            sending: Family::new_with_constructor(seconds),
+            sent_request_bytes: Family::new_with_constructor(bytes),
+            received_response_bytes: Family::new_with_constructor(bytes),
+        };
+        let pending = "Requests being answered";
+        jina.register("number_of_pending_requests", pending, m.pending.clone());
+        let sending = "Time an executor took to answer the gateway (its shards, retries and uses_before/after included)";
+        jina.register("sending_request_seconds", sending, m.sending.clone());
+        let sent = "Size of each request sent to an executor";
+        jina.register("sent_request_bytes", sent, m.sent_request_bytes.clone());
+        let received = "Size of each response received from an executor";
+        jina.register(
+            "received_response_bytes",
+            received,
+            m.received_response_bytes.clone(),
+        );
+        Arc::new(m)
+    }
+
+    /// A request came in; the guard counts it pending until dropped.
+    pub fn pending(self: &Arc<Self>) -> PendingGuard {
+        self.pending.get_or_create(&self.labels).inc();
+        PendingGuard(self.clone())
+    }
+
+    /// One request answered.
+    pub fn request(&self, took: Duration, failed: bool, size_in: usize, size_out: usize) {
+        self.requests
+            .record(&self.labels, took, failed, size_in, size_out);
+    }
+
+    /// One call to an executor.
+    pub fn hop(&self, executor: &str, took: Duration, size_out: usize, size_in: usize) {
+        let labels = HopLabels {
+            runtime_name: self.labels.runtime_name.clone(),
+            executor: executor.into(),
+        };
+        self.sending
+            .get_or_create(&labels)
+            .observe(took.as_secs_f64());
+        self.sent_request_bytes
+            .get_or_create(&labels)
+            .observe(size_out as f64);
+        self.received_response_bytes
+            .get_or_create(&labels)
+            .observe(size_in as f64);
+    }
+}
+
+/// Counts a request pending while it lives.
+pub struct PendingGuard(Arc<GatewayMetrics>);
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        self.0.pending.get_or_create(&self.0.labels).dec();
+    }
+}
+
+/// The gateway's metrics and where they are served.
+pub struct GatewayMonitoring {
+    pub metrics: Arc<GatewayMetrics>,
+    pub port: u16,
+}
+
+/// With `monitoring` on, registers the gateway's metrics and serves them on its
+/// `port_monitoring` (a free port when None) until `shutdown`; None with it off.
+pub async fn serve_gateway(
+    spec: &crate::flow::GatewaySpec,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<Option<GatewayMonitoring>, crate::orchestrate::ListenError> {
+    if !spec.monitoring {
+        return Ok(None);
+    }
+    let port = spec.port_monitoring.unwrap_or(0);
+    let listener = tokio::net::TcpListener::bind((spec.host.as_str(), port))
+        .await
+        .map_err(|e| crate::orchestrate::ListenError::of(&spec.host, port, e))?;
+    let port = listener
+        .local_addr()
+        .map_err(|e| crate::orchestrate::ListenError::of(&spec.host, port, e))?
+        .port();
+    let mut registry = Registry::default();
+    let metrics = GatewayMetrics::new(&mut registry);
+    tokio::spawn(serve(Arc::new(registry), listener, shutdown));
+    tracing::info!(
+        "serving the gateway's metrics on http://{}:{port}/metrics",
+        spec.host
+    );
+    Ok(Some(GatewayMonitoring { metrics, port }))
+}
+
+/// Serves `GET /metrics` (Prometheus' text format) on `listener` until `shutdown`.
+pub async fn serve(
+    registry: Arc<Registry>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use axum::routing::get;
+    let app = axum::Router::new().route(
+        "/metrics",
+        get(move || {
+            let registry = registry.clone();
+            async move {
+                let mut text = String::new();
+                match prometheus_client::encoding::text::encode(&mut text, &registry) {
+                    Ok(()) => (
+                        [(
+                            axum::http::header::CONTENT_TYPE,
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        text,
+                    )
+                        .into_response(),
+                    Err(e) => (axum::http::StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+                        .into_response(),
+                }
+            }
+        }),
+    );
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+use axum::response::IntoResponse;

@@ -1,0 +1,277 @@
+//! Seeing inside a running Flow, through the binary.
+//!
+//! - `monitoring: true`: after 100 posts, the gateway's and each executor's `/metrics` hold
+//!   Jina's counters and histograms, and the numbers add up. A real Prometheus server scrapes
+//!   the Flow when one is installed (Debian's `prometheus`, which tests/run installs); without
+//!   one the test says so and reads the text format itself.
+//! - `JINA_LOG_FORMAT=json`: every line is a JSON object, and those logged while a request was
+//!   answered carry its id.
+
+mod common;
+
+use common::*;
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// The `📈 Prometheus (WHO): http://ADDRESS/metrics` lines of a Flow's ready message.
+fn metrics_addresses(output: &str) -> BTreeMap<String, String> {
+    output
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("📈 Prometheus ("))
+        .filter_map(|l| l.split_once("):"))
+        .map(|(who, url)| (who.to_string(), url.trim().replace("0.0.0.0", "127.0.0.1")))
+        .collect()
+}
+
+/// Every sample of a text exposition: `name{labels}` → value.
+async fn scrape(url: &str) -> BTreeMap<String, f64> {
+    let text = http_client()
+        .get(url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| l.rsplit_once(' '))
+        .filter_map(|(k, v)| v.parse().ok().map(|v| (k.to_string(), v)))
+        .collect()
+}
+
+/// The value of the first sample whose name is `name` and whose labels include each of `with`.
+fn value(samples: &BTreeMap<String, f64>, name: &str, with: &[&str]) -> f64 {
+    samples
+        .iter()
+        .find(|(k, _)| k.starts_with(&format!("{name}{{")) && with.iter().all(|w| k.contains(w)))
+        .map(|(_, v)| *v)
+        .unwrap_or_else(|| panic!("no {name} with {with:?} in {samples:#?}"))
+}
+
+fn requests(n: usize) -> Vec<jina::proto::jina::DataRequestProto> {
+    (0..n)
+        .map(|i| {
+            let docs: jina::DocumentArray =
+                vec![jina::Document::from_text(format!("doc {i}"))].into();
+            jina::request::new_request("/index", &docs, &Default::default())
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_monitored_chain_counts_every_request_at_the_gateway_and_each_executor() {
+    let flow = start_flow_with(
+        "  monitoring: true\n",
+        "  - {name: e1, uses: Visit}\n  - {name: e2, uses: Visit}\n",
+    );
+    let addresses = metrics_addresses(&flow.proc.output());
+    assert_eq!(
+        addresses.keys().collect::<Vec<_>>(),
+        ["e1", "e2", "gateway"],
+        "{}",
+        flow.proc.output()
+    );
+    let answers = post_grpc(flow.grpc, requests(100)).await;
+    assert_eq!(answers.len(), 100);
+
+    let gateway = scrape(&addresses["gateway"]).await;
+    assert_eq!(
+        value(&gateway, "jina_successful_requests_total", &["gateway"]),
+        100.0
+    );
+    assert_eq!(
+        value(&gateway, "jina_receiving_request_seconds_count", &[]),
+        100.0
+    );
+    assert_eq!(value(&gateway, "jina_number_of_pending_requests", &[]), 0.0);
+    for e in ["e1", "e2"] {
+        let hop = format!("executor=\"{e}\"");
+        assert_eq!(
+            value(&gateway, "jina_sending_request_seconds_count", &[&hop]),
+            100.0
+        );
+        assert_eq!(
+            value(&gateway, "jina_sent_request_bytes_count", &[&hop]),
+            100.0
+        );
+    }
+    for e in ["e1", "e2"] {
+        let executor = scrape(&addresses[e]).await;
+        let labels = [
+            format!("runtime_name=\"{e}\""),
+            "executor_endpoint=\"/index\"".into(),
+        ];
+        let labels: Vec<&str> = labels.iter().map(String::as_str).collect();
+        assert_eq!(
+            value(&executor, "jina_successful_requests_total", &labels),
+            100.0,
+            "{e}"
+        );
+        assert_eq!(
+            value(&executor, "jina_receiving_request_seconds_count", &labels),
+            100.0
+        );
+        assert_eq!(
+            value(&executor, "jina_process_request_seconds_count", &labels),
+            100.0
+        );
+        assert_eq!(
+            value(&executor, "jina_document_processed_total", &labels),
+            100.0
+        );
+        // The latency histogram's last bucket holds every request.
+        assert_eq!(
+            value(
+                &executor,
+                "jina_receiving_request_seconds_bucket",
+                &[labels[0], "le=\"+Inf\""]
+            ),
+            100.0
+        );
+    }
+    prometheus_sees(&addresses, 100.0).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_executor_counts_its_failures_and_the_gateway_too() {
+    let flow = start_flow_with(
+        "  monitoring: true\n",
+        "  - {name: ok, uses: Visit}\n  - {name: bad, uses: Fail}\n",
+    );
+    let addresses = metrics_addresses(&flow.proc.output());
+    let answers = post_grpc(flow.grpc, requests(10)).await;
+    assert!(answers.iter().all(jina::request::is_error));
+    let gateway = scrape(&addresses["gateway"]).await;
+    assert_eq!(
+        value(&gateway, "jina_failed_requests_total", &["gateway"]),
+        10.0
+    );
+    let bad = scrape(&addresses["bad"]).await;
+    assert_eq!(value(&bad, "jina_failed_requests_total", &["/index"]), 10.0);
+    let ok = scrape(&addresses["ok"]).await;
+    assert_eq!(
+        value(&ok, "jina_successful_requests_total", &["/index"]),
+        10.0
+    );
+}
+
+/// A real Prometheus scrapes every `/metrics` once and must see `expected` successes at the
+/// gateway. Without a Prometheus on the machine, says so (the counts were read above).
+async fn prometheus_sees(addresses: &BTreeMap<String, String>, expected: f64) {
+    let Some(prometheus) = ["prometheus", "/usr/bin/prometheus"].into_iter().find(|p| {
+        std::process::Command::new(p)
+            .arg("--version")
+            .output()
+            .is_ok()
+    }) else {
+        eprintln!(
+            "NOTE: no Prometheus server on this machine: the counts above were read from the text format by this test, not by Prometheus"
+        );
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let targets: Vec<String> = addresses
+        .values()
+        .map(|u| {
+            format!(
+                "'{}'",
+                u.trim_start_matches("http://").trim_end_matches("/metrics")
+            )
+        })
+        .collect();
+    let config = format!(
+        "global: {{scrape_interval: 1s}}\nscrape_configs:\n  - job_name: flow\n    static_configs:\n      - targets: [{}]\n",
+        targets.join(", ")
+    );
+    std::fs::write(dir.path().join("prometheus.yml"), config).unwrap();
+    let port = free_port();
+    let server = Proc::start_cmd(
+        &[
+            prometheus,
+            &format!(
+                "--config.file={}",
+                dir.path().join("prometheus.yml").display()
+            ),
+            &format!("--storage.tsdb.path={}", dir.path().join("data").display()),
+            &format!("--web.listen-address=127.0.0.1:{port}"),
+        ],
+        None,
+        &[],
+    );
+    let query = format!(
+        "http://127.0.0.1:{port}/api/v1/query?query=jina_successful_requests_total%7Bruntime_name%3D%22gateway%22%7D"
+    );
+    let start = std::time::Instant::now();
+    loop {
+        if let Ok(r) = http_client().get(&query).send().await
+            && let Ok(body) = r.json::<serde_json::Value>().await
+            && let Some(v) = body["data"]["result"][0]["value"][1].as_str()
+        {
+            assert_eq!(v.parse::<f64>().unwrap(), expected);
+            eprintln!(
+                "Prometheus {prometheus} scraped the Flow and sees {v} successes at the gateway"
+            );
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "Prometheus did not see the Flow: {}",
+            server.output()
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_logs_parse_line_by_line_and_carry_the_request_id() {
+    let files = Files::new();
+    let port = free_port();
+    let flow_yaml = files.write(
+        "flow.yml",
+        &format!(
+            "jtype: Flow\nwith: {{protocol: grpc, port: {port}}}\nexecutors:\n  - {{name: ok, uses: Visit}}\n  - {{name: bad, uses: Fail}}\n"
+        ),
+    );
+    let json = [("JINA_LOG_FORMAT", std::ffi::OsStr::new("json"))];
+    let mut flow = Proc::start_in(
+        &["flow", "--uses", flow_yaml.to_str().unwrap()],
+        None,
+        &json,
+    );
+    flow.wait_for("Flow is ready to use!", Duration::from_secs(60));
+    let sent = requests(3);
+    let ids: Vec<String> = sent
+        .iter()
+        .map(|r| jina::request::request_id(r).to_string())
+        .collect();
+    post_grpc(port, sent).await;
+    flow.wait_for("failed on purpose", Duration::from_secs(10));
+    let output = flow.output();
+    let lines: Vec<serde_json::Value> = output
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect();
+    for line in &lines {
+        for key in ["time", "level", "name", "pid", "message"] {
+            assert!(!line[key].is_null(), "no {key} in {line}");
+        }
+    }
+    let failures: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["name"] == "bad" && l["level"] == "WARN")
+        .collect();
+    assert!(!failures.is_empty(), "{output}");
+    for failure in failures {
+        let id = failure["request_id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no request_id: {failure}"));
+        assert!(ids.iter().any(|sent| sent == id), "{id} is none of {ids:?}");
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["level"] == "SUCCESS" && l["name"] == "ok")
+    );
+}
