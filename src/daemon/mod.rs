@@ -19,7 +19,7 @@
 pub mod client;
 
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router};
@@ -432,11 +432,7 @@ async fn stop(
     Ok(StatusCode::NO_CONTENT)
 }
 
-async fn logs(
-    State(daemon): State<Daemon>,
-    Path(id): Path<String>,
-    _headers: HeaderMap,
-) -> Result<Response, ApiError> {
+async fn logs(State(daemon): State<Daemon>, Path(id): Path<String>) -> Result<Response, ApiError> {
     let (history, live) = {
         let executors = daemon.executors.lock().unwrap();
         let started = executors.get(&id).ok_or_else(|| not_found(&id))?;
