@@ -780,3 +780,33 @@ async fn a_daemon_starts_a_docker_executor_for_a_remote_flow() {
     }
     assert_eq!(wait_no_containers(daemon.child.id()), Vec::<String>::new());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_docker_executor_serves_its_metrics_with_monitoring_on() {
+    let _turn = turn();
+    let image = project_image();
+    let executors = format!(
+        "  - {{name: boxed, uses: 'docker://{image}', entrypoint: jina executor --uses Visit}}\n"
+    );
+    let mut flow = start_flow_with("  monitoring: true\n", &executors);
+    let _cleanup = RemoveContainers(flow.proc.child.id());
+    let output = flow.proc.output();
+    let url = output
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("📈 Prometheus (boxed):"))
+        .unwrap_or_else(|| panic!("no metrics for boxed: {output}"))
+        .trim()
+        .to_string();
+    post_grpc(flow.grpc, (0..5).map(|_| request(&["hello"])).collect()).await;
+    let text = http_client()
+        .get(&url)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let line = r#"jina_successful_requests_total{runtime_name="boxed",executor="Visit",executor_endpoint="/index"} 5"#;
+    assert!(text.lines().any(|l| l == line), "{text}");
+    stop_with_ctrl_c(&mut flow.proc);
+}

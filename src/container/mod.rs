@@ -67,6 +67,8 @@ pub struct ContainerCopy<'a> {
     /// The host address the port is published on: loopback for a Flow's own containers, the
     /// daemon's address for those a `jina daemon` starts.
     pub publish_host: &'a str,
+    /// Its `/metrics` port (`--port-monitoring` among its flags), published the same way.
+    pub monitoring_port: Option<u16>,
     pub env: &'a BTreeMap<String, String>,
     pub volumes: &'a [String],
     pub gpus: Option<&'a str>,
@@ -108,8 +110,10 @@ impl ContainerCopy<'_> {
             args.push("--label".into());
             args.push(format!("{key}={value}"));
         }
-        args.push("--publish".into());
-        args.push(format!("{0}:{1}:{1}", self.publish_host, self.port));
+        for port in std::iter::once(self.port).chain(self.monitoring_port) {
+            args.push("--publish".into());
+            args.push(format!("{0}:{1}:{1}", self.publish_host, port));
+        }
         let mut env = self.env.clone();
         env.insert("JINA_PORT".into(), self.port.to_string());
         if let Ok(level) = std::env::var("JINA_LOG_LEVEL") {
@@ -282,6 +286,7 @@ mod tests {
             label: "enc/rep-1",
             port: 41000,
             publish_host: "127.0.0.1",
+            monitoring_port: None,
             env: &env,
             volumes: &["/data:/data:ro".to_string()],
             gpus: Some("all"),

@@ -273,6 +273,7 @@ async fn spawn(
                 label: &request.name,
                 port,
                 publish_host: &daemon.settings.host,
+                monitoring_port: None,
                 env: &request.env,
                 volumes: &[],
                 gpus: None,

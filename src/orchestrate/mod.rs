@@ -563,9 +563,9 @@ fn plan_executor(
             }
         })?;
         let mut listener = None;
-        if monitoring && !matches!(served, Served::ByJina(_)) {
+        if monitoring && !matches!(served, Served::ByJina(_) | Served::InContainer { .. }) {
             tracing::warn!(
-                "{label}: monitoring: its metrics are not served (only executors that run as `jina executor` processes serve them yet)"
+                "{label}: monitoring: its metrics are not served (only `jina executor` processes and docker:// images serve them yet)"
             );
         }
         // Python Jina's worker only concatenates a join's parents; an image may hold either.
@@ -654,12 +654,27 @@ fn plan_executor(
             Served::InContainer { image } => {
                 let port = fixed_or_free_port(port, &label)?;
                 let program = program.as_ref().map_err(|_| StartError::NoBinary)?;
-                let executor_args = image_executor_flags(port, &label, overrides);
+                let mut executor_args = image_executor_flags(port, &label, overrides);
+                // Our `jina executor` and Python Jina's take the same flags for metrics.
+                let monitoring_port = match monitoring {
+                    true => {
+                        let at = fixed_or_free_port(copy.port_monitoring, &label)?;
+                        executor_args.extend([
+                            "--monitoring".into(),
+                            "--port-monitoring".into(),
+                            at.to_string(),
+                        ]);
+                        metrics.push((label.clone(), format!("127.0.0.1:{at}")));
+                        Some(at)
+                    }
+                    false => None,
+                };
                 let copy = crate::container::ContainerCopy {
                     image: &image,
                     label: &label,
                     port,
                     publish_host: "127.0.0.1",
+                    monitoring_port,
                     env: &env,
                     volumes: &exec.volumes,
                     gpus: exec.gpus.as_deref(),
