@@ -798,14 +798,7 @@ async fn a_docker_executor_serves_its_metrics_with_monitoring_on() {
         .trim()
         .to_string();
     post_grpc(flow.grpc, (0..5).map(|_| request(&["hello"])).collect()).await;
-    let text = http_client()
-        .get(&url)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = get_text(&url).await;
     let line = r#"jina_successful_requests_total{runtime_name="boxed",executor="Visit",executor_endpoint="/index"} 5"#;
     assert!(text.lines().any(|l| l == line), "{text}");
     stop_with_ctrl_c(&mut flow.proc);

@@ -25,15 +25,9 @@ fn metrics_addresses(output: &str) -> BTreeMap<String, String> {
 
 /// Every sample of a text exposition: `name{labels}` → value.
 async fn scrape(url: &str) -> BTreeMap<String, f64> {
-    let text = http_client()
-        .get(url)
-        .send()
+    get_text(url)
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .filter(|l| !l.starts_with('#') && !l.is_empty())
         .filter_map(|l| l.rsplit_once(' '))
         .filter_map(|(k, v)| v.parse().ok().map(|v| (k.to_string(), v)))

@@ -623,13 +623,7 @@ fn plan_executor(
                         .collect();
                 args.extend(override_flags(overrides));
                 if monitoring {
-                    let at = fixed_or_free_port(copy.port_monitoring, &label)?;
-                    args.extend([
-                        "--monitoring".into(),
-                        "--port-monitoring".into(),
-                        at.to_string(),
-                    ]);
-                    metrics.push((label.clone(), format!("127.0.0.1:{at}")));
+                    args.extend(monitoring_flags(copy.port_monitoring, &label, metrics)?.0);
                 }
                 (program.clone(), args, port)
             }
@@ -658,13 +652,8 @@ fn plan_executor(
                 // Our `jina executor` and Python Jina's take the same flags for metrics.
                 let monitoring_port = match monitoring {
                     true => {
-                        let at = fixed_or_free_port(copy.port_monitoring, &label)?;
-                        executor_args.extend([
-                            "--monitoring".into(),
-                            "--port-monitoring".into(),
-                            at.to_string(),
-                        ]);
-                        metrics.push((label.clone(), format!("127.0.0.1:{at}")));
+                        let (flags, at) = monitoring_flags(copy.port_monitoring, &label, metrics)?;
+                        executor_args.extend(flags);
                         Some(at)
                     }
                     false => None,
@@ -800,6 +789,23 @@ pub fn copies_of<'a>(exec: &'a ExecutorSpec, name: &str) -> Vec<CopySpec<'a>> {
         }
     }
     copies
+}
+
+/// `--monitoring --port-monitoring P` for a copy, P its fixed port or a free one, noted in
+/// `metrics` as where its `/metrics` is served.
+fn monitoring_flags(
+    port: Option<u16>,
+    label: &str,
+    metrics: &mut Vec<(String, String)>,
+) -> Result<(Vec<String>, u16), StartError> {
+    let at = fixed_or_free_port(port, label)?;
+    metrics.push((label.to_string(), format!("127.0.0.1:{at}")));
+    let flags = vec![
+        "--monitoring".into(),
+        "--port-monitoring".into(),
+        at.to_string(),
+    ];
+    Ok((flags, at))
 }
 
 /// The copy's fixed port, or a free one: for a program that binds its port itself (Python

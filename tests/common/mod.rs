@@ -193,6 +193,12 @@ pub fn text_of(out: &std::process::Output) -> String {
     )
 }
 
+/// The body of `GET url`, as text.
+pub async fn get_text(url: &str) -> String {
+    let response = http_client().get(url).send().await.expect("GET");
+    response.text().await.expect("a text body")
+}
+
 /// An HTTP client (reqwest needs the process's TLS provider chosen first).
 pub fn http_client() -> reqwest::Client {
     jina::tls::install_provider();
