@@ -21,6 +21,7 @@ pub mod proto;
 pub mod request;
 pub mod running;
 pub mod shutdown;
+pub mod telemetry;
 pub mod tls;
 
 pub use document::{Document, DocumentArray, NdArray};

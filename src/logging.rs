@@ -3,8 +3,9 @@
 //! target `success` print it. The filter comes from `JINA_LOG_LEVEL` (or `RUST_LOG`).
 //!
 //! With `JINA_LOG_FORMAT=json`, each line is one JSON object instead: `time`, `level`, `name`,
-//! `pid`, `message`, any other fields of the event, and `request_id` when the line was logged
-//! while a request was being answered (inside its `request` span).
+//! `pid`, `message`, any other fields of the event, and `request_id` (and `trace_id`, with
+//! traces on) when the line was logged while a request was being answered (inside its
+//! `request` span).
 
 use std::fmt;
 use tracing::{Event, Level, Subscriber};
@@ -99,22 +100,24 @@ where
         line.insert("level".into(), level.into());
         line.insert("name".into(), self.name.clone().into());
         line.insert("pid".into(), self.pid.into());
-        // The request being answered: the innermost span that names one.
-        let request_id = ctx.event_scope().and_then(|scope| {
-            scope.into_iter().find_map(|span| {
-                let extensions = span.extensions();
-                let fields = extensions.get::<tracing_subscriber::fmt::FormattedFields<N>>()?;
-                let rest = fields.fields.split("request_id=").nth(1)?;
-                Some(
-                    rest.split_whitespace()
-                        .next()?
-                        .trim_matches('"')
-                        .to_string(),
-                )
-            })
-        });
-        if let Some(id) = request_id {
-            line.insert("request_id".into(), id.into());
+        // The request being answered, and its trace: the innermost span that names them.
+        for key in ["request_id", "trace_id"] {
+            let value = ctx.event_scope().and_then(|scope| {
+                scope.into_iter().find_map(|span| {
+                    let extensions = span.extensions();
+                    let fields = extensions.get::<tracing_subscriber::fmt::FormattedFields<N>>()?;
+                    let rest = fields.fields.split(&format!("{key}=")).nth(1)?;
+                    Some(
+                        rest.split_whitespace()
+                            .next()?
+                            .trim_matches('"')
+                            .to_string(),
+                    )
+                })
+            });
+            if let Some(value) = value {
+                line.insert(key.into(), value.into());
+            }
         }
         line.extend(fields.0);
         writeln!(writer, "{}", serde_json::Value::Object(line))
@@ -156,16 +159,32 @@ fn jina_filter(level: &str) -> String {
         .join(",")
 }
 
+/// The layer that turns our spans into OpenTelemetry spans ([`crate::telemetry::start`]).
+pub type TracesLayer = tracing_opentelemetry::OpenTelemetryLayer<
+    tracing_subscriber::Registry,
+    opentelemetry_sdk::trace::SdkTracer,
+>;
+
 /// Installs the logger for a process named `name` (once; later calls do nothing).
 pub fn init(name: &str) {
+    init_traced(name, None);
+}
+
+/// [`init`], with our spans (from info up) also turned into OpenTelemetry spans by `traces`.
+/// The layer is there from the start, never swapped in later: the calls that join a span to
+/// a remote parent must find it.
+pub fn init_traced(name: &str, traces: Option<TracesLayer>) {
     use std::io::IsTerminal;
+    use tracing_subscriber::Layer;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
     let filter = std::env::var("JINA_LOG_LEVEL")
         .ok()
         .map(|l| jina_filter(&l))
         .or_else(|| std::env::var("RUST_LOG").ok())
         .unwrap_or_else(|| "info".into());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(EnvFilter::new(filter))
+    let ours = tracing_subscriber::filter::Targets::new().with_target("jina", Level::INFO);
+    let output = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         // No colour codes in a file or a pipe.
         .with_ansi(std::io::stderr().is_terminal() && !json_wanted())
@@ -173,10 +192,14 @@ pub fn init(name: &str) {
         // would report its write error with eprint!, which panics on the same closed stream.
         .log_internal_errors(false);
     let (name, pid) = (name.to_string(), std::process::id());
-    let _ = match json_wanted() {
-        true => builder.event_format(JsonFormat { name, pid }).try_init(),
-        false => builder.event_format(JinaFormat { name, pid }).try_init(),
+    let output = match json_wanted() {
+        true => output.event_format(JsonFormat { name, pid }).boxed(),
+        false => output.event_format(JinaFormat { name, pid }).boxed(),
     };
+    let _ = tracing_subscriber::registry()
+        .with(traces.map(|t| t.with_filter(ours)))
+        .with(output.with_filter(EnvFilter::new(filter)))
+        .try_init();
 }
 
 #[cfg(test)]

@@ -217,14 +217,14 @@ async fn prometheus_sees(addresses: &BTreeMap<String, String>, expected: f64) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn json_logs_parse_line_by_line_and_carry_the_request_id() {
-    let files = Files::new();
+/// Starts `jina flow` on a gRPC-only Flow YAML (with these extra `with:` keys and executors)
+/// that logs in JSON, and waits until it is ready: the process and its port.
+fn start_json_flow(files: &Files, with: &str, executors: &str) -> (Proc, u16) {
     let port = free_port();
     let flow_yaml = files.write(
         "flow.yml",
         &format!(
-            "jtype: Flow\nwith: {{protocol: grpc, port: {port}}}\nexecutors:\n  - {{name: ok, uses: Visit}}\n  - {{name: bad, uses: Fail}}\n"
+            "jtype: Flow\nwith: {{protocol: grpc, port: {port}{with}}}\nexecutors:\n{executors}"
         ),
     );
     let json = [("JINA_LOG_FORMAT", std::ffi::OsStr::new("json"))];
@@ -234,6 +234,17 @@ async fn json_logs_parse_line_by_line_and_carry_the_request_id() {
         &json,
     );
     flow.wait_for("Flow is ready to use!", Duration::from_secs(60));
+    (flow, port)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn json_logs_parse_line_by_line_and_carry_the_request_id() {
+    let files = Files::new();
+    let (mut flow, port) = start_json_flow(
+        &files,
+        "",
+        "  - {name: ok, uses: Visit}\n  - {name: bad, uses: Fail}\n",
+    );
     let sent = requests(3);
     let ids: Vec<String> = sent
         .iter()
@@ -268,4 +279,172 @@ async fn json_logs_parse_line_by_line_and_carry_the_request_id() {
             .iter()
             .any(|l| l["level"] == "SUCCESS" && l["name"] == "ok")
     );
+}
+
+/// An OTLP trace collector in the test's process: keeps every span it is sent, with the
+/// service name of the process that sent it.
+mod collector {
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+        trace_service_server::{TraceService, TraceServiceServer},
+    };
+    use opentelemetry_proto::tonic::trace::v1::Span;
+    use std::sync::{Arc, Mutex};
+
+    #[derive(Clone, Default)]
+    pub struct Collector(pub Arc<Mutex<Vec<(String, Span)>>>);
+
+    #[tonic::async_trait]
+    impl TraceService for Collector {
+        async fn export(
+            &self,
+            request: tonic::Request<ExportTraceServiceRequest>,
+        ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+            let mut spans = self.0.lock().unwrap();
+            for resource in request.into_inner().resource_spans {
+                let service = resource
+                    .resource
+                    .iter()
+                    .flat_map(|r| &r.attributes)
+                    .find(|a| a.key == "service.name")
+                    .and_then(|a| a.value.as_ref())
+                    .map(|v| format!("{:?}", v.value))
+                    .unwrap_or_default();
+                for scope in resource.scope_spans {
+                    for span in scope.spans {
+                        spans.push((service.clone(), span));
+                    }
+                }
+            }
+            Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+        }
+    }
+
+    /// Serves a collector on a free loopback port: (its port, what it receives).
+    pub async fn start() -> (u16, Collector) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let collector = Collector::default();
+        let service = TraceServiceServer::new(collector.clone());
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        (port, collector)
+    }
+}
+
+/// Starts a traced Flow of `executors`, sends it one request under a trace of the test's
+/// own (a `traceparent` in the gRPC metadata, as a traced client sends it), stops the Flow so
+/// that every process flushes, and returns the spans collected, by name, with the test's
+/// (trace id, span id).
+/// The Flow logs in JSON (`JINA_LOG_FORMAT=json`); its output comes back too.
+async fn one_traced_request(
+    executors: &str,
+) -> (
+    std::collections::BTreeMap<String, opentelemetry_proto::tonic::trace::v1::Span>,
+    (Vec<u8>, Vec<u8>),
+    String,
+) {
+    let (collector_port, collector) = collector::start().await;
+    let files = Files::new();
+    let with = format!(
+        ", tracing: true, traces_exporter_host: 127.0.0.1, traces_exporter_port: {collector_port}"
+    );
+    let (mut flow, port) = start_json_flow(&files, &with, executors);
+    let (trace_id, client_span) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
+    let mut client = jina::proto::jina::jina_rpc_client::JinaRpcClient::new(channel(port).await);
+    let mut call = tonic::Request::new(tokio_stream::iter(requests(1)));
+    call.metadata_mut().insert(
+        "traceparent",
+        format!("00-{trace_id}-{client_span}-01").parse().unwrap(),
+    );
+    use futures::TryStreamExt;
+    let answers: Vec<_> = client
+        .call(call)
+        .await
+        .unwrap()
+        .into_inner()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(answers.len(), 1);
+    flow.signal(libc::SIGINT);
+    assert!(
+        flow.wait_exit(Duration::from_secs(30)).is_some(),
+        "{}",
+        flow.output()
+    );
+    let start = std::time::Instant::now();
+    let hex = |s: &str| {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect::<Vec<u8>>()
+    };
+    loop {
+        let spans: std::collections::BTreeMap<_, _> = collector
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, s)| (s.name.clone(), s.clone()))
+            .collect();
+        if spans.len() >= 5 || start.elapsed() > Duration::from_secs(15) {
+            return (spans, (hex(trace_id), hex(client_span)), flow.output());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_post_is_one_trace_from_the_client_through_the_gateway_to_each_executor() {
+    let (spans, (trace_id, client_span), _) =
+        one_traced_request("  - {name: e1, uses: Visit}\n  - {name: e2, uses: Visit}\n").await;
+    let names: Vec<&String> = spans.keys().collect();
+    assert_eq!(
+        names,
+        ["call e1", "call e2", "e1", "e2", "gateway"],
+        "{spans:#?}"
+    );
+    for span in spans.values() {
+        assert_eq!(span.trace_id, trace_id, "{} is in another trace", span.name);
+    }
+    let id = |name: &str| spans[name].span_id.clone();
+    let parent = |name: &str| spans[name].parent_span_id.clone();
+    assert_eq!(parent("gateway"), client_span);
+    assert_eq!(parent("call e1"), id("gateway"));
+    assert_eq!(parent("call e2"), id("gateway"));
+    assert_eq!(parent("e1"), id("call e1"));
+    assert_eq!(parent("e2"), id("call e2"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_executors_error_is_marked_on_its_span() {
+    let (spans, _, output) =
+        one_traced_request("  - {name: ok, uses: Visit}\n  - {name: bad, uses: Fail}\n").await;
+    // The executor's log line about the failure names the request's trace.
+    let failure: serde_json::Value = output
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|l| l["name"] == "bad" && l["level"] == "WARN")
+        .unwrap_or_else(|| panic!("{output}"));
+    assert_eq!(
+        failure["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736",
+        "{failure}"
+    );
+    let code = |name: &str| {
+        spans
+            .get(name)
+            .unwrap_or_else(|| panic!("no span {name}: {spans:#?}"))
+            .status
+            .as_ref()
+            .map_or(0, |s| s.code)
+    };
+    // 2 is STATUS_CODE_ERROR.
+    assert_eq!(code("bad"), 2);
+    assert_eq!(code("call bad"), 2);
+    assert_eq!(code("gateway"), 2);
+    assert_ne!(code("ok"), 2);
 }

@@ -43,6 +43,15 @@ pub struct ExecutorArgs {
     /// The port of /metrics (with --monitoring; a free one when not given)
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub port_monitoring: Option<u16>,
+    /// Export traces over OTLP/gRPC (Jina 3's flag)
+    #[arg(long)]
+    pub tracing: bool,
+    /// The OTLP collector's host, with --tracing
+    #[arg(long, default_value = "127.0.0.1")]
+    pub traces_exporter_host: String,
+    /// The OTLP collector's port, with --tracing
+    #[arg(long, default_value_t = crate::telemetry::DEFAULT_OTLP_PORT)]
+    pub traces_exporter_port: u16,
     /// Serve on this inherited, already listening socket (a Flow binds the port and hands it
     /// over, so no other process can take it in between); --port-in then only names it
     #[arg(long, hide = true)]
@@ -76,7 +85,17 @@ pub async fn run(args: ExecutorArgs) -> anyhow::Result<()> {
         return serve_python(&args.uses, args.port_in, args.name.as_deref(), &overrides).await;
     }
     let mut instance = config.instantiate(&overrides)?;
-    crate::logging::init(&instance.name);
+    let traces = match args.tracing {
+        true => {
+            let export = crate::telemetry::TraceExport {
+                host: args.traces_exporter_host.clone(),
+                port: args.traces_exporter_port,
+            };
+            Some(crate::telemetry::start(&export, &instance.name)?)
+        }
+        false => None,
+    };
+    crate::logging::init_traced(&instance.name, traces);
     let tls = match (&args.ssl_certfile, &args.ssl_keyfile) {
         (Some(cert), Some(key)) => Some(crate::tls::ServerTls::load(cert, key)?),
         _ => None,
@@ -125,6 +144,7 @@ pub async fn run(args: ExecutorArgs) -> anyhow::Result<()> {
     server::serve(service, listener, settings, termination)
         .await
         .context("gRPC server failed")?;
+    crate::telemetry::shutdown();
     tracing::info!("stopped");
     Ok(())
 }

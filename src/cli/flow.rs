@@ -24,7 +24,14 @@ pub struct FlowArgs {
 /// Reads and checks a Flow YAML, logging its warnings; every error of the YAML comes back one
 /// per line (the caller prints each as usual).
 pub(super) fn load(path: &std::path::Path) -> anyhow::Result<crate::flow::CheckedFlow> {
-    let flow = crate::flow::load(path).map_err(|errors| {
+    reported(crate::flow::load(path))
+}
+
+/// A loaded Flow with its warnings logged, or its errors as one error.
+fn reported(
+    loaded: Result<crate::flow::CheckedFlow, crate::flow::FlowErrors>,
+) -> anyhow::Result<crate::flow::CheckedFlow> {
+    let flow = loaded.map_err(|errors| {
         for w in &errors.warnings {
             tracing::warn!("{w}");
         }
@@ -37,8 +44,19 @@ pub(super) fn load(path: &std::path::Path) -> anyhow::Result<crate::flow::Checke
 }
 
 pub async fn run(args: FlowArgs) -> anyhow::Result<()> {
-    crate::logging::init("Flow");
-    let flow = load(&args.uses)?;
+    // The YAML first: whether the Flow is traced decides how logging is set up. Its problems
+    // are printed once logging is.
+    let loaded = crate::flow::load(&args.uses);
+    let traces = match loaded
+        .as_ref()
+        .ok()
+        .and_then(|f| f.spec.gateway.tracing.as_ref())
+    {
+        Some(export) => Some(crate::telemetry::start(export, "gateway")?),
+        None => None,
+    };
+    crate::logging::init_traced("Flow", traces);
+    let flow = reported(loaded)?;
     if flow.spec.executors.is_empty() {
         tracing::warn!(
             "{}: this Flow has no executors (no `executors:` list): it answers every request with the documents it was sent",
@@ -84,6 +102,7 @@ pub async fn run(args: FlowArgs) -> anyhow::Result<()> {
     };
     tracing::info!("stopping");
     running.stop().await.map_err(|e| anyhow!(e))?;
+    crate::telemetry::shutdown();
     match failure {
         Some(e) => Err(anyhow!(e)),
         None => Ok(()),

@@ -73,12 +73,31 @@ impl ExecutorService {
     /// Answers what arrived inside its `request` span (what JSON logs take the request id
     /// from), and records it when monitoring is on.
     pub async fn answer(&self, incoming: Incoming) -> Result<DataRequestProto, Status> {
+        self.answer_traced(incoming, &tonic::metadata::MetadataMap::new())
+            .await
+    }
+
+    /// [`ExecutorService::answer`] as a child of the trace context in `metadata` (the
+    /// gateway's `call` span), when there is one; a handler's error marks the span.
+    pub async fn answer_traced(
+        &self,
+        incoming: Incoming,
+        metadata: &tonic::metadata::MetadataMap,
+    ) -> Result<DataRequestProto, Status> {
         use tracing::Instrument;
         let request_id = match &incoming {
             Incoming::One(req) => request::request_id(req),
             Incoming::Many(list) => list.first().map(request::request_id).unwrap_or_default(),
         };
-        let span = tracing::info_span!("request", request_id = %request_id);
+        let span = tracing::info_span!(
+            "request",
+            otel.name = %self.instance.name,
+            otel.status_code = tracing::field::Empty,
+            request_id = %request_id,
+            trace_id = tracing::field::Empty,
+        );
+        crate::telemetry::adopt_from_metadata(&span, metadata);
+        crate::telemetry::record_trace_id(&span);
         self.answer_recorded(incoming).instrument(span).await
     }
 
@@ -189,6 +208,7 @@ impl ExecutorService {
     }
 
     fn fail(&self, req: &mut DataRequestProto, e: HandlerError) {
+        tracing::Span::current().record("otel.status_code", "ERROR");
         tracing::warn!("{} failed: {}", request::endpoint(req), e);
         request::set_error(
             req,
@@ -239,9 +259,9 @@ impl JinaSingleDataRequestRpc for ExecutorService {
         &self,
         req: tonic::Request<DataRequestProto>,
     ) -> Result<Response<DataRequestProto>, Status> {
-        Ok(Response::new(
-            self.answer(Incoming::One(req.into_inner())).await?,
-        ))
+        let metadata = req.metadata().clone();
+        let answer = self.answer_traced(Incoming::One(req.into_inner()), &metadata);
+        Ok(Response::new(answer.await?))
     }
 }
 
@@ -251,8 +271,10 @@ impl JinaDataRequestRpc for ExecutorService {
         &self,
         req: tonic::Request<DataRequestListProto>,
     ) -> Result<Response<DataRequestProto>, Status> {
+        let metadata = req.metadata().clone();
         let list = req.into_inner().requests;
-        Ok(Response::new(self.answer(Incoming::Many(list)).await?))
+        let answer = self.answer_traced(Incoming::Many(list), &metadata);
+        Ok(Response::new(answer.await?))
     }
 }
 

@@ -189,6 +189,9 @@ pub struct GatewaySpec {
     pub monitoring: bool,
     /// Where the gateway serves `/metrics`; a free port when None.
     pub port_monitoring: Option<u16>,
+    /// Jina's `tracing` with `traces_exporter_host` / `traces_exporter_port`: where the
+    /// gateway and every executor send their spans (OTLP over gRPC); None: no traces.
+    pub tracing: Option<crate::telemetry::TraceExport>,
 }
 
 impl Default for GatewaySpec {
@@ -207,6 +210,7 @@ impl Default for GatewaySpec {
             name: None,
             monitoring: false,
             port_monitoring: None,
+            tracing: None,
         }
     }
 }

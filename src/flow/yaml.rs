@@ -53,6 +53,9 @@ const WITH_KEYS: &[&str] = &[
     "tls",
     "monitoring",
     "port_monitoring",
+    "tracing",
+    "traces_exporter_host",
+    "traces_exporter_port",
 ];
 const EXECUTOR_KEYS: &[&str] = &[
     "name",
@@ -298,6 +301,7 @@ fn read_with(section: &str, v: &Value, p: &mut Parsed) {
     let mut g = p.spec.gateway.clone();
     let mut tls_files: BTreeMap<&str, PathBuf> = BTreeMap::new();
     let mut tls_asked = false;
+    let (mut traces, mut traces_host, mut traces_port) = (false, None, None);
     let mut deferred = vec![];
     for (k, v) in map {
         let key = k.as_str().unwrap_or_default();
@@ -376,6 +380,19 @@ fn read_with(section: &str, v: &Value, p: &mut Parsed) {
                 Some(b) => g.monitoring = b,
                 None => err(format!("expected true or false, found {}", describe(v))),
             },
+            "tracing" => match v.as_bool() {
+                Some(b) => traces = b,
+                None => err(format!("expected true or false, found {}", describe(v))),
+            },
+            "traces_exporter_host" => match string(v) {
+                Ok(h) => traces_host = Some(h),
+                Err(m) => err(m),
+            },
+            "traces_exporter_port" => match ports(v) {
+                Ok(ps) if ps.len() == 1 => traces_port = Some(ps[0]),
+                Ok(_) => err("expected one port".into()),
+                Err(m) => err(m),
+            },
             "port_monitoring" => match ports(v) {
                 Ok(ps) if ps.len() == 1 => g.port_monitoring = Some(ps[0]),
                 Ok(_) => err("expected one port".into()),
@@ -411,6 +428,19 @@ fn read_with(section: &str, v: &Value, p: &mut Parsed) {
             &format!("{section}.ssl_keyfile"),
             "needs ssl_certfile too",
         )),
+    }
+    // Jina's defaults: the collector on this machine, OTLP's gRPC port.
+    if traces {
+        g.tracing = Some(crate::telemetry::TraceExport {
+            host: traces_host.unwrap_or_else(|| "127.0.0.1".into()),
+            port: traces_port.unwrap_or(crate::telemetry::DEFAULT_OTLP_PORT),
+        });
+    } else if traces_host.is_some() || traces_port.is_some() {
+        p.warnings.push(Diagnostic::new(
+            p.lines.with_key(section, "traces_exporter_host"),
+            &format!("{section}.traces_exporter_host"),
+            "the exporter is used with tracing: true only; ignored",
+        ));
     }
     p.spec.gateway = g;
 }
@@ -982,6 +1012,11 @@ pub fn write(spec: &FlowSpec) -> String {
     }
     if let Some(p) = g.port_monitoring {
         with.insert("port_monitoring".into(), json!(p));
+    }
+    if let Some(t) = &g.tracing {
+        with.insert("tracing".into(), json!(true));
+        with.insert("traces_exporter_host".into(), json!(t.host));
+        with.insert("traces_exporter_port".into(), json!(t.port));
     }
     if let Some(tls) = &g.tls {
         with.insert("ssl_certfile".into(), json!(tls.certfile));

@@ -152,15 +152,18 @@ impl Copy {
         mut requests: Vec<DataRequestProto>,
     ) -> Result<DataRequestProto, tonic::Status> {
         self.resolves().await?;
+        // The trace context of the gateway's `call` span goes along in the metadata.
         let reply = if requests.len() == 1 {
             let mut client =
                 crate::unlimited!(JinaSingleDataRequestRpcClient::new(self.channel.clone()));
-            client.process_single_data(requests.pop().unwrap()).await?
+            let mut request = tonic::Request::new(requests.pop().unwrap());
+            crate::telemetry::inject(request.metadata_mut());
+            client.process_single_data(request).await?
         } else {
             let mut client = crate::unlimited!(JinaDataRequestRpcClient::new(self.channel.clone()));
-            client
-                .process_data(DataRequestListProto { requests })
-                .await?
+            let mut request = tonic::Request::new(DataRequestListProto { requests });
+            crate::telemetry::inject(request.metadata_mut());
+            client.process_data(request).await?
         };
         Ok(reply.into_inner())
     }

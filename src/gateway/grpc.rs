@@ -67,6 +67,8 @@ impl JinaRpc for GrpcGateway {
         req: Request<Streaming<DataRequestProto>>,
     ) -> Result<Response<Self::CallStream>, Status> {
         let router = self.router.clone();
+        // The client's trace context, for every request of the stream.
+        let metadata = Arc::new(req.metadata().clone());
         // A message that cannot be read ends the stream: the requests before it are still
         // answered, then the stream ends with that message's error.
         let failed = Arc::new(std::sync::Mutex::new(None::<Status>));
@@ -93,8 +95,12 @@ impl JinaRpc for GrpcGateway {
             })
             .map(move |(r, room)| {
                 let router = router.clone();
+                let metadata = metadata.clone();
                 tokio::spawn(async move {
-                    let answer = router.route(r).await;
+                    let adopt = |span: &tracing::Span| {
+                        crate::telemetry::adopt_from_metadata(span, &metadata)
+                    };
+                    let answer = router.route_with(r, adopt).await;
                     drop(room);
                     answer
                 })
@@ -115,7 +121,11 @@ impl JinaSingleDataRequestRpc for GrpcGateway {
         &self,
         req: Request<DataRequestProto>,
     ) -> Result<Response<DataRequestProto>, Status> {
-        Ok(Response::new(self.router.route(req.into_inner()).await))
+        let metadata = req.metadata().clone();
+        let adopt = |span: &tracing::Span| crate::telemetry::adopt_from_metadata(span, &metadata);
+        Ok(Response::new(
+            self.router.route_with(req.into_inner(), adopt).await,
+        ))
     }
 }
 

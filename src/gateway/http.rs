@@ -206,7 +206,7 @@ async fn post_jina2(
         Ok(b) => b,
         Err(r) => return r,
     };
-    answer(&s, &body, None).await
+    answer(&s, &headers, &body, None).await
 }
 
 async fn post_endpoint(
@@ -229,15 +229,22 @@ async fn post_endpoint(
         Ok(b) => b,
         Err(r) => return r,
     };
-    answer(&s, &body, Some(&endpoint)).await
+    answer(&s, &headers, &body, Some(&endpoint)).await
 }
 
 /// Routes a JSON body and answers in JSON. Documents go between JSON and their wire form one
-/// at a time, both ways: memory stays a small multiple of the body and of the answer.
-async fn answer(s: &AppState, body: &[u8], endpoint: Option<&str>) -> Response {
+/// at a time, both ways: memory stays a small multiple of the body and of the answer. A
+/// `traceparent` header makes the request part of the client's trace.
+async fn answer(
+    s: &AppState,
+    headers: &axum::http::HeaderMap,
+    body: &[u8],
+    endpoint: Option<&str>,
+) -> Response {
     match request_json::from_json_bytes(body, endpoint) {
         Ok(req) => {
-            let answer = s.router.route(req).await;
+            let adopt = |span: &tracing::Span| crate::telemetry::adopt_from_headers(span, headers);
+            let answer = s.router.route_with(req, adopt).await;
             if answer.data.len() <= request_json::STREAM_ABOVE {
                 return json_response(request_json::to_json_bytes(&answer));
             }

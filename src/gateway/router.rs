@@ -15,6 +15,7 @@ use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
 use serde_json::{Map, Value};
 use std::sync::{Arc, Mutex};
+use tracing::Instrument;
 
 /// The graph and its executors: routes requests. Cheap to share behind an `Arc`.
 pub struct Router {
@@ -42,15 +43,36 @@ impl Router {
     /// Sends a request through the graph and returns the merged answer of its leaves, with a
     /// route for the gateway and for every executor visited. A request whose header sets
     /// `timeout` (ms) and is not answered in time gets an ERROR answer.
-    pub async fn route(&self, mut req: DataRequestProto) -> DataRequestProto {
-        use tracing::Instrument;
+    pub async fn route(&self, req: DataRequestProto) -> DataRequestProto {
+        self.route_with(req, |_| {}).await
+    }
+
+    /// [`Router::route`], its `request` span first given to `adopt` (which makes it the child
+    /// of the client's trace context, when the client sent one).
+    pub async fn route_with(
+        &self,
+        mut req: DataRequestProto,
+        adopt: impl FnOnce(&tracing::Span),
+    ) -> DataRequestProto {
         // The id is given here, so that the gateway's log lines about it carry it.
         let header = request::header_mut(&mut req);
         if header.request_id.is_empty() {
             header.request_id = request::new_request_id();
         }
-        let span = tracing::info_span!("request", request_id = %header.request_id);
-        self.route_recorded(req).instrument(span).await
+        let span = tracing::info_span!(
+            "request",
+            otel.name = "gateway",
+            otel.status_code = tracing::field::Empty,
+            request_id = %header.request_id,
+            trace_id = tracing::field::Empty,
+        );
+        adopt(&span);
+        crate::telemetry::record_trace_id(&span);
+        let answer = self.route_recorded(req).instrument(span.clone()).await;
+        if request::is_error(&answer) {
+            span.record("otel.status_code", "ERROR");
+        }
+        answer
     }
 
     async fn route_recorded(&self, req: DataRequestProto) -> DataRequestProto {
@@ -162,12 +184,18 @@ impl Router {
                     r.parameters = own.clone();
                 }
                 let mut route = request::start_route(&deployment.name);
+                let call = tracing::info_span!(
+                    "call",
+                    otel.name = %format!("call {}", deployment.name),
+                    otel.status_code = tracing::field::Empty,
+                    executor = %deployment.name,
+                );
                 let mut answer = match &metrics {
-                    None => deployment.process(inputs).await,
+                    None => deployment.process(inputs).instrument(call.clone()).await,
                     Some(m) => {
                         let start = std::time::Instant::now();
                         let size_out: usize = inputs.iter().map(prost::Message::encoded_len).sum();
-                        let answer = deployment.process(inputs).await;
+                        let answer = deployment.process(inputs).instrument(call.clone()).await;
                         let size_in = prost::Message::encoded_len(&answer);
                         m.hop(&deployment.name, start.elapsed(), size_out, size_in);
                         answer
@@ -179,6 +207,9 @@ impl Router {
                     .and_then(|p| request::struct_to_json(p).remove(request::RESULTS_KEY))
                 {
                     results.lock().unwrap().extend(returned);
+                }
+                if request::is_error(&answer) {
+                    call.record("otel.status_code", "ERROR");
                 }
                 answer.routes.clear();
                 route.end_time = Some(request::now());

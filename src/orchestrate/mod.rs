@@ -625,6 +625,11 @@ fn plan_executor(
                 if monitoring {
                     args.extend(monitoring_flags(copy.port_monitoring, &label, metrics)?.0);
                 }
+                if let Some(t) = &spec.gateway.tracing {
+                    args.extend(["--tracing".into(), "--traces-exporter-host".into()]);
+                    args.extend([t.host.clone(), "--traces-exporter-port".into()]);
+                    args.push(t.port.to_string());
+                }
                 (program.clone(), args, port)
             }
             Served::ByPython { uses, py_modules } => {

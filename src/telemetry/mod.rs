@@ -1,0 +1,161 @@
+//! OpenTelemetry traces (`tracing: true`): every request is a trace, exported over OTLP/gRPC to
+//! `traces_exporter_host:traces_exporter_port` (Jina 3's keys).
+//!
+//! The spans are the `tracing` spans the gateway and the executors already open (a `request`
+//! span per request, a `call` span per executor the gateway calls), turned into OpenTelemetry
+//! spans by tracing-opentelemetry; there is no second instrumentation. The W3C `traceparent`
+//! goes along in gRPC metadata (gateway → executor) and is read from the client's gRPC
+//! metadata or HTTP headers, so a client's or a Python executor's spans join the same trace.
+//!
+//! It owns the exporter, the propagator and the (de)serialising of trace context; the
+//! subscriber itself is `logging`'s.
+
+use opentelemetry::propagation::{Extractor, Injector};
+use opentelemetry::trace::TracerProvider as _;
+use std::sync::OnceLock;
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+/// OTLP's gRPC port, where a collector listens unless told otherwise.
+pub const DEFAULT_OTLP_PORT: u16 = 4317;
+
+/// Where traces go.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TraceExport {
+    pub host: String,
+    pub port: u16,
+}
+
+/// Why traces could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    #[error("tracing: cannot build the OTLP exporter for {endpoint}: {error}")]
+    Exporter { endpoint: String, error: String },
+}
+
+static PROVIDER: OnceLock<opentelemetry_sdk::trace::SdkTracerProvider> = OnceLock::new();
+
+/// Starts exporting this process's spans, under `service` (the gateway, `enc/rep-1`): the
+/// returned layer goes to [`crate::logging::init_traced`]. Once per process, inside a tokio
+/// runtime.
+pub fn start(
+    export: &TraceExport,
+    service: &str,
+) -> Result<crate::logging::TracesLayer, TelemetryError> {
+    use opentelemetry_otlp::WithExportConfig;
+    let endpoint = format!("http://{}:{}", export.host, export.port);
+    let exporter = opentelemetry_otlp::SpanExporter::builder()
+        .with_tonic()
+        .with_endpoint(endpoint.clone())
+        .build()
+        .map_err(|e| TelemetryError::Exporter {
+            endpoint: endpoint.clone(),
+            error: e.to_string(),
+        })?;
+    let resource = opentelemetry_sdk::Resource::builder()
+        .with_service_name(service.to_string())
+        .build();
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_batch_exporter(exporter)
+        .with_resource(resource)
+        .build();
+    opentelemetry::global::set_text_map_propagator(
+        opentelemetry_sdk::propagation::TraceContextPropagator::new(),
+    );
+    let tracer = provider.tracer("jina-rs");
+    let _ = PROVIDER.set(provider);
+    Ok(tracing_opentelemetry::layer().with_tracer(tracer))
+}
+
+/// Sends what is left to the collector; call before the process exits.
+pub fn shutdown() {
+    if let Some(provider) = PROVIDER.get() {
+        let _ = provider.force_flush();
+        let _ = provider.shutdown();
+    }
+}
+
+struct Metadata<'a>(&'a mut tonic::metadata::MetadataMap);
+
+impl Injector for Metadata<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        if let (Ok(key), Ok(value)) = (
+            tonic::metadata::MetadataKey::from_bytes(key.as_bytes()),
+            value.parse(),
+        ) {
+            self.0.insert(key, value);
+        }
+    }
+}
+
+struct ReadMetadata<'a>(&'a tonic::metadata::MetadataMap);
+
+impl Extractor for ReadMetadata<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0
+            .keys()
+            .filter_map(|k| match k {
+                tonic::metadata::KeyRef::Ascii(k) => Some(k.as_str()),
+                tonic::metadata::KeyRef::Binary(_) => None,
+            })
+            .collect()
+    }
+}
+
+struct ReadHeaders<'a>(&'a axum::http::HeaderMap);
+
+impl Extractor for ReadHeaders<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).and_then(|v| v.to_str().ok())
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(|k| k.as_str()).collect()
+    }
+}
+
+/// Whether traces are exported by this process.
+pub fn enabled() -> bool {
+    PROVIDER.get().is_some()
+}
+
+/// Writes the current span's context into outgoing gRPC metadata (`traceparent`).
+pub fn inject(metadata: &mut tonic::metadata::MetadataMap) {
+    if !enabled() {
+        return;
+    }
+    let context = tracing::Span::current().context();
+    opentelemetry::global::get_text_map_propagator(|p| {
+        p.inject_context(&context, &mut Metadata(metadata))
+    });
+}
+
+/// Makes `span` a child of the context in incoming gRPC metadata, when there is one.
+pub fn adopt_from_metadata(span: &tracing::Span, metadata: &tonic::metadata::MetadataMap) {
+    if enabled() && metadata.contains_key("traceparent") {
+        let parent =
+            opentelemetry::global::get_text_map_propagator(|p| p.extract(&ReadMetadata(metadata)));
+        let _ = span.set_parent(parent);
+    }
+}
+
+/// Makes `span` a child of the context in incoming HTTP headers, when there is one.
+pub fn adopt_from_headers(span: &tracing::Span, headers: &axum::http::HeaderMap) {
+    if enabled() && headers.contains_key("traceparent") {
+        let parent =
+            opentelemetry::global::get_text_map_propagator(|p| p.extract(&ReadHeaders(headers)));
+        let _ = span.set_parent(parent);
+    }
+}
+
+/// Writes `span`'s trace id into its `trace_id` field (for JSON logs), when traces are on.
+pub fn record_trace_id(span: &tracing::Span) {
+    use opentelemetry::trace::TraceContextExt;
+    if enabled() {
+        let id = span.context().span().span_context().trace_id();
+        span.record("trace_id", tracing::field::display(id));
+    }
+}
