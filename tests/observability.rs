@@ -220,11 +220,16 @@ async fn prometheus_sees(addresses: &BTreeMap<String, String>, expected: f64) {
 /// Starts `jina flow` on a gRPC-only Flow YAML (with these extra `with:` keys and executors)
 /// that logs in JSON, and waits until it is ready: the process and its port.
 fn start_json_flow(files: &Files, with: &str, executors: &str) -> (Proc, u16) {
+    start_json_flow_on("grpc", files, with, executors)
+}
+
+/// [`start_json_flow`] serving `protocol`.
+fn start_json_flow_on(protocol: &str, files: &Files, with: &str, executors: &str) -> (Proc, u16) {
     let port = free_port();
     let flow_yaml = files.write(
         "flow.yml",
         &format!(
-            "jtype: Flow\nwith: {{protocol: grpc, port: {port}{with}}}\nexecutors:\n{executors}"
+            "jtype: Flow\nwith: {{protocol: {protocol}, port: {port}{with}}}\nexecutors:\n{executors}"
         ),
     );
     let json = [("JINA_LOG_FORMAT", std::ffi::OsStr::new("json"))];
@@ -342,6 +347,7 @@ mod collector {
 /// The Flow logs in JSON (`JINA_LOG_FORMAT=json`); its output comes back too.
 async fn one_traced_request(
     executors: &str,
+    protocol: &str,
 ) -> (
     std::collections::BTreeMap<String, opentelemetry_proto::tonic::trace::v1::Span>,
     (Vec<u8>, Vec<u8>),
@@ -352,24 +358,37 @@ async fn one_traced_request(
     let with = format!(
         ", tracing: true, traces_exporter_host: 127.0.0.1, traces_exporter_port: {collector_port}"
     );
-    let (mut flow, port) = start_json_flow(&files, &with, executors);
+    let (mut flow, port) = start_json_flow_on(protocol, &files, &with, executors);
     let (trace_id, client_span) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
-    let mut client = jina::proto::jina::jina_rpc_client::JinaRpcClient::new(channel(port).await);
-    let mut call = tonic::Request::new(tokio_stream::iter(requests(1)));
-    call.metadata_mut().insert(
-        "traceparent",
-        format!("00-{trace_id}-{client_span}-01").parse().unwrap(),
-    );
-    use futures::TryStreamExt;
-    let answers: Vec<_> = client
-        .call(call)
-        .await
-        .unwrap()
-        .into_inner()
-        .try_collect()
-        .await
-        .unwrap();
-    assert_eq!(answers.len(), 1);
+    // The gateway's span, and a `call` span and its own span per executor.
+    let expected = 1 + 2 * executors.lines().count();
+    let traceparent = format!("00-{trace_id}-{client_span}-01");
+    if protocol == "http" {
+        let answer = http_client()
+            .post(format!("http://127.0.0.1:{port}/post"))
+            .header("traceparent", &traceparent)
+            .json(&serde_json::json!({"data": [{"text": "hi"}], "execEndpoint": "/index"}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 200);
+    } else {
+        let mut client =
+            jina::proto::jina::jina_rpc_client::JinaRpcClient::new(channel(port).await);
+        let mut call = tonic::Request::new(tokio_stream::iter(requests(1)));
+        call.metadata_mut()
+            .insert("traceparent", traceparent.parse().unwrap());
+        use futures::TryStreamExt;
+        let answers: Vec<_> = client
+            .call(call)
+            .await
+            .unwrap()
+            .into_inner()
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(answers.len(), 1);
+    }
     flow.signal(libc::SIGINT);
     assert!(
         flow.wait_exit(Duration::from_secs(30)).is_some(),
@@ -391,7 +410,7 @@ async fn one_traced_request(
             .iter()
             .map(|(_, s)| (s.name.clone(), s.clone()))
             .collect();
-        if spans.len() >= 5 || start.elapsed() > Duration::from_secs(15) {
+        if spans.len() >= expected || start.elapsed() > Duration::from_secs(15) {
             return (spans, (hex(trace_id), hex(client_span)), flow.output());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -400,8 +419,11 @@ async fn one_traced_request(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn one_post_is_one_trace_from_the_client_through_the_gateway_to_each_executor() {
-    let (spans, (trace_id, client_span), _) =
-        one_traced_request("  - {name: e1, uses: Visit}\n  - {name: e2, uses: Visit}\n").await;
+    let (spans, (trace_id, client_span), _) = one_traced_request(
+        "  - {name: e1, uses: Visit}\n  - {name: e2, uses: Visit}\n",
+        "grpc",
+    )
+    .await;
     let names: Vec<&String> = spans.keys().collect();
     assert_eq!(
         names,
@@ -422,8 +444,11 @@ async fn one_post_is_one_trace_from_the_client_through_the_gateway_to_each_execu
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_executors_error_is_marked_on_its_span() {
-    let (spans, _, output) =
-        one_traced_request("  - {name: ok, uses: Visit}\n  - {name: bad, uses: Fail}\n").await;
+    let (spans, _, output) = one_traced_request(
+        "  - {name: ok, uses: Visit}\n  - {name: bad, uses: Fail}\n",
+        "grpc",
+    )
+    .await;
     // The executor's log line about the failure names the request's trace.
     let failure: serde_json::Value = output
         .lines()
@@ -447,4 +472,14 @@ async fn an_executors_error_is_marked_on_its_span() {
     assert_eq!(code("call bad"), 2);
     assert_eq!(code("gateway"), 2);
     assert_ne!(code("ok"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_http_post_with_a_traceparent_joins_the_clients_trace() {
+    let (spans, (trace_id, client_span), _) =
+        one_traced_request("  - {name: e1, uses: Visit}\n", "http").await;
+    let gateway = spans.get("gateway").unwrap_or_else(|| panic!("{spans:#?}"));
+    assert_eq!(gateway.trace_id, trace_id);
+    assert_eq!(gateway.parent_span_id, client_span);
+    assert_eq!(spans["e1"].trace_id, trace_id);
 }

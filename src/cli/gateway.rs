@@ -255,7 +255,17 @@ fn from_flow(
 }
 
 pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
-    crate::logging::init("gateway");
+    // A Flow that is traced decides how logging is set up, so its YAML is read first.
+    let export = args
+        .uses
+        .as_deref()
+        .and_then(|path| crate::flow::load(path).ok())
+        .and_then(|flow| flow.spec.gateway.tracing);
+    let traces = match &export {
+        Some(export) => Some(crate::telemetry::start(export, "gateway")?),
+        None => None,
+    };
+    crate::logging::init_traced("gateway", traces);
     let tls = match (args.ssl_certfile, args.ssl_keyfile) {
         (Some(certfile), Some(keyfile)) => Some(TlsFiles { certfile, keyfile }),
         _ => None,
@@ -341,5 +351,7 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
         tracing::info!("serving {} on {}:{port}", protocol.as_str(), spec.host);
     }
     tracing::info!(target: "success", "ready and listening");
-    serving.await?.map_err(|e| anyhow!(e))
+    let served = serving.await?.map_err(|e| anyhow!(e));
+    crate::telemetry::shutdown();
+    served
 }

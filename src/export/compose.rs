@@ -226,6 +226,30 @@ mod tests {
     }
 
     #[test]
+    fn a_traced_flow_traces_its_executors_too() {
+        let c = export(
+            "jtype: Flow\nwith: {tracing: true, traces_exporter_host: otel, traces_exporter_port: 4317}\nexecutors:\n  - {name: e, uses: Visit}\n",
+        )
+        .unwrap();
+        let command: Vec<&str> = c["services"]["e"]["command"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|w| w.as_str().unwrap())
+            .collect();
+        assert!(
+            command.ends_with(&[
+                "--tracing",
+                "--traces-exporter-host",
+                "otel",
+                "--traces-exporter-port",
+                "4317"
+            ]),
+            "{command:?}"
+        );
+    }
+
+    #[test]
     fn what_cannot_run_in_compose_is_an_error_naming_the_executor() {
         let e = export("jtype: Flow\nexecutors:\n  - {name: ext, external: true, port_in: 5000}\n")
             .unwrap_err();

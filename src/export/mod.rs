@@ -119,7 +119,11 @@ fn copy_container(
             .uses_metas
             .insert("workspace".into(), w.clone().into());
     }
-    let flags = image_executor_flags(EXECUTOR_PORT, &copy.label, &overrides);
+    let mut flags = image_executor_flags(EXECUTOR_PORT, &copy.label, &overrides);
+    // Traced Flows trace their executors too: our `jina executor` and Python Jina's take these.
+    if let Some(t) = &spec.gateway.tracing {
+        flags.extend(t.executor_flags());
+    }
     let mut env = spec.gateway.env.clone();
     env.extend(exec.env.clone());
     env.insert("JINA_PORT".into(), EXECUTOR_PORT.to_string());

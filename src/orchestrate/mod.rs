@@ -626,9 +626,7 @@ fn plan_executor(
                     args.extend(monitoring_flags(copy.port_monitoring, &label, metrics)?.0);
                 }
                 if let Some(t) = &spec.gateway.tracing {
-                    args.extend(["--tracing".into(), "--traces-exporter-host".into()]);
-                    args.extend([t.host.clone(), "--traces-exporter-port".into()]);
-                    args.push(t.port.to_string());
+                    args.extend(t.executor_flags());
                 }
                 (program.clone(), args, port)
             }

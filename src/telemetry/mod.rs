@@ -25,6 +25,19 @@ pub struct TraceExport {
     pub port: u16,
 }
 
+impl TraceExport {
+    /// The flags that make `jina executor` (ours or Python Jina's) export here.
+    pub fn executor_flags(&self) -> Vec<String> {
+        vec![
+            "--tracing".into(),
+            "--traces-exporter-host".into(),
+            self.host.clone(),
+            "--traces-exporter-port".into(),
+            self.port.to_string(),
+        ]
+    }
+}
+
 /// Why traces could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
