@@ -483,3 +483,58 @@ async fn an_http_post_with_a_traceparent_joins_the_clients_trace() {
     assert_eq!(gateway.parent_span_id, client_span);
     assert_eq!(spans["e1"].trace_id, trace_id);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn jina_client_post_with_tracing_is_the_root_of_the_trace() {
+    let (collector_port, collector) = collector::start().await;
+    let files = Files::new();
+    let with = format!(", tracing: true, traces_exporter_port: {collector_port}");
+    let (mut flow, port) = start_json_flow(&files, &with, "  - {name: e1, uses: Visit}\n");
+    let docs = files.write("docs.txt", "one line\n");
+    let (code, said) = run(&[
+        "client",
+        "post",
+        "/index",
+        "--inputs",
+        docs.to_str().unwrap(),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+        "--tracing",
+        "--traces-exporter-port",
+        &collector_port.to_string(),
+    ]);
+    assert_eq!(code, 0, "{said}");
+    flow.signal(libc::SIGINT);
+    assert!(flow.wait_exit(Duration::from_secs(30)).is_some());
+    let start = std::time::Instant::now();
+    let spans = loop {
+        let spans: std::collections::BTreeMap<String, _> = collector
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(_, s)| (s.name.clone(), s.clone()))
+            .collect();
+        if spans.len() >= 4 || start.elapsed() > Duration::from_secs(15) {
+            break spans;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let names: Vec<&String> = spans.keys().collect();
+    assert_eq!(names, ["call e1", "client", "e1", "gateway"], "{spans:#?}");
+    let client = &spans["client"];
+    assert!(
+        client.parent_span_id.is_empty(),
+        "the client's span is the root"
+    );
+    for span in spans.values() {
+        assert_eq!(
+            span.trace_id, client.trace_id,
+            "{} is in another trace",
+            span.name
+        );
+    }
+    assert_eq!(spans["gateway"].parent_span_id, client.span_id);
+}

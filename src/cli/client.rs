@@ -66,6 +66,8 @@ pub struct PostArgs {
     pub results_in_order: bool,
     #[command(flatten)]
     pub tls: TlsArgs,
+    #[command(flatten)]
+    pub tracing: super::TracingArgs,
 }
 
 /// Where a client command goes: an address, or a Flow running on this machine.
@@ -212,6 +214,15 @@ pub async fn run(command: ClientCommand) -> anyhow::Result<()> {
 }
 
 async fn post(args: PostArgs) -> anyhow::Result<()> {
+    if let Some(export) = args.tracing.export() {
+        crate::logging::init_traced("client", Some(crate::telemetry::start(&export, "client")?));
+    }
+    let posted = post_documents(args).await;
+    crate::telemetry::shutdown();
+    posted
+}
+
+async fn post_documents(args: PostArgs) -> anyhow::Result<()> {
     let mut total_docs = None;
     let inputs = match &args.inputs {
         None => Inputs::Nothing,

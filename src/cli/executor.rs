@@ -43,15 +43,8 @@ pub struct ExecutorArgs {
     /// The port of /metrics (with --monitoring; a free one when not given)
     #[arg(long, value_parser = clap::value_parser!(u16).range(1..))]
     pub port_monitoring: Option<u16>,
-    /// Export traces over OTLP/gRPC (Jina 3's flag)
-    #[arg(long)]
-    pub tracing: bool,
-    /// The OTLP collector's host, with --tracing
-    #[arg(long, default_value = "127.0.0.1")]
-    pub traces_exporter_host: String,
-    /// The OTLP collector's port, with --tracing
-    #[arg(long, default_value_t = crate::telemetry::DEFAULT_OTLP_PORT)]
-    pub traces_exporter_port: u16,
+    #[command(flatten)]
+    pub tracing: super::TracingArgs,
     /// Serve on this inherited, already listening socket (a Flow binds the port and hands it
     /// over, so no other process can take it in between); --port-in then only names it
     #[arg(long, hide = true)]
@@ -85,15 +78,9 @@ pub async fn run(args: ExecutorArgs) -> anyhow::Result<()> {
         return serve_python(&args.uses, args.port_in, args.name.as_deref(), &overrides).await;
     }
     let mut instance = config.instantiate(&overrides)?;
-    let traces = match args.tracing {
-        true => {
-            let export = crate::telemetry::TraceExport {
-                host: args.traces_exporter_host.clone(),
-                port: args.traces_exporter_port,
-            };
-            Some(crate::telemetry::start(&export, &instance.name)?)
-        }
-        false => None,
+    let traces = match args.tracing.export() {
+        Some(export) => Some(crate::telemetry::start(&export, &instance.name)?),
+        None => None,
     };
     crate::logging::init_traced(&instance.name, traces);
     let tls = match (&args.ssl_certfile, &args.ssl_keyfile) {

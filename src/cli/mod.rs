@@ -69,6 +69,30 @@ struct GuardArgs {
     command: Vec<std::ffi::OsString>,
 }
 
+/// Jina 3's flags for traces, on `jina executor` and `jina client post`.
+#[derive(clap::Args, Debug)]
+pub struct TracingArgs {
+    /// Export traces over OTLP/gRPC (docs/observability.md)
+    #[arg(long)]
+    pub tracing: bool,
+    /// The OTLP collector's host, with --tracing
+    #[arg(long, default_value = "127.0.0.1")]
+    pub traces_exporter_host: String,
+    /// The OTLP collector's port, with --tracing
+    #[arg(long, default_value_t = crate::telemetry::DEFAULT_OTLP_PORT)]
+    pub traces_exporter_port: u16,
+}
+
+impl TracingArgs {
+    /// Where to export, with --tracing.
+    fn export(&self) -> Option<crate::telemetry::TraceExport> {
+        self.tracing.then(|| crate::telemetry::TraceExport {
+            host: self.traces_exporter_host.clone(),
+            port: self.traces_exporter_port,
+        })
+    }
+}
+
 /// Runs the command line with the built-in executors; `main.rs` calls only this.
 pub fn main() -> ExitCode {
     main_with(crate::executor::Registry::builtins())

@@ -373,10 +373,24 @@ impl Client {
         &self,
         on: &str,
         inputs: impl Into<Inputs>,
+        options: PostOptions,
+    ) -> Result<PostSummary, ClientError> {
+        use tracing::Instrument;
+        // With traces on, the post is a `client` span, and the Flow's spans join it (gRPC).
+        let span = tracing::info_span!("client", otel.name = "client", endpoint = %on);
+        self.post_in_span(on, inputs.into(), options)
+            .instrument(span)
+            .await
+    }
+
+    async fn post_in_span(
+        &self,
+        on: &str,
+        inputs: Inputs,
         mut options: PostOptions,
     ) -> Result<PostSummary, ClientError> {
         let started = Instant::now();
-        let (mut answers, docs_sent) = self.responses(on, inputs.into(), &options);
+        let (mut answers, docs_sent) = self.responses(on, inputs, &options);
         let progress = options
             .show_progress
             .then(|| progress_bar(options.total_docs));

@@ -280,7 +280,9 @@ fn grpc(
         }
     });
     let mut client = crate::unlimited!(JinaRpcClient::new(channel));
-    futures::stream::once(async move { client.call(gated).await })
+    let mut call = tonic::Request::new(gated);
+    crate::telemetry::inject(call.metadata_mut());
+    futures::stream::once(async move { client.call(call).await })
         .map(move |opened| match opened {
             Ok(answers) => {
                 let plain_text = plain_text.clone();
