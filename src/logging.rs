@@ -13,12 +13,14 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields, format::Writer};
 use tracing_subscriber::registry::LookupSpan;
 
-struct JinaFormat {
+/// How each line is written: Jina's `name@pid[L]: message`, or one JSON object.
+struct LineFormat {
     name: String,
     pid: u32,
+    json: bool,
 }
 
-impl<S, N> FormatEvent<S, N> for JinaFormat
+impl<S, N> FormatEvent<S, N> for LineFormat
 where
     S: Subscriber + for<'a> LookupSpan<'a>,
     N: for<'a> FormatFields<'a> + 'static,
@@ -29,6 +31,9 @@ where
         mut writer: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
+        if self.json {
+            return self.write_json(ctx, writer, event);
+        }
         let meta = event.metadata();
         let level = match *meta.level() {
             _ if meta.target() == "success" => 'L',
@@ -42,12 +47,6 @@ where
         ctx.field_format().format_fields(writer.by_ref(), event)?;
         writeln!(writer)
     }
-}
-
-/// One JSON object per line.
-struct JsonFormat {
-    name: String,
-    pid: u32,
 }
 
 /// Collects an event's fields as JSON.
@@ -77,17 +76,18 @@ impl tracing::field::Visit for JsonFields {
     }
 }
 
-impl<S, N> FormatEvent<S, N> for JsonFormat
-where
-    S: Subscriber + for<'a> LookupSpan<'a>,
-    N: for<'a> FormatFields<'a> + 'static,
-{
-    fn format_event(
+impl LineFormat {
+    /// One JSON object per line.
+    fn write_json<S, N>(
         &self,
         ctx: &FmtContext<'_, S, N>,
         mut writer: Writer<'_>,
         event: &Event<'_>,
-    ) -> fmt::Result {
+    ) -> fmt::Result
+    where
+        S: Subscriber + for<'a> LookupSpan<'a>,
+        N: for<'a> FormatFields<'a> + 'static,
+    {
         let meta = event.metadata();
         let level = match meta.target() {
             "success" => "SUCCESS",
@@ -191,11 +191,11 @@ pub fn init_traced(name: &str, traces: Option<TracesLayer>) {
         // A closed stderr (the reader went away) must not turn into a panic: the subscriber
         // would report its write error with eprint!, which panics on the same closed stream.
         .log_internal_errors(false);
-    let (name, pid) = (name.to_string(), std::process::id());
-    let output = match json_wanted() {
-        true => output.event_format(JsonFormat { name, pid }).boxed(),
-        false => output.event_format(JinaFormat { name, pid }).boxed(),
-    };
+    let output = output.event_format(LineFormat {
+        name: name.to_string(),
+        pid: std::process::id(),
+        json: json_wanted(),
+    });
     let _ = tracing_subscriber::registry()
         .with(traces.map(|t| t.with_filter(ours)))
         .with(output.with_filter(EnvFilter::new(filter)))
