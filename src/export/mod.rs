@@ -13,7 +13,7 @@ mod kubernetes;
 pub use compose::{ComposeOptions, to_compose};
 pub use kubernetes::{KubernetesOptions, Manifest, to_kubernetes};
 
-use crate::executor::{Served, resolve_uses};
+use crate::executor::Served;
 use crate::flow::{ExecutorSpec, FlowSpec};
 use crate::orchestrate::{CopySpec, image_executor_flags};
 use std::collections::BTreeMap;
@@ -91,16 +91,12 @@ fn copy_container(
         executor: copy.label.clone(),
         why: why.into(),
     };
-    let served = resolve_uses(
-        copy.uses,
-        spec.base_dir.as_deref(),
-        &copy.overrides,
-        copy.py_modules,
-    )
-    .map_err(|error| ExportError::Config {
-        executor: copy.label.clone(),
-        error,
-    })?;
+    let served = copy
+        .resolve(spec.base_dir.as_deref())
+        .map_err(|error| ExportError::Config {
+            executor: copy.label.clone(),
+            error,
+        })?;
     let mut overrides = copy.overrides.clone();
     let workspace = match overrides
         .uses_metas

@@ -1,11 +1,14 @@
 //! Orchestration: turns a checked Flow into running executor processes and back into nothing.
 //!
-//! This module owns the executor *processes*: it turns each executor's checked `uses` (what
-//! it means is decided by `executor::resolve_uses`) into a command line (`jina executor ...` of
-//! this same binary, or `python -m jina executor ...` for a Python executor), picks free
-//! ports, starts every copy, waits until each is healthy, and stops them all (a program that
-//! forks, Python Jina, runs under [`guard`], which finds what it forked through [`procs`]). It
-//! knows nothing about requests: the gateway gets only the addresses ([`Topology`]).
+//! This module owns the executor *processes*: it names every copy of an executor
+//! ([`copies_of`]), turns each copy's checked `uses` (what it means is decided by
+//! `executor::resolve_uses`) into a command line (`jina executor ...` of this same binary,
+//! `python -m jina executor ...` for a Python executor, `docker run ...` for an image, whose
+//! `docker run` line is the `container` module's), picks free ports, starts every copy, waits
+//! until each is healthy, and stops them all (a program that forks, Python Jina, and the
+//! Docker CLI run under [`guard`], which finds what it forked through [`procs`]). Copies on a
+//! remote host are started through the `jina daemon` there (`daemon::client`). It knows
+//! nothing about requests: the gateway gets only the addresses ([`Topology`]).
 
 mod error;
 pub mod guard;
@@ -272,16 +275,12 @@ async fn start_remote(
     }
     let mut placed = vec![];
     for copy in copies_of(exec, name) {
-        let served = resolve_uses(
-            copy.uses,
-            spec.base_dir.as_deref(),
-            &copy.overrides,
-            copy.py_modules,
-        )
-        .map_err(|error| StartError::Config {
-            executor: copy.label.clone(),
-            error,
-        })?;
+        let served =
+            copy.resolve(spec.base_dir.as_deref())
+                .map_err(|error| StartError::Config {
+                    executor: copy.label.clone(),
+                    error,
+                })?;
         let mut files = uploads.clone();
         let (uses, entrypoint) = match served {
             Served::ByJina(uses) => match std::path::Path::new(&uses) {
@@ -548,19 +547,15 @@ fn plan_executor(
             label,
             python_name,
             id,
-            uses,
-            py_modules,
             overrides,
             port,
             entrypoint,
             ..
         } = copy;
         let (label, id, port, entrypoint) = (label.clone(), *id, *port, *entrypoint);
-        let served = resolve_uses(uses, base, overrides, py_modules).map_err(|source| {
-            StartError::Config {
-                executor: name.into(),
-                error: source,
-            }
+        let served = copy.resolve(base).map_err(|source| StartError::Config {
+            executor: name.into(),
+            error: source,
         })?;
         let mut listener = None;
         if monitoring && !matches!(served, Served::ByJina(_) | Served::InContainer { .. }) {
@@ -734,6 +729,16 @@ pub struct CopySpec<'a> {
     pub port_monitoring: Option<u16>,
     /// The entry's `entrypoint`, for its own copies (not its uses_before / uses_after).
     pub entrypoint: Option<&'a str>,
+}
+
+impl CopySpec<'_> {
+    /// What this copy runs, checked (relative paths against the Flow's folder).
+    pub fn resolve(
+        &self,
+        base_dir: Option<&std::path::Path>,
+    ) -> Result<Served, crate::executor::ConfigError> {
+        resolve_uses(self.uses, base_dir, &self.overrides, self.py_modules)
+    }
 }
 
 /// Every copy of an executor that is not external: each replica of each shard, then its
