@@ -13,6 +13,11 @@
 //!   driver echo       --kind text|tensor [--docs N] [--request-size R] [--passes K]
 //!                     the floor for `big`: the same requests to a raw tonic echo server in
 //!                     this process, same client settings
+//!   driver encode     --model DIR --texts FILE [--batch-size B] [--passes K]
+//!                     the transformer encoder's floor: the model alone, in this process, on
+//!                     every line of FILE in batches of B: sentences/s and ms per batch
+//!   driver otlp-sink  --port P [--seconds S]       an OTLP trace collector that counts the
+//!                     spans it is sent, for S seconds (default: until killed by SIGTERM)
 //!
 //! Each prints one JSON object on stdout.
 
@@ -381,6 +386,85 @@ async fn echo(kind: &str, docs: usize, request_size: usize, passes: usize) -> se
     json!({"kind": kind, "docs": docs, "mb_per_s": rates[rates.len() / 2]})
 }
 
+/// The transformer encoder with no Flow around it: what indexing the texts would cost at best.
+fn encode(model: &str, texts: &str, batch_size: usize, passes: usize) -> serde_json::Value {
+    use jina::executor::Executor;
+    use jina::executor::builtin::TransformerEncoder;
+    let text = std::fs::read_to_string(texts).expect("--texts");
+    let lines: Vec<&str> = text.lines().collect();
+    let args = serde_json::from_value(json!({"model_dir": model, "batch_size": batch_size}))
+        .expect("arguments");
+    let mut encoder = TransformerEncoder::new(args, &Default::default()).expect("model_dir");
+    encoder.open().expect("load the model");
+    encoder
+        .embed(&lines[..batch_size.min(lines.len())])
+        .expect("warm-up");
+    let mut seconds = vec![];
+    for _ in 0..passes {
+        let start = Instant::now();
+        encoder.embed(&lines).expect("embed");
+        seconds.push(start.elapsed().as_secs_f64());
+    }
+    seconds.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    let median = seconds[seconds.len() / 2];
+    let batches = lines.len().div_ceil(batch_size);
+    json!({"sentences": lines.len(), "sentences_per_s": lines.len() as f64 / median,
+           "ms_per_batch": median * 1000.0 / batches as f64, "batch_size": batch_size})
+}
+
+/// An OTLP/gRPC trace service that only counts: where traced Flows send their spans when
+/// tracing's cost is measured.
+mod sink {
+    use opentelemetry_proto::tonic::collector::trace::v1::{
+        ExportTraceServiceRequest, ExportTraceServiceResponse,
+        trace_service_server::{TraceService, TraceServiceServer},
+    };
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+
+    #[derive(Clone, Default)]
+    struct Counter(Arc<AtomicU64>);
+
+    #[tonic::async_trait]
+    impl TraceService for Counter {
+        async fn export(
+            &self,
+            request: tonic::Request<ExportTraceServiceRequest>,
+        ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+            let spans: usize = request
+                .into_inner()
+                .resource_spans
+                .iter()
+                .flat_map(|r| &r.scope_spans)
+                .map(|s| s.spans.len())
+                .sum();
+            self.0.fetch_add(spans as u64, Ordering::Relaxed);
+            Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
+        }
+    }
+
+    pub async fn run(port: u16, seconds: f64) -> serde_json::Value {
+        let counter = Counter::default();
+        let server = tonic::transport::Server::builder()
+            .add_service(TraceServiceServer::new(counter.clone()))
+            .serve(([127, 0, 0, 1], port).into());
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        let wait = async {
+            if seconds > 0.0 {
+                tokio::time::sleep(std::time::Duration::from_secs_f64(seconds)).await;
+            } else {
+                term.recv().await;
+            }
+        };
+        tokio::select! {
+            served = server => served.expect("serve"),
+            _ = wait => {}
+        }
+        serde_json::json!({"spans": counter.0.load(Ordering::Relaxed)})
+    }
+}
+
 #[tokio::main]
 async fn main() {
     let args: Vec<String> = std::env::args()
@@ -433,8 +517,17 @@ async fn main() {
             )
             .await
         }
+        Some("otlp-sink") => sink::run(port, arg(&args, "--seconds", 0.0)).await,
+        Some("encode") => encode(
+            &arg(&args, "--model", String::new()),
+            &arg(&args, "--texts", String::new()),
+            arg(&args, "--batch-size", 32),
+            arg(&args, "--passes", 3),
+        ),
         _ => {
-            eprintln!("usage: driver ready|throughput|latency|floor|soak|big|echo [--port P] ...");
+            eprintln!(
+                "usage: driver ready|throughput|latency|floor|soak|big|echo|encode|otlp-sink [--port P] ..."
+            );
             std::process::exit(2);
         }
     };

@@ -9,12 +9,14 @@ B2 the same through a chain of 4.   B3 the same through a fan-out of 3 and a joi
 B4 1,000 sequential 1-doc requests on B1's Flow: p50 and p99 latency.
 B5 time to ready and total RSS of the Flow's processes, for 1 and 4 executors.
 B6 B1 over REST.
-Monitoring: B1 and B4 on our Flow with monitoring off and on (issue [K]).
+Monitoring and tracing: B1 and B4 on our Flow with monitoring off and on, and with tracing on
+   (every span sent to a counting OTLP sink, driver otlp-sink) (issue [K]).
 B7 1,000 text documents of 100 KB, request_size 10, through 1 no-op executor and a chain of 3:
    MB/s of payload, and CPU per MB of the Flow's processes (gateway, executors).
 B8 the same with 1,000 documents each holding a 224x224x3 float32 tensor (602 KB).
    The floor of B7 and B8: the same requests echoed by a raw tonic server in the driver."""
 import datetime
+import json
 import os
 import platform
 import signal
@@ -32,6 +34,7 @@ FLOWS = {
     'chain4': [f'  - {{name: e{i}, uses: BaseExecutor}}' for i in range(4)],
     'chain3': [f'  - {{name: e{i}, uses: BaseExecutor}}' for i in range(3)],
     'one_monitored': ['  - {name: e0, uses: BaseExecutor}'],
+    'one_traced': ['  - {name: e0, uses: BaseExecutor}'],
     'fanout3': [
         '  - {name: p1, uses: BaseExecutor, needs: gateway}',
         '  - {name: p2, uses: BaseExecutor, needs: gateway}',
@@ -42,12 +45,14 @@ FLOWS = {
 
 
 class Flow:
-    def __init__(self, system, name, workdir):
+    def __init__(self, system, name, workdir, traces_port=None):
         self.grpc, self.http = free_port(), free_port()
         path = os.path.join(workdir, f'{system}-{name}.yml')
         with open(path, 'w') as f:
-            monitoring = '  monitoring: true\n' if name.endswith('_monitored') else ''
-            f.write(f'jtype: Flow\nwith:\n  protocol: [grpc, http]\n  port: [{self.grpc}, {self.http}]\n{monitoring}executors:\n')
+            extra = '  monitoring: true\n' if name.endswith('_monitored') else ''
+            if name.endswith('_traced'):
+                extra += f'  tracing: true\n  traces_exporter_port: {traces_port}\n'
+            f.write(f'jtype: Flow\nwith:\n  protocol: [grpc, http]\n  port: [{self.grpc}, {self.http}]\n{extra}executors:\n')
             f.write('\n'.join(FLOWS[name]) + '\n')
         cmd = [JINA, 'flow', '--uses', path] if system == 'ours' else [os.path.join(PEER, 'bin/python'), '-m', 'jina', 'flow', '--uses', path]
         self.log = open(os.path.join(workdir, f'{system}-{name}.log'), 'w')
@@ -88,31 +93,39 @@ def measure(system, workdir):
     return r
 
 
-def measure_monitoring(workdir):
-    """B1 and B4 on our Flow with monitoring off and on, one after the other, twice each."""
+def measure_observability(workdir):
+    """B1 and B4 on our Flow with monitoring and tracing off, monitoring on, and tracing on
+    (spans to a counting OTLP sink), each in turn, twice."""
+    sink_port = free_port()
+    sink = subprocess.Popen([sys.argv[1], 'otlp-sink', '--port', str(sink_port)], stdout=subprocess.PIPE, text=True)
     r = {}
-    for name in ['one', 'one_monitored', 'one', 'one_monitored']:
-        print(f'  ours: {name} (monitoring)', file=sys.stderr, flush=True)
-        flow = Flow('ours', name, workdir)
-        try:
-            t = driver('throughput', '--port', flow.grpc, '--docs', 10000, '--chars', 100, '--request-size', 100)
-            lat = driver('latency', '--port', flow.grpc, '--requests', 1000)
-        finally:
-            flow.stop()
-        r.setdefault(f'{name}_docs_per_s', []).append(t['docs_per_s'])
-        r.setdefault(f'{name}_p50_ms', []).append(lat['p50_ms'])
-    return {k: sorted(v)[len(v) // 2] if 'p50' in k else max(v) for k, v in r.items()}
+    try:
+        for name in ['one', 'one_monitored', 'one_traced'] * 2:
+            print(f'  ours: {name} (observability)', file=sys.stderr, flush=True)
+            flow = Flow('ours', name, workdir, traces_port=sink_port)
+            try:
+                t = driver('throughput', '--port', flow.grpc, '--docs', 10000, '--chars', 100, '--request-size', 100)
+                lat = driver('latency', '--port', flow.grpc, '--requests', 1000)
+            finally:
+                flow.stop()
+            r.setdefault(f'{name}_docs_per_s', []).append(t['docs_per_s'])
+            r.setdefault(f'{name}_p50_ms', []).append(lat['p50_ms'])
+    finally:
+        sink.terminate()
+        out = sink.communicate(timeout=30)[0]
+    r = {k: sorted(v)[len(v) // 2] if 'p50' in k else max(v) for k, v in r.items()}
+    r['spans'] = json.loads(out.strip().splitlines()[-1])['spans']
+    return r
 
 
-def monitoring_table(m):
-    b1_off, b1_on = m['one_docs_per_s'], m['one_monitored_docs_per_s']
-    b4_off, b4_on = m['one_p50_ms'], m['one_monitored_p50_ms']
-    return '\n'.join([
-        '| workload | monitoring off | monitoring on | change |',
-        '|---|---|---|---|',
-        f'| B1 1 no-op executor, docs/s | {b1_off:,.0f} | {b1_on:,.0f} | {100 * (b1_on / b1_off - 1):+.1f}% |',
-        f'| B4 1-doc request latency p50, ms | {b4_off:.3f} | {b4_on:.3f} | {100 * (b4_on / b4_off - 1):+.1f}% |',
-    ])
+def observability_table(m):
+    rows = ['| workload | off | monitoring on | change | tracing on | change |', '|---|---|---|---|---|---|']
+    for label, key, fmt in [('B1 1 no-op executor, docs/s', 'docs_per_s', '{:,.0f}'),
+                            ('B4 1-doc request latency p50, ms', 'p50_ms', '{:.3f}')]:
+        off, mon, tr = m[f'one_{key}'], m[f'one_monitored_{key}'], m[f'one_traced_{key}']
+        rows.append(f'| {label} | {fmt.format(off)} | {fmt.format(mon)} | {100 * (mon / off - 1):+.1f}% | '
+                    f'{fmt.format(tr)} | {100 * (tr / off - 1):+.1f}% |')
+    return '\n'.join(rows)
 
 
 def measure_big(system, workdir):
@@ -160,7 +173,7 @@ def main():
     echo = {kind: driver('echo', '--kind', kind, '--docs', 1000, '--request-size', 10, '--passes', 3)['mb_per_s'] for kind in ['text', 'tensor']}
     ours = measure('ours', workdir)
     ours.update(measure_big('ours', workdir))
-    monitored = measure_monitoring(workdir)
+    observed = measure_observability(workdir)
     python = measure('python', workdir)
     python.update(measure_big('python', workdir))
     rows = [
@@ -199,12 +212,15 @@ def main():
     print(table)
     print(floor_note)
     print(big)
-    monitoring = monitoring_table(monitored)
-    monitoring_note = ('Monitoring (issue [K]): the same B1 and B4 on our Flow with `monitoring: true` (the gateway and the executor record '
-                       'every request into Prometheus histograms and counters), off and on twice each in turn; best B1 and median p50 of the two.')
-    print(monitoring)
+    observability = observability_table(observed)
+    observability_note = ('Monitoring and tracing (issue [K]): the same B1 and B4 on our Flow with `monitoring: true` (the gateway and the '
+                          'executor record every request into Prometheus histograms and counters), and with `tracing: true` (every '
+                          'request a trace: the gateway\'s span, a call span and the executor\'s span, batched and exported over '
+                          f'OTLP/gRPC to a counting sink, which received {observed["spans"]:,} spans), each in turn twice; best B1 and '
+                          'median p50 of the two.')
+    print(observability)
 
-    write_section('## Flow benchmark against Python Jina', f'— `bench/run`\n\n{header}\n\n{table}\n\n{floor_note}\n\n{big}\n\n{big_note}\n\n{monitoring}\n\n{monitoring_note}\n')
+    write_section('## Flow benchmark against Python Jina', f'— `bench/run`\n\n{header}\n\n{table}\n\n{floor_note}\n\n{big}\n\n{big_note}\n\n{observability}\n\n{observability_note}\n')
 
 if __name__ == '__main__':
     main()

@@ -10,6 +10,8 @@
 // runtime, and no task of a test waits for it.
 #![allow(clippy::await_holding_lock)]
 
+#[path = "common/collector.rs"]
+mod collector;
 mod common;
 
 use common::*;
@@ -802,4 +804,45 @@ async fn a_docker_executor_serves_its_metrics_with_monitoring_on() {
     let line = r#"jina_successful_requests_total{runtime_name="boxed",executor="Visit",executor_endpoint="/index"} 5"#;
     assert!(text.lines().any(|l| l == line), "{text}");
     stop_with_ctrl_c(&mut flow.proc);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_docker_executors_spans_reach_a_collector_on_this_machine() {
+    let _turn = turn();
+    let image = project_image();
+    // On every address: the container reaches it through the Docker host, not loopback.
+    let (collector_port, collector) = collector::start_on("0.0.0.0").await;
+    let executors = format!(
+        "  - {{name: boxed, uses: 'docker://{image}', entrypoint: jina executor --uses Visit}}\n"
+    );
+    let with = format!(
+        "  tracing: true\n  traces_exporter_host: 127.0.0.1\n  traces_exporter_port: {collector_port}\n"
+    );
+    let mut flow = start_flow_with(&with, &executors);
+    let _cleanup = RemoveContainers(flow.proc.child.id());
+    post_grpc(flow.grpc, vec![request(&["hello"])]).await;
+    stop_with_ctrl_c(&mut flow.proc);
+
+    let start = std::time::Instant::now();
+    let spans = loop {
+        let spans = collector.0.lock().unwrap().clone();
+        let names: Vec<&str> = spans.iter().map(|(_, s)| s.name.as_str()).collect();
+        if names.contains(&"boxed") || start.elapsed() > Duration::from_secs(15) {
+            break spans;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let find = |name: &str| {
+        spans
+            .iter()
+            .map(|(_, s)| s)
+            .find(|s| s.name == name)
+            .unwrap_or_else(|| panic!("no span {name}: {spans:#?}\n{}", flow.proc.output()))
+    };
+    let (call, inside) = (find("call boxed"), find("boxed"));
+    assert_eq!(inside.trace_id, call.trace_id);
+    assert_eq!(
+        inside.parent_span_id, call.span_id,
+        "the container's span hangs under the gateway's call"
+    );
 }

@@ -7,6 +7,8 @@
 //! - `JINA_LOG_FORMAT=json`: every line is a JSON object, and those logged while a request was
 //!   answered carry its id.
 
+#[path = "common/collector.rs"]
+mod collector;
 mod common;
 
 use common::*;
@@ -220,11 +222,17 @@ async fn prometheus_sees(addresses: &BTreeMap<String, String>, expected: f64) {
 /// Starts `jina flow` on a gRPC-only Flow YAML (with these extra `with:` keys and executors)
 /// that logs in JSON, and waits until it is ready: the process and its port.
 fn start_json_flow(files: &Files, with: &str, executors: &str) -> (Proc, u16) {
-    start_json_flow_on("grpc", files, with, executors)
+    start_json_flow_on("grpc", files, with, executors, &[])
 }
 
-/// [`start_json_flow`] serving `protocol`.
-fn start_json_flow_on(protocol: &str, files: &Files, with: &str, executors: &str) -> (Proc, u16) {
+/// [`start_json_flow`] serving `protocol`, with more variables in its environment.
+fn start_json_flow_on(
+    protocol: &str,
+    files: &Files,
+    with: &str,
+    executors: &str,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> (Proc, u16) {
     let port = free_port();
     let flow_yaml = files.write(
         "flow.yml",
@@ -232,12 +240,9 @@ fn start_json_flow_on(protocol: &str, files: &Files, with: &str, executors: &str
             "jtype: Flow\nwith: {{protocol: {protocol}, port: {port}{with}}}\nexecutors:\n{executors}"
         ),
     );
-    let json = [("JINA_LOG_FORMAT", std::ffi::OsStr::new("json"))];
-    let mut flow = Proc::start_in(
-        &["flow", "--uses", flow_yaml.to_str().unwrap()],
-        None,
-        &json,
-    );
+    let mut env = env.to_vec();
+    env.push(("JINA_LOG_FORMAT", std::ffi::OsStr::new("json")));
+    let mut flow = Proc::start_in(&["flow", "--uses", flow_yaml.to_str().unwrap()], None, &env);
     flow.wait_for("Flow is ready to use!", Duration::from_secs(60));
     (flow, port)
 }
@@ -286,60 +291,6 @@ async fn json_logs_parse_line_by_line_and_carry_the_request_id() {
     );
 }
 
-/// An OTLP trace collector in the test's process: keeps every span it is sent, with the
-/// service name of the process that sent it.
-mod collector {
-    use opentelemetry_proto::tonic::collector::trace::v1::{
-        ExportTraceServiceRequest, ExportTraceServiceResponse,
-        trace_service_server::{TraceService, TraceServiceServer},
-    };
-    use opentelemetry_proto::tonic::trace::v1::Span;
-    use std::sync::{Arc, Mutex};
-
-    #[derive(Clone, Default)]
-    pub struct Collector(pub Arc<Mutex<Vec<(String, Span)>>>);
-
-    #[tonic::async_trait]
-    impl TraceService for Collector {
-        async fn export(
-            &self,
-            request: tonic::Request<ExportTraceServiceRequest>,
-        ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-            let mut spans = self.0.lock().unwrap();
-            for resource in request.into_inner().resource_spans {
-                let service = resource
-                    .resource
-                    .iter()
-                    .flat_map(|r| &r.attributes)
-                    .find(|a| a.key == "service.name")
-                    .and_then(|a| a.value.as_ref())
-                    .map(|v| format!("{:?}", v.value))
-                    .unwrap_or_default();
-                for scope in resource.scope_spans {
-                    for span in scope.spans {
-                        spans.push((service.clone(), span));
-                    }
-                }
-            }
-            Ok(tonic::Response::new(ExportTraceServiceResponse::default()))
-        }
-    }
-
-    /// Serves a collector on a free loopback port: (its port, what it receives).
-    pub async fn start() -> (u16, Collector) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let port = listener.local_addr().unwrap().port();
-        let collector = Collector::default();
-        let service = TraceServiceServer::new(collector.clone());
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(service)
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-        );
-        (port, collector)
-    }
-}
-
 /// Starts a traced Flow of `executors`, sends it one request under a trace of the test's
 /// own (a `traceparent` in the gRPC metadata, as a traced client sends it), stops the Flow so
 /// that every process flushes, and returns the spans collected, by name, with the test's
@@ -348,6 +299,8 @@ mod collector {
 async fn one_traced_request(
     executors: &str,
     protocol: &str,
+    env: &[(&str, &std::ffi::OsStr)],
+    also: &[&str],
 ) -> (
     std::collections::BTreeMap<String, opentelemetry_proto::tonic::trace::v1::Span>,
     (Vec<u8>, Vec<u8>),
@@ -358,7 +311,7 @@ async fn one_traced_request(
     let with = format!(
         ", tracing: true, traces_exporter_host: 127.0.0.1, traces_exporter_port: {collector_port}"
     );
-    let (mut flow, port) = start_json_flow_on(protocol, &files, &with, executors);
+    let (mut flow, port) = start_json_flow_on(protocol, &files, &with, executors, env);
     let (trace_id, client_span) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
     // The gateway's span, and a `call` span and its own span per executor.
     let expected = 1 + 2 * executors.lines().count();
@@ -410,7 +363,8 @@ async fn one_traced_request(
             .iter()
             .map(|(_, s)| (s.name.clone(), s.clone()))
             .collect();
-        if spans.len() >= expected || start.elapsed() > Duration::from_secs(15) {
+        let complete = spans.len() >= expected && also.iter().all(|n| spans.contains_key(*n));
+        if complete || start.elapsed() > Duration::from_secs(15) {
             return (spans, (hex(trace_id), hex(client_span)), flow.output());
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -422,6 +376,8 @@ async fn one_post_is_one_trace_from_the_client_through_the_gateway_to_each_execu
     let (spans, (trace_id, client_span), _) = one_traced_request(
         "  - {name: e1, uses: Visit}\n  - {name: e2, uses: Visit}\n",
         "grpc",
+        &[],
+        &[],
     )
     .await;
     let names: Vec<&String> = spans.keys().collect();
@@ -443,10 +399,40 @@ async fn one_post_is_one_trace_from_the_client_through_the_gateway_to_each_execu
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_python_executors_spans_join_the_trace_under_the_gateways_call() {
+    let Some(python) = peer_python() else { return };
+    let tagger = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peer/tagger.yml");
+    // Python Jina's own spans: its gRPC server's, under our call, and its handler's (named by
+    // endpoint, below spans of Python Jina's own).
+    let (server, handler) = (
+        "/jina.JinaSingleDataRequestRPC/process_single_data",
+        "/default",
+    );
+    let (spans, (trace_id, _), output) = one_traced_request(
+        &format!("  - {{name: e1, uses: Visit}}\n  - {{name: py, uses: {tagger}}}\n"),
+        "grpc",
+        &[("JINA_PYTHON", python.as_os_str())],
+        &[server, handler],
+    )
+    .await;
+    let span = |name: &str| {
+        spans
+            .get(name)
+            .unwrap_or_else(|| panic!("no span {name}: {spans:#?}\n{output}"))
+    };
+    for name in ["call py", server, handler] {
+        assert_eq!(span(name).trace_id, trace_id, "{name} is in another trace");
+    }
+    assert_eq!(span(server).parent_span_id, span("call py").span_id);
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn an_executors_error_is_marked_on_its_span() {
     let (spans, _, output) = one_traced_request(
         "  - {name: ok, uses: Visit}\n  - {name: bad, uses: Fail}\n",
         "grpc",
+        &[],
+        &[],
     )
     .await;
     // The executor's log line about the failure names the request's trace.
@@ -477,7 +463,7 @@ async fn an_executors_error_is_marked_on_its_span() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_http_post_with_a_traceparent_joins_the_clients_trace() {
     let (spans, (trace_id, client_span), _) =
-        one_traced_request("  - {name: e1, uses: Visit}\n", "http").await;
+        one_traced_request("  - {name: e1, uses: Visit}\n", "http", &[], &[]).await;
     let gateway = spans.get("gateway").unwrap_or_else(|| panic!("{spans:#?}"));
     assert_eq!(gateway.trace_id, trace_id);
     assert_eq!(gateway.parent_span_id, client_span);

@@ -4,18 +4,6 @@
 mod common;
 
 use common::*;
-use std::process::Command;
-
-fn chromium() -> Option<&'static str> {
-    ["chromium", "chromium-browser", "google-chrome"]
-        .into_iter()
-        .find(|b| {
-            Command::new(b)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-}
 
 #[test]
 fn the_needs_example_plots_and_renders_in_chromium() {
@@ -60,25 +48,14 @@ fn the_needs_example_plots_and_renders_in_chromium() {
         "gateway at both ends"
     );
 
-    let browser = chromium().expect(
-        "headless Chromium is needed for this test: apt-get install chromium (.ci/run installs it)",
-    );
     let artifacts = std::path::Path::new(root).join("target/test-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
     let png = artifacts.join("needs-flow.png");
     let _ = std::fs::remove_file(&png);
-    let shot = Command::new(browser)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--hide-scrollbars",
-            "--window-size=900,300",
-        ])
-        .arg(format!("--screenshot={}", png.display()))
-        .arg(format!("file://{}", svg.display()))
-        .output()
-        .unwrap();
+    let shot = chromium(
+        &format!("file://{}", svg.display()),
+        &[&format!("--screenshot={}", png.display())],
+    );
     assert!(
         png.exists(),
         "no screenshot: {}",

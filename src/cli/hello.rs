@@ -2,6 +2,8 @@
 //! splitter, an n-gram encoder and a redb-backed indexer), indexes the book shipped in the
 //! binary (data/pride-and-prejudice.txt) with a progress bar, runs three sample queries, and
 //! serves a search page until Ctrl-C. A second run finds the index on disk and skips indexing.
+//! With `--model DIR` it runs flows/hello-transformer.yml instead: the same pipeline with a
+//! sentence-transformers model as the encoder, and an index of its own.
 
 use crate::client::{Inputs, PostOptions};
 use crate::document::Document;
@@ -11,6 +13,9 @@ use clap::Args;
 use std::path::PathBuf;
 
 const HELLO_YAML: &str = include_str!("../../flows/hello.yml");
+const HELLO_TRANSFORMER_YAML: &str = include_str!("../../flows/hello-transformer.yml");
+/// The variable flows/hello-transformer.yml reads the model folder from.
+const MODEL_DIR_VARIABLE: &str = "JINA_MODEL_DIR";
 const BOOK: &str = include_str!("../../data/pride-and-prejudice.txt");
 const SAMPLE_QUERIES: &[&str] = &[
     "a single man in possession of a good fortune must be in want of a wife",
@@ -26,9 +31,14 @@ pub struct HelloArgs {
     /// The gRPC port (default: a free one)
     #[arg(long)]
     pub grpc_port: Option<u16>,
-    /// Where the index lives
-    #[arg(long, default_value = "jina-hello-workspace")]
-    pub workspace: PathBuf,
+    /// Where the index lives (default: jina-hello-workspace, or
+    /// jina-hello-transformer-workspace with --model)
+    #[arg(long)]
+    pub workspace: Option<PathBuf>,
+    /// Encode with this sentence-transformers model folder (config.json, tokenizer.json,
+    /// model.safetensors; e.g. all-MiniLM-L6-v2) instead of the n-gram encoder
+    #[arg(long, value_name = "DIR")]
+    pub model: Option<PathBuf>,
     /// Index the book again even if the index already holds it
     #[arg(long)]
     pub reindex: bool,
@@ -53,15 +63,34 @@ fn paragraphs() -> impl Iterator<Item = Document> + Send + 'static {
 
 pub async fn run(args: HelloArgs) -> anyhow::Result<()> {
     crate::logging::init("hello");
-    let checked =
-        crate::flow::from_yaml(HELLO_YAML, "hello.yml", None).map_err(|e| anyhow!("{e}"))?;
+    let checked = match &args.model {
+        None => crate::flow::from_yaml(HELLO_YAML, "hello.yml", None),
+        Some(dir) => {
+            let dir = std::path::absolute(dir).context("--model")?;
+            let env = |name: &str| match name {
+                MODEL_DIR_VARIABLE => Some(dir.display().to_string()),
+                _ => std::env::var(name).ok(),
+            };
+            crate::flow::from_yaml_with_env(
+                HELLO_TRANSFORMER_YAML,
+                "hello-transformer.yml",
+                None,
+                &env,
+            )
+        }
+    }
+    .map_err(|e| anyhow!("{e}"))?;
     let mut spec = checked.spec;
     let grpc_port = match args.grpc_port {
         Some(p) => p,
         None => crate::orchestrate::free_port().map_err(|e| anyhow!(e))?,
     };
     spec.gateway.ports = vec![grpc_port, args.port];
-    let workspace = std::path::absolute(&args.workspace).context("--workspace")?;
+    let workspace = args.workspace.clone().unwrap_or_else(|| match args.model {
+        None => "jina-hello-workspace".into(),
+        Some(_) => "jina-hello-transformer-workspace".into(),
+    });
+    let workspace = std::path::absolute(workspace).context("--workspace")?;
     for e in spec.executors.iter_mut().filter(|e| e.workspace.is_some()) {
         e.workspace = Some(workspace.display().to_string());
     }

@@ -27,6 +27,9 @@ pub const HOST_LABEL: &str = "ai.jina-rs.host";
 /// Label: the executor copy the container serves (`enc/rep-1`).
 pub const EXECUTOR_LABEL: &str = "ai.jina-rs.executor";
 
+/// The name under which a container of ours reaches the machine that runs Docker.
+pub const DOCKER_HOST_NAME: &str = "host.docker.internal";
+
 /// Why containers could not be managed.
 #[derive(Debug, thiserror::Error)]
 pub enum ContainerError {
@@ -110,6 +113,10 @@ impl ContainerCopy<'_> {
             args.push("--label".into());
             args.push(format!("{key}={value}"));
         }
+        // The Docker host under the name Docker Desktop gives it, on Linux too: where a
+        // container reaches a collector of this machine (TraceExport::seen_from_container).
+        args.push("--add-host".into());
+        args.push(format!("{DOCKER_HOST_NAME}:host-gateway"));
         for port in std::iter::once(self.port).chain(self.monitoring_port) {
             args.push("--publish".into());
             args.push(format!("{0}:{1}:{1}", self.publish_host, port));
@@ -300,7 +307,9 @@ mod tests {
         )));
         assert!(args.contains(&format!("--label {OWNER_LABEL}={}", owner())));
         assert!(args.contains("--label ai.jina-rs.executor=enc/rep-1"));
-        assert!(args.contains("--publish 127.0.0.1:41000:41000"));
+        assert!(args.contains(
+            "--add-host host.docker.internal:host-gateway --publish 127.0.0.1:41000:41000"
+        ));
         assert!(args.contains("--env A=1 --env JINA_PORT=41000"));
         assert!(args.contains("--volume /data:/data:ro --gpus all"));
         assert!(

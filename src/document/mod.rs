@@ -13,12 +13,14 @@ mod array;
 mod json;
 mod ndarray;
 pub mod query;
+mod traversal;
 mod wire;
 
 pub use array::DocumentArray;
 pub use json::json_kind;
 pub use ndarray::{DType, NdArray, NdArrayError};
 pub use query::Query;
+pub use traversal::{BadTraversalPath, Step, TraversalPaths};
 
 use crate::proto::docarray::NodeProto;
 use bytes::Bytes;

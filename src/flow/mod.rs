@@ -111,7 +111,17 @@ pub fn from_yaml(
     origin: &str,
     base_dir: Option<std::path::PathBuf>,
 ) -> Result<CheckedFlow, FlowErrors> {
-    let parsed = yaml::parse(text, base_dir);
+    from_yaml_with_env(text, origin, base_dir, &|name| std::env::var(name).ok())
+}
+
+/// [`from_yaml`], with `${{ ENV.VAR }}` looked up by `env` instead of the process environment.
+pub fn from_yaml_with_env(
+    text: &str,
+    origin: &str,
+    base_dir: Option<std::path::PathBuf>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<CheckedFlow, FlowErrors> {
+    let parsed = yaml::parse_with_env(text, base_dir, env);
     let mut errors = parsed.errors;
     let syntax_failed = errors.iter().any(|d| d.path.is_empty());
     let graph = if syntax_failed {

@@ -196,12 +196,8 @@ pub struct Parsed {
     pub lines: LineIndex,
 }
 
-/// Reads Flow YAML text. Syntax errors end reading; everything else is collected.
-pub fn parse(text: &str, base_dir: Option<PathBuf>) -> Parsed {
-    parse_with_env(text, base_dir, &|name| std::env::var(name).ok())
-}
-
-/// [`parse`], with variables looked up by `env` (the process environment for [`parse`]).
+/// Reads Flow YAML text, with variables looked up by `env`. Syntax errors end reading;
+/// everything else is collected.
 pub fn parse_with_env(
     text: &str,
     base_dir: Option<PathBuf>,
@@ -1152,6 +1148,11 @@ pub fn write(spec: &FlowSpec) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Reads with the process environment, as `jina flow` does.
+    fn parse(text: &str, base_dir: Option<PathBuf>) -> Parsed {
+        parse_with_env(text, base_dir, &|name| std::env::var(name).ok())
+    }
 
     const FLOW: &str = "jtype: Flow
 with:

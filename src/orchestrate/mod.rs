@@ -558,13 +558,14 @@ fn plan_executor(
             error: source,
         })?;
         let mut listener = None;
-        if monitoring && !matches!(served, Served::ByJina(_) | Served::InContainer { .. }) {
+        if monitoring && matches!(served, Served::InProcess(_)) {
             tracing::warn!(
-                "{label}: monitoring: its metrics are not served (only `jina executor` processes and docker:// images serve them yet)"
+                "{label}: monitoring: its metrics are not served (an executor in the Flow's own process has no /metrics of its own)"
             );
         }
         // Python Jina's worker only concatenates a join's parents; an image may hold either.
         let merges_joins = matches!(served, Served::ByJina(_) | Served::InProcess(_));
+        let mut copy_env = env.clone();
         let (program, args, port) = match served {
             Served::InProcess(entry) => {
                 let port = port.unwrap_or(0);
@@ -629,7 +630,7 @@ fn plan_executor(
                 let port = fixed_or_free_port(port, &label)?;
                 let program = program.as_ref().map_err(|_| StartError::NoBinary)?;
                 // Python Jina forks its worker: the guard sees that no fork outlives the Flow.
-                let args = ["guard", "--"]
+                let mut args: Vec<String> = ["guard", "--"]
                     .into_iter()
                     .map(str::to_string)
                     .chain(python_executor_command(
@@ -641,6 +642,14 @@ fn plan_executor(
                     ))
                     .chain(id.python_flags())
                     .collect();
+                // Python Jina 3's executor takes the same flags for metrics and traces.
+                if monitoring {
+                    args.extend(monitoring_flags(copy.port_monitoring, &label, metrics)?.0);
+                }
+                if let Some(t) = &spec.gateway.tracing {
+                    args.extend(t.executor_flags());
+                    copy_env.extend(crate::telemetry::TraceExport::python_env());
+                }
                 (program.clone(), args, port)
             }
             Served::InContainer { image } => {
@@ -656,6 +665,9 @@ fn plan_executor(
                     }
                     false => None,
                 };
+                if let Some(t) = &spec.gateway.tracing {
+                    executor_args.extend(t.seen_from_container().executor_flags());
+                }
                 let copy = crate::container::ContainerCopy {
                     image: &image,
                     label: &label,
@@ -677,7 +689,7 @@ fn plan_executor(
             label,
             program,
             args,
-            env: env.clone(),
+            env: copy_env,
             port,
             timeout_ready,
             hands_over_listener: listener.is_some(),

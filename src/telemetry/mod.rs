@@ -38,6 +38,32 @@ impl TraceExport {
     }
 }
 
+impl TraceExport {
+    /// What Python Jina's executor needs besides the flags: its OTLP exporter speaks TLS
+    /// unless told otherwise, and ours (and a collector on loopback) speak plain gRPC.
+    pub fn python_env() -> [(String, String); 1] {
+        [("OTEL_EXPORTER_OTLP_TRACES_INSECURE".into(), "true".into())]
+    }
+
+    /// The same collector as a container on this machine reaches it: a loopback host would be
+    /// the container's own, so it becomes the Docker host. The collector must then listen
+    /// where containers reach it (`0.0.0.0`, or the Docker bridge's address), not on loopback.
+    pub fn seen_from_container(&self) -> TraceExport {
+        let loopback = self.host == "localhost"
+            || self
+                .host
+                .parse::<std::net::IpAddr>()
+                .is_ok_and(|ip| ip.is_loopback());
+        TraceExport {
+            host: match loopback {
+                true => crate::container::DOCKER_HOST_NAME.to_string(),
+                false => self.host.clone(),
+            },
+            port: self.port,
+        }
+    }
+}
+
 /// Why traces could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
@@ -170,5 +196,26 @@ pub fn record_trace_id(span: &tracing::Span) {
     if enabled() {
         let id = span.context().span().span_context().trace_id();
         span.record("trace_id", tracing::field::display(id));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TraceExport;
+
+    #[test]
+    fn a_container_reaches_a_loopback_collector_through_the_docker_host() {
+        let at = |host: &str| TraceExport {
+            host: host.into(),
+            port: 4317,
+        };
+        for loopback in ["127.0.0.1", "localhost", "::1", "127.0.0.2"] {
+            assert_eq!(
+                at(loopback).seen_from_container(),
+                at("host.docker.internal")
+            );
+        }
+        assert_eq!(at("10.1.2.3").seen_from_container(), at("10.1.2.3"));
+        assert_eq!(at("otel.example").seen_from_container(), at("otel.example"));
     }
 }

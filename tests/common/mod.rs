@@ -431,3 +431,46 @@ pub fn peer_python() -> Option<PathBuf> {
         ),
     }
 }
+
+/// The all-MiniLM-L6-v2 model folder in target/models, installed on first use by
+/// tests/transformer/install-model.sh (tests/run installs it first; this covers a bare
+/// `cargo test`).
+pub fn minilm_model() -> PathBuf {
+    static INSTALL: Mutex<()> = Mutex::new(());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let dir = root.join("target/models/all-MiniLM-L6-v2");
+    let _one_at_a_time = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
+    if !dir.join("model.safetensors").is_file() {
+        let status = Command::new(root.join("tests/transformer/install-model.sh"))
+            .arg(&dir)
+            .status()
+            .expect("run tests/transformer/install-model.sh");
+        assert!(
+            status.success(),
+            "tests/transformer/install-model.sh failed"
+        );
+    }
+    dir
+}
+
+/// Headless Chromium on `url` with these extra flags (`--dump-dom`, `--screenshot=F`), given
+/// five seconds of page time for its scripts.
+pub fn chromium(url: &str, extra: &[&str]) -> std::process::Output {
+    let browser = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|b| Command::new(b).arg("--version").output().is_ok_and(|o| o.status.success()))
+        .expect("headless Chromium is needed for this test: apt-get install chromium (tests/run installs it)");
+    Command::new(browser)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--virtual-time-budget=5000",
+            "--window-size=1000,800",
+        ])
+        .args(extra)
+        .arg(url)
+        .output()
+        .unwrap()
+}

@@ -3,9 +3,12 @@
 //! `dim` buckets with a sign from the hash (feature hashing), L2-normalised to an f32
 //! embedding. Deterministic: the same text gives the same embedding on every machine. It
 //! encodes every document with text, and every chunk with text, that has no embedding yet.
+//! `/status` adds a document that names the encoder ([`status_document`], which every built-in
+//! encoder answers with), so a search page can say which encoder answered.
 
 use crate::document::{Document, NdArray};
 use crate::executor::{BoxError, Call, Executor, HandlerError, Metas, Requests};
+use serde_json::{Map, Value, json};
 
 pub struct NgramEncoder {
     dim: usize,
@@ -89,8 +92,24 @@ impl Executor for NgramEncoder {
     }
 
     fn requests(r: &mut Requests<Self>) {
-        r.default(Self::encode);
+        r.on("/status", Self::status).default(Self::encode);
     }
+}
+
+/// The document an encoder adds to a `/status` request: its type, its dimensions and any
+/// `details`, under an id with the executor's name.
+pub(super) fn status_document(
+    encoder: &str,
+    metas: &Metas,
+    dim: usize,
+    details: Map<String, Value>,
+) -> Document {
+    let mut doc = Document::new();
+    doc.id = format!("status-{}", metas.name.as_deref().unwrap_or(encoder));
+    doc.tags.insert("encoder".into(), json!(encoder));
+    doc.tags.insert("dim".into(), json!(dim));
+    doc.tags.extend(details);
+    doc
 }
 
 impl NgramEncoder {
@@ -98,6 +117,12 @@ impl NgramEncoder {
         for doc in call.docs.iter_mut() {
             self.encode_doc(doc);
         }
+        Ok(())
+    }
+
+    fn status(&self, call: Call<'_>) -> Result<(), HandlerError> {
+        let doc = status_document(Self::NAME, call.metas, self.dim, Map::new());
+        call.docs.push(doc);
         Ok(())
     }
 }

@@ -6,7 +6,7 @@
 //! - `/search`: fills each query's `matches` with the `top_k` stored documents
 //!   (`parameters.top_k`, default `with.top_k`, 10), each scored `{"cosine": {"value": ..}}`.
 //! - `/update` replaces stored ids, `/delete` removes them, `/clear` empties the index, and
-//!   `/status` answers one document whose tags hold the count.
+//!   `/status` adds a document whose tags hold the count.
 //!
 //! It survives restarts: the database is the truth, and the vectors are read back into memory
 //! when it opens. As a shard (`parallel: N, polling: ALL`, the Flow passes `metas.shard_id` and
@@ -14,7 +14,7 @@
 //! the data and a search asks every shard; a `Ranker` after the shards merges their matches.
 
 use super::ranker::{rank, top_k};
-use crate::document::{Document, DocumentArray};
+use crate::document::{Document, DocumentArray, TraversalPaths};
 use crate::executor::{BoxError, Call, Executor, HandlerError, Metas, Requests};
 use crate::proto::docarray::DocProto;
 use prost::Message;
@@ -205,15 +205,7 @@ impl VectorIndexer {
 
     /// The documents an /index or /update stores: chunks, or the document itself.
     fn items(docs: &DocumentArray) -> Vec<&Document> {
-        docs.iter()
-            .flat_map(|d| {
-                if d.chunks.is_empty() {
-                    vec![d]
-                } else {
-                    d.chunks.iter().collect()
-                }
-            })
-            .collect()
+        TraversalPaths::Leaves.select(docs)
     }
 
     fn store(&self, docs: &DocumentArray, only_existing: bool) -> Result<(), HandlerError> {
@@ -397,7 +389,8 @@ impl VectorIndexer {
         self.empty()
     }
 
-    fn status(&self, _: Call<'_>) -> Result<DocumentArray, HandlerError> {
+    /// Adds its status document to the request's (an encoder before it may have added one).
+    fn status(&self, call: Call<'_>) -> Result<(), HandlerError> {
         let mut doc = Document::new();
         doc.id = format!("status-shard{}", self.shard.0);
         doc.tags.insert(
@@ -408,7 +401,8 @@ impl VectorIndexer {
         doc.tags.insert("shards".into(), self.shard.1.into());
         doc.tags
             .insert("path".into(), self.path.display().to_string().into());
-        Ok(vec![doc].into())
+        call.docs.push(doc);
+        Ok(())
     }
 }
 

@@ -11,6 +11,7 @@ mod indexer;
 mod ranker;
 mod sentencizer;
 mod sleep;
+mod transformer;
 mod visit;
 
 pub use base::BaseExecutor;
@@ -20,6 +21,7 @@ pub use indexer::VectorIndexer;
 pub use ranker::Ranker;
 pub use sentencizer::Sentencizer;
 pub use sleep::Sleep;
+pub use transformer::{ModelError, TransformerEncoder};
 pub use visit::Visit;
 
 use super::Entry;
@@ -52,6 +54,7 @@ pub(crate) fn entries() -> Vec<Entry> {
         Entry::of::<Fail>(),
         Entry::of::<Sentencizer>(),
         Entry::of::<NgramEncoder>(),
+        Entry::of::<TransformerEncoder>(),
         Entry::of::<VectorIndexer>(),
         Entry::of::<Ranker>(),
         Entry::of::<Visit>(),
