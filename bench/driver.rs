@@ -16,6 +16,9 @@
 //!   driver encode     --model DIR --texts FILE [--batch-size B] [--passes K]
 //!                     the transformer encoder's floor: the model alone, in this process, on
 //!                     every line of FILE in batches of B: sentences/s and ms per batch
+//!   driver concurrent --port P --texts FILE [--requests N] [--concurrency C] [--endpoint E]
+//!                     N 1-document requests (the lines of FILE in turn), C at a time, each
+//!                     its own post: docs/s and latency p50 / p99
 //!   driver otlp-sink  --port P [--seconds S]       an OTLP trace collector that counts the
 //!                     spans it is sent, for S seconds (default: until killed by SIGTERM)
 //!
@@ -122,6 +125,49 @@ async fn latency(port: u16, requests: usize) -> serde_json::Value {
     }
     ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
     json!({"requests": requests, "p50_ms": percentile(&ms, 0.5), "p99_ms": percentile(&ms, 0.99)})
+}
+
+/// Many small requests at once, as many users of one model send them (dynamic batching's case).
+async fn concurrent(
+    port: u16,
+    texts: &str,
+    requests: usize,
+    concurrency: usize,
+    endpoint: &str,
+) -> serde_json::Value {
+    use futures::StreamExt;
+    let text = std::fs::read_to_string(texts).expect("--texts");
+    let lines: Vec<&str> = text.lines().collect();
+    let client = Client::connect(Protocol::Grpc, "127.0.0.1", port)
+        .await
+        .expect("connect");
+    let one = |i: usize| {
+        let (client, doc) = (&client, jina::Document::from_text(lines[i % lines.len()]));
+        async move {
+            let t = Instant::now();
+            client
+                .post(endpoint, doc, PostOptions::default())
+                .await
+                .expect("post");
+            t.elapsed().as_secs_f64() * 1000.0
+        }
+    };
+    // A warm-up round, then the measured one.
+    let _: Vec<f64> = futures::stream::iter(0..concurrency)
+        .map(one)
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let start = Instant::now();
+    let mut ms: Vec<f64> = futures::stream::iter(0..requests)
+        .map(one)
+        .buffer_unordered(concurrency)
+        .collect()
+        .await;
+    let seconds = start.elapsed().as_secs_f64();
+    ms.sort_by(|a, b| a.partial_cmp(b).unwrap());
+    json!({"requests": requests, "concurrency": concurrency, "docs_per_s": requests as f64 / seconds,
+           "p50_ms": percentile(&ms, 0.5), "p99_ms": percentile(&ms, 0.99)})
 }
 
 /// The floor: a tonic unary call (grpc.health Check) to a server in this process, on loopback.
@@ -517,6 +563,16 @@ async fn main() {
             )
             .await
         }
+        Some("concurrent") => {
+            concurrent(
+                port,
+                &arg(&args, "--texts", String::new()),
+                arg(&args, "--requests", 1000),
+                arg(&args, "--concurrency", 64),
+                &arg(&args, "--endpoint", "/search".to_string()),
+            )
+            .await
+        }
         Some("otlp-sink") => sink::run(port, arg(&args, "--seconds", 0.0)).await,
         Some("encode") => encode(
             &arg(&args, "--model", String::new()),
@@ -526,7 +582,7 @@ async fn main() {
         ),
         _ => {
             eprintln!(
-                "usage: driver ready|throughput|latency|floor|soak|big|echo|encode|otlp-sink [--port P] ..."
+                "usage: driver ready|throughput|latency|floor|soak|big|echo|encode|concurrent|otlp-sink [--port P] ..."
             );
             std::process::exit(2);
         }

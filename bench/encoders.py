@@ -7,7 +7,10 @@ request, over HTTP), then answers the 30 queries of bench/recall/queries.tsv wit
 recall@1 and recall@10 (a query scores when a match's text holds its expected piece).
 Speed: sentences per second of the transformer Flow's indexing, against the model alone in one
 process on the same sentences (driver encode: the floor) and sentence-transformers on PyTorch
-(2 threads) on the same sentences, same batch size."""
+(2 threads) on the same sentences, same batch size.
+Dynamic batching (issue [N]): 1,000 concurrent 1-sentence /search requests (64 in flight) to a
+Flow of one TransformerEncoder, without and with `uses_dynamic_batching`: sentences/s and
+latency p50 / p99."""
 import datetime
 import json
 import os
@@ -53,13 +56,13 @@ def post(port, path, body):
 
 
 class Flow:
-    """One of the hello Flows, with its own ports and a fresh workspace."""
+    """One of the hello Flows (or YAML text), with its own ports and a fresh workspace."""
 
-    def __init__(self, name, yaml_file):
+    def __init__(self, name, yaml_file=None, text=None):
         self.grpc, self.http = free_port(), free_port()
         workspace = os.path.join(WORK, f'{name}-workspace')
         subprocess.run(['rm', '-rf', workspace], check=True)
-        text = open(os.path.join(ROOT, 'flows', yaml_file)).read()
+        text = text or open(os.path.join(ROOT, 'flows', yaml_file)).read()
         text = text.replace('  protocol: [grpc, http]\n', f'  protocol: [grpc, http]\n  port: [{self.grpc}, {self.http}]\n')
         text = '\n'.join(l.split('workspace:')[0] + f'workspace: {workspace}' if 'workspace:' in l else l for l in text.splitlines())
         path = os.path.join(WORK, f'{name}.yml')
@@ -96,6 +99,22 @@ def measure(name, yaml_file):
                 'recall1': hits1 / n, 'recall10': hits10 / n, 'queries': n}
     finally:
         flow.stop()
+
+
+def measure_batching(sentences_file):
+    """Concurrent 1-sentence searches to one TransformerEncoder, without and with batching."""
+    r = {}
+    for name, batching in [('unbatched', ''), ('batched', '    uses_dynamic_batching: {/search: {preferred_batch_size: 32, timeout: 10}}\n')]:
+        print(f'  dynamic batching: {name}', file=sys.stderr, flush=True)
+        text = ('jtype: Flow\nwith:\n  protocol: [grpc, http]\nexecutors:\n  - name: encoder\n    uses: TransformerEncoder\n'
+                f'    uses_with: {{model_dir: {MODEL}}}\n{batching}')
+        flow = Flow(name, text=text)
+        try:
+            r[name] = driver('concurrent', '--port', flow.grpc, '--texts', sentences_file, '--requests', 1000,
+                             '--concurrency', 64, '--endpoint', '/search')
+        finally:
+            flow.stop()
+    return r
 
 
 ST_SCRIPT = '''
@@ -135,6 +154,7 @@ def main():
     floor = driver('encode', '--model', MODEL, '--texts', sentences_file, '--batch-size', BATCH, '--passes', 3)
     print('  sentence-transformers', file=sys.stderr, flush=True)
     python = sentence_transformers(sentences_file)
+    batching = measure_batching(sentences_file)
 
     cpu = next((l.split(':', 1)[1].strip() for l in open('/proc/cpuinfo') if l.startswith('model name')), platform.processor())
     header = (f'Run {datetime.date.today()} on {cpu}, {os.cpu_count()} cores; release build. The whole book '
@@ -163,8 +183,16 @@ def main():
             f'(HTTP, three executors, redb writes) adds little.')
     if python is not None:
         note += f' Against sentence-transformers on the same 2 cores: {transformer["sentences_per_s"] / python["sentences_per_s"]:.2f}× (Flow), {floor["sentences_per_s"] / python["sentences_per_s"]:.2f}× (model alone).'
-    print(header, recall, speed, note, sep='\n\n')
-    write_section('## Encoders: recall and speed', f'— `bench/encoders` (issue [L])\n\n{header}\n\n{recall}\n\n{speed}\n\n{note}\n')
+    batch_rows = ['| 1,000 concurrent 1-sentence /search requests, 64 in flight | sentences/s | p50 ms | p99 ms |', '|---|---|---|---|']
+    for name, label in [('unbatched', 'TransformerEncoder, no batching'),
+                        ('batched', 'TransformerEncoder, `uses_dynamic_batching: {/search: {preferred_batch_size: 32, timeout: 10}}`')]:
+        b = batching[name]
+        batch_rows.append(f'| {label} | {b["docs_per_s"]:,.0f} | {b["p50_ms"]:.1f} | {b["p99_ms"]:.1f} |')
+    batch_table = '\n'.join(batch_rows)
+    batch_note = (f'Dynamic batching (issue [N]) gives {batching["batched"]["docs_per_s"] / batching["unbatched"]["docs_per_s"]:.1f}× the '
+                  'sentences per second: the model runs on up to 32 sentences per call instead of one.')
+    print(header, recall, speed, note, batch_table, batch_note, sep='\n\n')
+    write_section('## Encoders: recall and speed', f'— `bench/encoders` (issues [L], [N])\n\n{header}\n\n{recall}\n\n{speed}\n\n{note}\n\n{batch_table}\n\n{batch_note}\n')
 
 
 if __name__ == '__main__':

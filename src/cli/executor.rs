@@ -28,6 +28,10 @@ pub struct ExecutorArgs {
     /// JSON object of endpoint -> handler laid over the YAML's `requests`
     #[arg(long, value_parser = super::json_object)]
     pub uses_requests: Option<Map<String, Value>>,
+    /// JSON object of endpoint -> {"preferred_batch_size": N, "timeout": MS}: batch that
+    /// endpoint's small requests into one handler call (Jina 3's flag)
+    #[arg(long, value_parser = super::json_object)]
+    pub uses_dynamic_batching: Option<Map<String, Value>>,
     /// Serve TLS with this certificate chain (PEM; with --ssl-keyfile)
     #[arg(long, requires = "ssl_keyfile")]
     pub ssl_certfile: Option<std::path::PathBuf>,
@@ -64,10 +68,17 @@ pub async fn run(args: ExecutorArgs) -> anyhow::Result<()> {
     if let Some(name) = &args.name {
         uses_metas.insert("name".into(), Value::String(name.clone()));
     }
+    let mut uses_dynamic_batching = indexmap::IndexMap::new();
+    for (endpoint, settings) in args.uses_dynamic_batching.unwrap_or_default() {
+        let settings = serde_json::from_value(settings)
+            .map_err(|e| anyhow!("--uses-dynamic-batching: '{endpoint}': {e}"))?;
+        uses_dynamic_batching.insert(endpoint, settings);
+    }
     let overrides = Overrides {
         uses_with: args.uses_with.unwrap_or_default(),
         uses_metas,
         uses_requests,
+        uses_dynamic_batching,
     };
     if config.is_python() {
         if args.ssl_certfile.is_some() {

@@ -61,6 +61,8 @@ pub struct SpawnRequest {
     /// Endpoint → handler.
     #[serde(default)]
     pub uses_requests: indexmap::IndexMap<String, String>,
+    #[serde(default, skip_serializing_if = "indexmap::IndexMap::is_empty")]
+    pub uses_dynamic_batching: indexmap::IndexMap<String, crate::executor::DynamicBatching>,
     /// The port to serve on; a free one when none.
     #[serde(default)]
     pub port: Option<u16>,
@@ -264,6 +266,7 @@ async fn spawn(
         uses_with: request.uses_with.clone(),
         uses_metas: metas,
         uses_requests: request.uses_requests.clone(),
+        uses_dynamic_batching: request.uses_dynamic_batching.clone(),
     };
     let args: Vec<String> = match crate::container::image_of(&uses) {
         // An image runs as a Flow runs it, published on the daemon's address.
@@ -533,7 +536,7 @@ async fn openapi() -> Json<Value> {
             "name": {"type": "string"},
             "uses": {"type": "string", "description": "a registered executor, inline YAML, the path of one of files, or docker://IMAGE"},
             "files": {"type": "object", "additionalProperties": {"type": "string", "format": "byte"}, "description": "relative path -> base64 content"},
-            "uses_with": {"type": "object"}, "uses_metas": {"type": "object"}, "uses_requests": {"type": "object"},
+            "uses_with": {"type": "object"}, "uses_metas": {"type": "object"}, "uses_requests": {"type": "object"}, "uses_dynamic_batching": {"type": "object"},
             "port": {"type": "integer"}, "lease_seconds": {"type": "integer"},
             "entrypoint": {"type": "string", "description": "for uses docker://IMAGE: the command replacing its entrypoint"},
             "env": {"type": "object", "additionalProperties": {"type": "string"}}

@@ -107,6 +107,9 @@ pub struct Overrides {
     pub uses_metas: Map<String, Value>,
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub uses_requests: IndexMap<String, String>,
+    /// Endpoint → how its small requests are batched (Jina 3's `uses_dynamic_batching`).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub uses_dynamic_batching: IndexMap<String, super::DynamicBatching>,
 }
 
 impl ExecutorConfig {
@@ -304,7 +307,7 @@ impl ExecutorConfig {
         let mut with = self.with.clone();
         with.extend(overrides.uses_with.clone());
         let name = metas.name.clone().unwrap_or_else(|| self.jtype.clone());
-        entry
+        let mut instance = entry
             .instantiate(
                 name,
                 &with,
@@ -314,7 +317,15 @@ impl ExecutorConfig {
                     ("uses_requests", &overrides.uses_requests),
                 ],
             )
-            .map_err(|e| self.build_error(e, overrides))
+            .map_err(|e| self.build_error(e, overrides))?;
+        instance
+            .batch(&overrides.uses_dynamic_batching)
+            .map_err(|e| ConfigError {
+                origin: self.origin.clone(),
+                flow_key: Some("uses_dynamic_batching"),
+                message: e.to_string(),
+            })?;
+        Ok(instance)
     }
 
     /// A build error as one line naming the key and, for a key of this YAML, its line.
@@ -447,6 +458,7 @@ mod tests {
             uses_with: serde_json::from_str(r#"{"ms": 0}"#).unwrap(),
             uses_metas: serde_json::from_str(r#"{"workspace": "ws"}"#).unwrap(),
             uses_requests: [("/index".to_string(), "sleep".to_string())].into(),
+            ..Default::default()
         };
         let i = c.instantiate(&o).unwrap();
         assert_eq!(i.name, "a");

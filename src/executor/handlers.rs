@@ -16,6 +16,7 @@
 //! This module must not know how requests arrive (that is `server`) nor how executors are
 //! found by name (that is `registry`).
 
+use super::batching::DynamicBatching;
 use super::{BoxError, Executor, HandlerError, Metas, Parameters};
 use crate::document::DocumentArray;
 use futures::future::BoxFuture;
@@ -133,11 +134,16 @@ pub(crate) struct Handler<E> {
 /// The handlers of an executor type, as its [`Executor::requests`] binds them.
 pub struct Requests<E> {
     pub(crate) handlers: Vec<Handler<E>>,
+    /// Endpoints whose small requests the code asks to batch (Jina 3's `@dynamic_batching`).
+    pub(crate) batching: Vec<(String, DynamicBatching)>,
 }
 
 impl<E: Executor> Requests<E> {
     pub(crate) fn of() -> Requests<E> {
-        let mut r = Requests { handlers: vec![] };
+        let mut r = Requests {
+            handlers: vec![],
+            batching: vec![],
+        };
         E::requests(&mut r);
         r
     }
@@ -230,6 +236,14 @@ impl<E: Executor> Requests<E> {
         Err: Into<BoxError>,
     {
         self.on::<P, R, Err, F>(&[][..], handler)
+    }
+
+    /// Batches the small requests to `endpoint` into one call of its handler (Jina 3's
+    /// `@dynamic_batching`); a Flow's `uses_dynamic_batching` may set it too, and wins. The
+    /// handler must answer one document per document, in order.
+    pub fn dynamic_batching(&mut self, endpoint: &str, settings: DynamicBatching) -> &mut Self {
+        self.batching.push((normalise(endpoint), settings));
+        self
     }
 
     fn add(&mut self, name: String, on: Vec<String>, run: Run<E>) -> &mut Self {
@@ -350,7 +364,7 @@ impl RequestTable {
 }
 
 /// `default` and `/default` both name the default endpoint; other endpoints are kept as given.
-fn normalise(endpoint: &str) -> String {
+pub(crate) fn normalise(endpoint: &str) -> String {
     match endpoint {
         "default" => DEFAULT_ENDPOINT.into(),
         e => e.into(),

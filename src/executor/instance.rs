@@ -5,6 +5,7 @@
 //! something the server can call by handler index. It must not know where the arguments came
 //! from (a YAML file, a Flow, the Rust API: that is `config` and `registry`).
 
+use super::batching::DynamicBatching;
 use super::handlers::{RequestTable, Requests, Run, UnknownHandler};
 use super::{BoxError, Executor, HandlerError, Metas, Parameters};
 use crate::document::DocumentArray;
@@ -51,6 +52,8 @@ pub(crate) trait Runner: Send + Sync {
     fn open(&mut self) -> Result<(), BoxError>;
     /// Each handler's name with the endpoints its code binds it to, in index order.
     fn bindings(&self) -> Vec<(&str, &[String])>;
+    /// The endpoints the code asks to batch.
+    fn batching(&self) -> Vec<(String, DynamicBatching)>;
     fn is_async(&self, index: usize) -> bool;
     fn call_blocking(
         &self,
@@ -89,6 +92,10 @@ impl<E: Executor> Runner for Typed<E> {
 
     fn bindings(&self) -> Vec<(&str, &[String])> {
         self.requests.bindings()
+    }
+
+    fn batching(&self) -> Vec<(String, DynamicBatching)> {
+        self.requests.batching.clone()
     }
 
     fn is_async(&self, index: usize) -> bool {
@@ -185,6 +192,8 @@ pub struct Instance {
     pub name: String,
     pub metas: Arc<Metas>,
     pub table: RequestTable,
+    /// Endpoints whose requests are batched: the code's declarations, then the overrides'.
+    pub dynamic_batching: IndexMap<String, DynamicBatching>,
     runner: Box<dyn Runner>,
 }
 
@@ -202,8 +211,30 @@ impl Instance {
             name,
             metas: Arc::new(metas),
             table,
+            dynamic_batching: runner.batching().into_iter().collect(),
             runner,
         })
+    }
+
+    /// Batches these endpoints too (a Flow's `uses_dynamic_batching`, which wins over the
+    /// code's). Each must be answered by a handler, and its settings must batch.
+    pub fn batch(
+        &mut self,
+        endpoints: &IndexMap<String, DynamicBatching>,
+    ) -> Result<(), BuildError> {
+        for (endpoint, settings) in endpoints {
+            let endpoint = super::handlers::normalise(endpoint);
+            settings.check().map_err(|e| {
+                BuildError::BadArgument(format!("uses_dynamic_batching.{endpoint}.{e}"))
+            })?;
+            if self.table.resolve(&endpoint).is_none() {
+                return Err(BuildError::BadArgument(format!(
+                    "uses_dynamic_batching.{endpoint}: no handler answers this endpoint"
+                )));
+            }
+            self.dynamic_batching.insert(endpoint, settings.clone());
+        }
+        Ok(())
     }
 
     /// Takes the executor's resources, once, before it serves.

@@ -65,6 +65,7 @@
 //! }
 //! ```
 
+mod batching;
 pub mod builtin;
 mod config;
 mod handlers;
@@ -74,6 +75,7 @@ mod schema;
 pub mod server;
 mod uses;
 
+pub use batching::DynamicBatching;
 pub use config::{
     ConfigError, ExecutorConfig, Metas, Overrides, yaml_message as yaml_error_message,
 };

@@ -4,10 +4,13 @@
 //!
 //! A request whose endpoint has no handler is answered with the request itself, documents
 //! untouched and not even decoded. A handler's error or panic becomes a response with status
-//! ERROR naming the executor; the server goes on serving.
+//! ERROR naming the executor; the server goes on serving. Endpoints with dynamic batching
+//! hand their requests' documents to their `batching::Batcher`, which calls the handler.
 
-use super::{DEFAULT_ENDPOINT, HandlerError, Instance, schema};
+use super::batching::{Batcher, CallHandler};
+use super::{DEFAULT_ENDPOINT, HandlerError, Instance, Parameters, schema};
 use crate::document::DocumentArray;
+use crate::metrics::ExecutorMetrics;
 use crate::proto::jina::{
     DataRequestListProto, DataRequestProto, EndpointsProto, JinaInfoProto,
     jina_data_request_rpc_server::{JinaDataRequestRpc, JinaDataRequestRpcServer},
@@ -22,9 +25,10 @@ use crate::proto::jina::{
 use crate::request;
 use futures::FutureExt;
 use serde_json::{Map, Value};
+use std::collections::HashMap;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use tokio::net::TcpListener;
 use tonic::{Response, Status};
 
@@ -36,7 +40,10 @@ pub const DRY_RUN_ENDPOINT: &str = "_jina_dry_run_";
 pub struct ExecutorService {
     instance: Arc<Instance>,
     /// Where requests are counted and timed, with monitoring on.
-    metrics: Option<Arc<crate::metrics::ExecutorMetrics>>,
+    metrics: Option<Arc<ExecutorMetrics>>,
+    /// Endpoint → its batching queue, started with the first request (on the runtime that
+    /// serves, with the metrics set by then).
+    batchers: Arc<OnceLock<HashMap<String, Batcher>>>,
 }
 
 /// What arrived: one request, or several to merge first (the parents of a join).
@@ -61,13 +68,43 @@ impl ExecutorService {
         ExecutorService {
             instance: Arc::new(instance),
             metrics: None,
+            batchers: Arc::default(),
         }
     }
 
     /// Records every request into `metrics` (`--monitoring`).
-    pub fn with_metrics(mut self, metrics: Arc<crate::metrics::ExecutorMetrics>) -> Self {
+    pub fn with_metrics(mut self, metrics: Arc<ExecutorMetrics>) -> Self {
         self.metrics = Some(metrics);
         self
+    }
+
+    /// The batching queue of `endpoint`, if it batches.
+    fn batcher(&self, endpoint: &str) -> Option<&Batcher> {
+        let batchers = self.batchers.get_or_init(|| {
+            let instance = &self.instance;
+            instance
+                .dynamic_batching
+                .iter()
+                .filter_map(|(endpoint, settings)| {
+                    let index = instance.table.resolve(endpoint)?;
+                    let (instance, metrics) = (instance.clone(), self.metrics.clone());
+                    let name = endpoint.clone();
+                    let call: CallHandler = Arc::new(move |docs, parameters| {
+                        let call = invoke(
+                            instance.clone(),
+                            metrics.clone(),
+                            index,
+                            docs,
+                            parameters,
+                            name.clone(),
+                        );
+                        Box::pin(call)
+                    });
+                    Some((endpoint.clone(), Batcher::start(settings.clone(), call)))
+                })
+                .collect()
+        });
+        batchers.get(endpoint)
     }
 
     /// Answers what arrived inside its `request` span (what JSON logs take the request id
@@ -125,6 +162,14 @@ impl ExecutorService {
     /// documents not even decoded.
     async fn answer_unrecorded(&self, incoming: Incoming) -> Result<DataRequestProto, Status> {
         let handler = self.instance.table.resolve(incoming.endpoint());
+        if let (Some(_), Incoming::One(req)) = (handler, &incoming)
+            && let Some(batcher) = self.batcher(request::endpoint(req))
+        {
+            let Incoming::One(req) = incoming else {
+                unreachable!("matched above")
+            };
+            return Ok(self.run_batched(batcher, req).await);
+        }
         match (handler, incoming) {
             (None, Incoming::One(req)) => Ok(req),
             (Some(index), incoming) if self.instance.is_async(index) => {
@@ -167,15 +212,14 @@ impl ExecutorService {
         };
         let parameters = request::parameters(&req);
         let endpoint = request::endpoint(&req).to_string();
-        let (start, count) = (std::time::Instant::now(), docs.len());
-        let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            self.instance
-                .call_blocking(index, &mut docs, &parameters, &endpoint)
-        }))
-        .unwrap_or_else(|panic| Err(panicked(panic)));
-        if let Some(m) = &self.metrics {
-            m.handler(&endpoint, start.elapsed(), count);
-        }
+        let outcome = call_blocking_recorded(
+            &self.instance,
+            self.metrics.as_deref(),
+            index,
+            &mut docs,
+            &parameters,
+            &endpoint,
+        );
         match outcome {
             Ok(Some(new_docs)) => request::set_docs(&mut req, &new_docs),
             Ok(None) => request::set_docs(&mut req, &docs),
@@ -189,18 +233,27 @@ impl ExecutorService {
         let Some(docs) = docs else { return req };
         let parameters = request::parameters(&req);
         let endpoint = request::endpoint(&req).to_string();
-        let (start, count) = (std::time::Instant::now(), docs.len());
-        let call = self
-            .instance
-            .call_async(index, docs, &parameters, endpoint.clone());
-        let outcome = AssertUnwindSafe(call)
-            .catch_unwind()
-            .await
-            .unwrap_or_else(|panic| Err(panicked(panic)));
-        if let Some(m) = &self.metrics {
-            m.handler(&endpoint, start.elapsed(), count);
-        }
+        let outcome = call_async_recorded(
+            &self.instance,
+            self.metrics.as_deref(),
+            index,
+            docs,
+            &parameters,
+            endpoint,
+        )
+        .await;
         match outcome {
+            Ok(docs) => request::set_docs(&mut req, &docs),
+            Err(e) => self.fail(&mut req, e),
+        }
+        req
+    }
+
+    /// Hands the request's documents to its endpoint's batch and answers with its part.
+    async fn run_batched(&self, batcher: &Batcher, req: DataRequestProto) -> DataRequestProto {
+        let (mut req, docs) = self.decode(Incoming::One(req));
+        let Some(docs) = docs else { return req };
+        match batcher.submit(docs, request::parameters(&req)).await {
             Ok(docs) => request::set_docs(&mut req, &docs),
             Err(e) => self.fail(&mut req, e),
         }
@@ -234,6 +287,78 @@ impl ExecutorService {
             schemas: Some(request::json_to_struct(&schemas)),
         }
     }
+}
+
+/// Runs blocking handler `index` here: a panic becomes an error; the call is recorded.
+fn call_blocking_recorded(
+    instance: &Instance,
+    metrics: Option<&ExecutorMetrics>,
+    index: usize,
+    docs: &mut DocumentArray,
+    parameters: &Parameters,
+    endpoint: &str,
+) -> Result<Option<DocumentArray>, HandlerError> {
+    let (start, count) = (std::time::Instant::now(), docs.len());
+    let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
+        instance.call_blocking(index, docs, parameters, endpoint)
+    }))
+    .unwrap_or_else(|panic| Err(panicked(panic)));
+    if let Some(m) = metrics {
+        m.handler(endpoint, start.elapsed(), count);
+    }
+    outcome
+}
+
+/// Runs async handler `index`: a panic becomes an error; the call is recorded.
+async fn call_async_recorded(
+    instance: &Instance,
+    metrics: Option<&ExecutorMetrics>,
+    index: usize,
+    docs: DocumentArray,
+    parameters: &Parameters,
+    endpoint: String,
+) -> Result<DocumentArray, HandlerError> {
+    let (start, count) = (std::time::Instant::now(), docs.len());
+    let call = instance.call_async(index, docs, parameters, endpoint.clone());
+    let outcome = AssertUnwindSafe(call)
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|panic| Err(panicked(panic)));
+    if let Some(m) = metrics {
+        m.handler(&endpoint, start.elapsed(), count);
+    }
+    outcome
+}
+
+/// Runs handler `index` on owned documents (a batch): a blocking one where blocking is
+/// allowed, an async one on this task.
+async fn invoke(
+    instance: Arc<Instance>,
+    metrics: Option<Arc<ExecutorMetrics>>,
+    index: usize,
+    docs: DocumentArray,
+    parameters: Parameters,
+    endpoint: String,
+) -> Result<DocumentArray, HandlerError> {
+    if instance.is_async(index) {
+        let metrics = metrics.as_deref();
+        return call_async_recorded(&instance, metrics, index, docs, &parameters, endpoint).await;
+    }
+    let span = tracing::Span::current();
+    let run = move || {
+        span.in_scope(|| {
+            let mut docs = docs;
+            let metrics = metrics.as_deref();
+            call_blocking_recorded(&instance, metrics, index, &mut docs, &parameters, &endpoint)
+                .map(|new| new.unwrap_or(docs))
+        })
+    };
+    tokio::task::spawn_blocking(run).await.unwrap_or_else(|e| {
+        Err(HandlerError::new(
+            "RuntimeError",
+            format!("executor task failed: {e}"),
+        ))
+    })
 }
 
 /// A handler's panic as the error the response carries.

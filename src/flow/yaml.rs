@@ -63,6 +63,7 @@ const EXECUTOR_KEYS: &[&str] = &[
     "uses_with",
     "uses_metas",
     "uses_requests",
+    "uses_dynamic_batching",
     "needs",
     "parallel",
     "shards",
@@ -521,6 +522,10 @@ fn read_executors(list: &str, v: &Value, p: &mut Parsed) {
                     Ok(m) => e.overrides.uses_requests = m.into_iter().collect(),
                     Err(m) => err(m),
                 },
+                "uses_dynamic_batching" => match json_map(v).and_then(|m| dynamic_batching(&m)) {
+                    Ok(b) => e.overrides.uses_dynamic_batching = b,
+                    Err(m) => err(m),
+                },
                 "needs" => match one_or_many(v, "an executor name") {
                     Ok(n) => e.needs = Some(n),
                     Err(m) => err(m),
@@ -849,6 +854,20 @@ fn json_map(v: &Value) -> Result<Map<String, Json>, String> {
     }
 }
 
+/// `uses_dynamic_batching`: endpoint → `{preferred_batch_size, timeout}`.
+fn dynamic_batching(
+    m: &Map<String, Json>,
+) -> Result<indexmap::IndexMap<String, crate::executor::DynamicBatching>, String> {
+    m.iter()
+        .map(|(endpoint, settings)| {
+            let settings: crate::executor::DynamicBatching =
+                serde_json::from_value(settings.clone()).map_err(|e| format!("{endpoint}: {e}"))?;
+            settings.check().map_err(|e| format!("{endpoint}.{e}"))?;
+            Ok((endpoint.clone(), settings))
+        })
+        .collect()
+}
+
 fn env(v: &Value) -> Result<BTreeMap<String, String>, String> {
     let map = v
         .as_mapping()
@@ -1046,6 +1065,12 @@ pub fn write(spec: &FlowSpec) -> String {
             }
             if !o.uses_requests.is_empty() {
                 x.insert("uses_requests".into(), json!(o.uses_requests));
+            }
+            if !o.uses_dynamic_batching.is_empty() {
+                x.insert(
+                    "uses_dynamic_batching".into(),
+                    json!(o.uses_dynamic_batching),
+                );
             }
             if e.shards > 1 {
                 x.insert("parallel".into(), json!(e.shards));

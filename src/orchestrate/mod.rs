@@ -311,6 +311,7 @@ async fn start_remote(
             uses_with: overrides.uses_with,
             uses_metas: overrides.uses_metas,
             uses_requests: overrides.uses_requests,
+            uses_dynamic_batching: overrides.uses_dynamic_batching,
             port: copy.port,
             lease_seconds: Some(crate::daemon::client::LEASE.as_secs()),
             entrypoint,
@@ -899,11 +900,17 @@ pub fn override_flags(overrides: &Overrides) -> Vec<String> {
         .iter()
         .map(|(k, v)| (k.clone(), v.clone().into()))
         .collect();
+    let batching: serde_json::Map<String, serde_json::Value> = overrides
+        .uses_dynamic_batching
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::json!(v)))
+        .collect();
     let mut flags = vec![];
     for (flag, map) in [
         ("--uses-with", &overrides.uses_with),
         ("--uses-metas", &overrides.uses_metas),
         ("--uses-requests", &requests),
+        ("--uses-dynamic-batching", &batching),
     ] {
         if !map.is_empty() {
             flags.push(flag.to_string());

@@ -1,6 +1,7 @@
 //! `Fail`: fails on purpose, to test how errors travel. With `on: /endpoint` it fails every
-//! request to that endpoint; otherwise every `every`-th request (default 1: all of them).
-//! Requests it lets through pass unchanged.
+//! request to that endpoint; with `reject: TEXT`, every call holding a document with that
+//! text (what a batch with one bad document meets); otherwise every `every`-th request
+//! (default 1: all of them). Requests it lets through pass unchanged.
 
 use crate::executor::{BoxError, Call, Executor, HandlerError, Metas, Requests};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -8,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 pub struct Fail {
     every: u64,
     on: Option<String>,
+    reject: Option<String>,
     message: String,
     seen: AtomicU64,
 }
@@ -19,6 +21,8 @@ pub struct Args {
     every: u64,
     #[serde(default)]
     on: Option<String>,
+    #[serde(default)]
+    reject: Option<String>,
     #[serde(default = "default_message")]
     message: String,
 }
@@ -44,6 +48,7 @@ impl Executor for Fail {
         Ok(Fail {
             every: args.every,
             on: args.on,
+            reject: args.reject,
             message: args.message,
             seen: AtomicU64::new(0),
         })
@@ -56,9 +61,12 @@ impl Executor for Fail {
 
 impl Fail {
     fn fail(&self, call: Call<'_>) -> Result<(), HandlerError> {
-        let fails = match &self.on {
-            Some(on) => on == call.endpoint,
-            None => (self.seen.fetch_add(1, Ordering::Relaxed) + 1).is_multiple_of(self.every),
+        let fails = match (&self.on, &self.reject) {
+            (Some(on), _) => on == call.endpoint,
+            (None, Some(text)) => call.docs.iter().any(|d| d.text.as_ref() == Some(text)),
+            (None, None) => {
+                (self.seen.fetch_add(1, Ordering::Relaxed) + 1).is_multiple_of(self.every)
+            }
         };
         match fails {
             true => Err(HandlerError::new("RuntimeError", self.message.clone())),
