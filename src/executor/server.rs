@@ -162,15 +162,15 @@ impl ExecutorService {
     /// documents not even decoded.
     async fn answer_unrecorded(&self, incoming: Incoming) -> Result<DataRequestProto, Status> {
         let handler = self.instance.table.resolve(incoming.endpoint());
-        if let (Some(_), Incoming::One(req)) = (handler, &incoming)
-            && let Some(batcher) = self.batcher(request::endpoint(req))
-        {
-            let Incoming::One(req) = incoming else {
-                unreachable!("matched above")
-            };
-            return Ok(self.run_batched(batcher, req).await);
-        }
+        // Only a single request is batched: a join's requests are merged into one call.
+        let batcher = match (handler, &incoming) {
+            (Some(_), Incoming::One(req)) => self.batcher(request::endpoint(req)),
+            _ => None,
+        };
         match (handler, incoming) {
+            (_, Incoming::One(req)) if let Some(batcher) = batcher => {
+                Ok(self.run_batched(batcher, req).await)
+            }
             (None, Incoming::One(req)) => Ok(req),
             (Some(index), incoming) if self.instance.is_async(index) => {
                 Ok(self.run_async(index, incoming).await)
