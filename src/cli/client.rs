@@ -1,5 +1,7 @@
 //! `jina client post ENDPOINT ...`: stream documents from a file to a gateway, write what comes
-//! back as NDJSON; `jina ping [HOST:PORT]`; `jina flows`. Without an address they talk to the
+//! back as NDJSON; `jina client stream ENDPOINT --text ...`: one document to a streaming
+//! endpoint, each document it yields printed as it arrives; `jina ping [HOST:PORT]`;
+//! `jina flows`. Without an address they talk to the
 //! Flow running on this machine (`local_flows`).
 
 use crate::client::{Client, FieldResolver, InputFormat, Inputs, PostOptions, inputs};
@@ -14,6 +16,34 @@ use std::sync::{Arc, Mutex};
 pub enum ClientCommand {
     /// Send documents to an endpoint of a running Flow
     Post(PostArgs),
+    /// Stream one document to a streaming endpoint; print each document it yields as it arrives
+    Stream(StreamArgs),
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "Every flag and the exit codes: docs/cli.md.\n\n\
+Each document that comes back is printed on a line of its own as soon as it arrives: its text, or with --json the whole document. HTTP streams carry no --parameters (as Python Jina's).
+
+Example: jina client stream /tokenize --text \"streams arrive one word at a time\"")]
+pub struct StreamArgs {
+    /// The endpoint, e.g. /generate
+    pub endpoint: String,
+    #[command(flatten)]
+    pub address: AddressArgs,
+    /// The text of the document to send
+    #[arg(long, conflicts_with = "doc")]
+    pub text: Option<String>,
+    /// The whole document to send, as a JSON object
+    #[arg(long, value_parser = super::json_object)]
+    pub doc: Option<Map<String, Value>>,
+    /// JSON object of parameters for the executor
+    #[arg(long, value_parser = super::json_object)]
+    pub parameters: Option<Map<String, Value>>,
+    /// Print each document as a JSON line, not only its text
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub tls: TlsArgs,
 }
 
 #[derive(Args, Debug)]
@@ -147,6 +177,21 @@ impl AddressArgs {
     }
 }
 
+/// A client of the gateway the flags name.
+async fn connect(address: &AddressArgs, tls: &TlsArgs) -> anyhow::Result<Client> {
+    let target = address.target()?;
+    let tls = tls.client(&target)?;
+    let client = Client::connect_tls(
+        target.protocol,
+        &target.host,
+        target.port,
+        crate::client::CONNECT_TIMEOUT,
+        tls.as_ref(),
+    )
+    .await?;
+    Ok(client)
+}
+
 /// How a client reaches a gateway that serves TLS.
 #[derive(Args, Debug)]
 pub struct TlsArgs {
@@ -210,7 +255,40 @@ fn parse_resolver(s: &str) -> Result<(String, String), String> {
 pub async fn run(command: ClientCommand) -> anyhow::Result<()> {
     match command {
         ClientCommand::Post(args) => post(args).await,
+        ClientCommand::Stream(args) => stream(args).await,
     }
+}
+
+async fn stream(args: StreamArgs) -> anyhow::Result<()> {
+    use futures::StreamExt;
+    let doc = match (&args.text, args.doc) {
+        (Some(text), _) => crate::document::Document::from_text(text.clone()),
+        (None, Some(fields)) => crate::document::Document::from_json(&Value::Object(fields))
+            .map_err(|e| anyhow!("--doc: {e}"))?,
+        (None, None) => {
+            return Err(anyhow!(
+                "give the document to stream: --text TEXT or --doc JSON"
+            ));
+        }
+    };
+    let client = connect(&args.address, &args.tls).await?;
+    let parameters = args.parameters.unwrap_or_default();
+    let mut docs = client.stream_doc(&args.endpoint, &doc, &parameters);
+    let mut out = std::io::stdout().lock();
+    while let Some(doc) = docs.next().await {
+        let doc = doc?;
+        let line = match (&doc.text, args.json) {
+            (Some(text), false) => text.clone(),
+            _ => doc.to_json().to_string(),
+        };
+        let written = writeln!(out, "{line}").and_then(|_| out.flush());
+        match written {
+            // The reader went away (`| head`): stop, quietly.
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(()),
+            other => other.context("stdout")?,
+        }
+    }
+    Ok(())
 }
 
 async fn post(args: PostArgs) -> anyhow::Result<()> {
@@ -265,16 +343,7 @@ async fn post_documents(args: PostArgs) -> anyhow::Result<()> {
             )))))
         }
     };
-    let target = args.address.target()?;
-    let tls = args.tls.client(&target)?;
-    let client = Client::connect_tls(
-        target.protocol,
-        &target.host,
-        target.port,
-        crate::client::CONNECT_TIMEOUT,
-        tls.as_ref(),
-    )
-    .await?;
+    let client = connect(&args.address, &args.tls).await?;
     let write_error = Arc::new(Mutex::new(None::<String>));
     let mut options = PostOptions {
         parameters: args.parameters.unwrap_or_default(),

@@ -3,7 +3,8 @@
 //! It owns the client side of the conversation: connecting over gRPC, HTTP or WebSocket
 //! (`transport`), turning inputs into documents (`inputs`), cutting them into requests of
 //! `request_size`, the reference's callbacks (`on_done`, `on_error`, `on_always`), progress,
-//! and the summary. It knows nothing about Flows or executors beyond the wire.
+//! and the summary; and streaming one document to a streaming endpoint (`stream_doc`). It
+//! knows nothing about Flows or executors beyond the wire.
 //!
 //! Memory is bounded by the requests in flight (`prefetch`), not by the input: documents are
 //! read lazily on a thread of their own, a few batches ahead, and answers are handed to the
@@ -454,6 +455,20 @@ impl Client {
         options: &PostOptions,
     ) -> BoxStream<'static, Result<Response, ClientError>> {
         self.responses(on, inputs.into(), options).0
+    }
+
+    /// Streams one document to a streaming endpoint `on` (the reference's `stream_doc`): the
+    /// documents it yields, each as soon as it arrives. A failure ends the stream with its
+    /// error. Dropping the stream cancels the executor's handler. Over HTTP the request can
+    /// carry no `parameters` (as Python Jina's).
+    pub fn stream_doc(
+        &self,
+        on: &str,
+        doc: &Document,
+        parameters: &Map<String, Value>,
+    ) -> BoxStream<'static, Result<Document, ClientError>> {
+        let req = request::new_single_document_request(on, doc, parameters);
+        self.transport.stream_doc(req)
     }
 
     /// The answers, then the input's error if it had one; and a count of documents sent.

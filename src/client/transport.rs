@@ -5,11 +5,20 @@
 //! - gRPC: one `JinaRPC.Call` stream.
 //! - HTTP: one `POST /post` per request, `prefetch` at a time.
 //! - WebSocket: one connection; each request a binary `DataRequestProto` frame.
+//!
+//! A streamed document (`stream_doc`) gets the documents a streaming endpoint yields, each as
+//! it arrives: over gRPC `JinaSingleDocumentRequestRPC.stream_doc`; over HTTP `GET
+//! /<endpoint>` read as Server-Sent Events; over WebSocket a connection to `/<endpoint>`.
 
 use super::ClientError;
+use crate::document::Document;
 use crate::errors::root_cause;
 use crate::flow::Protocol;
-use crate::proto::jina::{DataRequestProto, jina_rpc_client::JinaRpcClient};
+use crate::proto::jina::{
+    DataRequestProto, HeaderProto, SingleDocumentRequestProto, StatusProto,
+    jina_rpc_client::JinaRpcClient,
+    jina_single_document_request_rpc_client::JinaSingleDocumentRequestRpcClient,
+};
 use crate::request;
 use futures::stream::BoxStream;
 use futures::{SinkExt, Stream, StreamExt};
@@ -173,6 +182,281 @@ impl Transport {
             Transport::Websocket { url, tls } => websocket(url, tls, requests, prefetch),
         }
     }
+}
+
+impl Transport {
+    /// Streams one document to `endpoint`: the documents it yields, as they come. An ERROR
+    /// message from the Flow ends the stream with that error. HTTP streaming carries no
+    /// parameters (as Python Jina's): asking for them over HTTP is an error.
+    pub fn stream_doc(
+        &self,
+        req: SingleDocumentRequestProto,
+    ) -> BoxStream<'static, Result<Document, ClientError>> {
+        let endpoint = req
+            .header
+            .as_ref()
+            .and_then(|h| h.exec_endpoint.clone())
+            .unwrap_or_default();
+        match self.clone() {
+            Transport::Grpc {
+                channel,
+                plain_text,
+            } => grpc_stream_doc(channel, plain_text, req),
+            Transport::Http { client, base, .. } => {
+                if req.parameters.is_some() {
+                    return futures::stream::once(std::future::ready(Err(ClientError::Transport(
+                        "HTTP streaming carries no parameters (as Python Jina's): stream over grpc or websocket".into(),
+                    ))))
+                    .boxed();
+                }
+                let doc = Document::from_proto(req.document.unwrap_or_default());
+                http_stream_doc(client, format!("{base}{endpoint}"), doc)
+            }
+            Transport::Websocket { url, tls } => {
+                let url = format!("{}{endpoint}", url.trim_end_matches('/'));
+                websocket_stream_doc(url, tls, req)
+            }
+        }
+    }
+}
+
+/// A reply of a stream: its document, or the error it carries.
+fn streamed_doc(reply: SingleDocumentRequestProto) -> Result<Document, ClientError> {
+    let mut header = reply.header.unwrap_or_default();
+    match header.status.take().filter(|s| s.code != 0) {
+        Some(status) => Err(failed(header, status)),
+        None => Ok(Document::from_proto(reply.document.unwrap_or_default())),
+    }
+}
+
+/// The error that ended a stream over HTTP or WebSocket: a status as JSON (the executor's
+/// failure), or the gateway's one-line refusal.
+fn stream_error(error: &serde_json::Value) -> ClientError {
+    match request::json::status_from_json(error).filter(|s| s.code != 0) {
+        Some(status) => failed(HeaderProto::default(), status),
+        None => {
+            let why = error
+                .as_str()
+                .map_or_else(|| error.to_string(), str::to_string);
+            ClientError::Transport(format!("the gateway says: {why}"))
+        }
+    }
+}
+
+/// A failure a stream reported, as the error of a failed request.
+fn failed(header: HeaderProto, status: StatusProto) -> ClientError {
+    let proto = DataRequestProto {
+        header: Some(HeaderProto {
+            status: Some(status),
+            ..header
+        }),
+        ..Default::default()
+    };
+    super::Response { proto }.error()
+}
+
+/// Ends `stream` after its first error.
+fn until_error<T: Send + 'static>(
+    stream: impl Stream<Item = Result<T, ClientError>> + Send + 'static,
+) -> BoxStream<'static, Result<T, ClientError>> {
+    stream
+        .scan(false, |failed, item| {
+            if *failed {
+                return std::future::ready(None);
+            }
+            *failed = item.is_err();
+            std::future::ready(Some(item))
+        })
+        .boxed()
+}
+
+fn grpc_stream_doc(
+    channel: Channel,
+    plain_text: Option<String>,
+    req: SingleDocumentRequestProto,
+) -> BoxStream<'static, Result<Document, ClientError>> {
+    let mut client = crate::unlimited!(JinaSingleDocumentRequestRpcClient::new(channel));
+    let mut call = tonic::Request::new(req);
+    crate::telemetry::inject(call.metadata_mut());
+    let replies =
+        futures::stream::once(async move { client.stream_doc(call).await })
+            .map(move |opened| {
+                let plain_text = plain_text.clone();
+                match opened {
+                    Ok(replies) => replies
+                        .into_inner()
+                        .then(move |reply| {
+                            let plain_text = plain_text.clone();
+                            async move {
+                                match reply {
+                                    Ok(r) => streamed_doc(r),
+                                    Err(s) => Err(grpc_error(s, plain_text.as_deref()).await),
+                                }
+                            }
+                        })
+                        .boxed(),
+                    Err(s) => futures::stream::once(async move {
+                        Err(grpc_error(s, plain_text.as_deref()).await)
+                    })
+                    .boxed(),
+                }
+            })
+            .flatten();
+    until_error(replies)
+}
+
+/// One Server-Sent Event: its name and its data.
+fn parse_event(block: &str) -> (String, String) {
+    let (mut event, mut data) = (String::new(), vec![]);
+    for line in block.lines() {
+        if let Some(name) = line.strip_prefix("event:") {
+            event = name.trim().to_string();
+        } else if let Some(d) = line.strip_prefix("data:") {
+            data.push(d.strip_prefix(' ').unwrap_or(d));
+        }
+    }
+    (event, data.join("\n"))
+}
+
+/// Reads `GET url` as Server-Sent Events: `update` is a document, `error` ends with the
+/// status it carries, `end` ends.
+fn http_stream_doc(
+    client: reqwest::Client,
+    url: String,
+    doc: Document,
+) -> BoxStream<'static, Result<Document, ClientError>> {
+    let fail = |m: String| ClientError::Transport(format!("HTTP: {m}"));
+    let opened = async move {
+        let reply = client
+            .get(&url)
+            .header("Accept", "text/event-stream")
+            .json(&doc.to_json())
+            .send()
+            .await
+            .map_err(|e| fail(root_cause(&e)))?;
+        let status = reply.status();
+        if !status.is_success() {
+            let body: serde_json::Value = reply.json().await.unwrap_or_default();
+            let why = body
+                .get("error")
+                .and_then(|e| e.as_str())
+                .map(str::to_string)
+                .unwrap_or_else(|| body.to_string());
+            return Err(fail(format!("{status}: {why}")));
+        }
+        Ok(reply)
+    };
+    // State: the response, the bytes not yet ending an event, and whether it ended.
+    let events = futures::stream::once(opened).flat_map(move |opened| match opened {
+        Err(e) => futures::stream::once(std::future::ready(Err(e))).boxed(),
+        Ok(reply) => futures::stream::unfold(
+            (reply, String::new(), false),
+            move |(mut reply, mut pending, done)| async move {
+                if done {
+                    return None;
+                }
+                loop {
+                    let normalised = pending.replace("\r\n", "\n");
+                    if let Some((block, rest)) = normalised.split_once("\n\n") {
+                        let (event, data) = parse_event(block);
+                        let rest = rest.to_string();
+                        let item = match event.as_str() {
+                            "update" => Some(
+                                serde_json::from_str::<serde_json::Value>(&data)
+                                    .map_err(|e| e.to_string())
+                                    .and_then(|v| Document::from_json(&v))
+                                    .map_err(|e| fail(format!("a malformed document: {e}"))),
+                            ),
+                            "error" => Some(Err(stream_error(
+                                &serde_json::from_str(&data).unwrap_or(data.into()),
+                            ))),
+                            "end" => return None,
+                            _ => None,
+                        };
+                        pending = rest;
+                        if let Some(item) = item {
+                            let done = item.is_err();
+                            return Some((item, (reply, pending, done)));
+                        }
+                        continue;
+                    }
+                    match reply.chunk().await {
+                        Ok(Some(bytes)) => pending.push_str(&String::from_utf8_lossy(&bytes)),
+                        Ok(None) => {
+                            let e = fail("the stream ended without `event: end`".into());
+                            return Some((Err(e), (reply, pending, true)));
+                        }
+                        Err(e) => {
+                            let e = fail(root_cause(&e));
+                            return Some((Err(e), (reply, pending, true)));
+                        }
+                    }
+                }
+            },
+        )
+        .boxed(),
+    });
+    events.boxed()
+}
+
+/// Streams over a WebSocket to `url` (`/<endpoint>`): one frame out, a frame per document back.
+fn websocket_stream_doc(
+    url: String,
+    tls: Option<Arc<rustls::ClientConfig>>,
+    req: SingleDocumentRequestProto,
+) -> BoxStream<'static, Result<Document, ClientError>> {
+    let fail = |m: String| ClientError::Transport(format!("WebSocket: {m}"));
+    let parameters = req
+        .parameters
+        .as_ref()
+        .map(|p| serde_json::Value::Object(request::struct_to_json(p)));
+    let doc = Document::from_proto(req.document.unwrap_or_default());
+    let first = serde_json::json!({"data": doc.to_json(), "parameters": parameters});
+    let opened = async move {
+        let mut socket = open_websocket(&url, &tls)
+            .await
+            .map_err(|e| fail(root_cause(&e)))?;
+        socket
+            .send(Message::Text(first.to_string().into()))
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        Ok(socket)
+    };
+    let frames = futures::stream::once(opened).flat_map(move |opened| match opened {
+        Err(e) => futures::stream::once(std::future::ready(Err(e))).boxed(),
+        Ok(socket) => futures::stream::unfold(Some(socket), move |socket| async move {
+            let mut socket = socket?;
+            loop {
+                let frame = match socket.next().await {
+                    Some(Ok(Message::Text(t))) => t,
+                    Some(Ok(Message::Close(_))) | None => {
+                        let e = fail("the gateway closed the stream before its end".into());
+                        return Some((Err(e), None));
+                    }
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => return Some((Err(fail(e.to_string())), None)),
+                };
+                let value: serde_json::Value = match serde_json::from_str(&frame) {
+                    Ok(v) => v,
+                    Err(e) => return Some((Err(fail(format!("a malformed frame: {e}"))), None)),
+                };
+                match value["event"].as_str() {
+                    Some("update") => {
+                        let doc = Document::from_json(&value["data"])
+                            .map_err(|e| fail(format!("a malformed document: {e}")));
+                        return Some((doc, Some(socket)));
+                    }
+                    Some("end") => {
+                        let _ = socket.close(None).await;
+                        return None;
+                    }
+                    _ => return Some((Err(stream_error(&value["error"])), None)),
+                }
+            }
+        })
+        .boxed(),
+    });
+    frames.boxed()
 }
 
 /// What a port turned out to speak, found when a client's first words were not understood.

@@ -18,8 +18,9 @@
 
 use super::batching::DynamicBatching;
 use super::{BoxError, Executor, HandlerError, Metas, Parameters};
-use crate::document::DocumentArray;
+use crate::document::{Document, DocumentArray};
 use futures::future::BoxFuture;
+use futures::stream::{BoxStream, Stream, StreamExt};
 use indexmap::IndexMap;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -43,6 +44,16 @@ pub struct Call<'a, P = Parameters> {
 /// across its awaits. It returns the documents to send on.
 pub struct AsyncCall<P = Parameters> {
     pub docs: DocumentArray,
+    pub parameters: P,
+    pub endpoint: String,
+    pub metas: Arc<Metas>,
+}
+
+/// What a streaming handler gets: one document (the reference's `doc: MyDoc` of a generator
+/// endpoint), the request's parameters, the endpoint and the metas, owned so that the stream
+/// it returns can hold them.
+pub struct StreamCall<P = Parameters> {
+    pub doc: Document,
     pub parameters: P,
     pub endpoint: String,
     pub metas: Arc<Metas>,
@@ -118,10 +129,24 @@ type Awaiting<E> = Box<
         + Sync,
 >;
 
-/// How a handler runs: on a thread where blocking is allowed, or as a future.
+type Streaming<E> = Box<
+    dyn Fn(
+            Arc<E>,
+            Document,
+            &Parameters,
+            String,
+            Arc<Metas>,
+        ) -> BoxStream<'static, Result<Document, HandlerError>>
+        + Send
+        + Sync,
+>;
+
+/// How a handler runs: on a thread where blocking is allowed, as a future, or as a stream of
+/// documents yielded one at a time.
 pub(crate) enum Run<E> {
     Blocking(Blocking<E>),
     Async(Awaiting<E>),
+    Stream(Streaming<E>),
 }
 
 /// One handler of an executor type: its name, where its code binds it, and the function.
@@ -201,6 +226,36 @@ impl<E: Executor> Requests<E> {
             Box::pin(async move { future.await.map_err(handler_error::<Err>) })
         });
         self.add(handler_name::<F>(), endpoints.endpoints(), Run::Async(run))
+    }
+
+    /// Binds a streaming handler (Jina 3's generator endpoint) to `endpoints`: it takes one
+    /// document and returns a stream of documents, each sent to the client as soon as it is
+    /// yielded (`stream_doc` over gRPC, Server-Sent Events over HTTP, frames over WebSocket).
+    /// Dropping the stream is how it learns the client went away. A request of many documents
+    /// (a plain `post`) gets every document each of them yields, in order.
+    pub fn on_stream<P, Err, F, S>(&mut self, endpoints: impl Endpoints, handler: F) -> &mut Self
+    where
+        F: Fn(Arc<E>, StreamCall<P>) -> S + Send + Sync + 'static,
+        S: Stream<Item = Result<Document, Err>> + Send + 'static,
+        P: DeserializeOwned + Send + 'static,
+        Err: Into<BoxError>,
+    {
+        let run: Streaming<E> = Box::new(move |executor, doc, parameters, endpoint, metas| {
+            let parameters = match read_parameters::<P>(parameters) {
+                Ok(p) => p,
+                Err(e) => return futures::stream::once(std::future::ready(Err(e))).boxed(),
+            };
+            let call = StreamCall {
+                doc,
+                parameters,
+                endpoint,
+                metas,
+            };
+            handler(executor, call)
+                .map(|item| item.map_err(handler_error::<Err>))
+                .boxed()
+        });
+        self.add(handler_name::<F>(), endpoints.endpoints(), Run::Stream(run))
     }
 
     /// Binds a blocking handler to every endpoint without a handler of its own (the reference's

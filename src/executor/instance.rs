@@ -8,8 +8,9 @@
 use super::batching::DynamicBatching;
 use super::handlers::{RequestTable, Requests, Run, UnknownHandler};
 use super::{BoxError, Executor, HandlerError, Metas, Parameters};
-use crate::document::DocumentArray;
+use crate::document::{Document, DocumentArray};
 use futures::future::BoxFuture;
+use futures::stream::BoxStream;
 use indexmap::IndexMap;
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -47,6 +48,17 @@ pub struct OpenError {
     pub error: BoxError,
 }
 
+/// How a handler runs, as the server must call it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HandlerKind {
+    /// On a thread where blocking is allowed, documents changed in place.
+    Blocking,
+    /// As a future on the server's runtime.
+    Async,
+    /// One document in, a stream of documents out (a generator endpoint).
+    Stream,
+}
+
 /// An executor of some type, callable by handler index.
 pub(crate) trait Runner: Send + Sync {
     fn open(&mut self) -> Result<(), BoxError>;
@@ -54,7 +66,7 @@ pub(crate) trait Runner: Send + Sync {
     fn bindings(&self) -> Vec<(&str, &[String])>;
     /// The endpoints the code asks to batch.
     fn batching(&self) -> Vec<(String, DynamicBatching)>;
-    fn is_async(&self, index: usize) -> bool;
+    fn kind(&self, index: usize) -> Option<HandlerKind>;
     fn call_blocking(
         &self,
         index: usize,
@@ -71,6 +83,14 @@ pub(crate) trait Runner: Send + Sync {
         endpoint: String,
         metas: Arc<Metas>,
     ) -> BoxFuture<'static, Result<DocumentArray, HandlerError>>;
+    fn call_stream(
+        &self,
+        index: usize,
+        doc: Document,
+        parameters: &Parameters,
+        endpoint: String,
+        metas: Arc<Metas>,
+    ) -> BoxStream<'static, Result<Document, HandlerError>>;
 }
 
 struct Typed<E> {
@@ -98,11 +118,12 @@ impl<E: Executor> Runner for Typed<E> {
         self.requests.batching.clone()
     }
 
-    fn is_async(&self, index: usize) -> bool {
-        matches!(
-            self.requests.handlers.get(index).map(|h| &h.run),
-            Some(Run::Async(_))
-        )
+    fn kind(&self, index: usize) -> Option<HandlerKind> {
+        Some(match &self.requests.handlers.get(index)?.run {
+            Run::Blocking(_) => HandlerKind::Blocking,
+            Run::Async(_) => HandlerKind::Async,
+            Run::Stream(_) => HandlerKind::Stream,
+        })
     }
 
     fn call_blocking(
@@ -130,6 +151,22 @@ impl<E: Executor> Runner for Typed<E> {
         match self.requests.handlers.get(index).map(|h| &h.run) {
             Some(Run::Async(run)) => run(self.executor.clone(), docs, parameters, endpoint, metas),
             _ => Box::pin(std::future::ready(Err(not_a_handler(index)))),
+        }
+    }
+
+    fn call_stream(
+        &self,
+        index: usize,
+        doc: Document,
+        parameters: &Parameters,
+        endpoint: String,
+        metas: Arc<Metas>,
+    ) -> BoxStream<'static, Result<Document, HandlerError>> {
+        match self.requests.handlers.get(index).map(|h| &h.run) {
+            Some(Run::Stream(run)) => run(self.executor.clone(), doc, parameters, endpoint, metas),
+            _ => Box::pin(futures::stream::once(std::future::ready(Err(
+                not_a_handler(index),
+            )))),
         }
     }
 }
@@ -207,13 +244,16 @@ impl Instance {
         layers: impl IntoIterator<Item = (&'static str, &'a IndexMap<String, String>)>,
     ) -> Result<Instance, BuildError> {
         let table = RequestTable::build(&runner.bindings(), layers)?;
-        Ok(Instance {
+        let declared: IndexMap<String, DynamicBatching> = runner.batching().into_iter().collect();
+        let mut instance = Instance {
             name,
             metas: Arc::new(metas),
             table,
-            dynamic_batching: runner.batching().into_iter().collect(),
+            dynamic_batching: IndexMap::new(),
             runner,
-        })
+        };
+        instance.batch(&declared)?;
+        Ok(instance)
     }
 
     /// Batches these endpoints too (a Flow's `uses_dynamic_batching`, which wins over the
@@ -227,10 +267,18 @@ impl Instance {
             settings.check().map_err(|e| {
                 BuildError::BadArgument(format!("uses_dynamic_batching.{endpoint}.{e}"))
             })?;
-            if self.table.resolve(&endpoint).is_none() {
-                return Err(BuildError::BadArgument(format!(
-                    "uses_dynamic_batching.{endpoint}: no handler answers this endpoint"
-                )));
+            match self.table.resolve(&endpoint).map(|i| self.kind(i)) {
+                None => {
+                    return Err(BuildError::BadArgument(format!(
+                        "uses_dynamic_batching.{endpoint}: no handler answers this endpoint"
+                    )));
+                }
+                Some(HandlerKind::Stream) => {
+                    return Err(BuildError::BadArgument(format!(
+                        "uses_dynamic_batching.{endpoint}: a streaming handler answers this endpoint; it takes one document at a time and cannot be batched"
+                    )));
+                }
+                Some(_) => {}
             }
             self.dynamic_batching.insert(endpoint, settings.clone());
         }
@@ -245,9 +293,9 @@ impl Instance {
         })
     }
 
-    /// Whether handler `index` is async (else it blocks, and runs where blocking is allowed).
-    pub fn is_async(&self, index: usize) -> bool {
-        self.runner.is_async(index)
+    /// How handler `index` runs (an index from [`Instance::table`] always has a handler).
+    pub fn kind(&self, index: usize) -> HandlerKind {
+        self.runner.kind(index).unwrap_or(HandlerKind::Blocking)
     }
 
     /// Runs blocking handler `index`: it changes `docs` in place or returns new ones.
@@ -272,6 +320,26 @@ impl Instance {
     ) -> BoxFuture<'static, Result<DocumentArray, HandlerError>> {
         self.runner
             .call_async(index, docs, parameters, endpoint, self.metas.clone())
+    }
+
+    /// Runs streaming handler `index` on one document: a stream that owns what it needs.
+    pub fn call_stream(
+        &self,
+        index: usize,
+        doc: Document,
+        parameters: &Parameters,
+        endpoint: String,
+    ) -> BoxStream<'static, Result<Document, HandlerError>> {
+        self.runner
+            .call_stream(index, doc, parameters, endpoint, self.metas.clone())
+    }
+
+    /// Whether a streaming handler answers `endpoint` (what endpoint discovery calls
+    /// `is_generator`).
+    pub fn streams(&self, endpoint: &str) -> bool {
+        self.table
+            .resolve(endpoint)
+            .is_some_and(|i| self.kind(i) == HandlerKind::Stream)
     }
 }
 

@@ -80,9 +80,10 @@ pub use config::{
     ConfigError, ExecutorConfig, Metas, Overrides, yaml_message as yaml_error_message,
 };
 pub use handlers::{
-    AsyncCall, Call, DEFAULT_ENDPOINT, Endpoints, Reply, RequestTable, Requests, UnknownHandler,
+    AsyncCall, Call, DEFAULT_ENDPOINT, Endpoints, Reply, RequestTable, Requests, StreamCall,
+    UnknownHandler,
 };
-pub use instance::{BuildError, Instance, OpenError};
+pub use instance::{BuildError, HandlerKind, Instance, OpenError};
 pub use registry::{AlreadyInstalled, Entry, Registry};
 pub use uses::{Served, Uses, resolve as resolve_uses};
 
@@ -129,7 +130,7 @@ pub struct NoArgs {}
 ///   a database) once, before it serves.
 /// - [`requests`](Executor::requests) binds its methods to endpoints. A blocking handler
 ///   (`r.on`) runs where blocking is allowed; an async one (`r.on_async`) holds no thread while
-///   it awaits. Handlers take `&self` (or `Arc<Self>`): state that changes lives behind the
+///   it awaits; a streaming one (`r.on_stream`) takes one document and yields documents. Handlers take `&self` (or `Arc<Self>`): state that changes lives behind the
 ///   type's own lock or atomics, as requests run concurrently.
 pub trait Executor: Sized + Send + Sync + 'static {
     /// The name `jtype:` and `uses:` give it.

@@ -1,18 +1,24 @@
 //! The gRPC server of one executor: `process_single_data`, `process_data` (several upstream
-//! requests merged into one), `endpoint_discovery`, `_status`, grpc.health.v1 and gRPC
-//! reflection (a Python gateway lists our services through it before it talks to us).
+//! requests merged into one), `stream_doc` (one document in, documents streamed out),
+//! `endpoint_discovery`, `_status`, grpc.health.v1 and gRPC reflection (a Python gateway lists
+//! our services through it before it talks to us).
 //!
 //! A request whose endpoint has no handler is answered with the request itself, documents
 //! untouched and not even decoded. A handler's error or panic becomes a response with status
 //! ERROR naming the executor; the server goes on serving. Endpoints with dynamic batching
 //! hand their requests' documents to their `batching::Batcher`, which calls the handler.
+//!
+//! A streaming handler answers `stream_doc` as it yields; a plain request to it gets all that
+//! it yields for each of its documents. A plain handler answers `stream_doc` too: its answer's
+//! documents, one message each. A client that goes away drops the handler's stream.
 
 use super::batching::{Batcher, CallHandler};
-use super::{DEFAULT_ENDPOINT, HandlerError, Instance, Parameters, schema};
-use crate::document::DocumentArray;
+use super::{DEFAULT_ENDPOINT, HandlerError, HandlerKind, Instance, Parameters, schema};
+use crate::document::{Document, DocumentArray};
 use crate::metrics::ExecutorMetrics;
 use crate::proto::jina::{
-    DataRequestListProto, DataRequestProto, EndpointsProto, JinaInfoProto,
+    DataRequestListProto, DataRequestProto, EndpointsProto, HeaderProto, JinaInfoProto,
+    SingleDocumentRequestProto,
     jina_data_request_rpc_server::{JinaDataRequestRpc, JinaDataRequestRpcServer},
     jina_discover_endpoints_rpc_server::{
         JinaDiscoverEndpointsRpc, JinaDiscoverEndpointsRpcServer,
@@ -21,9 +27,13 @@ use crate::proto::jina::{
     jina_single_data_request_rpc_server::{
         JinaSingleDataRequestRpc, JinaSingleDataRequestRpcServer,
     },
+    jina_single_document_request_rpc_server::{
+        JinaSingleDocumentRequestRpc, JinaSingleDocumentRequestRpcServer,
+    },
 };
 use crate::request;
-use futures::FutureExt;
+use futures::stream::BoxStream;
+use futures::{FutureExt, StreamExt};
 use serde_json::{Map, Value};
 use std::collections::HashMap;
 use std::future::Future;
@@ -172,8 +182,8 @@ impl ExecutorService {
                 Ok(self.run_batched(batcher, req).await)
             }
             (None, Incoming::One(req)) => Ok(req),
-            (Some(index), incoming) if self.instance.is_async(index) => {
-                Ok(self.run_async(index, incoming).await)
+            (Some(index), incoming) if self.instance.kind(index) != HandlerKind::Blocking => {
+                Ok(self.run_owned(index, incoming).await)
             }
             (handler, incoming) => {
                 let this = self.clone();
@@ -228,20 +238,14 @@ impl ExecutorService {
         req
     }
 
-    async fn run_async(&self, index: usize, incoming: Incoming) -> DataRequestProto {
+    /// Runs an async or streaming handler on the decoded documents.
+    async fn run_owned(&self, index: usize, incoming: Incoming) -> DataRequestProto {
         let (mut req, docs) = self.decode(incoming);
         let Some(docs) = docs else { return req };
         let parameters = request::parameters(&req);
         let endpoint = request::endpoint(&req).to_string();
-        let outcome = call_async_recorded(
-            &self.instance,
-            self.metrics.as_deref(),
-            index,
-            docs,
-            &parameters,
-            endpoint,
-        )
-        .await;
+        let (instance, metrics) = (self.instance.clone(), self.metrics.clone());
+        let outcome = invoke(instance, metrics, index, docs, parameters, endpoint).await;
         match outcome {
             Ok(docs) => request::set_docs(&mut req, &docs),
             Err(e) => self.fail(&mut req, e),
@@ -269,6 +273,94 @@ impl ExecutorService {
         );
     }
 
+    /// Answers `stream_doc`: what the endpoint's handler yields for the one document, a
+    /// message each, as it comes; an error is the last message, with status ERROR.
+    pub fn stream_doc(
+        &self,
+        req: SingleDocumentRequestProto,
+    ) -> BoxStream<'static, SingleDocumentRequestProto> {
+        let header = req.header.clone().unwrap_or_default();
+        let reply = move |document: Option<Document>| SingleDocumentRequestProto {
+            header: Some(HeaderProto {
+                request_id: header.request_id.clone(),
+                exec_endpoint: header.exec_endpoint.clone(),
+                ..Default::default()
+            }),
+            parameters: None,
+            routes: vec![],
+            document: document.map(|d| d.to_proto()),
+        };
+        let endpoint = reply(None)
+            .header
+            .and_then(|h| h.exec_endpoint)
+            .unwrap_or_default();
+        let Some(index) = self.instance.table.resolve(&endpoint) else {
+            // No handler: the document comes back as it came, as Python Jina answers.
+            return futures::stream::once(std::future::ready(req)).boxed();
+        };
+        let doc = Document::from_proto(req.document.unwrap_or_default());
+        let parameters = req
+            .parameters
+            .as_ref()
+            .map(request::struct_to_json)
+            .unwrap_or_default();
+        let logged = endpoint.clone();
+        let docs = match self.instance.kind(index) {
+            HandlerKind::Stream => {
+                let stream = self
+                    .instance
+                    .call_stream(index, doc, &parameters, endpoint.clone());
+                let recorded = Recorded::new(self.metrics.clone(), &endpoint);
+                AssertUnwindSafe(stream)
+                    .catch_unwind()
+                    .map(move |item| {
+                        let _recorded = &recorded;
+                        item.unwrap_or_else(|panic| Err(panicked(panic)))
+                    })
+                    .boxed()
+            }
+            // A plain handler: its answer, a document at a time.
+            HandlerKind::Blocking | HandlerKind::Async => {
+                let (instance, metrics) = (self.instance.clone(), self.metrics.clone());
+                let call = invoke(
+                    instance,
+                    metrics,
+                    index,
+                    DocumentArray::from(vec![doc]),
+                    parameters,
+                    endpoint,
+                );
+                futures::stream::once(call)
+                    .flat_map(|answer| match answer {
+                        Ok(docs) => futures::stream::iter(docs.into_iter().map(Ok)).boxed(),
+                        Err(e) => futures::stream::once(std::future::ready(Err(e))).boxed(),
+                    })
+                    .boxed()
+            }
+        };
+        let executor = self.instance.name.clone();
+        // Up to and including the first error.
+        docs.scan(false, move |failed, item| {
+            if *failed {
+                return std::future::ready(None);
+            }
+            let message = match item {
+                Ok(doc) => reply(Some(doc)),
+                Err(e) => {
+                    *failed = true;
+                    tracing::warn!("{logged} failed: {e}");
+                    let mut message = reply(None);
+                    if let Some(h) = message.header.as_mut() {
+                        h.status = Some(request::error_status(&e.name, &e.message, &executor));
+                    }
+                    message
+                }
+            };
+            std::future::ready(Some(message))
+        })
+        .boxed()
+    }
+
     /// The endpoints this executor answers, with a schema for each.
     pub fn endpoints(&self) -> EndpointsProto {
         let mut endpoints = vec![DRY_RUN_ENDPOINT.to_string(), DEFAULT_ENDPOINT.to_string()];
@@ -279,7 +371,7 @@ impl ExecutorService {
         }
         let schemas: Map<String, Value> = endpoints
             .iter()
-            .map(|e| (e.clone(), schema::endpoint_schema()))
+            .map(|e| (e.clone(), schema::endpoint_schema(self.instance.streams(e))))
             .collect();
         EndpointsProto {
             endpoints,
@@ -309,29 +401,54 @@ fn call_blocking_recorded(
     outcome
 }
 
-/// Runs async handler `index`: a panic becomes an error; the call is recorded.
-async fn call_async_recorded(
+/// Records one streamed call when dropped: at its end, or when the client went away.
+struct Recorded {
+    metrics: Option<Arc<ExecutorMetrics>>,
+    endpoint: String,
+    start: std::time::Instant,
+}
+
+impl Recorded {
+    fn new(metrics: Option<Arc<ExecutorMetrics>>, endpoint: &str) -> Recorded {
+        Recorded {
+            metrics,
+            endpoint: endpoint.to_string(),
+            start: std::time::Instant::now(),
+        }
+    }
+}
+
+impl Drop for Recorded {
+    fn drop(&mut self) {
+        if let Some(m) = &self.metrics {
+            m.handler(&self.endpoint, self.start.elapsed(), 1);
+        }
+    }
+}
+
+/// Runs streaming handler `index` on each document in turn and gathers all that it yields; a
+/// panic becomes an error.
+async fn gather_stream(
     instance: &Instance,
-    metrics: Option<&ExecutorMetrics>,
     index: usize,
     docs: DocumentArray,
     parameters: &Parameters,
-    endpoint: String,
+    endpoint: &str,
 ) -> Result<DocumentArray, HandlerError> {
-    let (start, count) = (std::time::Instant::now(), docs.len());
-    let call = instance.call_async(index, docs, parameters, endpoint.clone());
-    let outcome = AssertUnwindSafe(call)
-        .catch_unwind()
-        .await
-        .unwrap_or_else(|panic| Err(panicked(panic)));
-    if let Some(m) = metrics {
-        m.handler(&endpoint, start.elapsed(), count);
+    let mut gathered = DocumentArray::new();
+    for doc in docs {
+        let stream = instance.call_stream(index, doc, parameters, endpoint.to_string());
+        let mut stream = AssertUnwindSafe(stream).catch_unwind();
+        while let Some(item) = stream.next().await {
+            gathered.push(item.unwrap_or_else(|panic| Err(panicked(panic)))?);
+        }
     }
-    outcome
+    Ok(gathered)
 }
 
-/// Runs handler `index` on owned documents (a batch): a blocking one where blocking is
-/// allowed, an async one on this task.
+/// Runs handler `index` on owned documents (a batch, or a request to an async or streaming
+/// handler): a blocking one where blocking is allowed, the others on this task. A panic
+/// becomes an error; the call is recorded.
 async fn invoke(
     instance: Arc<Instance>,
     metrics: Option<Arc<ExecutorMetrics>>,
@@ -340,25 +457,46 @@ async fn invoke(
     parameters: Parameters,
     endpoint: String,
 ) -> Result<DocumentArray, HandlerError> {
-    if instance.is_async(index) {
-        let metrics = metrics.as_deref();
-        return call_async_recorded(&instance, metrics, index, docs, &parameters, endpoint).await;
-    }
-    let span = tracing::Span::current();
-    let run = move || {
-        span.in_scope(|| {
-            let mut docs = docs;
-            let metrics = metrics.as_deref();
-            call_blocking_recorded(&instance, metrics, index, &mut docs, &parameters, &endpoint)
-                .map(|new| new.unwrap_or(docs))
-        })
+    let (start, count) = (std::time::Instant::now(), docs.len());
+    let outcome = match instance.kind(index) {
+        HandlerKind::Async => {
+            let call = instance.call_async(index, docs, &parameters, endpoint.clone());
+            AssertUnwindSafe(call)
+                .catch_unwind()
+                .await
+                .unwrap_or_else(|panic| Err(panicked(panic)))
+        }
+        HandlerKind::Stream => gather_stream(&instance, index, docs, &parameters, &endpoint).await,
+        // Recorded where it runs.
+        HandlerKind::Blocking => {
+            let span = tracing::Span::current();
+            let run = move || {
+                span.in_scope(|| {
+                    let mut docs = docs;
+                    let metrics = metrics.as_deref();
+                    call_blocking_recorded(
+                        &instance,
+                        metrics,
+                        index,
+                        &mut docs,
+                        &parameters,
+                        &endpoint,
+                    )
+                    .map(|new| new.unwrap_or(docs))
+                })
+            };
+            return tokio::task::spawn_blocking(run).await.unwrap_or_else(|e| {
+                Err(HandlerError::new(
+                    "RuntimeError",
+                    format!("executor task failed: {e}"),
+                ))
+            });
+        }
     };
-    tokio::task::spawn_blocking(run).await.unwrap_or_else(|e| {
-        Err(HandlerError::new(
-            "RuntimeError",
-            format!("executor task failed: {e}"),
-        ))
-    })
+    if let Some(m) = &metrics {
+        m.handler(&endpoint, start.elapsed(), count);
+    }
+    outcome
 }
 
 /// A handler's panic as the error the response carries.
@@ -403,6 +541,23 @@ impl JinaDataRequestRpc for ExecutorService {
     }
 }
 
+type DocStream = std::pin::Pin<
+    Box<dyn futures::Stream<Item = Result<SingleDocumentRequestProto, Status>> + Send>,
+>;
+
+#[tonic::async_trait]
+impl JinaSingleDocumentRequestRpc for ExecutorService {
+    type stream_docStream = DocStream;
+
+    async fn stream_doc(
+        &self,
+        req: tonic::Request<SingleDocumentRequestProto>,
+    ) -> Result<Response<DocStream>, Status> {
+        let replies = ExecutorService::stream_doc(self, req.into_inner());
+        Ok(Response::new(replies.map(Ok).boxed()))
+    }
+}
+
 #[tonic::async_trait]
 impl JinaDiscoverEndpointsRpc for ExecutorService {
     async fn endpoint_discovery(
@@ -444,6 +599,10 @@ pub async fn serve(
         JinaDataRequestRpcServer::new(service.clone()),
         limit
     ))
+    .add_service(crate::limited!(
+        JinaSingleDocumentRequestRpcServer::new(service.clone()),
+        limit
+    ))
     .add_service(JinaDiscoverEndpointsRpcServer::new(service.clone()))
     .add_service(JinaInfoRpcServer::new(service));
     let options = crate::grpc::ServeOptions {
@@ -451,4 +610,101 @@ pub async fn serve(
         serving: None,
     };
     crate::grpc::serve(routes, listener, options, shutdown).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::executor::{BoxError, Entry, Executor, Metas, NoArgs, Requests, StreamCall};
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    /// Yields documents forever, one per millisecond; drops its guard when its stream is
+    /// dropped.
+    struct Forever {
+        dropped: Arc<AtomicBool>,
+    }
+
+    struct Guard(Arc<AtomicBool>);
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+
+    static DROPPED: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+
+    impl Executor for Forever {
+        const NAME: &'static str = "Forever";
+        type Args = NoArgs;
+        fn new(_: NoArgs, _: &Metas) -> Result<Self, BoxError> {
+            Ok(Forever {
+                dropped: DROPPED.get_or_init(Arc::default).clone(),
+            })
+        }
+        fn requests(r: &mut Requests<Self>) {
+            r.on_stream("/forever", Self::forever);
+        }
+    }
+
+    impl Forever {
+        fn forever(
+            self: Arc<Self>,
+            _: StreamCall,
+        ) -> impl futures::Stream<Item = Result<Document, HandlerError>> + use<> {
+            let guard = Guard(self.dropped.clone());
+            futures::stream::repeat(()).then(move |_| {
+                let _held = &guard;
+                async {
+                    tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+                    Ok(Document::from_text("again"))
+                }
+            })
+        }
+    }
+
+    fn service() -> ExecutorService {
+        let instance = Entry::of::<Forever>()
+            .instantiate("forever".into(), &Map::new(), Metas::default(), [])
+            .unwrap();
+        ExecutorService::new(instance)
+    }
+
+    #[tokio::test]
+    async fn dropping_a_stream_drops_the_handlers_stream() {
+        let service = service();
+        let req = request::new_single_document_request(
+            "/forever",
+            &Document::from_text("x"),
+            &Map::new(),
+        );
+        let mut replies = service.stream_doc(req);
+        for _ in 0..3 {
+            let reply = replies.next().await.unwrap();
+            assert_eq!(
+                reply
+                    .document
+                    .map(Document::from_proto)
+                    .unwrap()
+                    .text
+                    .as_deref(),
+                Some("again")
+            );
+        }
+        let dropped = DROPPED.get().unwrap();
+        assert!(!dropped.load(Ordering::SeqCst));
+        drop(replies);
+        assert!(
+            dropped.load(Ordering::SeqCst),
+            "the handler's stream lives on"
+        );
+    }
+
+    #[test]
+    fn endpoint_discovery_marks_a_streaming_endpoint_a_generator() {
+        let found = service().endpoints();
+        let schemas = request::struct_to_json(&found.schemas.unwrap());
+        assert_eq!(schemas["/forever"]["is_generator"], true);
+        assert_eq!(schemas["/default"]["is_generator"], false);
+    }
 }

@@ -12,6 +12,10 @@
 //! (the copy was down or refused the connection) or when the endpoint is idempotent; a call not
 //! answered within `timeout_send` is a `TimeoutError`. A shard that cannot answer gives an ERROR
 //! response naming the executor and its copies, never a hang.
+//!
+//! A streamed document (`stream_doc`) goes to one copy of the next shard in turn, chosen by the
+//! same policy until its stream opens; a head or tail is not visited. Messages are passed on
+//! as they come; a stream that breaks off ends with an ERROR message.
 
 use super::GatewayError;
 use super::ratelimit::RateLimitedLog;
@@ -19,12 +23,15 @@ use crate::flow::{CallPolicy, Polling};
 use crate::health::{CopyState, Liveness};
 use crate::orchestrate::{CopyAddress, DeploymentAddresses};
 use crate::proto::jina::{
-    DataRequestListProto, DataRequestProto, EndpointsProto,
+    DataRequestListProto, DataRequestProto, EndpointsProto, SingleDocumentRequestProto,
     jina_data_request_rpc_client::JinaDataRequestRpcClient,
     jina_discover_endpoints_rpc_client::JinaDiscoverEndpointsRpcClient,
     jina_single_data_request_rpc_client::JinaSingleDataRequestRpcClient,
+    jina_single_document_request_rpc_client::JinaSingleDocumentRequestRpcClient,
 };
 use crate::request;
+use futures::StreamExt;
+use futures::stream::BoxStream;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -168,6 +175,20 @@ impl Copy {
         Ok(reply.into_inner())
     }
 
+    /// Opens a `stream_doc` call: its messages come as the executor yields them.
+    async fn stream_doc(
+        &self,
+        req: SingleDocumentRequestProto,
+    ) -> Result<tonic::Streaming<SingleDocumentRequestProto>, tonic::Status> {
+        self.resolves().await?;
+        let mut client = crate::unlimited!(JinaSingleDocumentRequestRpcClient::new(
+            self.channel.clone()
+        ));
+        let mut request = tonic::Request::new(req);
+        crate::telemetry::inject(request.metadata_mut());
+        Ok(client.stream_doc(request).await?.into_inner())
+    }
+
     /// A name that resolves to no address cannot be called: say so rather than wait (after
     /// giving its first resolution up to [`CONNECT_TIMEOUT`]).
     async fn resolves(&self) -> Result<(), tonic::Status> {
@@ -272,6 +293,42 @@ impl Shard {
             .first()
             .map(|r| request::endpoint(r).to_string())
             .unwrap_or_default();
+        let idempotent = policy.idempotent.allows(&endpoint);
+        let (answer, _) = self
+            .try_replicas(policy, idempotent, |copy| copy.call(requests.clone()))
+            .await?;
+        Ok(answer)
+    }
+
+    /// Opens a stream on one replica after the policy, as [`Shard::call`] calls one (a stream
+    /// is never opened twice on the chance that it is idempotent).
+    async fn open_stream(
+        &self,
+        req: SingleDocumentRequestProto,
+        policy: &CallPolicy,
+    ) -> Result<OpenStream, CallError> {
+        let (stream, copy) = self
+            .try_replicas(policy, false, |copy| copy.stream_doc(req.clone()))
+            .await?;
+        Ok(OpenStream {
+            stream,
+            copy: copy.label().into(),
+            address: copy.address.clone(),
+        })
+    }
+
+    /// Makes `attempt` on the replicas in turn: skips copies that are down, tries another
+    /// when the copy was never reached or went down (or always, when `idempotent`), and gives
+    /// up after `timeout_send`. The outcome, and the copy that gave it.
+    async fn try_replicas<'a, T, Fut>(
+        &'a self,
+        policy: &CallPolicy,
+        idempotent: bool,
+        attempt: impl Fn(&'a Copy) -> Fut,
+    ) -> Result<(T, &'a Copy), CallError>
+    where
+        Fut: std::future::Future<Output = Result<T, tonic::Status>>,
+    {
         let candidates = self.candidates()?;
         let tries = 1 + policy
             .retries
@@ -283,7 +340,7 @@ impl Shard {
             if !copy.liveness.is_up() && last.is_some() {
                 continue;
             }
-            let call = copy.call(requests.clone());
+            let call = attempt(copy);
             let outcome = match policy.timeout_send {
                 Some(after) => match tokio::time::timeout(after, call).await {
                     Ok(outcome) => outcome,
@@ -297,11 +354,9 @@ impl Shard {
                 None => call.await,
             };
             match outcome {
-                Ok(answer) => return Ok(answer),
+                Ok(answer) => return Ok((answer, copy)),
                 Err(status) => {
-                    let retry = never_reached(&status)
-                        || !copy.liveness.is_up()
-                        || policy.idempotent.allows(&endpoint);
+                    let retry = never_reached(&status) || !copy.liveness.is_up() || idempotent;
                     last = Some(CallError::Transport {
                         copy: copy.label().into(),
                         address: copy.address.clone(),
@@ -315,6 +370,13 @@ impl Shard {
         }
         Err(last.expect("at least one replica was tried"))
     }
+}
+
+/// A `stream_doc` call that opened, and on which copy.
+struct OpenStream {
+    stream: tonic::Streaming<SingleDocumentRequestProto>,
+    copy: String,
+    address: String,
 }
 
 /// An executor of the Flow, ready to take requests.
@@ -510,6 +572,54 @@ impl Deployment {
             Some(tail) if !request::is_error(&result) => tail.call(vec![result], policy).await,
             _ => Ok(result),
         }
+    }
+
+    /// Streams one document through a copy of this executor: its messages as they come; a
+    /// failure to open, or a stream that breaks off, ends it with an ERROR message.
+    pub async fn stream_doc(
+        &self,
+        req: SingleDocumentRequestProto,
+    ) -> BoxStream<'static, SingleDocumentRequestProto> {
+        let header = req.header.clone();
+        let executor = self.name.clone();
+        let failed = move |e: CallError| {
+            let status = request::error_status(e.exception(), &e.describe(&executor), &executor);
+            let mut header = header.clone().unwrap_or_default();
+            header.status = Some(status);
+            SingleDocumentRequestProto {
+                header: Some(header),
+                ..Default::default()
+            }
+        };
+        let n = self.next_shard.fetch_add(1, Ordering::Relaxed);
+        let shard = &self.shards[n % self.shards.len()];
+        let OpenStream {
+            stream,
+            copy,
+            address,
+        } = match shard.open_stream(req, &self.policy).await {
+            Ok(open) => open,
+            Err(e) => {
+                self.failures.warn(&e.describe(&self.name));
+                return futures::stream::once(std::future::ready(failed(e))).boxed();
+            }
+        };
+        stream
+            .scan(false, move |broke, item| {
+                if *broke {
+                    return std::future::ready(None);
+                }
+                let message = item.unwrap_or_else(|status| {
+                    *broke = true;
+                    failed(CallError::Transport {
+                        copy: copy.clone(),
+                        address: address.clone(),
+                        status,
+                    })
+                });
+                std::future::ready(Some(message))
+            })
+            .boxed()
     }
 
     fn call_error(&self, mut req: DataRequestProto, e: CallError) -> DataRequestProto {

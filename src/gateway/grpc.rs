@@ -1,9 +1,12 @@
 //! The gateway's gRPC face: JinaRPC.Call (a bidirectional stream; answers go back as they
-//! complete), process_single_data, dry_run, endpoint_discovery, `_status`, health and reflection.
+//! complete), process_single_data, stream_doc (one document in, the documents a streaming
+//! executor yields out, as they come), dry_run, endpoint_discovery, `_status`, health and
+//! reflection.
 
 use super::router::Router;
 use crate::proto::jina::{
-    DataRequestProto, EndpointsProto, JinaInfoProto, StatusProto,
+    DataRequestProto, EndpointsProto, HeaderProto, JinaInfoProto, SingleDocumentRequestProto,
+    StatusProto,
     jina_discover_endpoints_rpc_server::{
         JinaDiscoverEndpointsRpc, JinaDiscoverEndpointsRpcServer,
     },
@@ -12,6 +15,9 @@ use crate::proto::jina::{
     jina_rpc_server::{JinaRpc, JinaRpcServer},
     jina_single_data_request_rpc_server::{
         JinaSingleDataRequestRpc, JinaSingleDataRequestRpcServer,
+    },
+    jina_single_document_request_rpc_server::{
+        JinaSingleDocumentRequestRpc, JinaSingleDocumentRequestRpcServer,
     },
 };
 use futures::{Stream, StreamExt};
@@ -129,6 +135,38 @@ impl JinaSingleDataRequestRpc for GrpcGateway {
     }
 }
 
+type DocStream = Pin<Box<dyn Stream<Item = Result<SingleDocumentRequestProto, Status>> + Send>>;
+
+#[tonic::async_trait]
+impl JinaSingleDocumentRequestRpc for GrpcGateway {
+    type stream_docStream = DocStream;
+
+    /// A document with no executor to stream it is answered with one ERROR message, as a
+    /// failing executor's would be.
+    async fn stream_doc(
+        &self,
+        req: Request<SingleDocumentRequestProto>,
+    ) -> Result<Response<DocStream>, Status> {
+        let req = req.into_inner();
+        let header = req.header.clone().unwrap_or_default();
+        let replies = match self.router.stream_doc(req).await {
+            Ok(replies) => replies,
+            Err(e) => {
+                let status = crate::request::error_status("ValueError", &e.to_string(), "gateway");
+                let refused = SingleDocumentRequestProto {
+                    header: Some(HeaderProto {
+                        status: Some(status),
+                        ..header
+                    }),
+                    ..Default::default()
+                };
+                futures::stream::once(std::future::ready(refused)).boxed()
+            }
+        };
+        Ok(Response::new(replies.map(Ok).boxed()))
+    }
+}
+
 #[tonic::async_trait]
 impl JinaGatewayDryRunRpc for GrpcGateway {
     async fn dry_run(&self, _: Request<()>) -> Result<Response<StatusProto>, Status> {
@@ -163,6 +201,10 @@ pub async fn serve(
         tonic::service::Routes::new(crate::limited!(JinaRpcServer::new(gateway.clone()), limit))
             .add_service(crate::limited!(
                 JinaSingleDataRequestRpcServer::new(gateway.clone()),
+                limit
+            ))
+            .add_service(crate::limited!(
+                JinaSingleDocumentRequestRpcServer::new(gateway.clone()),
                 limit
             ))
             .add_service(JinaGatewayDryRunRpcServer::new(gateway.clone()))

@@ -2,6 +2,10 @@
 //!
 //! - `POST /post` with `{data, parameters, execEndpoint, targetExecutor}` (Jina 2's REST body);
 //! - `POST /<endpoint>` for every endpoint the executors expose, `{data, parameters, header}`;
+//! - `GET /<endpoint>`: one document streamed to the executor that streams the endpoint
+//!   (the document is the JSON body, else the query's fields, as Python Jina's gateway reads
+//!   it); what it yields comes back as Server-Sent Events (`event: update` with the document,
+//!   then `event: end`), or, upgraded to a WebSocket, as text frames (`streaming_socket`);
 //! - `GET /status`, `GET /dry_run`, `GET /openapi.json`, and `GET /docs` (an offline page);
 //! - `GET /`: the search page (a query box posting to `/search`), or, upgraded to a WebSocket: each text frame is a JSON request and is answered with a
 //!   JSON response carrying the same request id; each binary frame is a `DataRequestProto`
@@ -9,6 +13,8 @@
 //!   requests of one connection are in flight.
 
 use super::router::Router;
+use crate::document::Document;
+use crate::proto::jina::SingleDocumentRequestProto;
 use crate::request::json as request_json;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Path, State};
@@ -28,6 +34,8 @@ struct AppState {
     router: Arc<Router>,
     /// The executors' endpoints, discovered once at start.
     endpoints: Arc<Vec<String>>,
+    /// Those of them whose handler streams (a generator endpoint).
+    streaming: Arc<Vec<String>>,
     prefetch: usize,
     max_request_bytes: usize,
     cors: bool,
@@ -35,10 +43,22 @@ struct AppState {
 
 /// The REST + WebSocket application.
 pub async fn app(router: Arc<Router>, settings: &super::Settings) -> axum::Router {
-    let endpoints = router.endpoints().await.endpoints;
+    let discovered = router.endpoints().await;
+    let schemas = discovered
+        .schemas
+        .as_ref()
+        .map(crate::request::struct_to_json)
+        .unwrap_or_default();
+    let streaming = discovered
+        .endpoints
+        .iter()
+        .filter(|e| schemas.get(*e).and_then(|s| s.get("is_generator")) == Some(&Value::Bool(true)))
+        .cloned()
+        .collect();
     let state = AppState {
         router,
-        endpoints: Arc::new(endpoints),
+        endpoints: Arc::new(discovered.endpoints),
+        streaming: Arc::new(streaming),
         prefetch: settings.prefetch.max(1),
         max_request_bytes: settings.max_request_bytes,
         cors: settings.cors,
@@ -50,7 +70,7 @@ pub async fn app(router: Arc<Router>, settings: &super::Settings) -> axum::Route
         .route("/dry_run", get(dry_run))
         .route("/openapi.json", get(openapi))
         .route("/docs", get(docs_page))
-        .route("/{*endpoint}", post(post_endpoint))
+        .route("/{*endpoint}", post(post_endpoint).get(stream_endpoint))
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
             browser_safety,
@@ -230,6 +250,144 @@ async fn post_endpoint(
         Err(r) => return r,
     };
     answer(&s, &headers, &body, Some(&endpoint)).await
+}
+
+/// `GET /<endpoint>`: streams one document (the JSON body, else the query's fields) to the
+/// executor that streams the endpoint. Over plain HTTP the answer is Server-Sent Events, each
+/// sent as it is yielded; upgraded to a WebSocket, see [`streaming_socket`]. An endpoint no
+/// executor streams is a 404 naming it. A client that goes away ends the executor's stream.
+async fn stream_endpoint(
+    State(s): State<AppState>,
+    Path(endpoint): Path<String>,
+    req: axum::extract::Request,
+) -> Response {
+    let endpoint = format!("/{endpoint}");
+    let (mut parts, body) = req.into_parts();
+    if let Ok(ws) = WebSocketUpgrade::from_request_parts(&mut parts, &s).await {
+        return ws
+            .max_message_size(s.max_request_bytes)
+            .max_frame_size(s.max_request_bytes)
+            .on_upgrade(move |socket| streaming_socket(socket, s, endpoint))
+            .into_response();
+    }
+    let body = match read_body(&parts.headers, body, s.max_request_bytes).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let fields = if body.iter().all(u8::is_ascii_whitespace) {
+        let query = axum::extract::Query::<Vec<(String, String)>>::try_from_uri(&parts.uri);
+        match query {
+            Ok(q) => Value::Object(q.0.into_iter().map(|(k, v)| (k, Value::from(v))).collect()),
+            Err(e) => return bad_request(format!("the query: {e}")),
+        }
+    } else {
+        match serde_json::from_slice::<Value>(&body) {
+            Ok(v) => v,
+            Err(e) => return bad_request(format!("request body: not JSON: {e}")),
+        }
+    };
+    let doc = match Document::from_json(&fields) {
+        Ok(d) => d,
+        Err(e) => return bad_request(format!("request body: {e}")),
+    };
+    let req = crate::request::new_single_document_request(&endpoint, &doc, &Default::default());
+    let replies = match s.router.stream_doc(req).await {
+        Ok(r) => r,
+        Err(e) => return error_response(StatusCode::NOT_FOUND, e.to_string()),
+    };
+    let events = replies
+        .map(|reply| sse_event(&reply))
+        .chain(futures::stream::once(std::future::ready(
+            "event: end\r\n\r\n".to_string(),
+        )))
+        .map(|event| Ok::<_, std::convert::Infallible>(Bytes::from(event)));
+    (
+        [
+            (axum::http::header::CONTENT_TYPE, "text/event-stream"),
+            (axum::http::header::CACHE_CONTROL, "no-cache"),
+        ],
+        axum::body::Body::from_stream(events),
+    )
+        .into_response()
+}
+
+/// One yielded document as JSON, or the error that ended the stream (`Err` with the status).
+fn reply_json(reply: &SingleDocumentRequestProto) -> Result<Value, Value> {
+    let status = reply.header.as_ref().and_then(|h| h.status.as_ref());
+    match status.filter(|s| s.code != 0) {
+        Some(failed) => Err(request_json::status_json(Some(failed))),
+        None => Ok(Document::from_proto(reply.document.clone().unwrap_or_default()).to_json()),
+    }
+}
+
+/// A reply as one Server-Sent Event, lines ended by CRLF as Python Jina's gateway writes them
+/// (its client counts on that).
+fn sse_event(reply: &SingleDocumentRequestProto) -> String {
+    match reply_json(reply) {
+        Ok(doc) => format!("event: update\r\ndata: {doc}\r\n\r\n"),
+        Err(status) => format!("event: error\r\ndata: {status}\r\n\r\n"),
+    }
+}
+
+/// A WebSocket on `GET /<endpoint>`: the client's first text frame is `{"data": document,
+/// "parameters": {...}}`; each yielded document comes back as a text frame
+/// `{"event": "update", "data": document}`, an error as `{"event": "error", "error":
+/// status}`, and last `{"event": "end"}` before the close. A close from the client ends the
+/// executor's stream.
+async fn streaming_socket(socket: WebSocket, s: AppState, endpoint: String) {
+    let (mut sink, mut source) = socket.split();
+    let first = loop {
+        match source.next().await {
+            Some(Ok(Message::Text(text))) => break text,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            _ => return,
+        }
+    };
+    let opened = async {
+        let body: Value =
+            serde_json::from_str(&first).map_err(|e| format!("frame: not JSON: {e}"))?;
+        let doc = match body.get("data") {
+            Some(data) => Document::from_json(data).map_err(|e| format!("frame: data: {e}"))?,
+            None => return Err("frame: no `data` (the document to stream)".to_string()),
+        };
+        let parameters = body.get("parameters").and_then(Value::as_object);
+        let parameters = parameters.cloned().unwrap_or_default();
+        let req = crate::request::new_single_document_request(&endpoint, &doc, &parameters);
+        s.router.stream_doc(req).await.map_err(|e| e.to_string())
+    };
+    let replies = match opened.await {
+        Ok(r) => r,
+        Err(why) => {
+            let refused = json!({"event": "error", "error": why}).to_string();
+            let _ = sink.send(Message::Text(refused.into())).await;
+            let _ = sink.send(Message::Close(None)).await;
+            return;
+        }
+    };
+    let mut replies = std::pin::pin!(replies);
+    loop {
+        tokio::select! {
+            reply = replies.next() => {
+                let Some(reply) = reply else { break };
+                let frame = match reply_json(&reply) {
+                    Ok(doc) => json!({"event": "update", "data": doc}),
+                    Err(status) => json!({"event": "error", "error": status}),
+                };
+                if sink.send(Message::Text(frame.to_string().into())).await.is_err() {
+                    return;
+                }
+            }
+            // The client closed or went away: dropping the replies ends the stream.
+            incoming = source.next() => match incoming {
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return,
+                Some(Ok(_)) => {}
+            },
+        }
+    }
+    let _ = sink
+        .send(Message::Text(json!({"event": "end"}).to_string().into()))
+        .await;
+    let _ = sink.send(Message::Close(None)).await;
 }
 
 /// Routes a JSON body and answers in JSON. Documents go between JSON and their wire form one
@@ -420,11 +578,11 @@ async fn answer_frame(router: &Router, message: Message) -> Option<Message> {
 }
 
 async fn openapi(State(s): State<AppState>) -> Json<Value> {
-    Json(openapi_spec(&s.endpoints))
+    Json(openapi_spec(&s.endpoints, &s.streaming))
 }
 
 /// An OpenAPI 3 description of the REST face.
-fn openapi_spec(endpoints: &[String]) -> Value {
+fn openapi_spec(endpoints: &[String], streaming: &[String]) -> Value {
     let request_body = json!({"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Request"}}}});
     let ok = json!({"200": {"description": "the answer, with the returned documents in `data`", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Response"}}}}, "400": {"description": "a malformed body"}});
     let mut paths = serde_json::Map::new();
@@ -433,7 +591,11 @@ fn openapi_spec(endpoints: &[String]) -> Value {
         .iter()
         .filter(|e| !e.starts_with("/_") && !e.starts_with("_"))
     {
-        paths.insert(e.clone(), json!({"post": {"summary": format!("Send documents to {e}"), "requestBody": request_body, "responses": ok}}));
+        let mut ops = json!({"post": {"summary": format!("Send documents to {e}"), "requestBody": request_body, "responses": ok}});
+        if streaming.contains(e) {
+            ops["get"] = json!({"summary": format!("Stream one document to {e}: the body (or the query's fields) is the document; what the executor yields comes as Server-Sent Events"), "responses": {"200": {"description": "`event: update` per document, then `event: end`", "content": {"text/event-stream": {}}}, "404": {"description": "no executor streams this endpoint"}}});
+        }
+        paths.insert(e.clone(), ops);
     }
     paths.insert("/status".into(), json!({"get": {"summary": "Versions and environment", "responses": {"200": {"description": "ok"}}}}));
     paths.insert("/dry_run".into(), json!({"get": {"summary": "Whether every executor is serving", "responses": {"200": {"description": "a status"}}}}));

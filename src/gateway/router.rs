@@ -6,13 +6,20 @@
 //! as one `process_data`), and an error stops the branch it happened on and comes back to the
 //! client. The request's documents stay encoded bytes here: the gateway never decodes them
 //! except to merge.
+//!
+//! A streamed document (`stream_doc`) does not walk the graph: it goes to the one executor
+//! that streams its endpoint (its handler is a generator, as endpoint discovery says), or the
+//! one `target_executor` names, and what that executor yields comes back as it is yielded.
 
 use super::deployment::{self, Deployment};
 use crate::flow::Graph;
-use crate::proto::jina::{DataRequestProto, EndpointsProto, RouteProto, StatusProto};
+use crate::proto::jina::{
+    DataRequestProto, EndpointsProto, RouteProto, SingleDocumentRequestProto, StatusProto,
+};
 use crate::request;
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
+use futures::stream::BoxStream;
 use serde_json::{Map, Value};
 use std::sync::{Arc, Mutex};
 use tracing::Instrument;
@@ -23,6 +30,60 @@ pub struct Router {
     deployments: Vec<Arc<Deployment>>,
     /// Where requests and calls are recorded, with monitoring on.
     metrics: Option<Arc<crate::metrics::GatewayMetrics>>,
+    /// What each executor answers, as it first said (for `stream_doc`).
+    discovered: tokio::sync::OnceCell<Vec<Discovered>>,
+}
+
+/// The endpoints one executor answers, and those among them whose handler streams.
+struct Discovered {
+    endpoints: Vec<String>,
+    generators: Vec<String>,
+}
+
+impl Discovered {
+    fn of(found: EndpointsProto) -> Discovered {
+        let schemas = found
+            .schemas
+            .as_ref()
+            .map(request::struct_to_json)
+            .unwrap_or_default();
+        let generators = schemas
+            .iter()
+            .filter(|(_, s)| s.get("is_generator") == Some(&Value::Bool(true)))
+            .map(|(e, _)| e.clone())
+            .collect();
+        Discovered {
+            endpoints: found.endpoints,
+            generators,
+        }
+    }
+
+    /// Whether the handler that answers `endpoint` streams (the default one, when no handler
+    /// has the endpoint as its own).
+    fn streams(&self, endpoint: &str) -> bool {
+        let answered_by = match self.endpoints.iter().any(|e| e == endpoint) {
+            true => endpoint,
+            false => crate::executor::DEFAULT_ENDPOINT,
+        };
+        self.generators.iter().any(|e| e == answered_by)
+    }
+}
+
+/// Why a streamed document has no executor to go to.
+#[derive(Debug, thiserror::Error)]
+pub enum NoStreamingExecutor {
+    #[error("target_executor '{target}' is not a valid regular expression: {why}")]
+    BadTarget { target: String, why: String },
+    #[error("target_executor '{target}' names no executor of this Flow")]
+    NoTarget { target: String },
+    #[error(
+        "no executor of this Flow streams {endpoint} (none has a generator handler for it); name one with target_executor"
+    )]
+    None { endpoint: String },
+    #[error("several executors stream {endpoint} ({names}): name one with target_executor")]
+    Several { endpoint: String, names: String },
+    #[error("cannot ask the executors which endpoints stream: {why}")]
+    Discovery { why: String },
 }
 
 type NodeOutput = Shared<BoxFuture<'static, Arc<DataRequestProto>>>;
@@ -37,7 +98,80 @@ impl Router {
             graph,
             deployments: deployments.into_iter().map(Arc::new).collect(),
             metrics,
+            discovered: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// The executor a streamed document to `endpoint` goes to: the one `target` names, the
+    /// Flow's only one, or the one whose handler for `endpoint` is a generator.
+    pub async fn streaming_deployment(
+        &self,
+        endpoint: &str,
+        target: Option<&str>,
+    ) -> Result<Arc<Deployment>, NoStreamingExecutor> {
+        let mut candidates: Vec<usize> = (0..self.deployments.len()).collect();
+        if let Some(t) = target.filter(|t| !t.is_empty()) {
+            let pattern = regex::Regex::new(&format!("^(?:{t})$")).map_err(|e| {
+                NoStreamingExecutor::BadTarget {
+                    target: t.into(),
+                    why: e.to_string(),
+                }
+            })?;
+            candidates.retain(|&i| pattern.is_match(&self.deployments[i].name));
+            if candidates.is_empty() {
+                return Err(NoStreamingExecutor::NoTarget { target: t.into() });
+            }
+        }
+        if let [only] = candidates[..] {
+            return Ok(self.deployments[only].clone());
+        }
+        let discovered = self
+            .discovered
+            .get_or_try_init(|| async {
+                let asks = self.deployments.iter().map(|d| async move {
+                    let copy = d.copies().next().expect("a deployment has a copy");
+                    copy.endpoints()
+                        .await
+                        .map(Discovered::of)
+                        .map_err(|e| format!("{}: {}", d.name, e.message()))
+                });
+                futures::future::try_join_all(asks).await
+            })
+            .await
+            .map_err(|why| NoStreamingExecutor::Discovery { why })?;
+        candidates.retain(|&i| discovered[i].streams(endpoint));
+        match candidates[..] {
+            [] => Err(NoStreamingExecutor::None {
+                endpoint: endpoint.into(),
+            }),
+            [only] => Ok(self.deployments[only].clone()),
+            _ => Err(NoStreamingExecutor::Several {
+                endpoint: endpoint.into(),
+                names: candidates
+                    .iter()
+                    .map(|&i| self.deployments[i].name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+        }
+    }
+
+    /// Streams one document to the executor that streams its endpoint; what it yields comes
+    /// back as it is yielded. The request gets an id here when it has none.
+    pub async fn stream_doc(
+        &self,
+        mut req: SingleDocumentRequestProto,
+    ) -> Result<BoxStream<'static, SingleDocumentRequestProto>, NoStreamingExecutor> {
+        let header = req.header.get_or_insert_with(Default::default);
+        if header.request_id.is_empty() {
+            header.request_id = request::new_request_id();
+        }
+        let endpoint = header.exec_endpoint.clone().unwrap_or_default();
+        let target = header.target_executor.clone();
+        let deployment = self
+            .streaming_deployment(&endpoint, target.as_deref())
+            .await?;
+        Ok(deployment.stream_doc(req).await)
     }
 
     /// Sends a request through the graph and returns the merged answer of its leaves, with a

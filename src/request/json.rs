@@ -392,7 +392,7 @@ pub fn status_json(status: Option<&StatusProto>) -> Value {
 }
 
 /// Reads a status written by [`status_json`] (or protobuf's JSON mapping).
-fn status_from_json(v: &Value) -> Option<StatusProto> {
+pub fn status_from_json(v: &Value) -> Option<StatusProto> {
     let code = match &v["code"] {
         Value::String(s) if s == "ERROR" => 1,
         Value::Number(n) => n.as_i64().unwrap_or(0) as i32,

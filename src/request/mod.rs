@@ -49,6 +49,24 @@ pub fn new_request(
     req
 }
 
+/// A request to stream `doc` to `endpoint` (`stream_doc`), with `parameters` when there are any.
+pub fn new_single_document_request(
+    endpoint: &str,
+    doc: &crate::document::Document,
+    parameters: &Map<String, Value>,
+) -> crate::proto::jina::SingleDocumentRequestProto {
+    crate::proto::jina::SingleDocumentRequestProto {
+        header: Some(HeaderProto {
+            request_id: new_request_id(),
+            exec_endpoint: Some(endpoint.to_string()),
+            ..Default::default()
+        }),
+        parameters: (!parameters.is_empty()).then(|| json_to_struct(parameters)),
+        routes: vec![],
+        document: Some(doc.to_proto()),
+    }
+}
+
 /// The endpoint a request asks for.
 pub fn endpoint(req: &DataRequestProto) -> &str {
     req.header

@@ -288,6 +288,16 @@ pub fn start_flow(executors_yaml: &str) -> FlowUnderTest {
 
 /// [`start_flow`] with more lines under `with:` (each indented by two spaces).
 pub fn start_flow_with(with_yaml: &str, executors_yaml: &str) -> FlowUnderTest {
+    start_flow_env(with_yaml, executors_yaml, &[])
+}
+
+/// [`start_flow_with`], `jina flow` run with `env` set (e.g. `JINA_PYTHON` for a Python
+/// executor).
+pub fn start_flow_env(
+    with_yaml: &str,
+    executors_yaml: &str,
+    env: &[(&str, &std::ffi::OsStr)],
+) -> FlowUnderTest {
     let files = Files::new();
     let yaml = format!(
         "jtype: Flow\nwith:\n  protocol: [grpc, http, websocket]\n{with_yaml}executors:\n{executors_yaml}"
@@ -297,9 +307,9 @@ pub fn start_flow_with(with_yaml: &str, executors_yaml: &str) -> FlowUnderTest {
     let mut proc = Proc::start_in(
         &["flow", "--uses", path.to_str().unwrap()],
         Some(files.dir.path()),
-        &[],
+        env,
     );
-    let ports = proc.wait_for_gateway(Duration::from_secs(60));
+    let ports = proc.wait_for_gateway(Duration::from_secs(90));
     let port = |protocol: &str| {
         *ports
             .get(protocol)

@@ -11,6 +11,7 @@ mod indexer;
 mod ranker;
 mod sentencizer;
 mod sleep;
+mod tokenizer;
 mod transformer;
 mod visit;
 
@@ -21,6 +22,7 @@ pub use indexer::VectorIndexer;
 pub use ranker::Ranker;
 pub use sentencizer::Sentencizer;
 pub use sleep::Sleep;
+pub use tokenizer::Tokenizer;
 pub use transformer::{ModelError, TransformerEncoder};
 pub use visit::Visit;
 
@@ -53,6 +55,7 @@ pub(crate) fn entries() -> Vec<Entry> {
         Entry::of::<Sleep>(),
         Entry::of::<Fail>(),
         Entry::of::<Sentencizer>(),
+        Entry::of::<Tokenizer>(),
         Entry::of::<NgramEncoder>(),
         Entry::of::<TransformerEncoder>(),
         Entry::of::<VectorIndexer>(),
