@@ -128,18 +128,25 @@ impl Model {
         })
     }
 
-    /// The normalised mean-pooled embeddings of `texts`, one per text, in one forward pass.
-    fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, ModelError> {
-        let encodings = self
-            .tokenizer
+    /// The tokens of `texts`, padded to the longest of them.
+    fn tokenize(&self, texts: &[&str]) -> Result<Vec<tokenizers::Encoding>, ModelError> {
+        self.tokenizer
             .encode_batch(texts.to_vec(), true)
-            .map_err(|e| ModelError::Tokenizer(e.to_string()))?;
+            .map_err(|e| ModelError::Tokenizer(e.to_string()))
+    }
+
+    /// The normalised mean-pooled embeddings of tokenized texts, one per text, in one forward
+    /// pass over their first `len` tokens (the padding after the longest of them is left out).
+    fn embed(
+        &self,
+        encodings: &[&tokenizers::Encoding],
+        len: usize,
+    ) -> Result<Vec<Vec<f32>>, ModelError> {
         let rows = encodings.len();
-        let len = encodings.first().map_or(0, |e| e.get_ids().len());
         let flat = |f: fn(&tokenizers::Encoding) -> &[u32]| -> Vec<u32> {
             encodings
                 .iter()
-                .flat_map(|e| f(e).iter().copied())
+                .flat_map(|e| f(e)[..len].iter().copied())
                 .collect()
         };
         let device = &Device::Cpu;
@@ -162,6 +169,26 @@ impl Model {
     }
 }
 
+/// Cuts token counts, sorted shortest first, into groups of at most `batch_size` whose
+/// longest is at most a fifth (plus four tokens) longer than their shortest: padding to the
+/// longest then wastes little. The sizes of the groups, in order.
+fn similar_lengths(sorted: &[usize], batch_size: usize) -> Vec<usize> {
+    let mut sizes = vec![];
+    let mut first = 0;
+    for (i, &len) in sorted.iter().enumerate() {
+        let full = i - first == batch_size.max(1);
+        let too_long = len * 5 > sorted[first] * 6 + 20;
+        if i > first && (full || too_long) {
+            sizes.push(i - first);
+            first = i;
+        }
+    }
+    if first < sorted.len() {
+        sizes.push(sorted.len() - first);
+    }
+    sizes
+}
+
 impl TransformerEncoder {
     fn model(&self) -> Result<MutexGuard<'_, Model>, HandlerError> {
         let model = self
@@ -172,19 +199,29 @@ impl TransformerEncoder {
         Ok(model.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// Embeddings for `texts`, shortest first in batches of `batch_size` (texts of similar
-    /// length pad less), returned in the order given.
+    /// Embeddings for `texts`, in the order given. They are tokenized once, sorted by their
+    /// number of tokens and run in groups of similar length (see [`similar_lengths`]) of at
+    /// most `batch_size`, so that a batch of short and long texts is not padded to its longest.
     pub fn embed(&self, texts: &[&str]) -> Result<Vec<Vec<f32>>, HandlerError> {
         let model = self.model()?;
+        let failed = |e: ModelError| HandlerError::new("ModelError", e.to_string());
+        let encodings = model.tokenize(texts).map_err(failed)?;
+        let tokens: Vec<usize> = encodings
+            .iter()
+            .map(|e| e.get_attention_mask().iter().filter(|&&m| m == 1).count())
+            .collect();
         let mut order: Vec<usize> = (0..texts.len()).collect();
-        order.sort_by_key(|&i| texts[i].len());
+        order.sort_by_key(|&i| tokens[i]);
+        let sorted: Vec<usize> = order.iter().map(|&i| tokens[i]).collect();
         let mut out = vec![vec![]; texts.len()];
-        for batch in order.chunks(self.batch_size) {
-            let batch_texts: Vec<&str> = batch.iter().map(|&i| texts[i]).collect();
-            let vectors = model
-                .embed(&batch_texts)
-                .map_err(|e| HandlerError::new("ModelError", e.to_string()))?;
-            for (&i, v) in batch.iter().zip(vectors) {
+        let mut start = 0;
+        for size in similar_lengths(&sorted, self.batch_size) {
+            let group = &order[start..start + size];
+            start += size;
+            let len = group.iter().map(|&i| tokens[i]).max().unwrap_or(0);
+            let batch: Vec<&tokenizers::Encoding> = group.iter().map(|&i| &encodings[i]).collect();
+            let vectors = model.embed(&batch, len).map_err(failed)?;
+            for (&i, v) in group.iter().zip(vectors) {
                 out[i] = v;
             }
         }
@@ -288,6 +325,18 @@ impl Executor for TransformerEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn texts_of_similar_length_share_a_batch() {
+        // Short ones together, long ones together; a batch never over batch_size.
+        assert_eq!(
+            similar_lengths(&[5, 5, 6, 7, 30, 31, 33, 80], 32),
+            [4, 3, 1]
+        );
+        assert_eq!(similar_lengths(&[10; 70], 32), [32, 32, 6]);
+        assert_eq!(similar_lengths(&[], 32), Vec::<usize>::new());
+        assert_eq!(similar_lengths(&[3], 32), [1]);
+    }
 
     #[test]
     fn a_missing_model_file_is_named() {
