@@ -190,8 +190,8 @@ def main():
         batch_rows.append(f'| {label} | {b["docs_per_s"]:,.0f} | {b["p50_ms"]:.1f} | {b["p99_ms"]:.1f} |')
     batch_table = '\n'.join(batch_rows)
     batch_note = (f'Dynamic batching (issue [N]): {batching["batched"]["docs_per_s"] / batching["unbatched"]["docs_per_s"]:.2f}× the '
-                  'sentences per second of one call per request. A batch holds up to 32 sentences of any length, and one forward '
-                  'pass pads them all to the longest.')
+                  'sentences per second of one call per request. The encoder runs a batch\'s sentences in groups of similar token '
+                  'length, so that short ones are not padded to the longest.')
     print(header, recall, speed, note, batch_table, batch_note, sep='\n\n')
     write_section('## Encoders: recall and speed', f'— `bench/encoders` (issues [L], [N])\n\n{header}\n\n{recall}\n\n{speed}\n\n{note}\n\n{batch_table}\n\n{batch_note}\n')
 

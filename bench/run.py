@@ -93,37 +93,65 @@ def measure(system, workdir):
     return r
 
 
+OBSERVABILITY_MODES = ['one', 'one_monitored', 'one_traced']
+# B1 with ten times its documents: a run of B1 itself lasts about 20 ms, shorter than the
+# machine's hiccups.
+OBSERVABILITY_DOCS = 100_000
+OBSERVABILITY_ROUNDS = 5
+OBSERVABILITY_RUNS = 3
+
+
+def median(values):
+    v = sorted(values)
+    return v[len(v) // 2] if len(v) % 2 else (v[len(v) // 2 - 1] + v[len(v) // 2]) / 2
+
+
 def measure_observability(workdir):
     """B1 and B4 on our Flow with monitoring and tracing off, monitoring on, and tracing on
-    (spans to a counting OTLP sink), each in turn, twice."""
+    (spans to a counting OTLP sink). One B1 run lasts about 20 ms, so a single run says
+    little: B1 runs here with OBSERVABILITY_DOCS documents, and each mode runs in each of
+    OBSERVABILITY_ROUNDS rounds, in a rotating order; in each round its Flow is warmed up,
+    then runs B1 OBSERVABILITY_RUNS times and B4 once. The medians are compared; the spread
+    of the runs with everything off is the noise floor."""
     sink_port = free_port()
     sink = subprocess.Popen([sys.argv[1], 'otlp-sink', '--port', str(sink_port)], stdout=subprocess.PIPE, text=True)
-    r = {}
+    runs = {}
     try:
-        for name in ['one', 'one_monitored', 'one_traced'] * 2:
-            print(f'  ours: {name} (observability)', file=sys.stderr, flush=True)
-            flow = Flow('ours', name, workdir, traces_port=sink_port)
-            try:
-                t = driver('throughput', '--port', flow.grpc, '--docs', 10000, '--chars', 100, '--request-size', 100)
-                lat = driver('latency', '--port', flow.grpc, '--requests', 1000)
-            finally:
-                flow.stop()
-            r.setdefault(f'{name}_docs_per_s', []).append(t['docs_per_s'])
-            r.setdefault(f'{name}_p50_ms', []).append(lat['p50_ms'])
+        for round_ in range(OBSERVABILITY_ROUNDS):
+            k = round_ % len(OBSERVABILITY_MODES)
+            for name in OBSERVABILITY_MODES[k:] + OBSERVABILITY_MODES[:k]:
+                print(f'  ours: {name} (observability, round {round_ + 1})', file=sys.stderr, flush=True)
+                flow = Flow('ours', name, workdir, traces_port=sink_port)
+                try:
+                    driver('throughput', '--port', flow.grpc, '--docs', 10000, '--chars', 100, '--request-size', 100)
+                    driver('latency', '--port', flow.grpc, '--requests', 200)
+                    for _ in range(OBSERVABILITY_RUNS):
+                        t = driver('throughput', '--port', flow.grpc, '--docs', OBSERVABILITY_DOCS, '--chars', 100,
+                                   '--request-size', 100)
+                        runs.setdefault(f'{name}_docs_per_s', []).append(t['docs_per_s'])
+                    lat = driver('latency', '--port', flow.grpc, '--requests', 1000)
+                    runs.setdefault(f'{name}_p50_ms', []).append(lat['p50_ms'])
+                finally:
+                    flow.stop()
     finally:
         sink.terminate()
         out = sink.communicate(timeout=30)[0]
-    r = {k: sorted(v)[len(v) // 2] if 'p50' in k else max(v) for k, v in r.items()}
+    r = {k: median(v) for k, v in runs.items()}
+    r['runs'] = runs
     r['spans'] = json.loads(out.strip().splitlines()[-1])['spans']
     return r
 
 
 def observability_table(m):
-    rows = ['| workload | off | monitoring on | change | tracing on | change |', '|---|---|---|---|---|---|']
-    for label, key, fmt in [('B1 1 no-op executor, docs/s', 'docs_per_s', '{:,.0f}'),
-                            ('B4 1-doc request latency p50, ms', 'p50_ms', '{:.3f}')]:
+    n = OBSERVABILITY_ROUNDS * OBSERVABILITY_RUNS
+    rows = [f'| workload (median; off: spread of its runs) | off | monitoring on | change | tracing on | change |',
+            '|---|---|---|---|---|---|']
+    for label, key, fmt in [(f'B1 1 no-op executor, {OBSERVABILITY_DOCS:,} docs, docs/s ({n} runs)', 'docs_per_s', '{:,.0f}'),
+                            (f'B4 1-doc request latency p50, ms ({OBSERVABILITY_ROUNDS} runs)', 'p50_ms', '{:.3f}')]:
         off, mon, tr = m[f'one_{key}'], m[f'one_monitored_{key}'], m[f'one_traced_{key}']
-        rows.append(f'| {label} | {fmt.format(off)} | {fmt.format(mon)} | {100 * (mon / off - 1):+.1f}% | '
+        spread = m['runs'][f'one_{key}']
+        off_text = f'{fmt.format(off)} ({fmt.format(min(spread))}–{fmt.format(max(spread))})'
+        rows.append(f'| {label} | {off_text} | {fmt.format(mon)} | {100 * (mon / off - 1):+.1f}% | '
                     f'{fmt.format(tr)} | {100 * (tr / off - 1):+.1f}% |')
     return '\n'.join(rows)
 
@@ -216,8 +244,9 @@ def main():
     observability_note = ('Monitoring and tracing (issue [K]): the same B1 and B4 on our Flow with `monitoring: true` (the gateway and the '
                           'executor record every request into Prometheus histograms and counters), and with `tracing: true` (every '
                           'request a trace: the gateway\'s span, a call span and the executor\'s span, batched and exported over '
-                          f'OTLP/gRPC to a counting sink, which received {observed["spans"]:,} spans), each in turn twice; best B1 and '
-                          'median p50 of the two.')
+                          f'OTLP/gRPC to a counting sink, which received {observed["spans"]:,} spans). Each mode ran in each of '
+                          f'{OBSERVABILITY_ROUNDS} rounds, in a rotating order, on a Flow warmed up first: B1 {OBSERVABILITY_RUNS} times and B4 once '
+                          'per round; medians.')
     print(observability)
 
     write_section('## Flow benchmark against Python Jina', f'— `bench/run`\n\n{header}\n\n{table}\n\n{floor_note}\n\n{big}\n\n{big_note}\n\n{observability}\n\n{observability_note}\n')

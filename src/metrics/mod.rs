@@ -3,7 +3,9 @@
 //!
 //! It owns the metric families and their HTTP endpoint. The gateway and the executor server
 //! each hold an optional handle and record into it; with monitoring off they hold none and pay
-//! nothing. Built on prometheus-client (the Prometheus project's own Rust client: no global
+//! nothing. With it on, a request costs a few atomic adds: the metrics of each label set are
+//! looked up once and kept (a histogram or counter handle shares its family's state), so no
+//! labels are built, hashed or allocated per request. Built on prometheus-client (the Prometheus project's own Rust client: no global
 //! registry, families of labelled metrics, the text format).
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -82,21 +84,68 @@ where
         f
     }
 
-    fn record(&self, labels: &L, took: Duration, failed: bool, size_in: usize, size_out: usize) {
-        self.receiving
-            .get_or_create(labels)
-            .observe(took.as_secs_f64());
-        self.request_bytes
-            .get_or_create(labels)
-            .observe(size_in as f64);
-        self.response_bytes
-            .get_or_create(labels)
-            .observe(size_out as f64);
+    /// The metrics of one label set, to keep.
+    fn handles(&self, labels: &L) -> RequestHandles {
+        RequestHandles {
+            receiving: self.receiving.get_or_create(labels).clone(),
+            successful: self.successful.get_or_create(labels).clone(),
+            failed: self.failed.get_or_create(labels).clone(),
+            request_bytes: self.request_bytes.get_or_create(labels).clone(),
+            response_bytes: self.response_bytes.get_or_create(labels).clone(),
+        }
+    }
+}
+
+/// The request metrics of one label set.
+struct RequestHandles {
+    receiving: Histogram,
+    successful: Counter,
+    failed: Counter,
+    request_bytes: Histogram,
+    response_bytes: Histogram,
+}
+
+impl RequestHandles {
+    fn record(&self, took: Duration, failed: bool, size_in: usize, size_out: usize) {
+        self.receiving.observe(took.as_secs_f64());
+        self.request_bytes.observe(size_in as f64);
+        self.response_bytes.observe(size_out as f64);
         match failed {
-            true => self.failed.get_or_create(labels).inc(),
-            false => self.successful.get_or_create(labels).inc(),
+            true => self.failed.inc(),
+            false => self.successful.inc(),
         };
     }
+}
+
+/// Metrics kept per key (an endpoint, an executor), looked up by `&str` without allocating;
+/// made on first use.
+struct PerKey<H> {
+    kept: std::sync::RwLock<std::collections::HashMap<String, Arc<H>>>,
+}
+
+impl<H> PerKey<H> {
+    fn new() -> Self {
+        PerKey {
+            kept: Default::default(),
+        }
+    }
+
+    fn get(&self, key: &str, make: impl FnOnce() -> H) -> Arc<H> {
+        if let Some(h) = self.kept.read().unwrap_or_else(|e| e.into_inner()).get(key) {
+            return h.clone();
+        }
+        let mut kept = self.kept.write().unwrap_or_else(|e| e.into_inner());
+        kept.entry(key.to_string())
+            .or_insert_with(|| Arc::new(make()))
+            .clone()
+    }
+}
+
+/// What an executor keeps about one endpoint.
+struct EndpointHandles {
+    requests: RequestHandles,
+    process: Histogram,
+    documents: Counter,
 }
 
 /// What one executor copy records.
@@ -106,6 +155,7 @@ pub struct ExecutorMetrics {
     requests: RequestFamilies<EndpointLabels>,
     process: Histograms<EndpointLabels>,
     documents: Family<EndpointLabels, Counter>,
+    endpoints: PerKey<EndpointHandles>,
 }
 
 impl ExecutorMetrics {
@@ -119,6 +169,7 @@ impl ExecutorMetrics {
             requests: RequestFamilies::new(jina),
             process: Family::new_with_constructor(seconds),
             documents: Family::default(),
+            endpoints: PerKey::new(),
         };
         let handler = "Time the handler took";
         jina.register("process_request_seconds", handler, m.process.clone());
@@ -127,12 +178,19 @@ impl ExecutorMetrics {
         Arc::new(m)
     }
 
-    fn labels(&self, endpoint: &str) -> EndpointLabels {
-        EndpointLabels {
-            runtime_name: self.runtime_name.clone(),
-            executor: self.executor.clone(),
-            executor_endpoint: endpoint.into(),
-        }
+    fn endpoint(&self, endpoint: &str) -> Arc<EndpointHandles> {
+        self.endpoints.get(endpoint, || {
+            let labels = EndpointLabels {
+                runtime_name: self.runtime_name.clone(),
+                executor: self.executor.clone(),
+                executor_endpoint: endpoint.into(),
+            };
+            EndpointHandles {
+                requests: self.requests.handles(&labels),
+                process: self.process.get_or_create(&labels).clone(),
+                documents: self.documents.get_or_create(&labels).clone(),
+            }
+        })
     }
 
     /// One request answered: how long it took, whether it failed, its size in and out.
@@ -144,47 +202,55 @@ impl ExecutorMetrics {
         size_in: usize,
         size_out: usize,
     ) {
-        self.requests
-            .record(&self.labels(endpoint), took, failed, size_in, size_out);
+        self.endpoint(endpoint)
+            .requests
+            .record(took, failed, size_in, size_out);
     }
 
     /// One handler call: how long it took and how many documents it was given.
     pub fn handler(&self, endpoint: &str, took: Duration, documents: usize) {
-        let labels = self.labels(endpoint);
-        self.process
-            .get_or_create(&labels)
-            .observe(took.as_secs_f64());
-        self.documents
-            .get_or_create(&labels)
-            .inc_by(documents as u64);
+        let handles = self.endpoint(endpoint);
+        handles.process.observe(took.as_secs_f64());
+        handles.documents.inc_by(documents as u64);
     }
 }
 
 /// What the gateway records.
 pub struct GatewayMetrics {
-    labels: GatewayLabels,
-    requests: RequestFamilies<GatewayLabels>,
-    pending: Family<GatewayLabels, Gauge>,
+    runtime_name: String,
+    requests: RequestHandles,
+    pending: Gauge,
     sending: Histograms<HopLabels>,
     sent_request_bytes: Histograms<HopLabels>,
     received_response_bytes: Histograms<HopLabels>,
+    hops: PerKey<HopHandles>,
+}
+
+/// What the gateway keeps about its calls to one executor.
+struct HopHandles {
+    sending: Histogram,
+    sent_request_bytes: Histogram,
+    received_response_bytes: Histogram,
 }
 
 impl GatewayMetrics {
     pub fn new(registry: &mut Registry) -> Arc<Self> {
         let jina = registry.sub_registry_with_prefix("jina");
+        let labels = GatewayLabels {
+            runtime_name: "gateway".into(),
+        };
+        let pending = Family::<GatewayLabels, Gauge>::default();
         let m = GatewayMetrics {
-            labels: GatewayLabels {
-                runtime_name: "gateway".into(),
-            },
-            requests: RequestFamilies::new(jina),
-            pending: Family::default(),
+            runtime_name: labels.runtime_name.clone(),
+            requests: RequestFamilies::new(jina).handles(&labels),
+            pending: pending.get_or_create(&labels).clone(),
             sending: Family::new_with_constructor(seconds),
             sent_request_bytes: Family::new_with_constructor(bytes),
             received_response_bytes: Family::new_with_constructor(bytes),
+            hops: PerKey::new(),
         };
-        let pending = "Requests being answered";
-        jina.register("number_of_pending_requests", pending, m.pending.clone());
+        let help = "Requests being answered";
+        jina.register("number_of_pending_requests", help, pending);
         let sending = "Time an executor took to answer the gateway (its shards, retries and uses_before/after included)";
         jina.register("sending_request_seconds", sending, m.sending.clone());
         let sent = "Size of each request sent to an executor";
@@ -200,31 +266,34 @@ impl GatewayMetrics {
 
     /// A request came in; the guard counts it pending until dropped.
     pub fn pending(self: &Arc<Self>) -> PendingGuard {
-        self.pending.get_or_create(&self.labels).inc();
+        self.pending.inc();
         PendingGuard(self.clone())
     }
 
     /// One request answered.
     pub fn request(&self, took: Duration, failed: bool, size_in: usize, size_out: usize) {
-        self.requests
-            .record(&self.labels, took, failed, size_in, size_out);
+        self.requests.record(took, failed, size_in, size_out);
     }
 
     /// One call to an executor.
     pub fn hop(&self, executor: &str, took: Duration, size_out: usize, size_in: usize) {
-        let labels = HopLabels {
-            runtime_name: self.labels.runtime_name.clone(),
-            executor: executor.into(),
-        };
-        self.sending
-            .get_or_create(&labels)
-            .observe(took.as_secs_f64());
-        self.sent_request_bytes
-            .get_or_create(&labels)
-            .observe(size_out as f64);
-        self.received_response_bytes
-            .get_or_create(&labels)
-            .observe(size_in as f64);
+        let hop = self.hops.get(executor, || {
+            let labels = HopLabels {
+                runtime_name: self.runtime_name.clone(),
+                executor: executor.into(),
+            };
+            HopHandles {
+                sending: self.sending.get_or_create(&labels).clone(),
+                sent_request_bytes: self.sent_request_bytes.get_or_create(&labels).clone(),
+                received_response_bytes: self
+                    .received_response_bytes
+                    .get_or_create(&labels)
+                    .clone(),
+            }
+        });
+        hop.sending.observe(took.as_secs_f64());
+        hop.sent_request_bytes.observe(size_out as f64);
+        hop.received_response_bytes.observe(size_in as f64);
     }
 }
 
@@ -233,7 +302,7 @@ pub struct PendingGuard(Arc<GatewayMetrics>);
 
 impl Drop for PendingGuard {
     fn drop(&mut self) {
-        self.0.pending.get_or_create(&self.0.labels).dec();
+        self.0.pending.dec();
     }
 }
 
