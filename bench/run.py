@@ -97,8 +97,7 @@ OBSERVABILITY_MODES = ['one', 'one_monitored', 'one_traced']
 # B1 with ten times its documents: a run of B1 itself lasts about 20 ms, shorter than the
 # machine's hiccups.
 OBSERVABILITY_DOCS = 100_000
-OBSERVABILITY_ROUNDS = 5
-OBSERVABILITY_RUNS = 3
+OBSERVABILITY_ROUNDS = 12
 
 
 def median(values):
@@ -109,31 +108,30 @@ def median(values):
 def measure_observability(workdir):
     """B1 and B4 on our Flow with monitoring and tracing off, monitoring on, and tracing on
     (spans to a counting OTLP sink). One B1 run lasts about 20 ms, so a single run says
-    little: B1 runs here with OBSERVABILITY_DOCS documents, and each mode runs in each of
-    OBSERVABILITY_ROUNDS rounds, in a rotating order; in each round its Flow is warmed up,
-    then runs B1 OBSERVABILITY_RUNS times and B4 once. The medians are compared; the spread
-    of the runs with everything off is the noise floor."""
+    little: the three Flows run side by side (idle but for the one measured), warmed up, and
+    in each of OBSERVABILITY_ROUNDS rounds each runs B1 (with OBSERVABILITY_DOCS documents)
+    and B4 once, in a rotating order. The medians are compared; the spread of the runs with
+    everything off is the noise floor."""
     sink_port = free_port()
     sink = subprocess.Popen([sys.argv[1], 'otlp-sink', '--port', str(sink_port)], stdout=subprocess.PIPE, text=True)
-    runs = {}
+    runs, flows = {}, {}
     try:
+        for name in OBSERVABILITY_MODES:
+            flows[name] = Flow('ours', name, workdir, traces_port=sink_port)
+            driver('throughput', '--port', flows[name].grpc, '--docs', OBSERVABILITY_DOCS, '--chars', 100, '--request-size', 100)
+            driver('latency', '--port', flows[name].grpc, '--requests', 200)
         for round_ in range(OBSERVABILITY_ROUNDS):
+            print(f'  ours: observability, round {round_ + 1}', file=sys.stderr, flush=True)
             k = round_ % len(OBSERVABILITY_MODES)
             for name in OBSERVABILITY_MODES[k:] + OBSERVABILITY_MODES[:k]:
-                print(f'  ours: {name} (observability, round {round_ + 1})', file=sys.stderr, flush=True)
-                flow = Flow('ours', name, workdir, traces_port=sink_port)
-                try:
-                    driver('throughput', '--port', flow.grpc, '--docs', 10000, '--chars', 100, '--request-size', 100)
-                    driver('latency', '--port', flow.grpc, '--requests', 200)
-                    for _ in range(OBSERVABILITY_RUNS):
-                        t = driver('throughput', '--port', flow.grpc, '--docs', OBSERVABILITY_DOCS, '--chars', 100,
-                                   '--request-size', 100)
-                        runs.setdefault(f'{name}_docs_per_s', []).append(t['docs_per_s'])
-                    lat = driver('latency', '--port', flow.grpc, '--requests', 1000)
-                    runs.setdefault(f'{name}_p50_ms', []).append(lat['p50_ms'])
-                finally:
-                    flow.stop()
+                port = flows[name].grpc
+                t = driver('throughput', '--port', port, '--docs', OBSERVABILITY_DOCS, '--chars', 100, '--request-size', 100)
+                runs.setdefault(f'{name}_docs_per_s', []).append(t['docs_per_s'])
+                lat = driver('latency', '--port', port, '--requests', 1000)
+                runs.setdefault(f'{name}_p50_ms', []).append(lat['p50_ms'])
     finally:
+        for flow in flows.values():
+            flow.stop()
         sink.terminate()
         out = sink.communicate(timeout=30)[0]
     r = {k: median(v) for k, v in runs.items()}
@@ -143,11 +141,11 @@ def measure_observability(workdir):
 
 
 def observability_table(m):
-    n = OBSERVABILITY_ROUNDS * OBSERVABILITY_RUNS
-    rows = [f'| workload (median; off: spread of its runs) | off | monitoring on | change | tracing on | change |',
+    n = OBSERVABILITY_ROUNDS
+    rows = [f'| workload (median of {n} runs; off: and their spread) | off | monitoring on | change | tracing on | change |',
             '|---|---|---|---|---|---|']
-    for label, key, fmt in [(f'B1 1 no-op executor, {OBSERVABILITY_DOCS:,} docs, docs/s ({n} runs)', 'docs_per_s', '{:,.0f}'),
-                            (f'B4 1-doc request latency p50, ms ({OBSERVABILITY_ROUNDS} runs)', 'p50_ms', '{:.3f}')]:
+    for label, key, fmt in [(f'B1 1 no-op executor, {OBSERVABILITY_DOCS:,} docs, docs/s', 'docs_per_s', '{:,.0f}'),
+                            ('B4 1-doc request latency p50, ms', 'p50_ms', '{:.3f}')]:
         off, mon, tr = m[f'one_{key}'], m[f'one_monitored_{key}'], m[f'one_traced_{key}']
         spread = m['runs'][f'one_{key}']
         off_text = f'{fmt.format(off)} ({fmt.format(min(spread))}–{fmt.format(max(spread))})'
@@ -244,9 +242,8 @@ def main():
     observability_note = ('Monitoring and tracing (issue [K]): the same B1 and B4 on our Flow with `monitoring: true` (the gateway and the '
                           'executor record every request into Prometheus histograms and counters), and with `tracing: true` (every '
                           'request a trace: the gateway\'s span, a call span and the executor\'s span, batched and exported over '
-                          f'OTLP/gRPC to a counting sink, which received {observed["spans"]:,} spans). Each mode ran in each of '
-                          f'{OBSERVABILITY_ROUNDS} rounds, in a rotating order, on a Flow warmed up first: B1 {OBSERVABILITY_RUNS} times and B4 once '
-                          'per round; medians.')
+                          f'OTLP/gRPC to a counting sink, which received {observed["spans"]:,} spans). The three Flows ran side by side, '
+                          f'warmed up; in each of {OBSERVABILITY_ROUNDS} rounds each ran B1 and B4 once, in a rotating order; medians.')
     print(observability)
 
     write_section('## Flow benchmark against Python Jina', f'— `bench/run`\n\n{header}\n\n{table}\n\n{floor_note}\n\n{big}\n\n{big_note}\n\n{observability}\n\n{observability_note}\n')
