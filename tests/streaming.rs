@@ -109,16 +109,38 @@ async fn each_document_of_a_slow_stream_arrives_as_it_is_yielded_over_every_prot
 #[test]
 fn jina_client_stream_prints_each_document_as_it_arrives() {
     let flow = start_flow("  - {name: tokens, uses: Tokenizer, uses_with: {delay_ms: 100}}\n");
-    for (protocol, port) in [("grpc", flow.grpc), ("http", flow.http), ("websocket", flow.ws)] {
+    for (protocol, port) in [
+        ("grpc", flow.grpc),
+        ("http", flow.http),
+        ("websocket", flow.ws),
+    ] {
         let port = port.to_string();
-        let args = ["client", "stream", "/generate", "--port", &port, "--protocol", protocol];
+        let args = [
+            "client",
+            "stream",
+            "/generate",
+            "--port",
+            &port,
+            "--protocol",
+            protocol,
+        ];
         let (code, out) = run(&[&args[..], &["--text", "streams arrive one at a time"]].concat());
         assert_eq!(code, 0, "{protocol}: {out}");
-        assert_eq!(out.lines().collect::<Vec<_>>(), words("streams arrive one at a time"), "{protocol}");
-        let (code, out) = run(&[&args[..], &["--doc", r#"{"text": "a b", "tags": {"k": 1}}"#, "--json"]].concat());
+        assert_eq!(
+            out.lines().collect::<Vec<_>>(),
+            words("streams arrive one at a time"),
+            "{protocol}"
+        );
+        let (code, out) = run(&[
+            &args[..],
+            &["--doc", r#"{"text": "a b", "tags": {"k": 1}}"#, "--json"],
+        ]
+        .concat());
         assert_eq!(code, 0, "{protocol}: {out}");
-        let docs: Vec<serde_json::Value> =
-            out.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        let docs: Vec<serde_json::Value> = out
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
         assert_eq!(docs.len(), 2, "{protocol}: {out}");
         assert_eq!(docs[1]["text"], "b");
         assert_eq!(docs[1]["tags"]["position"], 1);
