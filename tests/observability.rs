@@ -56,6 +56,37 @@ fn requests(n: usize) -> Vec<jina::proto::jina::DataRequestProto> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_streamed_document_is_one_request_at_the_gateway_and_one_call_at_the_executor() {
+    use futures::StreamExt;
+    let flow = start_flow_with(
+        "  monitoring: true\n",
+        "  - {name: tokens, uses: Tokenizer}\n",
+    );
+    let addresses = metrics_addresses(&flow.proc.output());
+    let client = jina::client::Client::connect(jina::flow::Protocol::Grpc, "127.0.0.1", flow.grpc)
+        .await
+        .unwrap();
+    let doc = jina::Document::from_text("one two three");
+    let docs: Vec<_> = client
+        .stream_doc("/generate", &doc, &Default::default())
+        .collect()
+        .await;
+    assert_eq!(docs.len(), 3);
+    let gateway = scrape(&addresses["gateway"]).await;
+    assert_eq!(
+        value(&gateway, "jina_successful_requests_total", &["gateway"]),
+        1.0
+    );
+    assert_eq!(value(&gateway, "jina_number_of_pending_requests", &[]), 0.0);
+    let executor = scrape(&addresses["tokens"]).await;
+    let endpoint = ["executor_endpoint=\"/generate\""];
+    assert_eq!(
+        value(&executor, "jina_process_request_seconds_count", &endpoint),
+        1.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_monitored_chain_counts_every_request_at_the_gateway_and_each_executor() {
     let flow = start_flow_with(
         "  monitoring: true\n",

@@ -310,14 +310,11 @@ impl ExecutorService {
                 let stream = self
                     .instance
                     .call_stream(index, doc, &parameters, endpoint.clone());
-                let recorded = Recorded::new(self.metrics.clone(), &endpoint);
-                AssertUnwindSafe(stream)
+                let caught = AssertUnwindSafe(stream)
                     .catch_unwind()
-                    .map(move |item| {
-                        let _recorded = &recorded;
-                        item.unwrap_or_else(|panic| Err(panicked(panic)))
-                    })
-                    .boxed()
+                    .map(|item| item.unwrap_or_else(|panic| Err(panicked(panic))));
+                let recorded = Recorded::new(self.metrics.clone(), &endpoint);
+                crate::metrics::record_stream(caught, recorded, |_, _| {})
             }
             // A plain handler: its answer, a document at a time.
             HandlerKind::Blocking | HandlerKind::Async => {
@@ -401,7 +398,8 @@ fn call_blocking_recorded(
     outcome
 }
 
-/// Records one streamed call when dropped: at its end, or when the client went away.
+/// Records one streamed call when dropped: at its end, or when the client went away
+/// (`metrics::record_stream`).
 struct Recorded {
     metrics: Option<Arc<ExecutorMetrics>>,
     endpoint: String,

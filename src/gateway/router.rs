@@ -171,7 +171,24 @@ impl Router {
         let deployment = self
             .streaming_deployment(&endpoint, target.as_deref())
             .await?;
-        Ok(deployment.stream_doc(req).await)
+        let Some(metrics) = &self.metrics else {
+            return Ok(deployment.stream_doc(req).await);
+        };
+        let recorded =
+            crate::metrics::StreamedRequest::start(metrics, prost::Message::encoded_len(&req));
+        let replies = deployment.stream_doc(req).await;
+        Ok(crate::metrics::record_stream(
+            replies,
+            recorded,
+            |recorded, reply| {
+                let failed = reply
+                    .header
+                    .as_ref()
+                    .and_then(|h| h.status.as_ref())
+                    .is_some_and(|s| s.code != 0);
+                recorded.sent(prost::Message::encoded_len(reply), failed);
+            },
+        ))
     }
 
     /// Sends a request through the graph and returns the merged answer of its leaves, with a

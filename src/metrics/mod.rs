@@ -297,6 +297,74 @@ impl GatewayMetrics {
     }
 }
 
+/// One streamed document (`stream_doc`) as the gateway records it: pending while it streams,
+/// then one request whose response size is that of all its messages, failed when one carried
+/// an error. It is recorded when dropped: at the stream's end, or when the client went away.
+pub struct StreamedRequest {
+    pending: PendingGuard,
+    start: std::time::Instant,
+    size_in: usize,
+    size_out: usize,
+    failed: bool,
+}
+
+impl StreamedRequest {
+    /// A stream began, its request `size_in` bytes.
+    pub fn start(metrics: &Arc<GatewayMetrics>, size_in: usize) -> StreamedRequest {
+        StreamedRequest {
+            pending: metrics.pending(),
+            start: std::time::Instant::now(),
+            size_in,
+            size_out: 0,
+            failed: false,
+        }
+    }
+
+    /// One message went back, of `size` bytes.
+    pub fn sent(&mut self, size: usize, failed: bool) {
+        self.size_out += size;
+        self.failed |= failed;
+    }
+}
+
+impl Drop for StreamedRequest {
+    fn drop(&mut self) {
+        let took = self.start.elapsed();
+        let metrics = &self.pending.0;
+        metrics.request(took, self.failed, self.size_in, self.size_out);
+    }
+}
+
+/// `stream`, with `record` seeing each item and `state` dropped (which is when a record such as
+/// [`StreamedRequest`] is written) as soon as the stream ends, or when it is dropped before
+/// its end (the client went away). Dropping at the end, not when the server gets round to
+/// dropping the stream, means a client that has seen the end finds the stream counted.
+pub fn record_stream<S, G>(
+    stream: S,
+    state: G,
+    mut record: impl FnMut(&mut G, &S::Item) + Send + 'static,
+) -> futures::stream::BoxStream<'static, S::Item>
+where
+    S: futures::Stream + Send + 'static,
+    S::Item: Send,
+    G: Send + 'static,
+{
+    use futures::StreamExt;
+    let held = Arc::new(std::sync::Mutex::new(Some(state)));
+    let at_end = held.clone();
+    let items = stream.map(move |item| {
+        if let Some(state) = held.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            record(state, &item);
+        }
+        item
+    });
+    let end = futures::stream::once(async move {
+        at_end.lock().unwrap_or_else(|e| e.into_inner()).take();
+    })
+    .filter_map(|()| std::future::ready(None));
+    items.chain(end).boxed()
+}
+
 /// Counts a request pending while it lives.
 pub struct PendingGuard(Arc<GatewayMetrics>);
 
