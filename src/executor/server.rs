@@ -661,6 +661,57 @@ mod tests {
         }
     }
 
+    /// Yields one document, then fails.
+    struct Breaks;
+
+    impl Executor for Breaks {
+        const NAME: &'static str = "Breaks";
+        type Args = NoArgs;
+        fn new(_: NoArgs, _: &Metas) -> Result<Self, BoxError> {
+            Ok(Breaks)
+        }
+        fn requests(r: &mut Requests<Self>) {
+            r.on_stream("/breaks", Self::breaks);
+        }
+    }
+
+    impl Breaks {
+        fn breaks(
+            self: Arc<Self>,
+            _: StreamCall,
+        ) -> impl futures::Stream<Item = Result<Document, HandlerError>> + use<> {
+            futures::stream::iter([
+                Ok(Document::from_text("one")),
+                Err(HandlerError::new("ValueError", "broke")),
+                Ok(Document::from_text("never sent")),
+            ])
+        }
+    }
+
+    #[tokio::test]
+    async fn an_error_ends_the_stream_with_an_error_message_after_what_came_before() {
+        let instance = Entry::of::<Breaks>()
+            .instantiate("breaks".into(), &Map::new(), Metas::default(), [])
+            .unwrap();
+        let req =
+            request::new_single_document_request("/breaks", &Document::from_text("x"), &Map::new());
+        let replies: Vec<_> = ExecutorService::new(instance)
+            .stream_doc(req)
+            .collect()
+            .await;
+        assert_eq!(replies.len(), 2, "{replies:?}");
+        let first = Document::from_proto(replies[0].document.clone().unwrap());
+        assert_eq!(first.text.as_deref(), Some("one"));
+        let status = replies[1].header.as_ref().unwrap().status.clone().unwrap();
+        assert_eq!(status.code, 1);
+        let exception = status.exception.unwrap();
+        assert_eq!(
+            (exception.name.as_str(), exception.executor.as_str()),
+            ("ValueError", "breaks")
+        );
+        assert_eq!(exception.args, ["broke"]);
+    }
+
     fn service() -> ExecutorService {
         let instance = Entry::of::<Forever>()
             .instantiate("forever".into(), &Map::new(), Metas::default(), [])
