@@ -342,7 +342,13 @@ async fn one_traced_request(
     let with = format!(
         ", tracing: true, traces_exporter_host: 127.0.0.1, traces_exporter_port: {collector_port}"
     );
-    let (mut flow, port) = start_json_flow_on(protocol, &files, &with, executors, env);
+    // `stream`: one document streamed over gRPC (`stream_doc`).
+    let served = if protocol == "stream" {
+        "grpc"
+    } else {
+        protocol
+    };
+    let (mut flow, port) = start_json_flow_on(served, &files, &with, executors, env);
     let (trace_id, client_span) = ("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7");
     // The gateway's span, and a `call` span and its own span per executor.
     let expected = 1 + 2 * executors.lines().count();
@@ -356,6 +362,25 @@ async fn one_traced_request(
             .await
             .unwrap();
         assert_eq!(answer.status().as_u16(), 200);
+    } else if protocol == "stream" {
+        use jina::proto::jina::jina_single_document_request_rpc_client::JinaSingleDocumentRequestRpcClient;
+        let mut client = JinaSingleDocumentRequestRpcClient::new(channel(port).await);
+        let doc = jina::Document::from_text("one two three");
+        let req =
+            jina::request::new_single_document_request("/generate", &doc, &Default::default());
+        let mut call = tonic::Request::new(req);
+        call.metadata_mut()
+            .insert("traceparent", traceparent.parse().unwrap());
+        use futures::TryStreamExt;
+        let replies: Vec<_> = client
+            .stream_doc(call)
+            .await
+            .unwrap()
+            .into_inner()
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(replies.len(), 3);
     } else {
         let mut client =
             jina::proto::jina::jina_rpc_client::JinaRpcClient::new(channel(port).await);
@@ -427,6 +452,40 @@ async fn one_post_is_one_trace_from_the_client_through_the_gateway_to_each_execu
     assert_eq!(parent("call e2"), id("gateway"));
     assert_eq!(parent("e1"), id("call e1"));
     assert_eq!(parent("e2"), id("call e2"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_streamed_document_is_one_trace_from_the_client_to_the_streaming_executor() {
+    let (spans, (trace_id, client_span), _) = one_traced_request(
+        "  - {name: tokens, uses: Tokenizer, uses_with: {delay_ms: 100}}\n",
+        "stream",
+        &[],
+        &[],
+    )
+    .await;
+    let names: Vec<&String> = spans.keys().collect();
+    assert_eq!(names, ["call tokens", "gateway", "tokens"], "{spans:#?}");
+    for span in spans.values() {
+        assert_eq!(span.trace_id, trace_id, "{} is in another trace", span.name);
+    }
+    let id = |name: &str| spans[name].span_id.clone();
+    let parent = |name: &str| spans[name].parent_span_id.clone();
+    assert_eq!(parent("gateway"), client_span);
+    assert_eq!(parent("call tokens"), id("gateway"));
+    assert_eq!(parent("tokens"), id("call tokens"));
+    // The spans last as long as the stream: three documents, 100 ms apart.
+    let took = |name: &str| spans[name].end_time_unix_nano - spans[name].start_time_unix_nano;
+    let took_all: Vec<u64> = ["gateway", "call tokens", "tokens"]
+        .iter()
+        .map(|n| took(n))
+        .collect();
+    for name in ["gateway", "call tokens", "tokens"] {
+        assert!(
+            took(name) >= 250_000_000,
+            "{name} took {} ns: {took_all:?}",
+            took(name)
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -275,11 +275,23 @@ impl ExecutorService {
 
     /// Answers `stream_doc`: what the endpoint's handler yields for the one document, a
     /// message each, as it comes; an error is the last message, with status ERROR.
+    /// Its `request` span is a child of the trace context in `metadata` (the gateway's `call`
+    /// span), when there is one, and lasts until the stream ends or is dropped.
     pub fn stream_doc(
         &self,
         req: SingleDocumentRequestProto,
+        metadata: &tonic::metadata::MetadataMap,
     ) -> BoxStream<'static, SingleDocumentRequestProto> {
         let header = req.header.clone().unwrap_or_default();
+        let span = tracing::info_span!(
+            "request",
+            otel.name = %self.instance.name,
+            otel.status_code = tracing::field::Empty,
+            request_id = %header.request_id,
+            trace_id = tracing::field::Empty,
+        );
+        crate::telemetry::adopt_from_metadata(&span, metadata);
+        crate::telemetry::record_trace_id(&span);
         let reply = move |document: Option<Document>| SingleDocumentRequestProto {
             header: Some(HeaderProto {
                 request_id: header.request_id.clone(),
@@ -327,7 +339,7 @@ impl ExecutorService {
                     parameters,
                     endpoint,
                 );
-                futures::stream::once(call)
+                futures::stream::once(tracing::Instrument::instrument(call, span.clone()))
                     .flat_map(|answer| match answer {
                         Ok(docs) => futures::stream::iter(docs.into_iter().map(Ok)).boxed(),
                         Err(e) => futures::stream::once(std::future::ready(Err(e))).boxed(),
@@ -336,8 +348,9 @@ impl ExecutorService {
             }
         };
         let executor = self.instance.name.clone();
+        let failing = span.clone();
         // Up to and including the first error.
-        docs.scan(false, move |failed, item| {
+        let messages = docs.scan(false, move |failed, item| {
             if *failed {
                 return std::future::ready(None);
             }
@@ -345,7 +358,8 @@ impl ExecutorService {
                 Ok(doc) => reply(Some(doc)),
                 Err(e) => {
                     *failed = true;
-                    tracing::warn!("{logged} failed: {e}");
+                    failing.record("otel.status_code", "ERROR");
+                    failing.in_scope(|| tracing::warn!("{logged} failed: {e}"));
                     let mut message = reply(None);
                     if let Some(h) = message.header.as_mut() {
                         h.status = Some(request::error_status(&e.name, &e.message, &executor));
@@ -354,8 +368,8 @@ impl ExecutorService {
                 }
             };
             std::future::ready(Some(message))
-        })
-        .boxed()
+        });
+        crate::telemetry::poll_in_spans(messages.boxed(), vec![span])
     }
 
     /// The endpoints this executor answers, with a schema for each.
@@ -551,7 +565,8 @@ impl JinaSingleDocumentRequestRpc for ExecutorService {
         &self,
         req: tonic::Request<SingleDocumentRequestProto>,
     ) -> Result<Response<DocStream>, Status> {
-        let replies = ExecutorService::stream_doc(self, req.into_inner());
+        let metadata = req.metadata().clone();
+        let replies = ExecutorService::stream_doc(self, req.into_inner(), &metadata);
         Ok(Response::new(replies.map(Ok).boxed()))
     }
 }
@@ -696,7 +711,7 @@ mod tests {
         let req =
             request::new_single_document_request("/breaks", &Document::from_text("x"), &Map::new());
         let replies: Vec<_> = ExecutorService::new(instance)
-            .stream_doc(req)
+            .stream_doc(req, &Default::default())
             .collect()
             .await;
         assert_eq!(replies.len(), 2, "{replies:?}");
@@ -727,7 +742,7 @@ mod tests {
             &Document::from_text("x"),
             &Map::new(),
         );
-        let mut replies = service.stream_doc(req);
+        let mut replies = service.stream_doc(req, &Default::default());
         for _ in 0..3 {
             let reply = replies.next().await.unwrap();
             assert_eq!(

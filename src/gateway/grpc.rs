@@ -147,9 +147,11 @@ impl JinaSingleDocumentRequestRpc for GrpcGateway {
         &self,
         req: Request<SingleDocumentRequestProto>,
     ) -> Result<Response<DocStream>, Status> {
+        let metadata = req.metadata().clone();
+        let adopt = |span: &tracing::Span| crate::telemetry::adopt_from_metadata(span, &metadata);
         let req = req.into_inner();
         let header = req.header.clone().unwrap_or_default();
-        let replies = match self.router.stream_doc(req).await {
+        let replies = match self.router.stream_doc(req, adopt).await {
             Ok(replies) => replies,
             Err(e) => {
                 let status = crate::request::error_status("ValueError", &e.to_string(), "gateway");

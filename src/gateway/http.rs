@@ -291,7 +291,8 @@ async fn stream_endpoint(
         Err(e) => return bad_request(format!("request body: {e}")),
     };
     let req = crate::request::new_single_document_request(&endpoint, &doc, &Default::default());
-    let replies = match s.router.stream_doc(req).await {
+    let adopt = |span: &tracing::Span| crate::telemetry::adopt_from_headers(span, &parts.headers);
+    let replies = match s.router.stream_doc(req, adopt).await {
         Ok(r) => r,
         Err(e) => return error_response(StatusCode::NOT_FOUND, e.to_string()),
     };
@@ -353,7 +354,10 @@ async fn streaming_socket(socket: WebSocket, s: AppState, endpoint: String) {
         let parameters = body.get("parameters").and_then(Value::as_object);
         let parameters = parameters.cloned().unwrap_or_default();
         let req = crate::request::new_single_document_request(&endpoint, &doc, &parameters);
-        s.router.stream_doc(req).await.map_err(|e| e.to_string())
+        s.router
+            .stream_doc(req, |_| {})
+            .await
+            .map_err(|e| e.to_string())
     };
     let replies = match opened.await {
         Ok(r) => r,

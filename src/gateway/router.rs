@@ -157,10 +157,14 @@ impl Router {
     }
 
     /// Streams one document to the executor that streams its endpoint; what it yields comes
-    /// back as it is yielded. The request gets an id here when it has none.
+    /// back as it is yielded. The request gets an id here when it has none. As for
+    /// [`Router::route_with`], its `request` span is first given to `adopt`; that span and the
+    /// `call` span under it last until the stream ends (or the client leaves), and a message
+    /// with an error marks them. With monitoring on, the stream is one request.
     pub async fn stream_doc(
         &self,
         mut req: SingleDocumentRequestProto,
+        adopt: impl FnOnce(&tracing::Span),
     ) -> Result<BoxStream<'static, SingleDocumentRequestProto>, NoStreamingExecutor> {
         let header = req.header.get_or_insert_with(Default::default);
         if header.request_id.is_empty() {
@@ -168,27 +172,51 @@ impl Router {
         }
         let endpoint = header.exec_endpoint.clone().unwrap_or_default();
         let target = header.target_executor.clone();
+        let span = tracing::info_span!(
+            "request",
+            otel.name = "gateway",
+            otel.status_code = tracing::field::Empty,
+            request_id = %header.request_id,
+            trace_id = tracing::field::Empty,
+        );
+        adopt(&span);
+        crate::telemetry::record_trace_id(&span);
         let deployment = self
             .streaming_deployment(&endpoint, target.as_deref())
+            .instrument(span.clone())
             .await?;
-        let Some(metrics) = &self.metrics else {
-            return Ok(deployment.stream_doc(req).await);
-        };
-        let recorded =
-            crate::metrics::StreamedRequest::start(metrics, prost::Message::encoded_len(&req));
-        let replies = deployment.stream_doc(req).await;
-        Ok(crate::metrics::record_stream(
+        let call = tracing::info_span!(
+            parent: &span,
+            "call",
+            otel.name = %format!("call {}", deployment.name),
+            otel.status_code = tracing::field::Empty,
+            executor = %deployment.name,
+        );
+        let recorded = self
+            .metrics
+            .as_ref()
+            .map(|m| crate::metrics::StreamedRequest::start(m, prost::Message::encoded_len(&req)));
+        let replies = deployment.stream_doc(req).instrument(call.clone()).await;
+        let spans = vec![span.clone(), call.clone()];
+        let replies = crate::metrics::record_stream(
             replies,
-            recorded,
-            |recorded, reply| {
+            (recorded, span, call),
+            |(recorded, span, call), reply| {
                 let failed = reply
                     .header
                     .as_ref()
                     .and_then(|h| h.status.as_ref())
                     .is_some_and(|s| s.code != 0);
-                recorded.sent(prost::Message::encoded_len(reply), failed);
+                if failed {
+                    span.record("otel.status_code", "ERROR");
+                    call.record("otel.status_code", "ERROR");
+                }
+                if let Some(recorded) = recorded {
+                    recorded.sent(prost::Message::encoded_len(reply), failed);
+                }
             },
-        ))
+        );
+        Ok(crate::telemetry::poll_in_spans(replies, spans))
     }
 
     /// Sends a request through the graph and returns the merged answer of its leaves, with a

@@ -336,9 +336,10 @@ impl Drop for StreamedRequest {
 }
 
 /// `stream`, with `record` seeing each item and `state` dropped (which is when a record such as
-/// [`StreamedRequest`] is written) as soon as the stream ends, or when it is dropped before
-/// its end (the client went away). Dropping at the end, not when the server gets round to
-/// dropping the stream, means a client that has seen the end finds the stream counted.
+/// [`StreamedRequest`] is written, or a span held there ends) as soon as the stream ends, or
+/// when it is dropped before its end (the client went away). Dropping at the end, not when
+/// the server gets round to dropping the stream, means a client that has seen the end finds
+/// the stream counted.
 pub fn record_stream<S, G>(
     stream: S,
     state: G,

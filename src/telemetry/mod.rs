@@ -219,3 +219,36 @@ mod tests {
         assert_eq!(at("otel.example").seen_from_container(), at("otel.example"));
     }
 }
+
+/// `stream`, each poll inside `spans` (entered in order, so a parent before its child). A span
+/// that outlives the stream's open, such as a streamed document's, is thus last left when the
+/// stream ends, which is when tracing-opentelemetry takes the span to have ended; and what the
+/// stream logs carries the request's fields.
+pub fn poll_in_spans<T>(
+    stream: futures::stream::BoxStream<'static, T>,
+    spans: Vec<tracing::Span>,
+) -> futures::stream::BoxStream<'static, T>
+where
+    T: Send + 'static,
+{
+    struct InSpans<T> {
+        stream: futures::stream::BoxStream<'static, T>,
+        spans: Vec<tracing::Span>,
+    }
+    impl<T> futures::Stream for InSpans<T> {
+        type Item = T;
+        fn poll_next(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<T>> {
+            let this = &mut *self;
+            let mut entered: Vec<tracing::span::Entered<'_>> =
+                this.spans.iter().map(|s| s.enter()).collect();
+            let polled = this.stream.as_mut().poll_next(cx);
+            // Left child first.
+            while entered.pop().is_some() {}
+            polled
+        }
+    }
+    Box::pin(InSpans { stream, spans })
+}
