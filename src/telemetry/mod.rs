@@ -199,27 +199,6 @@ pub fn record_trace_id(span: &tracing::Span) {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::TraceExport;
-
-    #[test]
-    fn a_container_reaches_a_loopback_collector_through_the_docker_host() {
-        let at = |host: &str| TraceExport {
-            host: host.into(),
-            port: 4317,
-        };
-        for loopback in ["127.0.0.1", "localhost", "::1", "127.0.0.2"] {
-            assert_eq!(
-                at(loopback).seen_from_container(),
-                at("host.docker.internal")
-            );
-        }
-        assert_eq!(at("10.1.2.3").seen_from_container(), at("10.1.2.3"));
-        assert_eq!(at("otel.example").seen_from_container(), at("otel.example"));
-    }
-}
-
 /// `stream`, each poll inside `spans` (entered in order, so a parent before its child). A span
 /// that outlives the stream's open, such as a streamed document's, is thus last left when the
 /// stream ends, which is when tracing-opentelemetry takes the span to have ended; and what the
@@ -251,4 +230,25 @@ where
         }
     }
     Box::pin(InSpans { stream, spans })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TraceExport;
+
+    #[test]
+    fn a_container_reaches_a_loopback_collector_through_the_docker_host() {
+        let at = |host: &str| TraceExport {
+            host: host.into(),
+            port: 4317,
+        };
+        for loopback in ["127.0.0.1", "localhost", "::1", "127.0.0.2"] {
+            assert_eq!(
+                at(loopback).seen_from_container(),
+                at("host.docker.internal")
+            );
+        }
+        assert_eq!(at("10.1.2.3").seen_from_container(), at("10.1.2.3"));
+        assert_eq!(at("otel.example").seen_from_container(), at("otel.example"));
+    }
 }
