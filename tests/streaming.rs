@@ -177,6 +177,58 @@ async fn a_stream_nothing_answers_is_a_clear_error_on_every_face() {
     assert_eq!(answer.status(), 404);
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn a_malformed_stream_request_gets_a_one_line_error() {
+    use futures::SinkExt;
+    use tokio_tungstenite::tungstenite::Message;
+    let flow = start_flow("  - {name: tokens, uses: Tokenizer}\n");
+    let url = format!("http://127.0.0.1:{}/generate", flow.http);
+    for (body, expected) in [
+        (
+            "[1]",
+            "request body: a document must be a JSON object, not a list",
+        ),
+        ("{\"text\": 3}", "field 'text': expected a string"),
+        ("{\"text\": ", "request body: not JSON"),
+    ] {
+        let answer = http_client()
+            .get(&url)
+            .header("Content-Type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 400, "{body}");
+        let error: serde_json::Value = answer.json().await.unwrap();
+        let error = error["error"].as_str().unwrap();
+        assert!(error.contains(expected), "{body}: {error}");
+    }
+    let ws = format!("ws://127.0.0.1:{}/generate", flow.ws);
+    for (frame, expected) in [
+        (
+            Message::Binary(vec![1u8, 2].into()),
+            "the first frame must be text",
+        ),
+        (Message::Text("[1]".into()), "frame: no `data`"),
+        (
+            Message::Text("{\"data\": 3}".into()),
+            "frame: data: a document must be a JSON object",
+        ),
+    ] {
+        let (mut socket, _) = tokio_tungstenite::connect_async(&ws).await.unwrap();
+        socket.send(frame).await.unwrap();
+        let Some(Ok(Message::Text(answer))) = socket.next().await else {
+            panic!("no error frame for {expected}");
+        };
+        let answer: serde_json::Value = serde_json::from_str(&answer).unwrap();
+        assert_eq!(answer["event"], "error");
+        assert!(
+            answer["error"].as_str().unwrap().contains(expected),
+            "{answer}"
+        );
+    }
+}
+
 #[test]
 fn a_streaming_endpoint_cannot_be_batched() {
     let files = Files::new();

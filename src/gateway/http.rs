@@ -339,12 +339,18 @@ async fn streaming_socket(socket: WebSocket, s: AppState, endpoint: String) {
     let (mut sink, mut source) = socket.split();
     let first = loop {
         match source.next().await {
-            Some(Ok(Message::Text(text))) => break text,
+            Some(Ok(Message::Text(text))) => break Ok(text),
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Binary(_))) => {
+                break Err(
+                    "the first frame must be text: {\"data\": document, \"parameters\": {...}}",
+                );
+            }
             _ => return,
         }
     };
     let opened = async {
+        let first = first.map_err(str::to_string)?;
         let body: Value =
             serde_json::from_str(&first).map_err(|e| format!("frame: not JSON: {e}"))?;
         let doc = match body.get("data") {
