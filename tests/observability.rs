@@ -322,8 +322,22 @@ async fn json_logs_parse_line_by_line_and_carry_the_request_id() {
     );
 }
 
-/// Starts a traced Flow of `executors`, sends it one request under a trace of the test's
-/// own (a `traceparent` in the gRPC metadata, as a traced client sends it), stops the Flow so
+/// A gRPC request carrying `traceparent` in its metadata.
+fn traced<T>(message: T, traceparent: &str) -> tonic::Request<T> {
+    let mut call = tonic::Request::new(message);
+    call.metadata_mut()
+        .insert("traceparent", traceparent.parse().unwrap());
+    call
+}
+
+/// Every message of a gRPC answer stream.
+async fn collect<T>(answer: Result<tonic::Response<tonic::Streaming<T>>, tonic::Status>) -> Vec<T> {
+    use futures::TryStreamExt;
+    answer.unwrap().into_inner().try_collect().await.unwrap()
+}
+
+/// Starts a traced Flow of `executors`, sends it one request (with `protocol` "stream", one
+/// document streamed to /generate) under a trace of the test's own (a `traceparent` in the gRPC metadata, as a traced client sends it), stops the Flow so
 /// that every process flushes, and returns the spans collected, by name, with the test's
 /// (trace id, span id).
 /// The Flow logs in JSON (`JINA_LOG_FORMAT=json`); its output comes back too.
@@ -368,35 +382,15 @@ async fn one_traced_request(
         let doc = jina::Document::from_text("one two three");
         let req =
             jina::request::new_single_document_request("/generate", &doc, &Default::default());
-        let mut call = tonic::Request::new(req);
-        call.metadata_mut()
-            .insert("traceparent", traceparent.parse().unwrap());
-        use futures::TryStreamExt;
-        let replies: Vec<_> = client
-            .stream_doc(call)
-            .await
-            .unwrap()
-            .into_inner()
-            .try_collect()
-            .await
-            .unwrap();
-        assert_eq!(replies.len(), 3);
+        let replies = client.stream_doc(traced(req, &traceparent)).await;
+        assert_eq!(collect(replies).await.len(), 3);
     } else {
         let mut client =
             jina::proto::jina::jina_rpc_client::JinaRpcClient::new(channel(port).await);
-        let mut call = tonic::Request::new(tokio_stream::iter(requests(1)));
-        call.metadata_mut()
-            .insert("traceparent", traceparent.parse().unwrap());
-        use futures::TryStreamExt;
-        let answers: Vec<_> = client
-            .call(call)
-            .await
-            .unwrap()
-            .into_inner()
-            .try_collect()
-            .await
-            .unwrap();
-        assert_eq!(answers.len(), 1);
+        let answers = client
+            .call(traced(tokio_stream::iter(requests(1)), &traceparent))
+            .await;
+        assert_eq!(collect(answers).await.len(), 1);
     }
     flow.signal(libc::SIGINT);
     assert!(

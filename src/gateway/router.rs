@@ -86,6 +86,21 @@ pub enum NoStreamingExecutor {
     Discovery { why: String },
 }
 
+/// The gateway's `request` span of one request, given first to `adopt` (which makes it the
+/// child of the client's trace context, when the client sent one).
+fn request_span(request_id: &str, adopt: impl FnOnce(&tracing::Span)) -> tracing::Span {
+    let span = tracing::info_span!(
+        "request",
+        otel.name = "gateway",
+        otel.status_code = tracing::field::Empty,
+        request_id = %request_id,
+        trace_id = tracing::field::Empty,
+    );
+    adopt(&span);
+    crate::telemetry::record_trace_id(&span);
+    span
+}
+
 type NodeOutput = Shared<BoxFuture<'static, Arc<DataRequestProto>>>;
 
 impl Router {
@@ -172,15 +187,7 @@ impl Router {
         }
         let endpoint = header.exec_endpoint.clone().unwrap_or_default();
         let target = header.target_executor.clone();
-        let span = tracing::info_span!(
-            "request",
-            otel.name = "gateway",
-            otel.status_code = tracing::field::Empty,
-            request_id = %header.request_id,
-            trace_id = tracing::field::Empty,
-        );
-        adopt(&span);
-        crate::telemetry::record_trace_id(&span);
+        let span = request_span(&header.request_id, adopt);
         let deployment = self
             .streaming_deployment(&endpoint, target.as_deref())
             .instrument(span.clone())
@@ -238,15 +245,7 @@ impl Router {
         if header.request_id.is_empty() {
             header.request_id = request::new_request_id();
         }
-        let span = tracing::info_span!(
-            "request",
-            otel.name = "gateway",
-            otel.status_code = tracing::field::Empty,
-            request_id = %header.request_id,
-            trace_id = tracing::field::Empty,
-        );
-        adopt(&span);
-        crate::telemetry::record_trace_id(&span);
+        let span = request_span(&header.request_id, adopt);
         let answer = self.route_recorded(req).instrument(span.clone()).await;
         if request::is_error(&answer) {
             span.record("otel.status_code", "ERROR");
