@@ -117,8 +117,9 @@ impl Router {
         }
     }
 
-    /// The executor a streamed document to `endpoint` goes to: the one `target` names, the
-    /// Flow's only one, or the one whose handler for `endpoint` is a generator.
+    /// The executor a streamed document to `endpoint` goes to: the one `target` names, else
+    /// the one whose handler for `endpoint` is a generator. (Not merely the Flow's only
+    /// executor: a `GET /favicon.ico` must not run a handler that does not stream.)
     pub async fn streaming_deployment(
         &self,
         endpoint: &str,
@@ -133,12 +134,12 @@ impl Router {
                 }
             })?;
             candidates.retain(|&i| pattern.is_match(&self.deployments[i].name));
-            if candidates.is_empty() {
-                return Err(NoStreamingExecutor::NoTarget { target: t.into() });
+            match candidates[..] {
+                [] => return Err(NoStreamingExecutor::NoTarget { target: t.into() }),
+                // Named: it answers, streaming or not.
+                [only] => return Ok(self.deployments[only].clone()),
+                _ => {}
             }
-        }
-        if let [only] = candidates[..] {
-            return Ok(self.deployments[only].clone());
         }
         let discovered = self
             .discovered
