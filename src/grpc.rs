@@ -50,6 +50,10 @@ pub fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::
     tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
+/// The answer of a server-streaming RPC: messages as they come, or the status that ends it.
+pub type ReplyStream<T> =
+    std::pin::Pin<Box<dyn futures::Stream<Item = Result<T, tonic::Status>> + Send>>;
+
 /// How a gRPC server of ours serves, besides its services.
 #[derive(Default)]
 pub struct ServeOptions {

@@ -136,6 +136,17 @@ impl ExecutorService {
             Incoming::One(req) => request::request_id(req),
             Incoming::Many(list) => list.first().map(request::request_id).unwrap_or_default(),
         };
+        let span = self.request_span(request_id, metadata);
+        self.answer_recorded(incoming).instrument(span).await
+    }
+
+    /// The `request` span of one request (what JSON logs take the request id from), a child
+    /// of the trace context in `metadata` when there is one.
+    fn request_span(
+        &self,
+        request_id: &str,
+        metadata: &tonic::metadata::MetadataMap,
+    ) -> tracing::Span {
         let span = tracing::info_span!(
             "request",
             otel.name = %self.instance.name,
@@ -145,7 +156,7 @@ impl ExecutorService {
         );
         crate::telemetry::adopt_from_metadata(&span, metadata);
         crate::telemetry::record_trace_id(&span);
-        self.answer_recorded(incoming).instrument(span).await
+        span
     }
 
     async fn answer_recorded(&self, incoming: Incoming) -> Result<DataRequestProto, Status> {
@@ -283,15 +294,8 @@ impl ExecutorService {
         metadata: &tonic::metadata::MetadataMap,
     ) -> BoxStream<'static, SingleDocumentRequestProto> {
         let header = req.header.clone().unwrap_or_default();
-        let span = tracing::info_span!(
-            "request",
-            otel.name = %self.instance.name,
-            otel.status_code = tracing::field::Empty,
-            request_id = %header.request_id,
-            trace_id = tracing::field::Empty,
-        );
-        crate::telemetry::adopt_from_metadata(&span, metadata);
-        crate::telemetry::record_trace_id(&span);
+        let span = self.request_span(&header.request_id, metadata);
+        let endpoint = header.exec_endpoint.clone().unwrap_or_default();
         let reply = move |document: Option<Document>| SingleDocumentRequestProto {
             header: Some(HeaderProto {
                 request_id: header.request_id.clone(),
@@ -302,10 +306,6 @@ impl ExecutorService {
             routes: vec![],
             document: document.map(|d| d.to_proto()),
         };
-        let endpoint = reply(None)
-            .header
-            .and_then(|h| h.exec_endpoint)
-            .unwrap_or_default();
         let Some(index) = self.instance.table.resolve(&endpoint) else {
             // No handler: the document comes back as it came, as Python Jina answers.
             return futures::stream::once(std::future::ready(req)).boxed();
@@ -553,9 +553,7 @@ impl JinaDataRequestRpc for ExecutorService {
     }
 }
 
-type DocStream = std::pin::Pin<
-    Box<dyn futures::Stream<Item = Result<SingleDocumentRequestProto, Status>> + Send>,
->;
+type DocStream = crate::grpc::ReplyStream<SingleDocumentRequestProto>;
 
 #[tonic::async_trait]
 impl JinaSingleDocumentRequestRpc for ExecutorService {

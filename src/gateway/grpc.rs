@@ -20,9 +20,8 @@ use crate::proto::jina::{
         JinaSingleDocumentRequestRpc, JinaSingleDocumentRequestRpcServer,
     },
 };
-use futures::{Stream, StreamExt};
+use futures::StreamExt;
 use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tonic::{Request, Response, Status, Streaming};
@@ -62,11 +61,9 @@ fn stream_error(status: Status) -> Status {
     }
 }
 
-type ResponseStream = Pin<Box<dyn Stream<Item = Result<DataRequestProto, Status>> + Send>>;
-
 #[tonic::async_trait]
 impl JinaRpc for GrpcGateway {
-    type CallStream = ResponseStream;
+    type CallStream = crate::grpc::ReplyStream<DataRequestProto>;
 
     async fn call(
         &self,
@@ -135,7 +132,7 @@ impl JinaSingleDataRequestRpc for GrpcGateway {
     }
 }
 
-type DocStream = Pin<Box<dyn Stream<Item = Result<SingleDocumentRequestProto, Status>> + Send>>;
+type DocStream = crate::grpc::ReplyStream<SingleDocumentRequestProto>;
 
 #[tonic::async_trait]
 impl JinaSingleDocumentRequestRpc for GrpcGateway {
