@@ -22,6 +22,25 @@ const MMAP_THRESHOLD: libc::c_int = 8 << 20;
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
 const TRIM_THRESHOLD: libc::c_int = 64 << 20;
 
+/// A client's thresholds: its memory is bounded by its byte budget, so a big buffer goes back
+/// to the kernel as soon as it is freed. Setting the mmap threshold also stops glibc from
+/// raising it on its own after each big free, which would keep the next big buffers in the
+/// heap.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const CLIENT_MMAP_THRESHOLD: libc::c_int = 1 << 20;
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const CLIENT_TRIM_THRESHOLD: libc::c_int = 1 << 20;
+
+/// Applies the client's settings. Call it first thing in `main`, before any thread starts.
+pub fn tune_for_bounded_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: as in `tune_for_big_messages`.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, CLIENT_MMAP_THRESHOLD);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, CLIENT_TRIM_THRESHOLD);
+    }
+}
+
 /// Applies the settings above. Call it first thing in `main`, before any thread starts.
 pub fn tune_for_big_messages() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

@@ -116,12 +116,17 @@ pub fn main() -> ExitCode {
 /// }
 /// ```
 pub fn main_with(registry: crate::executor::Registry) -> ExitCode {
-    crate::allocator::tune_for_big_messages();
     if let Err(e) = registry.install() {
         let _ = writeln!(std::io::stderr(), "error: {e}");
         return ExitCode::from(1);
     }
     let cli = Cli::parse();
+    // Servers trade memory for fewer page faults; a client keeps glibc's defaults, which give
+    // its big buffers back at once (its memory is bounded by its budget, see `client`).
+    match cli.command {
+        Command::Client(_) => crate::allocator::tune_for_bounded_memory(),
+        _ => crate::allocator::tune_for_big_messages(),
+    }
     let result = match cli.command {
         Command::Guard(args) => return guard(args),
         Command::Executor(args) => block_on(executor::run(args)),

@@ -329,29 +329,22 @@ impl Client {
             .boxed()
     }
 
-    /// [`Client::stream`] with at most `options.max_in_flight_bytes` of requests in flight as
-    /// well: a request waits until the answers of earlier ones give back enough room.
-    fn stream_bounded(
+    /// [`Client::stream`] for requests that each hold their room in the byte budget: the room
+    /// is given back when the request's answer comes.
+    fn send_admitted(
         &self,
-        requests: BoxStream<'static, DataRequestProto>,
-        options: &PostOptions,
+        requests: BoxStream<'static, Admitted>,
+        prefetch: usize,
     ) -> BoxStream<'static, Result<Response, ClientError>> {
         use std::collections::VecDeque;
-        let budget = request::ByteBudget::new(options.max_in_flight_bytes);
         let held = Arc::new(Mutex::new(VecDeque::<(String, OwnedSemaphorePermit)>::new()));
         let hold = held.clone();
-        let gated = requests.then(move |r| {
-            let (budget, hold) = (budget.clone(), hold.clone());
-            async move {
-                let room = budget.admit(&r).await;
-                let id = r.header.as_ref().map(|h| h.request_id.clone());
-                hold.lock()
-                    .unwrap()
-                    .push_back((id.unwrap_or_default(), room));
-                r
-            }
+        let requests = requests.map(move |Admitted { request, room }| {
+            let id = request::request_id(&request).to_string();
+            hold.lock().unwrap().push_back((id, room));
+            request
         });
-        self.stream(gated, options.prefetch)
+        self.stream(requests, prefetch)
             .inspect(move |answer| {
                 let mut held = held.lock().unwrap();
                 // The answer's own request gives its room back; an answer without a known id
@@ -486,10 +479,11 @@ impl Client {
         let requests = requests(on, inputs, options, input_error.clone(), docs_sent.clone());
         let trailer = futures::stream::once(async move { input_error.lock().unwrap().take() })
             .filter_map(|e| futures::future::ready(e.map(|e| Err(ClientError::from(e)))));
+        let prefetch = options.prefetch;
         let answers = if options.results_in_order {
-            in_order(requests, |requests| self.stream_bounded(requests, options))
+            in_order(requests, |requests| self.send_admitted(requests, prefetch))
         } else {
-            self.stream_bounded(requests, options)
+            self.send_admitted(requests, prefetch)
         };
         (answers.chain(trailer).boxed(), docs_sent)
     }
@@ -500,11 +494,9 @@ impl Client {
 /// Sends `requests` through `send` and hands the answers back in the order the requests were
 /// sent: each request's id gets its position as it goes out; an answer that comes early waits
 /// for those before it. Errors pass at once.
-fn in_order(
-    requests: BoxStream<'static, DataRequestProto>,
-    send: impl FnOnce(
-        BoxStream<'static, DataRequestProto>,
-    ) -> BoxStream<'static, Result<Response, ClientError>>,
+fn in_order<R: std::borrow::Borrow<DataRequestProto> + Send + 'static>(
+    requests: BoxStream<'static, R>,
+    send: impl FnOnce(BoxStream<'static, R>) -> BoxStream<'static, Result<Response, ClientError>>,
 ) -> BoxStream<'static, Result<Response, ClientError>> {
     use std::collections::{BTreeMap, HashMap};
     let positions = Arc::new(Mutex::new(HashMap::<String, u64>::new()));
@@ -512,11 +504,7 @@ fn in_order(
     let mut sent = 0u64;
     let requests = requests
         .inspect(move |r| {
-            let id = r
-                .header
-                .as_ref()
-                .map(|h| h.request_id.clone())
-                .unwrap_or_default();
+            let id = request::request_id(r.borrow()).to_string();
             record.lock().unwrap().insert(id, sent);
             sent += 1;
         })
@@ -567,44 +555,107 @@ fn progress_bar(total_docs: Option<u64>) -> indicatif::ProgressBar {
     bar
 }
 
-/// Batches of documents read ahead on their own thread (a blocking file read never stalls the
-/// async runtime); the channel holds only a couple of batches.
-fn batches(docs: Documents, size: usize) -> BoxStream<'static, Result<DocumentArray, InputError>> {
-    let (tx, rx) = tokio::sync::mpsc::channel(2);
+/// A request's worth of documents, already encoded as a request's `data`.
+struct Batch {
+    docs: usize,
+    data: bytes::Bytes,
+}
+
+impl Batch {
+    /// Encodes documents, moving their fields into the encoding (nothing is copied twice).
+    fn encode(docs: impl IntoIterator<Item = Document>) -> Batch {
+        let mut writer = request::DocsWriter::default();
+        let mut n = 0;
+        for doc in docs {
+            writer.push(&doc.into_proto());
+            n += 1;
+        }
+        Batch {
+            docs: n,
+            data: writer.finish(),
+        }
+    }
+}
+
+/// A batch holding its room in the byte budget, from before its request is made until the
+/// request's answer comes.
+type AdmittedBatch = (Batch, OwnedSemaphorePermit);
+
+/// A request holding its room in the byte budget until its answer comes.
+struct Admitted {
+    request: DataRequestProto,
+    room: OwnedSemaphorePermit,
+}
+
+impl std::borrow::Borrow<DataRequestProto> for Admitted {
+    fn borrow(&self) -> &DataRequestProto {
+        &self.request
+    }
+}
+
+/// Batches read on their own thread (a blocking file read never stalls the async runtime),
+/// each encoded as its documents are read: a document is dropped once written, so a batch
+/// never exists twice. The thread waits for the batch's room in the byte budget before it
+/// reads on, so that what is read ahead is bounded by the budget too: at most one batch
+/// beyond it.
+fn batches(
+    docs: Documents,
+    size: usize,
+    budget: request::ByteBudget,
+) -> BoxStream<'static, Result<AdmittedBatch, InputError>> {
+    let (tx, rx) = tokio::sync::mpsc::channel(1);
     std::thread::spawn(move || {
-        let mut batch = DocumentArray::new();
+        let send = |batch: Batch| {
+            let room = futures::executor::block_on(budget.admit_bytes(batch.data.len()));
+            tx.blocking_send(Ok((batch, room))).is_ok()
+        };
+        // The largest batch so far: the next is written into one buffer of about that much.
+        let mut room = 0;
+        let mut writer = request::DocsWriter::default();
+        let mut n = 0;
         for doc in docs {
             match doc {
-                Ok(d) => batch.push(d),
+                Ok(d) => {
+                    writer.push(&d.into_proto());
+                    n += 1;
+                }
                 Err(e) => {
                     let _ = tx.blocking_send(Err(e));
                     return;
                 }
             }
-            if size > 0
-                && batch.len() >= size
-                && tx.blocking_send(Ok(std::mem::take(&mut batch))).is_err()
-            {
-                return;
+            if size > 0 && n >= size {
+                room = room.max(writer.len() + writer.len() / 16);
+                let data = std::mem::take(&mut writer).finish();
+                if !send(Batch { docs: n, data }) {
+                    return;
+                }
+                writer = request::DocsWriter::with_capacity(room);
+                n = 0;
             }
         }
-        if !batch.is_empty() {
-            let _ = tx.blocking_send(Ok(batch));
+        if n > 0 {
+            send(Batch {
+                docs: n,
+                data: writer.finish(),
+            });
         }
     });
     tokio_stream::wrappers::ReceiverStream::new(rx).boxed()
 }
 
-/// The requests of a post, made lazily. An input error ends them and is kept for the caller.
+/// The requests of a post, made lazily, each admitted to the byte budget before it is made.
+/// An input error ends them and is kept for the caller.
 fn requests(
     on: &str,
     inputs: Inputs,
     options: &PostOptions,
     input_error: Arc<Mutex<Option<InputError>>>,
     docs_sent: Arc<AtomicUsize>,
-) -> BoxStream<'static, DataRequestProto> {
-    let batches = match inputs {
-        Inputs::Nothing => futures::stream::once(async { Ok(DocumentArray::new()) }).boxed(),
+) -> BoxStream<'static, Admitted> {
+    let budget = request::ByteBudget::new(options.max_in_flight_bytes);
+    let encoded = match inputs {
+        Inputs::Nothing => futures::stream::once(async { Ok(Batch::encode([])) }).boxed(),
         Inputs::Ready(docs) => {
             let size = if options.request_size == 0 {
                 docs.len().max(1)
@@ -614,11 +665,19 @@ fn requests(
             let mut docs = docs.into_iter().peekable();
             let chunks = std::iter::from_fn(move || {
                 docs.peek()?;
-                Some(Ok(docs.by_ref().take(size).collect::<DocumentArray>()))
+                Some(Ok(Batch::encode(docs.by_ref().take(size))))
             });
             futures::stream::iter(chunks).boxed()
         }
-        Inputs::Documents(docs) => batches(docs, options.request_size),
+        Inputs::Documents(docs) => {
+            return made_requests(
+                batches(docs, options.request_size, budget),
+                on,
+                options,
+                input_error,
+                docs_sent,
+            );
+        }
         Inputs::Stream(docs) => {
             let size = options.request_size;
             let chunked = if size == 0 {
@@ -631,22 +690,43 @@ fn requests(
                     chunk
                         .into_iter()
                         .collect::<Result<Vec<_>, _>>()
-                        .map(DocumentArray::from)
+                        .map(Batch::encode)
                 })
                 .boxed()
         }
     };
+    let admitted = encoded
+        .then(move |batch| {
+            let budget = budget.clone();
+            async move {
+                let batch = batch?;
+                let room = budget.admit_bytes(batch.data.len()).await;
+                Ok((batch, room))
+            }
+        })
+        .boxed();
+    made_requests(admitted, on, options, input_error, docs_sent)
+}
+
+/// Each admitted batch as a request to `on`, until the first input error.
+fn made_requests(
+    batches: BoxStream<'static, Result<AdmittedBatch, InputError>>,
+    on: &str,
+    options: &PostOptions,
+    input_error: Arc<Mutex<Option<InputError>>>,
+    docs_sent: Arc<AtomicUsize>,
+) -> BoxStream<'static, Admitted> {
     let (on, parameters, target) = (
         on.to_string(),
         options.parameters.clone(),
         options.target_executor.clone(),
     );
     tokio_stream::StreamExt::map_while(batches, move |batch| match batch {
-        Ok(docs) => {
-            docs_sent.fetch_add(docs.len(), Ordering::Relaxed);
-            let mut req = request::new_request(&on, &docs, &parameters);
-            request::header_mut(&mut req).target_executor = target.clone();
-            Some(req)
+        Ok((batch, room)) => {
+            docs_sent.fetch_add(batch.docs, Ordering::Relaxed);
+            let mut request = request::new_request_with_data(&on, batch.data, &parameters);
+            request::header_mut(&mut request).target_executor = target.clone();
+            Some(Admitted { request, room })
         }
         Err(e) => {
             *input_error.lock().unwrap() = Some(e);

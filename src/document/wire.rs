@@ -62,10 +62,13 @@ impl Document {
 
     /// Writes a document for the wire.
     pub fn to_proto(&self) -> DocProto {
+        self.clone().into_proto()
+    }
+
+    /// Writes a document for the wire, moving its fields: a 100 KB text is not copied.
+    pub fn into_proto(self) -> DocProto {
         let mut data = std::collections::HashMap::with_capacity(self.extra.len() + 8);
-        for (k, v) in &self.extra {
-            data.insert(k.clone(), v.clone());
-        }
+        data.extend(self.extra);
         let mut put = |name: &str, content: Content, ty: Option<&str>| {
             data.insert(
                 name.to_string(),
@@ -75,24 +78,24 @@ impl Document {
                 },
             );
         };
-        put("id", Content::Text(self.id.clone()), Some("id"));
-        if let Some(v) = &self.text {
-            put("text", Content::Text(v.clone()), None);
+        put("id", Content::Text(self.id), Some("id"));
+        if let Some(v) = self.text {
+            put("text", Content::Text(v), None);
         }
-        if let Some(v) = &self.uri {
-            put("url", Content::Text(v.clone()), None);
+        if let Some(v) = self.uri {
+            put("url", Content::Text(v), None);
         }
-        if let Some(v) = &self.mime_type {
-            put("mime_type", Content::Text(v.clone()), None);
+        if let Some(v) = self.mime_type {
+            put("mime_type", Content::Text(v), None);
         }
-        if let Some(v) = &self.parent_id {
-            put("parent_id", Content::Text(v.clone()), None);
+        if let Some(v) = self.parent_id {
+            put("parent_id", Content::Text(v), None);
         }
-        if let Some(v) = &self.modality {
-            put("modality", Content::Text(v.clone()), None);
+        if let Some(v) = self.modality {
+            put("modality", Content::Text(v), None);
         }
-        if let Some(v) = &self.blob {
-            put("blob", Content::Blob(v.clone()), None);
+        if let Some(v) = self.blob {
+            put("blob", Content::Blob(v), None);
         }
         if let Some(v) = self.granularity {
             put("granularity", Content::Integer(v), None);
@@ -103,14 +106,14 @@ impl Document {
         if let Some(v) = self.weight {
             put("weight", Content::Float(v), None);
         }
-        if let Some(v) = &self.tensor {
+        if let Some(v) = self.tensor {
             put(
                 "tensor",
                 Content::Ndarray(ndarray_to_proto(v)),
                 Some("ndarray"),
             );
         }
-        if let Some(v) = &self.embedding {
+        if let Some(v) = self.embedding {
             put(
                 "embedding",
                 Content::Ndarray(ndarray_to_proto(v)),
@@ -118,10 +121,14 @@ impl Document {
             );
         }
         if !self.chunks.is_empty() {
-            put("chunks", Content::DocArray(self.chunks.to_proto()), None);
+            put("chunks", Content::DocArray(self.chunks.into_proto()), None);
         }
         if !self.matches.is_empty() {
-            put("matches", Content::DocArray(self.matches.to_proto()), None);
+            put(
+                "matches",
+                Content::DocArray(self.matches.into_proto()),
+                None,
+            );
         }
         if !self.tags.is_empty() {
             put("tags", Content::Dict(json_to_dict(&self.tags)), None);
@@ -141,6 +148,12 @@ impl DocumentArray {
     pub fn to_proto(&self) -> DocListProto {
         DocListProto {
             docs: self.iter().map(Document::to_proto).collect(),
+        }
+    }
+
+    pub fn into_proto(self) -> DocListProto {
+        DocListProto {
+            docs: self.into_iter().map(Document::into_proto).collect(),
         }
     }
 }
@@ -166,14 +179,14 @@ fn ndarray_from_proto(a: NdArrayProto) -> NdArray {
     }
 }
 
-fn ndarray_to_proto(a: &NdArray) -> NdArrayProto {
+fn ndarray_to_proto(a: NdArray) -> NdArrayProto {
     NdArrayProto {
         dense: Some(DenseNdArrayProto {
-            buffer: a.buffer.clone(),
-            shape: a.shape.clone(),
-            dtype: a.dtype.clone(),
+            buffer: a.buffer,
+            shape: a.shape,
+            dtype: a.dtype,
         }),
-        parameters: a.parameters.clone(),
+        parameters: a.parameters,
     }
 }
 

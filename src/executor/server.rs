@@ -228,7 +228,7 @@ impl ExecutorService {
         let (mut req, docs) = self.decode(incoming);
         let Some(mut docs) = docs else { return req };
         let Some(index) = handler else {
-            request::set_docs(&mut req, &docs); // a join with no handler: merged, unchanged
+            request::set_docs(&mut req, docs); // a join with no handler: merged, unchanged
             return req;
         };
         let parameters = request::parameters(&req);
@@ -242,8 +242,8 @@ impl ExecutorService {
             &endpoint,
         );
         match outcome {
-            Ok(Some(new_docs)) => request::set_docs(&mut req, &new_docs),
-            Ok(None) => request::set_docs(&mut req, &docs),
+            Ok(Some(new_docs)) => request::set_docs(&mut req, new_docs),
+            Ok(None) => request::set_docs(&mut req, docs),
             Err(e) => self.fail(&mut req, e),
         }
         req
@@ -258,7 +258,7 @@ impl ExecutorService {
         let (instance, metrics) = (self.instance.clone(), self.metrics.clone());
         let outcome = invoke(instance, metrics, index, docs, parameters, endpoint).await;
         match outcome {
-            Ok(docs) => request::set_docs(&mut req, &docs),
+            Ok(docs) => request::set_docs(&mut req, docs),
             Err(e) => self.fail(&mut req, e),
         }
         req
@@ -269,7 +269,7 @@ impl ExecutorService {
         let (mut req, docs) = self.decode(Incoming::One(req));
         let Some(docs) = docs else { return req };
         match batcher.submit(docs, request::parameters(&req)).await {
-            Ok(docs) => request::set_docs(&mut req, &docs),
+            Ok(docs) => request::set_docs(&mut req, docs),
             Err(e) => self.fail(&mut req, e),
         }
         req

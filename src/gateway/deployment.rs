@@ -477,7 +477,7 @@ impl Deployment {
             return input;
         }
         let mut sub = input.clone();
-        request::set_docs(&mut sub, &matching.into());
+        request::set_docs(&mut sub, matching.into());
         let answer = match self.try_process(vec![sub]).await {
             Ok(r) => r,
             Err(e) => return self.call_error(input, e),
@@ -503,7 +503,7 @@ impl Deployment {
             order.iter().filter_map(|id| by_id.remove(id)).collect();
         ordered.extend(new);
         let mut answer = answer;
-        request::set_docs(&mut answer, &ordered.into());
+        request::set_docs(&mut answer, ordered.into());
         answer
     }
 

@@ -38,10 +38,12 @@ impl ByteBudget {
 
     /// Waits until `request` fits, and takes its size; dropping the permit gives it back.
     pub async fn admit(&self, request: &DataRequestProto) -> OwnedSemaphorePermit {
-        let units = request
-            .encoded_len()
-            .div_ceil(UNIT)
-            .clamp(1, self.total as usize) as u32;
+        self.admit_bytes(request.encoded_len()).await
+    }
+
+    /// Waits until `bytes` fit, and takes them; dropping the permit gives them back.
+    pub async fn admit_bytes(&self, bytes: usize) -> OwnedSemaphorePermit {
+        let units = bytes.div_ceil(UNIT).clamp(1, self.total as usize) as u32;
         self.permits
             .clone()
             .acquire_many_owned(units)

@@ -56,7 +56,7 @@ fn docs_from_values(v: &Value) -> Result<bytes::Bytes, String> {
     let mut writer = DocsWriter::default();
     for (i, item) in items.iter().enumerate() {
         let doc = Document::from_json(item).map_err(|e| format!("document {i}: {e}"))?;
-        writer.push(&doc.to_proto());
+        writer.push(&doc.into_proto());
     }
     Ok(writer.finish())
 }
@@ -138,7 +138,7 @@ impl<'de> serde::de::Visitor<'de> for DataSeed {
             let doc = Document::from_json(&item).map_err(|e| {
                 serde::de::Error::custom(format!("{}: document {i}: {e}", self.path))
             })?;
-            writer.push(&doc.to_proto());
+            writer.push(&doc.into_proto());
             i += 1;
         }
         Ok(Some(writer.finish()))

@@ -36,17 +36,27 @@ pub fn new_request(
     docs: &DocumentArray,
     parameters: &Map<String, Value>,
 ) -> DataRequestProto {
-    let mut req = DataRequestProto {
+    let mut req = new_request_with_data(endpoint, bytes::Bytes::new(), parameters);
+    set_doc_list(&mut req, docs.to_proto());
+    req
+}
+
+/// A new request to `endpoint` whose `data` is already encoded (a [`DocsWriter`]'s).
+pub fn new_request_with_data(
+    endpoint: &str,
+    data: bytes::Bytes,
+    parameters: &Map<String, Value>,
+) -> DataRequestProto {
+    DataRequestProto {
         header: Some(HeaderProto {
             request_id: new_request_id(),
             exec_endpoint: Some(endpoint.to_string()),
             ..Default::default()
         }),
         parameters: (!parameters.is_empty()).then(|| json_to_struct(parameters)),
+        data,
         ..Default::default()
-    };
-    set_docs(&mut req, docs);
-    req
+    }
 }
 
 /// A request to stream `doc` to `endpoint` (`stream_doc`), with `parameters` when there are any.
@@ -103,8 +113,8 @@ pub fn doc_list(req: &DataRequestProto) -> Result<DocListProto, prost::DecodeErr
 }
 
 /// Replaces the request's documents.
-pub fn set_docs(req: &mut DataRequestProto, docs: &DocumentArray) {
-    set_doc_list(req, docs.to_proto());
+pub fn set_docs(req: &mut DataRequestProto, docs: DocumentArray) {
+    set_doc_list(req, docs.into_proto());
 }
 
 /// Writes documents one at a time straight into a request's `data` (an encoded
@@ -120,15 +130,30 @@ const HEADER_ROOM: usize = 11;
 
 impl Default for DocsWriter {
     fn default() -> Self {
-        DocsWriter {
-            buf: vec![0; HEADER_ROOM],
-        }
+        DocsWriter::with_capacity(0)
     }
 }
 
 impl DocsWriter {
+    /// A writer with room for about `bytes` of documents, so that a batch of known size is
+    /// written into one buffer instead of growing through copies.
+    pub fn with_capacity(bytes: usize) -> DocsWriter {
+        let mut buf = Vec::with_capacity(HEADER_ROOM + bytes);
+        buf.resize(HEADER_ROOM, 0);
+        DocsWriter { buf }
+    }
+
     pub fn push(&mut self, doc: &crate::proto::docarray::DocProto) {
         prost::encoding::message::encode(1, doc, &mut self.buf);
+    }
+
+    /// Bytes of documents written so far.
+    pub fn len(&self) -> usize {
+        self.buf.len() - HEADER_ROOM
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// The request's `data`: the documents as `DataContentProto.docs` (field 1), whose header
@@ -298,7 +323,7 @@ pub fn merge(
     }
     merged.parameters = (!params.is_empty()).then(|| json_to_struct(&params));
     let docs = DocumentArray::merge_by_id(arrays);
-    set_docs(&mut merged, &docs);
+    set_doc_list(&mut merged, docs.to_proto());
     Ok((merged, docs))
 }
 
