@@ -45,6 +45,22 @@ def rss_mb(pid):
     return 0.0
 
 
+def memory_mb(pid):
+    """A process's memory from /proc/PID/smaps_rollup, in MB: rss (every page it maps), pss
+    (shared pages divided among the processes that map them) and private (its own pages
+    alone: what it costs beyond the pages it shares)."""
+    fields = {}
+    try:
+        for line in open(f'/proc/{pid}/smaps_rollup'):
+            parts = line.split()
+            if len(parts) == 3 and parts[2] == 'kB':
+                fields[parts[0].rstrip(':')] = int(parts[1]) / 1024
+    except OSError:
+        pass
+    return {'rss': fields.get('Rss', 0.0), 'pss': fields.get('Pss', 0.0),
+            'private': fields.get('Private_Clean', 0.0) + fields.get('Private_Dirty', 0.0)}
+
+
 def tree_rss_mb(pid):
     """Resident memory of a process and all its descendants."""
     total, stack = 0.0, [pid]

@@ -14,7 +14,13 @@ Monitoring and tracing: B1 and B4 on our Flow with monitoring off and on, and wi
 B7 1,000 text documents of 100 KB, request_size 10, through 1 no-op executor and a chain of 3:
    MB/s of payload, and CPU per MB of the Flow's processes (gateway, executors).
 B8 the same with 1,000 documents each holding a 224x224x3 float32 tensor (602 KB).
-   The floor of B7 and B8: the same requests echoed by a raw tonic server in the driver."""
+   The floor of B7 and B8: the same requests echoed by a raw tonic server in the driver.
+B9 the user's path: `jina client post` reading an NDJSON file of 1,000 100 KB texts, and a
+   .npy file of 1,000 224x224x3 float32 rows, into our Flow with one no-op executor, against
+   Python Jina's own `Flow.post` of the same documents (built in memory first, bench/flow_post.py),
+   request_size 10; and our client's peak RSS at request_size 10 and at the default, 100.
+B10 idle executor copies: a Flow of one executor with 16 replicas, idle after a warm-up request:
+   each copy's RSS, PSS and private memory (/proc/PID/smaps_rollup)."""
 import datetime
 import json
 import os
@@ -24,7 +30,7 @@ import subprocess
 import sys
 import time
 
-from benchlib import ROOT, driver, free_port, tree_cpu_seconds, tree_rss_mb, write_section
+from benchlib import ROOT, children, driver, free_port, memory_mb, tree_cpu_seconds, tree_rss_mb, write_section
 
 JINA = os.path.join(ROOT, 'target/release/jina')
 PEER = os.environ.get('JINA_PEER_VENV', os.path.join(ROOT, 'target/peer-venv'))
@@ -35,6 +41,7 @@ FLOWS = {
     'chain3': [f'  - {{name: e{i}, uses: BaseExecutor}}' for i in range(3)],
     'one_monitored': ['  - {name: e0, uses: BaseExecutor}'],
     'one_traced': ['  - {name: e0, uses: BaseExecutor}'],
+    'replicas16': ['  - {name: e0, uses: BaseExecutor, replicas: 16}'],
     'fanout3': [
         '  - {name: p1, uses: BaseExecutor, needs: gateway}',
         '  - {name: p2, uses: BaseExecutor, needs: gateway}',
@@ -192,6 +199,81 @@ def big_table(ours, python, echo):
     return '\n'.join(lines)
 
 
+CLI_PASSES = 3
+
+
+def cli_inputs(workdir):
+    """B9's files, made once: 1,000 NDJSON documents of 100 KB text, and a .npy of 1,000
+    224x224x3 float32 rows (written by the peer's numpy)."""
+    ndjson, npy = os.path.join(workdir, 'b9-texts.ndjson'), os.path.join(workdir, 'b9-tensors.npy')
+    if not os.path.exists(ndjson):
+        with open(ndjson, 'w') as f:
+            for i in range(1000):
+                f.write(json.dumps({'id': f'd{i}', 'text': (f'{i:08}' + 'abcdefghij' * 10_000)[:100_000]}) + '\n')
+    if not os.path.exists(npy):
+        subprocess.run([os.path.join(PEER, 'bin/python'), '-c',
+                        'import numpy as np, sys; np.save(sys.argv[1], np.random.default_rng(1).random((1000, 224, 224, 3), dtype=np.float32))', npy],
+                       check=True)
+    return [('text', ndjson, 100.0), ('tensor', npy, 1000 * 224 * 224 * 3 * 4 / 1e6)]
+
+
+def run_cli(port, path, request_size):
+    """One `jina client post` of the file: (seconds, peak RSS in MB)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen([JINA, 'client', 'post', '/index', '--port', str(port), '--inputs', path,
+                             '--request-size', str(request_size)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    seconds = time.perf_counter() - start
+    if status != 0:
+        raise RuntimeError(f'jina client post {path} failed: {proc.stderr.read().decode()}')
+    return seconds, usage.ru_maxrss / 1024
+
+
+def measure_cli(workdir):
+    """B9: MB/s of our CLI into our Flow, and of Python's own Flow.post into Python's."""
+    r = {}
+    inputs = cli_inputs(workdir)
+    print('  ours: cli', file=sys.stderr, flush=True)
+    flow = Flow('ours', 'one', workdir)
+    try:
+        for kind, path, mb in inputs:
+            run_cli(flow.grpc, path, 10)
+            runs = [run_cli(flow.grpc, path, 10) for _ in range(CLI_PASSES)]
+            r[f'ours_{kind}_mb_s'] = median([mb / s for s, _ in runs])
+            r[f'ours_{kind}_rss_10'] = max(rss for _, rss in runs)
+            r[f'ours_{kind}_rss_100'] = max(run_cli(flow.grpc, path, 100)[1] for _ in range(CLI_PASSES))
+    finally:
+        flow.stop()
+    print('  python: Flow.post', file=sys.stderr, flush=True)
+    for kind, path, _ in inputs:
+        out = subprocess.run([os.path.join(PEER, 'bin/python'), os.path.join(ROOT, 'bench/flow_post.py'), path, '10', str(CLI_PASSES)],
+                             check=True, capture_output=True, text=True)
+        r[f'python_{kind}_mb_s'] = json.loads(out.stdout.strip().splitlines()[-1])['mb_per_s']
+    return r
+
+
+def cli_table(cli, echo):
+    lines = ['| workload | jina-rs: `jina client post` MB/s | Python Jina: `Flow.post` MB/s | jina-rs advantage | floor MB/s (raw tonic echo) | jina-rs client peak RSS, request_size 10 / 100 |',
+             '|---|---|---|---|---|---|']
+    for label, kind in [('B9 NDJSON, 1,000 texts of 100 KB (100 MB)', 'text'), ('B9 .npy, 1,000 224x224x3 float32 rows (602 MB)', 'tensor')]:
+        o, p = cli[f'ours_{kind}_mb_s'], cli[f'python_{kind}_mb_s']
+        lines.append(f'| {label} | {o:,.0f} | {p:,.0f} | {o / p:.1f}× | {echo[kind]:,.0f} | '
+                     f'{cli[f"ours_{kind}_rss_10"]:.0f} MB / {cli[f"ours_{kind}_rss_100"]:.0f} MB |')
+    return '\n'.join(lines)
+
+
+def measure_idle_copies(workdir):
+    """B10: each idle copy's memory, in a Flow of 16 replicas after one request."""
+    flow = Flow('ours', 'replicas16', workdir)
+    try:
+        driver('throughput', '--port', flow.grpc, '--docs', 100, '--chars', 100, '--request-size', 1)
+        time.sleep(1)
+        copies = [memory_mb(pid) for pid in children(flow.proc.pid)]
+    finally:
+        flow.stop()
+    return {k: median([c[k] for c in copies]) for k in ['rss', 'pss', 'private']} | {'copies': len(copies)}
+
+
 def main():
     workdir = os.path.join(ROOT, 'target/bench')
     os.makedirs(workdir, exist_ok=True)
@@ -199,6 +281,8 @@ def main():
     echo = {kind: driver('echo', '--kind', kind, '--docs', 1000, '--request-size', 10, '--passes', 3)['mb_per_s'] for kind in ['text', 'tensor']}
     ours = measure('ours', workdir)
     ours.update(measure_big('ours', workdir))
+    idle = measure_idle_copies(workdir)
+    cli = measure_cli(workdir)
     observed = measure_observability(workdir)
     python = measure('python', workdir)
     python.update(measure_big('python', workdir))
@@ -238,6 +322,16 @@ def main():
     print(table)
     print(floor_note)
     print(big)
+    cli_rows = cli_table(cli, echo)
+    cli_note = (f'B9: the file read by our CLI in the time (process start included), into our Flow; Python\'s documents built '
+                f'before the time starts; median of {CLI_PASSES} passes after a warm-up; request_size 10. The peak RSS is the '
+                f'highest of {CLI_PASSES} runs, each with the default byte budget (16 MiB in flight).')
+    idle_note = (f'B10: {idle["copies"]} idle copies of one no-op executor (replicas: 16), after traffic: median per copy '
+                 f'RSS {idle["rss"]:.1f} MB, PSS {idle["pss"]:.1f} MB, private {idle["private"]:.1f} MB. RSS counts every '
+                 f'page a copy maps, shared ones (the binary\'s code, libc) whole; PSS divides them among the copies; private '
+                 f'is what a copy adds by itself.')
+    print(cli_rows)
+    print(idle_note)
     observability = observability_table(observed)
     observability_note = ('Monitoring and tracing (issue [K]): the same B1 and B4 on our Flow with `monitoring: true` (the gateway and the '
                           'executor record every request into Prometheus histograms and counters), and with `tracing: true` (every '
@@ -246,7 +340,7 @@ def main():
                           f'warmed up; in each of {OBSERVABILITY_ROUNDS} rounds each ran B1 and B4 once, in a rotating order; medians.')
     print(observability)
 
-    write_section('## Flow benchmark against Python Jina', f'— `bench/run`\n\n{header}\n\n{table}\n\n{floor_note}\n\n{big}\n\n{big_note}\n\n{observability}\n\n{observability_note}\n')
+    write_section('## Flow benchmark against Python Jina', f'— `bench/run`\n\n{header}\n\n{table}\n\n{floor_note}\n\n{big}\n\n{big_note}\n\n{cli_rows}\n\n{cli_note}\n\n{idle_note}\n\n{observability}\n\n{observability_note}\n')
 
 if __name__ == '__main__':
     main()

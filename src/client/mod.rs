@@ -740,6 +740,37 @@ fn made_requests(
 mod tests {
     use super::*;
 
+    /// The reader reads on only when its last batch has room in the budget: with the first
+    /// batch held (its answer not come), it reads at most one more batch and waits.
+    #[tokio::test]
+    async fn the_reader_waits_for_room_in_the_budget_before_reading_on() {
+        let read = Arc::new(AtomicUsize::new(0));
+        let counter = read.clone();
+        let docs: Documents = Box::new((0..1000).map(move |i| {
+            counter.fetch_add(1, Ordering::SeqCst);
+            Ok(Document::from_text(format!("{i:04}{}", "x".repeat(10_000))))
+        }));
+        // Batches of 10 documents (about 100 KB); room for one of them.
+        let mut batches = batches(docs, 10, request::ByteBudget::new(150 * 1024));
+        let (first, room) = batches.next().await.unwrap().unwrap();
+        assert_eq!(first.docs, 10);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let after_first = read.load(Ordering::SeqCst);
+        assert!(
+            (11..=20).contains(&after_first),
+            "read {after_first} documents while one batch is in flight"
+        );
+        drop(room);
+        let (second, room) = batches.next().await.unwrap().unwrap();
+        assert_eq!(second.docs, 10);
+        drop(room);
+        let mut rest = 0;
+        while let Some(batch) = batches.next().await {
+            rest += batch.unwrap().0.docs;
+        }
+        assert_eq!(rest, 980);
+    }
+
     #[tokio::test]
     async fn in_order_hands_answers_back_in_the_order_sent() {
         let requests: Vec<DataRequestProto> = (0..5)
