@@ -104,7 +104,7 @@ OBSERVABILITY_MODES = ['one', 'one_monitored', 'one_traced']
 # B1 with ten times its documents: a run of B1 itself lasts about 20 ms, shorter than the
 # machine's hiccups.
 OBSERVABILITY_DOCS = 100_000
-OBSERVABILITY_ROUNDS = 12
+OBSERVABILITY_ROUNDS = 30
 
 
 def median(values):
