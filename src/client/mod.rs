@@ -6,9 +6,10 @@
 //! and the summary; and streaming one document to a streaming endpoint (`stream_doc`). It
 //! knows nothing about Flows or executors beyond the wire.
 //!
-//! Memory is bounded by the requests in flight (`prefetch`), not by the input: documents are
-//! read lazily on a thread of their own, a few batches ahead, and answers are handed to the
-//! callbacks and dropped unless `return_results` asks to keep them.
+//! Memory is bounded by the requests in flight (`prefetch`, and `max_in_flight_bytes`), not by
+//! the input: documents are read lazily on a thread of their own and encoded as they are read,
+//! at most one request ahead of those in flight, and answers are handed to the callbacks and
+//! dropped unless `return_results` asks to keep them.
 
 pub mod inputs;
 mod transport;
