@@ -566,13 +566,17 @@ impl Batch {
     /// Encodes documents, moving their fields into the encoding (nothing is copied twice).
     fn encode(docs: impl IntoIterator<Item = Document>) -> Batch {
         let mut writer = request::DocsWriter::default();
-        let mut n = 0;
         for doc in docs {
             writer.push(&doc.into_proto());
-            n += 1;
         }
+        Batch::from(writer)
+    }
+}
+
+impl From<request::DocsWriter> for Batch {
+    fn from(writer: request::DocsWriter) -> Batch {
         Batch {
-            docs: n,
+            docs: writer.docs(),
             data: writer.finish(),
         }
     }
@@ -613,33 +617,24 @@ fn batches(
         // The largest batch so far: the next is written into one buffer of about that much.
         let mut room = 0;
         let mut writer = request::DocsWriter::default();
-        let mut n = 0;
         for doc in docs {
             match doc {
-                Ok(d) => {
-                    writer.push(&d.into_proto());
-                    n += 1;
-                }
+                Ok(d) => writer.push(&d.into_proto()),
                 Err(e) => {
                     let _ = tx.blocking_send(Err(e));
                     return;
                 }
             }
-            if size > 0 && n >= size {
+            if size > 0 && writer.docs() >= size {
                 room = room.max(writer.len() + writer.len() / 16);
-                let data = std::mem::take(&mut writer).finish();
-                if !send(Batch { docs: n, data }) {
+                if !send(Batch::from(std::mem::take(&mut writer))) {
                     return;
                 }
                 writer = request::DocsWriter::with_capacity(room);
-                n = 0;
             }
         }
-        if n > 0 {
-            send(Batch {
-                docs: n,
-                data: writer.finish(),
-            });
+        if writer.docs() > 0 {
+            send(Batch::from(writer));
         }
     });
     tokio_stream::wrappers::ReceiverStream::new(rx).boxed()

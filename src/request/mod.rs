@@ -123,6 +123,7 @@ pub fn set_docs(req: &mut DataRequestProto, docs: DocumentArray) {
 pub struct DocsWriter {
     /// [`HEADER_ROOM`] bytes left free for the `DataContentProto` field header, then the docs.
     buf: Vec<u8>,
+    docs: usize,
 }
 
 /// Room for the field key (1 byte) and the length varint (at most 10) before the documents.
@@ -140,11 +141,17 @@ impl DocsWriter {
     pub fn with_capacity(bytes: usize) -> DocsWriter {
         let mut buf = Vec::with_capacity(HEADER_ROOM + bytes);
         buf.resize(HEADER_ROOM, 0);
-        DocsWriter { buf }
+        DocsWriter { buf, docs: 0 }
     }
 
     pub fn push(&mut self, doc: &crate::proto::docarray::DocProto) {
         prost::encoding::message::encode(1, doc, &mut self.buf);
+        self.docs += 1;
+    }
+
+    /// Documents written so far.
+    pub fn docs(&self) -> usize {
+        self.docs
     }
 
     /// Bytes of documents written so far.
