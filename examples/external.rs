@@ -7,7 +7,7 @@ use std::process::{Command, Stdio};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let port = jina::orchestrate::free_port()?;
+    let port = jina::net::free_port()?;
     let mut executor = Command::new(jina::orchestrate::jina_binary()?)
         .args([
             "executor",

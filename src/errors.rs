@@ -3,11 +3,14 @@
 /// The innermost cause of an error: for network errors, the one that says what happened
 /// ("Connection refused") rather than the layer it surfaced in ("tcp connect error").
 pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cause = e;
-    while let Some(next) = cause.source() {
-        cause = next;
-    }
-    cause.to_string()
+    causes(e).last().map(ToString::to_string).unwrap_or_default()
+}
+
+/// An error and each of its causes, outermost first: for matching a cause by its type.
+pub fn causes<'a>(
+    e: &'a (dyn std::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(e), |e| e.source())
 }
 
 /// The known name nearest to `key` by edit distance, when it is near enough to be a typo

@@ -134,23 +134,6 @@ pub fn reflection_v1alpha() -> tonic_reflection::server::v1alpha::ServerReflecti
         .expect("our descriptor set is valid")
 }
 
-/// Splits `host:port` (the one reader of an address; `[::1]:80` works too).
-pub fn host_port(address: &str) -> Result<(&str, u16), String> {
-    address
-        .rsplit_once(':')
-        .and_then(|(h, p)| {
-            let h = h
-                .strip_prefix('[')
-                .and_then(|h| h.strip_suffix(']'))
-                .unwrap_or(h);
-            p.parse::<u16>()
-                .ok()
-                .filter(|_| !h.is_empty())
-                .map(|p| (h, p))
-        })
-        .ok_or_else(|| format!("'{address}' is not an address (expected host:port)"))
-}
-
 /// The endpoint of `host:port`, over TLS when `tls` says whom to trust.
 pub fn endpoint(
     host: &str,
@@ -184,8 +167,6 @@ pub fn channel(
     Ok(endpoint(host, port, connect_timeout, tls)?.connect_lazy())
 }
 
-/// What [`balanced_channel`]'s count of addresses says before the name's first resolution.
-pub const NOT_RESOLVED_YET: usize = usize::MAX;
 
 /// How often a name that stands for several copies is resolved again.
 const RESOLVE_EVERY: Duration = Duration::from_secs(5);
@@ -204,22 +185,20 @@ pub fn is_service_name(host: &str) -> bool {
 /// A channel to every address a DNS name resolves to, spreading requests over them one by
 /// one (tower's power-of-two-choices balancer): how the gateway reaches the replicas behind a
 /// headless Service without a service mesh. The name is resolved again every
-/// [`RESOLVE_EVERY`], so copies that come and go are followed; `addresses` says how many it
-/// resolves to now ([`NOT_RESOLVED_YET`] before the first answer), so that a call with none
-/// can fail at once rather than wait for one. Must be
+/// [`RESOLVE_EVERY`], so copies that come and go are followed; the receiver says how many
+/// addresses it resolves to now (None before the first answer), so that a call with none can
+/// fail at once rather than wait for one. Must be
 /// called inside a tokio runtime: the resolver is a task, which ends with the channel.
 pub fn balanced_channel(
     host: &str,
     port: u16,
     connect_timeout: Duration,
-) -> Result<(Channel, std::sync::Arc<std::sync::atomic::AtomicUsize>), String> {
-    use std::sync::atomic::Ordering;
+) -> Result<(Channel, tokio::sync::watch::Receiver<Option<usize>>), String> {
     use tonic::transport::channel::Change;
     let runtime = tokio::runtime::Handle::try_current()
         .map_err(|_| format!("{host}:{port}: no runtime to resolve the name on"))?;
     let (channel, changes) = Channel::balance_channel::<std::net::SocketAddr>(64);
-    let addresses = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(NOT_RESOLVED_YET));
-    let count = addresses.clone();
+    let (count, addresses) = tokio::sync::watch::channel(None);
     let name = format!("{host}:{port}");
     runtime.spawn(async move {
         let mut known = std::collections::BTreeSet::new();
@@ -242,18 +221,19 @@ pub fn balanced_channel(
                     if found != known {
                         tracing::debug!("{name} resolves to {found:?}");
                     }
-                    count.store(found.len(), Ordering::Relaxed);
+                    count.send_replace(Some(found.len()));
                     known = found;
                 }
                 // A name not there yet (a Service without ready pods): keep what we have.
                 Err(e) => {
                     tracing::debug!("{name}: {e}");
-                    let _ = count.compare_exchange(
-                        NOT_RESOLVED_YET,
-                        0,
-                        Ordering::Relaxed,
-                        Ordering::Relaxed,
-                    );
+                    count.send_if_modified(|n| match n {
+                        None => {
+                            *n = Some(0);
+                            true
+                        }
+                        Some(_) => false,
+                    });
                 }
             }
             tokio::time::sleep(RESOLVE_EVERY).await;

@@ -16,6 +16,7 @@ pub mod health;
 pub mod local_flows;
 pub mod logging;
 pub mod metrics;
+pub mod net;
 pub mod orchestrate;
 pub mod proto;
 pub mod request;
@@ -23,5 +24,6 @@ pub mod running;
 pub mod shutdown;
 pub mod telemetry;
 pub mod tls;
+pub mod topology;
 
 pub use document::{Document, DocumentArray, NdArray};

@@ -172,9 +172,15 @@ impl RunningFlow {
         let listeners = Listeners::bind(&spec.gateway).await?;
         let ports = listeners.ports();
         let (stop_metrics, metrics_stopped) = oneshot::channel::<()>();
-        let monitoring = crate::metrics::serve_gateway(&spec.gateway, async move {
-            let _ = metrics_stopped.await;
-        })
+        let g = &spec.gateway;
+        let monitoring = crate::metrics::serve_gateway(
+            g.monitoring,
+            &g.host,
+            g.port_monitoring,
+            async move {
+                let _ = metrics_stopped.await;
+            },
+        )
         .await
         .map_err(|error| StartError::Listen {
             executor: "gateway (port_monitoring)".into(),

@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use jina::Document;
 use jina::proto::jina::DataRequestProto;
 use jina::request;
 
@@ -13,11 +12,7 @@ use jina::request;
 fn one_doc_requests(texts: &[String]) -> Vec<DataRequestProto> {
     texts
         .iter()
-        .map(|t| {
-            let mut doc = Document::from_text(t.clone());
-            doc.id = t.clone();
-            request::new_request("/index", &vec![doc].into(), &Default::default())
-        })
+        .map(|t| request("/index", vec![doc_with_id(t, t)]))
         .collect()
 }
 

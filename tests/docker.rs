@@ -127,11 +127,6 @@ fn start_grpc_flow(files: &Files, executors: &str) -> (Proc, Vec<String>) {
     (flow, args)
 }
 
-fn request(texts: &[&str]) -> jina::proto::jina::DataRequestProto {
-    let docs: Vec<Document> = texts.iter().map(|t| Document::from_text(*t)).collect();
-    jina::request::new_request("/index", &docs.into(), &Default::default())
-}
-
 /// Waits until the containers are gone (their removal finishes shortly after the CLI's).
 fn wait_no_containers(flow_pid: u32) -> Vec<String> {
     let start = std::time::Instant::now();
@@ -214,7 +209,7 @@ async fn docker_replicas_beside_a_native_executor_answer_and_ctrl_c_leaves_no_co
 
     // gRPC: uses_with reached the container (min_chars 5 drops "Hi."), both replicas served.
     let requests = (0..8)
-        .map(|_| request(&["Hi. Hello there, friend."]))
+        .map(|_| request("/index", texts(&["Hi. Hello there, friend."])))
         .collect();
     let answers = post_grpc(flow.grpc, requests).await;
     let mut replicas = std::collections::BTreeSet::new();
@@ -342,7 +337,7 @@ async fn an_image_whose_entrypoint_is_python_jina_serves_in_the_flow() {
     let mut flow = start_flow(&executors);
     let pid = flow.proc.child.id();
     let _cleanup = RemoveContainers(pid);
-    let answers = post_grpc(flow.grpc, vec![request(&["one", "two"])]).await;
+    let answers = post_grpc(flow.grpc, vec![request("/index", texts(&["one", "two"]))]).await;
     let docs = jina::request::docs(&answers[0]).unwrap();
     assert_eq!(docs.len(), 2);
     for doc in docs.iter() {
@@ -426,7 +421,7 @@ async fn an_exported_compose_project_serves_the_flow_and_down_leaves_nothing() {
     assert!(ok, "docker-compose up: {up}");
     // `up -d` returns once the gateway is created; its health check says when it serves.
     wait_healthy(&format!("{}_gateway_1", project.name));
-    let answers = post_grpc(grpc, vec![request(&["Hello there. How are you?"])]).await;
+    let answers = post_grpc(grpc, vec![request("/index", texts(&["Hello there. How are you?"]))]).await;
     let docs = jina::request::docs(&answers[0]).unwrap();
     assert_eq!(docs[0].chunks.len(), 2);
     let seen: Vec<_> = docs[0]
@@ -563,9 +558,9 @@ async fn the_gateway_spreads_requests_over_every_address_of_one_name() {
     // The gateway connects to each address it resolved as it learns of it: a first burst can
     // meet only the first connection that is ready. Warm up, give the others time to connect,
     // then count.
-    post_grpc(port, (0..5).map(|_| request(&["warm-up"])).collect()).await;
+    post_grpc(port, (0..5).map(|_| request("/index", texts(&["warm-up"]))).collect()).await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let requests = (0..30).map(|_| request(&["which copy?"])).collect();
+    let requests = (0..30).map(|_| request("/index", texts(&["which copy?"]))).collect();
     let answers = post_grpc(port, requests).await;
     let mut copies = std::collections::BTreeMap::<String, usize>::new();
     for answer in &answers {
@@ -684,7 +679,7 @@ async fn a_remote_executor_is_started_by_the_daemon_of_its_host_and_stopped_with
     let ports = flow.wait_for_gateway(Duration::from_secs(60));
     let (_, names) = daemon_executors(&base, Some("secret")).await;
     assert_eq!(names, ["middle"]);
-    let answers = post_grpc(ports["GRPC"], vec![request(&["hello"])]).await;
+    let answers = post_grpc(ports["GRPC"], vec![request("/index", texts(&["hello"]))]).await;
     let docs = jina::request::docs(&answers[0]).unwrap();
     let seen: Vec<_> = docs[0]
         .matches
@@ -771,7 +766,7 @@ async fn a_daemon_starts_a_docker_executor_for_a_remote_flow() {
     assert_eq!(containers, [format!("jina-boxed-{}", daemon.child.id())]);
     let (_, greeting) = sh("docker", &["exec", &containers[0], "printenv", "GREETING"]);
     assert_eq!(greeting.trim(), "hi");
-    let answers = post_grpc(ports["GRPC"], vec![request(&["hello"])]).await;
+    let answers = post_grpc(ports["GRPC"], vec![request("/index", texts(&["hello"]))]).await;
     let docs = jina::request::docs(&answers[0]).unwrap();
     assert_eq!(docs[0].matches[0].text.as_deref(), Some("boxed"));
     // Stopping the Flow stops the container over there.
@@ -804,7 +799,7 @@ async fn a_docker_executor_serves_its_metrics_with_monitoring_on() {
         .unwrap_or_else(|| panic!("no metrics for boxed: {output}"))
         .trim()
         .to_string();
-    post_grpc(flow.grpc, (0..5).map(|_| request(&["hello"])).collect()).await;
+    post_grpc(flow.grpc, (0..5).map(|_| request("/index", texts(&["hello"]))).collect()).await;
     let text = get_text(&url).await;
     let line = r#"jina_successful_requests_total{runtime_name="boxed",executor="Visit",executor_endpoint="/index"} 5"#;
     assert!(text.lines().any(|l| l == line), "{text}");
@@ -825,7 +820,7 @@ async fn a_docker_executors_spans_reach_a_collector_on_this_machine() {
     );
     let mut flow = start_flow_with(&with, &executors);
     let _cleanup = RemoveContainers(flow.proc.child.id());
-    post_grpc(flow.grpc, vec![request(&["hello"])]).await;
+    post_grpc(flow.grpc, vec![request("/index", texts(&["hello"]))]).await;
     stop_with_ctrl_c(&mut flow.proc);
 
     let start = std::time::Instant::now();

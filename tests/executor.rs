@@ -7,7 +7,7 @@ use jina::document::{Document, DocumentArray, NdArray};
 use jina::proto::docarray::NodeProto;
 use jina::proto::docarray::node_proto::{Content, DocarrayType};
 use jina::proto::jina::{
-    DataRequestListProto, DataRequestProto, jina_data_request_rpc_client::JinaDataRequestRpcClient,
+    DataRequestListProto, jina_data_request_rpc_client::JinaDataRequestRpcClient,
     jina_discover_endpoints_rpc_client::JinaDiscoverEndpointsRpcClient,
     jina_info_rpc_client::JinaInfoRpcClient,
     jina_single_data_request_rpc_client::JinaSingleDataRequestRpcClient,
@@ -46,10 +46,6 @@ fn rich_document() -> Document {
     d
 }
 
-fn request_for(endpoint: &str, docs: Vec<Document>) -> DataRequestProto {
-    request::new_request(endpoint, &docs.into(), &Default::default())
-}
-
 #[tokio::test]
 async fn documents_come_back_with_every_field_intact() {
     let files = Files::new();
@@ -63,7 +59,7 @@ async fn documents_come_back_with_every_field_intact() {
 
     // /index runs a handler: decoded, stamped, re-encoded.
     let resp = client
-        .process_single_data(request_for("/index", vec![sent.clone()]))
+        .process_single_data(request("/index", vec![sent.clone()]))
         .await
         .unwrap()
         .into_inner();
@@ -77,7 +73,7 @@ async fn documents_come_back_with_every_field_intact() {
     let (_base, base_port) = start_executor(&["--uses", "BaseExecutor"]);
     let mut base = JinaSingleDataRequestRpcClient::new(channel(base_port).await);
     let resp = base
-        .process_single_data(request_for("/other", vec![sent.clone()]))
+        .process_single_data(request("/other", vec![sent.clone()]))
         .await
         .unwrap()
         .into_inner();
@@ -203,7 +199,7 @@ async fn a_failing_handler_gives_error_and_the_next_request_succeeds() {
     let mut client = JinaSingleDataRequestRpcClient::new(channel(port).await);
 
     let bad = client
-        .process_single_data(request_for("/boom", vec![Document::from_text("x")]))
+        .process_single_data(request("/boom", vec![Document::from_text("x")]))
         .await
         .unwrap()
         .into_inner();
@@ -215,7 +211,7 @@ async fn a_failing_handler_gives_error_and_the_next_request_succeeds() {
     assert_eq!(ex.executor, "breaker");
 
     let good = client
-        .process_single_data(request_for("/fine", vec![Document::from_text("y")]))
+        .process_single_data(request("/fine", vec![Document::from_text("y")]))
         .await
         .unwrap()
         .into_inner();
@@ -229,7 +225,7 @@ async fn sigterm_finishes_the_request_in_flight_then_exits_cleanly() {
     let mut client = JinaSingleDataRequestRpcClient::new(channel(port).await);
     let in_flight = tokio::spawn(async move {
         client
-            .process_single_data(request_for("/", vec![Document::from_text("slow")]))
+            .process_single_data(request("/", vec![Document::from_text("slow")]))
             .await
     });
     tokio::time::sleep(Duration::from_millis(200)).await;

@@ -318,7 +318,10 @@ fn a_client_that_never_hangs_up_does_not_keep_a_stopping_flow_alive() {
     silent
         .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
         .unwrap();
-    std::thread::sleep(Duration::from_millis(200));
+    // The server's SETTINGS frame: the gateway holds the connection open now.
+    let mut settings = [0u8; 9];
+    std::io::Read::read_exact(&mut silent, &mut settings).unwrap();
+    assert_eq!(settings[3], 4, "a SETTINGS frame first");
     let start = Instant::now();
     flow.proc.signal(libc::SIGINT);
     let status = flow

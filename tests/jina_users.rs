@@ -45,15 +45,6 @@ fn visits(answer: &DataRequestProto) -> Vec<(String, Vec<String>)> {
         .collect()
 }
 
-/// A request to `endpoint` with these documents.
-fn request(endpoint: &str, docs: Vec<jina::Document>) -> DataRequestProto {
-    jina::request::new_request(
-        endpoint,
-        &jina::DocumentArray::from(docs),
-        &Default::default(),
-    )
-}
-
 #[test]
 fn a_typo_of_executors_is_an_error_not_a_flow_without_executors() {
     refused(
@@ -101,7 +92,10 @@ async fn jina_ping_flow_gateway_and_executor_as_jina_3_spells_it() {
     let victim = children_of(flow.proc.child.id())[0];
     unsafe { libc::kill(victim as i32, libc::SIGKILL) };
     assert!(wait_all_gone(&[victim], Duration::from_secs(5)).is_empty());
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Its supervisor marks it down as it reaps it.
+    eventually(Duration::from_secs(5), || {
+        run(&["ping", "flow", &gateway]).0 == 1
+    });
     let (code, out) = run(&["ping", "flow", &gateway]);
     assert_eq!(code, 1, "{out}");
     assert!(out.contains("victim"), "{out}");

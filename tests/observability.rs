@@ -47,11 +47,7 @@ fn value(samples: &BTreeMap<String, f64>, name: &str, with: &[&str]) -> f64 {
 
 fn requests(n: usize) -> Vec<jina::proto::jina::DataRequestProto> {
     (0..n)
-        .map(|i| {
-            let docs: jina::DocumentArray =
-                vec![jina::Document::from_text(format!("doc {i}"))].into();
-            jina::request::new_request("/index", &docs, &Default::default())
-        })
+        .map(|i| request("/index", vec![jina::Document::from_text(format!("doc {i}"))]))
         .collect()
 }
 

@@ -12,9 +12,7 @@ use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 
 fn one_doc_request(endpoint: &str, id: &str) -> DataRequestProto {
-    let mut d = Document::from_text("hello");
-    d.id = id.into();
-    request::new_request(endpoint, &DocumentArray::from(vec![d]), &Default::default())
+    request(endpoint, vec![doc_with_id("hello", id)])
 }
 
 fn exception_of(answer: &DataRequestProto) -> (String, String) {
@@ -74,7 +72,8 @@ async fn while_an_executor_is_down_health_dry_run_and_errors_name_it() {
     let victim = children_of(flow.proc.child.id())[0];
     kill(victim);
     assert!(wait_all_gone(&[victim], Duration::from_secs(5)).is_empty());
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Its supervisor marks it down as it reaps it.
+    eventually(Duration::from_secs(5), || run(&["ping", &address]).0 == 1);
     let (code, out) = run(&["ping", &address]);
     assert_eq!(code, 1, "the gateway's health says NOT_SERVING: {out}");
     assert!(out.contains("not serving"), "{out}");

@@ -97,7 +97,7 @@ pub struct PostArgs {
     #[command(flatten)]
     pub tls: TlsArgs,
     #[command(flatten)]
-    pub tracing: super::TracingArgs,
+    pub tracing: crate::telemetry::TracingFlags,
 }
 
 /// Where a client command goes: an address, or a Flow running on this machine.
@@ -441,7 +441,7 @@ pub async fn ping(args: PingArgs) -> anyhow::Result<()> {
     };
     let target = match address {
         Some(address) => {
-            let (host, port) = crate::grpc::host_port(address).map_err(|e| anyhow!(e))?;
+            let (host, port) = crate::net::host_port(address).map_err(|e| anyhow!(e))?;
             Target {
                 host: host.to_string(),
                 port,

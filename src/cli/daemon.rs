@@ -31,7 +31,7 @@ pub async fn run(args: DaemonArgs) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port_expose))
         .await
         .map_err(|e| {
-            anyhow!(crate::orchestrate::ListenError::of(
+            anyhow!(crate::net::ListenError::of(
                 &args.host,
                 args.port_expose,
                 e

@@ -13,7 +13,7 @@ use crate::flow::{
     CallPolicy, ExecutorSpec, FlowSpec, GATEWAY, GatewaySpec, Graph, Protocol, TlsFiles,
 };
 use crate::gateway::{self, Listeners};
-use crate::orchestrate::{CopyAddress, DeploymentAddresses, Topology};
+use crate::topology::{CopyAddress, DeploymentAddresses, Topology};
 use anyhow::anyhow;
 use clap::Args;
 use serde_json::{Map, Value};
@@ -320,8 +320,13 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     };
     let listeners = Listeners::bind(&spec).await.map_err(|e| anyhow!(e))?;
     let ports = listeners.ports();
-    let metrics = crate::metrics::serve_gateway(&spec, crate::shutdown::termination())
-        .await
+    let metrics = crate::metrics::serve_gateway(
+        spec.monitoring,
+        &spec.host,
+        spec.port_monitoring,
+        crate::shutdown::termination(),
+    )
+    .await
         .map_err(|e| anyhow!(e))?;
     let router = gateway::router(
         graph,

@@ -83,7 +83,7 @@ pub async fn run(args: HelloArgs) -> anyhow::Result<()> {
     let mut spec = checked.spec;
     let grpc_port = match args.grpc_port {
         Some(p) => p,
-        None => crate::orchestrate::free_port().map_err(|e| anyhow!(e))?,
+        None => crate::net::free_port().map_err(|e| anyhow!(e))?,
     };
     spec.gateway.ports = vec![grpc_port, args.port];
     let workspace = args.workspace.clone().unwrap_or_else(|| match args.model {

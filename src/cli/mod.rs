@@ -12,8 +12,8 @@ mod flow;
 mod gateway;
 mod hello;
 
+use crate::executor::json_object;
 use clap::{Parser, Subcommand};
-use serde_json::{Map, Value};
 use std::io::Write;
 use std::process::ExitCode;
 
@@ -35,7 +35,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve one executor over gRPC (a Flow can attach to it with `external: true`)
-    Executor(executor::ExecutorArgs),
+    Executor(crate::executor::ExecutorFlags),
     /// Start a Flow from its YAML: every executor as a child process, and one gateway
     Flow(flow::FlowArgs),
     /// Serve a gateway in front of executors that already run (Jina 3's flags)
@@ -67,30 +67,6 @@ struct GuardArgs {
     /// The program and its arguments, after `--`
     #[arg(trailing_var_arg = true, required = true, allow_hyphen_values = true)]
     command: Vec<std::ffi::OsString>,
-}
-
-/// Jina 3's flags for traces, on `jina executor` and `jina client post`.
-#[derive(clap::Args, Debug)]
-pub struct TracingArgs {
-    /// Export traces over OTLP/gRPC (docs/observability.md)
-    #[arg(long)]
-    pub tracing: bool,
-    /// The OTLP collector's host, with --tracing
-    #[arg(long, default_value = "127.0.0.1")]
-    pub traces_exporter_host: String,
-    /// The OTLP collector's port, with --tracing
-    #[arg(long, default_value_t = crate::telemetry::DEFAULT_OTLP_PORT)]
-    pub traces_exporter_port: u16,
-}
-
-impl TracingArgs {
-    /// Where to export, with --tracing.
-    fn export(&self) -> Option<crate::telemetry::TraceExport> {
-        self.tracing.then(|| crate::telemetry::TraceExport {
-            host: self.traces_exporter_host.clone(),
-            port: self.traces_exporter_port,
-        })
-    }
 }
 
 /// Runs the command line with the built-in executors; `main.rs` calls only this.
@@ -191,11 +167,3 @@ fn say(line: std::fmt::Arguments) {
     let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
 
-/// clap parser for a flag that takes a JSON object.
-fn json_object(s: &str) -> Result<Map<String, Value>, String> {
-    match serde_json::from_str::<Value>(s) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err("expected a JSON object, like '{\"key\": 1}'".into()),
-        Err(e) => Err(format!("not valid JSON: {e}")),
-    }
-}

@@ -517,7 +517,9 @@ async fn mismatch_hint(address: &str, protocol: Protocol) -> Option<String> {
 /// error", code Unknown or Unavailable) says so, and why that usually happens.
 fn status_message(s: &tonic::Status) -> String {
     let broke_off = matches!(s.code(), tonic::Code::Unknown | tonic::Code::Unavailable)
-        && (s.message().contains("transport error") || s.message().contains("connection"));
+        && crate::errors::causes(s).any(|c| {
+            c.is::<tonic::transport::Error>() || c.is::<hyper::Error>() || c.is::<std::io::Error>()
+        });
     if broke_off {
         format!(
             "gRPC: the connection to the gateway broke off before the answer came (the Flow stopped or was killed?): {}",

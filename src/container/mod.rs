@@ -12,13 +12,11 @@
 //! process is; the CLI honours the user's `DOCKER_HOST` and contexts; and there is no client
 //! library to keep in step with the daemon's API version.
 
-use crate::executor::Uses;
+use crate::executor::ImageRef;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
-/// What marks a `uses` as an image.
-pub const SCHEME: &str = "docker://";
 /// Label: the Flow process that started the container, as `PID:START` (its start time in
 /// clock ticks since boot, so a reused pid is not taken for the Flow).
 pub const OWNER_LABEL: &str = "ai.jina-rs.owner";
@@ -39,16 +37,6 @@ pub enum ContainerError {
     Docker { command: String, stderr: String },
 }
 
-/// The image of a `docker://IMAGE[:TAG]` uses, if it is one.
-pub fn image_of(uses: &str) -> Option<&str> {
-    uses.trim().strip_prefix(SCHEME)
-}
-
-/// Whether an executor entry runs in a container.
-pub fn is_container_uses(uses: &Uses) -> bool {
-    matches!(uses, Uses::Named(s) if image_of(s).is_some())
-}
-
 /// A bind mount with its host path made absolute against the YAML's folder.
 pub fn resolve_volume(mount: &str, base_dir: Option<&Path>) -> String {
     match (mount.split_once(':'), base_dir) {
@@ -62,7 +50,7 @@ pub fn resolve_volume(mount: &str, base_dir: Option<&Path>) -> String {
 /// One executor copy to run in a container.
 #[derive(Debug)]
 pub struct ContainerCopy<'a> {
-    pub image: &'a str,
+    pub image: &'a ImageRef,
     /// The copy's name in logs (`enc/rep-1`).
     pub label: &'a str,
     /// Served inside the container and published under the same number on `publish_host`.
@@ -144,10 +132,10 @@ impl ContainerCopy<'_> {
             .into_iter()
             .flatten();
         if let Some(program) = entrypoint.next() {
-            args.push("--entrypoint".into());
-            args.push(program.into());
+            // One argument, so that no entrypoint is ever read as a flag of `docker run`.
+            args.push(format!("--entrypoint={program}"));
         }
-        args.push(self.image.into());
+        args.push(self.image.to_string());
         args.extend(entrypoint.map(str::to_string));
         args.extend(self.executor_args.iter().cloned());
         args
@@ -289,7 +277,7 @@ mod tests {
     fn run_args_publish_on_loopback_label_and_append_the_executor_flags() {
         let env = BTreeMap::from([("A".to_string(), "1".to_string())]);
         let copy = ContainerCopy {
-            image: "enc:1",
+            image: &ImageRef::parse("enc:1").unwrap(),
             label: "enc/rep-1",
             port: 41000,
             publish_host: "127.0.0.1",
@@ -313,7 +301,7 @@ mod tests {
         assert!(args.contains("--env A=1 --env JINA_PORT=41000"));
         assert!(args.contains("--volume /data:/data:ro --gpus all"));
         assert!(
-            args.ends_with("--entrypoint jina enc:1 executor --uses Sentencizer --port 41000"),
+            args.ends_with("--entrypoint=jina enc:1 executor --uses Sentencizer --port 41000"),
             "{args}"
         );
     }

@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::broadcast;
+use crate::executor::{ExecutorFlags, UsesText};
 
 /// A lease given when the request names none.
 pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
@@ -224,79 +225,15 @@ async fn spawn(
     State(daemon): State<Daemon>,
     Json(request): Json<SpawnRequest>,
 ) -> Result<Json<Spawned>, ApiError> {
-    use base64::Engine as _;
-    let internal = |e: std::io::Error| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
     let id = crate::document::new_id();
     let workspace = daemon.settings.root.join(&id);
-    // Every file is checked before anything is written.
-    let mut files = vec![];
-    for (name, content) in &request.files {
-        let path = inside(&workspace, name)?;
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(content)
-            .map_err(|e| {
-                ApiError(
-                    StatusCode::BAD_REQUEST,
-                    format!("files: '{name}' is not base64: {e}"),
-                )
-            })?;
-        files.push((path, bytes));
-    }
-    for (path, bytes) in files {
-        if let Some(folder) = path.parent() {
-            std::fs::create_dir_all(folder).map_err(internal)?;
-        }
-        std::fs::write(&path, bytes).map_err(internal)?;
-    }
-    std::fs::create_dir_all(&workspace).map_err(internal)?;
-    let uses = match request.files.contains_key(&request.uses) {
-        true => inside(&workspace, &request.uses)?.display().to_string(),
-        false => request.uses.clone(),
-    };
+    write_files(&workspace, &request.files)?;
     let port = match request.port {
         Some(p) => p,
-        None => crate::orchestrate::free_port()
+        None => crate::net::free_port()
             .map_err(|e| ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?,
     };
-    let mut metas = request.uses_metas.clone();
-    metas
-        .entry("workspace")
-        .or_insert_with(|| workspace.display().to_string().into());
-    let overrides = crate::executor::Overrides {
-        uses_with: request.uses_with.clone(),
-        uses_metas: metas,
-        uses_requests: request.uses_requests.clone(),
-        uses_dynamic_batching: request.uses_dynamic_batching.clone(),
-    };
-    let args: Vec<String> = match crate::container::image_of(&uses) {
-        // An image runs as a Flow runs it, published on the daemon's address.
-        Some(image) => {
-            let copy = crate::container::ContainerCopy {
-                image,
-                label: &request.name,
-                port,
-                publish_host: &daemon.settings.host,
-                monitoring_port: None,
-                env: &request.env,
-                volumes: &[],
-                gpus: None,
-                entrypoint: request.entrypoint.as_deref(),
-                executor_args: crate::orchestrate::image_executor_flags(
-                    port,
-                    &request.name,
-                    &overrides,
-                ),
-            };
-            copy.guarded_args()
-        }
-        None => ["executor", "--uses", &uses, "--port-in", &port.to_string()]
-            .into_iter()
-            .map(str::to_string)
-            .chain(["--host".into(), daemon.settings.host.clone()])
-            .chain(["--name".into(), request.name.clone()])
-            .chain(crate::orchestrate::override_flags(&overrides))
-            .collect(),
-    };
+    let args = command_of(&daemon.settings, &request, &workspace, port)?;
     let mut child = tokio::process::Command::new(&daemon.settings.program)
         .args(&args)
         .envs(&request.env)
@@ -311,77 +248,8 @@ async fn spawn(
         history: Arc::default(),
         live: broadcast::channel(256).0,
     };
-    for output in [
-        child
-            .stdout
-            .take()
-            .map(|o| Box::new(o) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-        child
-            .stderr
-            .take()
-            .map(|e| Box::new(e) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        let logs = logs.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(output).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                eprintln!("{line}");
-                {
-                    let mut history = logs.history.lock().unwrap();
-                    if history.len() == HISTORY_LINES {
-                        history.pop_front();
-                    }
-                    history.push_back(line.clone());
-                }
-                let _ = logs.live.send(line);
-            }
-        });
-    }
-    // Ready when its health check says SERVING; an executor that exits first says why.
-    let check_host = match daemon.settings.host.as_str() {
-        "0.0.0.0" | "::" => "127.0.0.1".to_string(),
-        h => h.to_string(),
-    };
-    let start = Instant::now();
-    loop {
-        if let Ok(Some(status)) = child.try_wait() {
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            let last: Vec<String> = logs
-                .history
-                .lock()
-                .unwrap()
-                .iter()
-                .rev()
-                .take(5)
-                .rev()
-                .cloned()
-                .collect();
-            return Err(ApiError(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                format!(
-                    "{} exited ({status}) before it was ready: {}",
-                    request.name,
-                    last.join(" | ")
-                ),
-            ));
-        }
-        if crate::grpc::check_serving(&check_host, port, Duration::from_secs(1))
-            .await
-            .is_ok()
-        {
-            break;
-        }
-        if start.elapsed() > READY_TIMEOUT {
-            return Err(ApiError(
-                StatusCode::GATEWAY_TIMEOUT,
-                format!("{} was not ready within {READY_TIMEOUT:?}", request.name),
-            ));
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let relays = relay_output(&mut child, &logs);
+    wait_ready(&daemon.settings.host, port, &request.name, &mut child, &logs, relays).await?;
     let lease = request
         .lease_seconds
         .map(Duration::from_secs)
@@ -405,6 +273,175 @@ async fn spawn(
         },
     );
     Ok(Json(spawned))
+}
+
+fn internal(e: std::io::Error) -> ApiError {
+    ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string())
+}
+
+/// Writes the uploaded files into the copy's workspace, each checked before any is written.
+fn write_files(
+    workspace: &std::path::Path,
+    uploads: &BTreeMap<String, String>,
+) -> Result<(), ApiError> {
+    use base64::Engine as _;
+    let mut files = vec![];
+    for (name, content) in uploads {
+        let path = inside(workspace, name)?;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(content)
+            .map_err(|e| {
+                ApiError(
+                    StatusCode::BAD_REQUEST,
+                    format!("files: '{name}' is not base64: {e}"),
+                )
+            })?;
+        files.push((path, bytes));
+    }
+    for (path, bytes) in files {
+        if let Some(folder) = path.parent() {
+            std::fs::create_dir_all(folder).map_err(internal)?;
+        }
+        std::fs::write(&path, bytes).map_err(internal)?;
+    }
+    std::fs::create_dir_all(workspace).map_err(internal)
+}
+
+/// The arguments of the jina binary that serve the copy: `jina executor ...`, or an image run
+/// as a Flow runs it, published on the daemon's address.
+fn command_of(
+    settings: &DaemonSettings,
+    request: &SpawnRequest,
+    workspace: &std::path::Path,
+    port: u16,
+) -> Result<Vec<String>, ApiError> {
+    let mut metas = request.uses_metas.clone();
+    metas
+        .entry("workspace")
+        .or_insert_with(|| workspace.display().to_string().into());
+    let overrides = crate::executor::Overrides {
+        uses_with: request.uses_with.clone(),
+        uses_metas: metas,
+        uses_requests: request.uses_requests.clone(),
+        uses_dynamic_batching: request.uses_dynamic_batching.clone(),
+    };
+    let uses = match request.files.contains_key(&request.uses) {
+        true => inside(workspace, &request.uses)?.display().to_string(),
+        false => request.uses.clone(),
+    };
+    let flags = ExecutorFlags {
+        host: settings.host.clone(),
+        name: Some(request.name.clone()),
+        ..ExecutorFlags::new(uses, port).with_overrides(&overrides)
+    };
+    let parsed = UsesText::parse(&flags.uses, Some(workspace))
+        .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+    Ok(match parsed {
+        UsesText::Image(image) => crate::container::ContainerCopy {
+            image: &image,
+            label: &request.name,
+            port,
+            publish_host: &settings.host,
+            monitoring_port: None,
+            env: &request.env,
+            volumes: &[],
+            gpus: None,
+            entrypoint: request.entrypoint.as_deref(),
+            executor_args: flags.portable_args(),
+        }
+        .guarded_args(),
+        _ => std::iter::once("executor".to_string())
+            .chain(flags.to_args())
+            .collect(),
+    })
+}
+
+/// Relays the child's output to the daemon's own and into its logs, line by line; the tasks
+/// end when the child's end of the pipes closes.
+fn relay_output(
+    child: &mut tokio::process::Child,
+    logs: &Logs,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    let outputs = [
+        child
+            .stdout
+            .take()
+            .map(|o| Box::new(o) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+        child
+            .stderr
+            .take()
+            .map(|e| Box::new(e) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+    ];
+    outputs
+        .into_iter()
+        .flatten()
+        .map(|output| {
+            let logs = logs.clone();
+            tokio::spawn(async move {
+                let mut lines = BufReader::new(output).lines();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    eprintln!("{line}");
+                    {
+                        let mut history = logs.history.lock().unwrap();
+                        if history.len() == HISTORY_LINES {
+                            history.pop_front();
+                        }
+                        history.push_back(line.clone());
+                    }
+                    let _ = logs.live.send(line);
+                }
+            })
+        })
+        .collect()
+}
+
+/// Waits until the copy's health check says SERVING; a copy that exits first is an error
+/// with its last lines of output (read to the end of its pipes first), and so is one that
+/// takes longer than [`READY_TIMEOUT`].
+async fn wait_ready(
+    host: &str,
+    port: u16,
+    name: &str,
+    child: &mut tokio::process::Child,
+    logs: &Logs,
+    relays: Vec<tokio::task::JoinHandle<()>>,
+) -> Result<(), ApiError> {
+    let check_host = match host {
+        "0.0.0.0" | "::" => "127.0.0.1",
+        h => h,
+    };
+    let start = Instant::now();
+    loop {
+        if let Ok(Some(status)) = child.try_wait() {
+            // Its last words are in the pipes until the relays read them to the end (bounded:
+            // a process it forked may hold the pipes open).
+            let _ = tokio::time::timeout(
+                Duration::from_secs(1),
+                futures::future::join_all(relays),
+            )
+            .await;
+            let history = logs.history.lock().unwrap();
+            let last: Vec<&str> = history.iter().rev().take(5).rev().map(String::as_str).collect();
+            return Err(ApiError(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("{name} exited ({status}) before it was ready: {}", last.join(" | ")),
+            ));
+        }
+        if crate::grpc::check_serving(check_host, port, Duration::from_secs(1))
+            .await
+            .is_ok()
+        {
+            return Ok(());
+        }
+        if start.elapsed() > READY_TIMEOUT {
+            return Err(ApiError(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!("{name} was not ready within {READY_TIMEOUT:?}"),
+            ));
+        }
+        // Polls the health of a process that is starting: there is no event to wait for.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn not_found(id: &str) -> ApiError {

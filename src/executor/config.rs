@@ -11,7 +11,7 @@
 //! inline. A Flow's `uses_with`, `uses_metas` and `uses_requests` then apply on top
 //! ([`Overrides`]). Every error is one line that starts with where the config came from.
 
-use super::{BuildError, Entry, Instance, Registry};
+use super::{BuildError, Entry, Instance, Registry, UsesText};
 use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::{Map, Value};
@@ -129,51 +129,23 @@ impl ExecutorConfig {
 
     /// Resolves a `uses` string: a registered executor's name, inline YAML, or a YAML file.
     pub fn from_uses(uses: &str) -> Result<ExecutorConfig, ConfigError> {
-        let uses_trim = uses.trim();
-        if let Some((scheme, _)) = uses_trim.split_once("://")
-            && !uses_trim.contains('\n')
-        {
-            let why = match scheme {
-                "jinahub" | "jinahub+docker" | "jinahub+sandbox" => {
-                    "no Executor Hub is reachable from here: build the executor's image yourself \
-                     (`docker build -t NAME .` in its folder) and use `uses: docker://NAME` \
-                     (docs/deploy.md)"
-                        .to_string()
-                }
-                "docker" => {
-                    "a docker:// image runs as an entry of a Flow (`uses: docker://IMAGE`); \
-                             to serve it alone, `docker run` it"
-                        .to_string()
-                }
-                other => format!(
-                    "unknown scheme {other}:// (a Flow takes docker://IMAGE; otherwise a \
-                     registered executor, a YAML file or inline YAML)"
-                ),
-            };
-            return Err(ConfigError::new(format!("uses '{uses_trim}'"), why));
-        }
-        if Registry::current().find(uses_trim).is_some() {
-            return Ok(Self::named(uses_trim));
-        }
-        if uses_trim.contains('\n') || uses_trim.starts_with("jtype:") {
-            return Self::from_yaml_str(uses, "inline YAML", None);
-        }
-        let path = Path::new(uses_trim);
-        let looks_like_file = path.exists()
-            || matches!(
-                path.extension().and_then(|e| e.to_str()),
-                Some("yml" | "yaml")
-            );
-        if !looks_like_file {
-            return Err(ConfigError::new(
-                format!("uses '{uses_trim}'"),
+        Self::from_uses_text(&UsesText::parse(uses, None)?)
+    }
+
+    /// The config a parsed `uses` names. An image has none here: it runs as a Flow's entry.
+    pub fn from_uses_text(uses: &UsesText) -> Result<ExecutorConfig, ConfigError> {
+        match uses {
+            UsesText::Registered(name) => Ok(Self::named(name)),
+            UsesText::InlineYaml(yaml) => Self::from_yaml_str(yaml, "inline YAML", None),
+            UsesText::YamlFile(path) => Self::from_file(path),
+            UsesText::Image(image) => Err(ConfigError::new(
+                format!("uses '{}'", uses.to_arg()),
                 format!(
-                    "not a known executor ({}) and not a YAML file",
-                    Registry::current().names()
+                    "a docker:// image runs as an entry of a Flow (`uses: docker://{image}`); \
+                     to serve it alone, `docker run` it"
                 ),
-            ));
+            )),
         }
-        Self::from_file(path)
     }
 
     /// Reads an executor YAML file.

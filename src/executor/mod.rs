@@ -68,6 +68,7 @@
 mod batching;
 pub mod builtin;
 mod config;
+mod flags;
 mod handlers;
 mod instance;
 mod registry;
@@ -79,13 +80,14 @@ pub use batching::DynamicBatching;
 pub use config::{
     ConfigError, ExecutorConfig, Metas, Overrides, yaml_message as yaml_error_message,
 };
+pub use flags::{ExecutorFlags, FlagError, json_object};
 pub use handlers::{
     AsyncCall, Call, DEFAULT_ENDPOINT, Endpoints, Reply, RequestTable, Requests, StreamCall,
     UnknownHandler,
 };
 pub use instance::{BuildError, HandlerKind, Instance, OpenError};
 pub use registry::{AlreadyInstalled, Entry, Registry};
-pub use uses::{Served, Uses, resolve as resolve_uses};
+pub use uses::{ImageRef, Served, Uses, UsesText, resolve as resolve_uses};
 
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};

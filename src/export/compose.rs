@@ -52,7 +52,7 @@ pub fn to_compose(
         }
         let mut shards = vec![vec![]; exec.shards as usize];
         let (mut head, mut tail) = (None, None);
-        for copy in copies_of(exec, &name) {
+        for copy in copies_of(exec, &name, &flow.served[i]) {
             // The Flow's folder is mounted: a workspace in it is where the Flow says.
             let container = copy_container(spec, exec, &copy, folder, &options.image, |w| {
                 in_container(w, folder)

@@ -88,7 +88,7 @@ pub fn to_kubernetes(
         let mut shards = vec![String::new(); exec.shards as usize];
         let (mut head, mut tail) = (None, None);
         // Replicas of a shard are one Deployment: its first copy stands for all of them.
-        let firsts = copies_of(exec, &name)
+        let firsts = copies_of(exec, &name, &flow.served[i])
             .into_iter()
             .filter(|c| c.id.replica == 0 || !matches!(c.role, Role::Copy { .. }));
         for mut copy in firsts {

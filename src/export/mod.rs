@@ -15,7 +15,8 @@ pub use kubernetes::{KubernetesOptions, Manifest, to_kubernetes};
 
 use crate::executor::Served;
 use crate::flow::{ExecutorSpec, FlowSpec};
-use crate::orchestrate::{CopySpec, image_executor_flags};
+use crate::executor::ExecutorFlags;
+use crate::orchestrate::CopySpec;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -32,11 +33,6 @@ const DEFAULT_GATEWAY_PORT: u16 = 8080;
 pub enum ExportError {
     #[error("{executor}: {why}")]
     Unsupported { executor: String, why: String },
-    #[error("{executor}: {error}")]
-    Config {
-        executor: String,
-        error: crate::executor::ConfigError,
-    },
     #[error("{path}: the Flow file must be inside a folder that can be mounted")]
     NoFolder { path: String },
 }
@@ -91,12 +87,6 @@ fn copy_container(
         executor: copy.label.clone(),
         why: why.into(),
     };
-    let served = copy
-        .resolve(spec.base_dir.as_deref())
-        .map_err(|error| ExportError::Config {
-            executor: copy.label.clone(),
-            error,
-        })?;
     let mut overrides = copy.overrides.clone();
     let workspace = match overrides
         .uses_metas
@@ -115,17 +105,19 @@ fn copy_container(
             .uses_metas
             .insert("workspace".into(), w.clone().into());
     }
-    let mut flags = image_executor_flags(EXECUTOR_PORT, &copy.label, &overrides);
-    // Traced Flows trace their executors too: our `jina executor` and Python Jina's take these.
-    if let Some(t) = &spec.gateway.tracing {
-        flags.extend(t.executor_flags());
+    let flags = ExecutorFlags {
+        name: Some(copy.label.clone()),
+        // Traced Flows trace their executors too: our `jina executor` and Python Jina's take these.
+        tracing: crate::telemetry::TracingFlags::from(spec.gateway.tracing.as_ref()),
+        ..ExecutorFlags::new("", EXECUTOR_PORT).with_overrides(&overrides)
     }
+    .portable_args();
     let mut env = spec.gateway.env.clone();
     env.extend(exec.env.clone());
     env.insert("JINA_PORT".into(), EXECUTOR_PORT.to_string());
-    let (image, entrypoint, args, reads_flow_files) = match served {
+    let (image, entrypoint, args, reads_flow_files) = match copy.served {
         Served::ByJina(uses) => {
-            let uses = in_container(&uses, folder).ok_or_else(|| {
+            let uses = in_container(&uses.to_arg(), folder).ok_or_else(|| {
                 unsupported(
                     "its YAML lies outside the Flow's folder, which is what the services mount",
                 )
@@ -141,7 +133,7 @@ fn copy_container(
             let entrypoint = copy
                 .entrypoint
                 .map(|e| e.split_whitespace().map(str::to_string).collect());
-            (image, entrypoint, flags, false)
+            (image.to_string(), entrypoint, flags, false)
         }
         Served::ByPython { .. } => {
             return Err(unsupported(

@@ -168,9 +168,10 @@ impl Flow {
     /// Checks the whole Flow: the graph and every executor's `uses`.
     pub fn check(&self) -> Result<CheckedFlow, FlowErrors> {
         match super::check(&self.spec) {
-            Ok(graph) => Ok(CheckedFlow {
+            Ok((graph, served)) => Ok(CheckedFlow {
                 spec: self.spec.clone(),
                 graph,
+                served,
                 warnings: vec![],
             }),
             Err(problems) => Err(FlowErrors {

@@ -17,6 +17,7 @@ pub use spec::{
     Idempotent, Polling, Protocol, RestartPolicy, TlsFiles, Uses,
 };
 
+use crate::executor::Served;
 use std::fmt;
 use std::path::Path;
 
@@ -79,13 +80,50 @@ impl fmt::Display for FlowErrors {
     }
 }
 
-/// A Flow that passed every check: its spec, its graph, and the warnings met on the way.
+/// A Flow that passed every check: its spec, its graph, what each executor runs, and the
+/// warnings met on the way.
 #[derive(Clone, Debug)]
 pub struct CheckedFlow {
     pub spec: FlowSpec,
     pub graph: Graph,
+    /// What each entry's `uses` resolved to when the Flow was checked, by the entry's index:
+    /// orchestration and export use this answer and never resolve again.
+    pub served: Vec<ServedEntry>,
     pub warnings: Vec<String>,
 }
+
+/// What an executor entry runs, as the Flow's check resolved it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ServedEntry {
+    /// `external: true`: it runs already, somewhere else.
+    External,
+    /// Its own copies, and its uses_before and uses_after.
+    Copies {
+        uses: Served,
+        uses_before: Option<Served>,
+        uses_after: Option<Served>,
+    },
+}
+
+impl ServedEntry {
+    /// Whether anything of it runs in a container.
+    pub fn in_container(&self) -> bool {
+        match self {
+            ServedEntry::External => false,
+            ServedEntry::Copies {
+                uses,
+                uses_before,
+                uses_after,
+            } => [Some(uses), uses_before.as_ref(), uses_after.as_ref()]
+                .into_iter()
+                .flatten()
+                .any(Served::is_container),
+        }
+    }
+}
+
+/// A checked Flow's graph and what each entry runs.
+pub type Checked = (Graph, Vec<ServedEntry>);
 
 /// Reads and checks a Flow YAML file.
 pub fn load(path: &Path) -> Result<CheckedFlow, FlowErrors> {
@@ -128,7 +166,7 @@ pub fn from_yaml_with_env(
         None
     } else {
         match check(&parsed.spec) {
-            Ok(g) => Some(g),
+            Ok(checked) => Some(checked),
             Err(problems) => {
                 for (i, key, message) in problems {
                     errors.push(Diagnostic::new(
@@ -147,9 +185,10 @@ pub fn from_yaml_with_env(
         .map(|w| format!("{origin}:{}", w.to_string().trim_start_matches("line ")))
         .collect();
     match graph {
-        Some(graph) if errors.is_empty() => Ok(CheckedFlow {
+        Some((graph, served)) if errors.is_empty() => Ok(CheckedFlow {
             spec: parsed.spec,
             graph,
+            served,
             warnings,
         }),
         _ => {
@@ -163,37 +202,50 @@ pub fn from_yaml_with_env(
     }
 }
 
-/// Checks a spec (however it was made) as a whole: the graph, and each executor's `uses`.
-pub fn check(spec: &FlowSpec) -> Result<Graph, Vec<graph::Problem>> {
+/// Checks a spec (however it was made) as a whole: the graph, and each executor's `uses`,
+/// resolved once here for everything that follows.
+pub fn check(spec: &FlowSpec) -> Result<Checked, Vec<graph::Problem>> {
     let (graph, mut problems) = match Graph::build(spec) {
         Ok(g) => (Some(g), vec![]),
         Err(p) => (None, p),
     };
+    let mut served = vec![];
     for (i, e) in spec.executors.iter().enumerate() {
         if e.external {
+            served.push(ServedEntry::External);
             continue;
         }
+        let base_dir = spec.base_dir.as_deref();
         let plain = crate::executor::Overrides::default();
-        for (key, uses, overrides, py_modules) in [
-            ("uses", Some(&e.uses), &e.overrides, &e.py_modules[..]),
-            ("uses_before", e.uses_before.as_ref(), &plain, &[][..]),
-            ("uses_after", e.uses_after.as_ref(), &plain, &[][..]),
-        ] {
-            if let Some(u) = uses
-                && let Err(e) = crate::executor::resolve_uses(
-                    u,
-                    spec.base_dir.as_deref(),
-                    overrides,
-                    py_modules,
-                )
-            {
+        let mut resolve = |key: &'static str, uses: &Uses, overrides, py_modules| {
+            crate::executor::resolve_uses(uses, base_dir, overrides, py_modules)
                 // A mistake in the entry's own `uses_with` (...) points at that key's line.
-                problems.push((i, e.flow_key.unwrap_or(key), e.to_string()));
-            }
+                .map_err(|e| problems.push((i, e.flow_key.unwrap_or(key), e.to_string())))
+                .ok()
+        };
+        let uses = resolve("uses", &e.uses, &e.overrides, &e.py_modules[..]);
+        let uses_before = e
+            .uses_before
+            .as_ref()
+            .map(|u| resolve("uses_before", u, &plain, &[]));
+        let uses_after = e
+            .uses_after
+            .as_ref()
+            .map(|u| resolve("uses_after", u, &plain, &[]));
+        if let (Some(uses), Some(uses_before), Some(uses_after)) = (
+            uses,
+            uses_before.map_or(Some(None), |s| s.map(Some)),
+            uses_after.map_or(Some(None), |s| s.map(Some)),
+        ) {
+            served.push(ServedEntry::Copies {
+                uses,
+                uses_before,
+                uses_after,
+            });
         }
     }
     match graph {
-        Some(graph) if problems.is_empty() => Ok(graph),
+        Some(graph) if problems.is_empty() => Ok((graph, served)),
         _ => {
             problems.sort_by_key(|p| p.0);
             Err(problems)

@@ -700,7 +700,7 @@ fn read_executors(list: &str, v: &Value, p: &mut Parsed) {
                 other => deferred.push((other.to_string(), line)),
             }
         }
-        let in_container = crate::container::is_container_uses(&e.uses);
+        let in_container = e.uses.is_image();
         for (key, line) in deferred {
             if in_container && key == "docker_kwargs" {
                 p.errors.push(Diagnostic::new(
@@ -761,13 +761,11 @@ fn deployment_yaml(
     entry: &serde_yaml_ng::Mapping,
     base_dir: Option<&Path>,
 ) -> Option<serde_yaml_ng::Mapping> {
-    let uses = entry.get("uses")?.as_str()?.trim();
-    if !(uses.ends_with(".yml") || uses.ends_with(".yaml")) {
+    let uses = entry.get("uses")?.as_str()?;
+    let crate::executor::UsesText::YamlFile(path) =
+        crate::executor::UsesText::parse(uses, base_dir).ok()?
+    else {
         return None;
-    }
-    let path = match base_dir {
-        Some(dir) if Path::new(uses).is_relative() => dir.join(uses),
-        _ => PathBuf::from(uses),
     };
     let file: Value = serde_yaml_ng::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
     if file.get("jtype")?.as_str()? != "Deployment" {

@@ -21,7 +21,7 @@ use super::GatewayError;
 use super::ratelimit::RateLimitedLog;
 use crate::flow::{CallPolicy, Polling};
 use crate::health::{CopyState, Liveness};
-use crate::orchestrate::{CopyAddress, DeploymentAddresses};
+use crate::topology::{CopyAddress, DeploymentAddresses};
 use crate::proto::jina::{
     DataRequestListProto, DataRequestProto, EndpointsProto, SingleDocumentRequestProto,
     jina_data_request_rpc_client::JinaDataRequestRpcClient,
@@ -87,23 +87,16 @@ impl CallError {
 /// Whether a failed call surely never reached the executor's handler: the connection was
 /// refused or never made. Anything else (a reset mid-call) may have run the handler.
 fn never_reached(status: &tonic::Status) -> bool {
-    use std::error::Error as _;
-    let mut cause: Option<&(dyn std::error::Error + 'static)> = status.source();
-    while let Some(e) = cause {
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && matches!(
-                io.kind(),
-                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotConnected
-            )
-        {
-            return true;
-        }
-        if e.to_string().contains("tcp connect error") {
-            return true;
-        }
-        cause = e.source();
-    }
-    false
+    crate::errors::causes(status).any(|e| {
+        // tonic marks every failure to connect (refused, unresolvable, timed out) by type.
+        e.is::<tonic::ConnectError>()
+            || e.downcast_ref::<std::io::Error>().is_some_and(|io| {
+                matches!(
+                    io.kind(),
+                    std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotConnected
+                )
+            })
+    })
 }
 
 /// One executor copy: its address, whether it is up, and a lazily connected channel to it.
@@ -115,7 +108,7 @@ pub struct Copy {
     liveness: Liveness,
     channel: Channel,
     /// For a name: how many addresses it resolves to now.
-    resolved: Option<Arc<AtomicUsize>>,
+    resolved: Option<tokio::sync::watch::Receiver<Option<usize>>>,
 }
 
 impl Copy {
@@ -124,7 +117,7 @@ impl Copy {
             executor: copy.liveness.label().to_string(),
             why,
         };
-        let (host, port) = crate::grpc::host_port(&copy.address).map_err(bad)?;
+        let (host, port) = crate::net::host_port(&copy.address).map_err(bad)?;
         // Over TLS the certificate names the host: one connection to the name, as given.
         let (channel, resolved) = match tls.is_none() && crate::grpc::is_service_name(host) {
             true => {
@@ -192,17 +185,19 @@ impl Copy {
     /// A name that resolves to no address cannot be called: say so rather than wait (after
     /// giving its first resolution up to [`CONNECT_TIMEOUT`]).
     async fn resolves(&self) -> Result<(), tonic::Status> {
-        let Some(count) = &self.resolved else {
+        let Some(resolved) = &self.resolved else {
             return Ok(());
         };
-        let start = std::time::Instant::now();
-        while count.load(Ordering::Relaxed) == crate::grpc::NOT_RESOLVED_YET
-            && start.elapsed() < CONNECT_TIMEOUT
-        {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        let mut count = *resolved.borrow();
+        if count.is_none() {
+            let mut first = resolved.clone();
+            let answered = first.wait_for(Option::is_some);
+            if let Ok(Ok(n)) = tokio::time::timeout(CONNECT_TIMEOUT, answered).await {
+                count = *n;
+            }
         }
-        match count.load(Ordering::Relaxed) {
-            0 | crate::grpc::NOT_RESOLVED_YET => Err(tonic::Status::unavailable(format!(
+        match count {
+            None | Some(0) => Err(tonic::Status::unavailable(format!(
                 "{} resolves to no address",
                 self.address
             ))),

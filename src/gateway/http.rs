@@ -208,7 +208,7 @@ async fn read_limited(body: axum::body::Body, limit: usize) -> Result<Bytes, Res
     axum::body::to_bytes(body, limit).await.map_err(|e| {
         let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
         while let Some(c) = cause {
-            if c.to_string().contains("length limit exceeded") {
+            if c.is::<http_body_util::LengthLimitError>() {
                 return too_large();
             }
             cause = c.source();
@@ -525,9 +525,14 @@ async fn websocket(socket: WebSocket, s: AppState) {
 /// The close frame for a frame that could not be read.
 fn close_frame(e: &axum::Error, limit: usize) -> axum::extract::ws::CloseFrame {
     use axum::extract::ws::{CloseFrame, close_code};
-    let too_big = crate::errors::root_cause(e).contains("Space limit exceeded")
-        || e.to_string().to_ascii_lowercase().contains("too long")
-        || e.to_string().to_ascii_lowercase().contains("capacity");
+    // axum's WebSocket is tungstenite's (the version axum uses): over a size limit is its
+    // `Capacity` error.
+    let too_big = crate::errors::causes(e).any(|c| {
+        matches!(
+            c.downcast_ref::<axum_tungstenite::Error>(),
+            Some(axum_tungstenite::Error::Capacity(_))
+        )
+    });
     let (code, reason) = if too_big {
         (
             close_code::SIZE,

@@ -16,7 +16,7 @@ pub use deployment::Deployment;
 pub use router::Router;
 
 use crate::flow::{CallPolicy, GatewaySpec, Graph, Protocol};
-use crate::orchestrate::Topology;
+use crate::topology::Topology;
 use crate::tls::{ClientTls, ServerTls};
 use futures::FutureExt;
 use std::future::Future;

@@ -381,30 +381,29 @@ pub struct GatewayMonitoring {
     pub port: u16,
 }
 
-/// With `monitoring` on, registers the gateway's metrics and serves them on its
+/// With `monitoring` on, registers the gateway's metrics and serves them on `host` and
 /// `port_monitoring` (a free port when None) until `shutdown`; None with it off.
 pub async fn serve_gateway(
-    spec: &crate::flow::GatewaySpec,
+    monitoring: bool,
+    host: &str,
+    port_monitoring: Option<u16>,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
-) -> Result<Option<GatewayMonitoring>, crate::orchestrate::ListenError> {
-    if !spec.monitoring {
+) -> Result<Option<GatewayMonitoring>, crate::net::ListenError> {
+    if !monitoring {
         return Ok(None);
     }
-    let port = spec.port_monitoring.unwrap_or(0);
-    let listener = tokio::net::TcpListener::bind((spec.host.as_str(), port))
+    let port = port_monitoring.unwrap_or(0);
+    let listener = tokio::net::TcpListener::bind((host, port))
         .await
-        .map_err(|e| crate::orchestrate::ListenError::of(&spec.host, port, e))?;
+        .map_err(|e| crate::net::ListenError::of(host, port, e))?;
     let port = listener
         .local_addr()
-        .map_err(|e| crate::orchestrate::ListenError::of(&spec.host, port, e))?
+        .map_err(|e| crate::net::ListenError::of(host, port, e))?
         .port();
     let mut registry = Registry::default();
     let metrics = GatewayMetrics::new(&mut registry);
     tokio::spawn(serve(Arc::new(registry), listener, shutdown));
-    tracing::info!(
-        "serving the gateway's metrics on http://{}:{port}/metrics",
-        spec.host
-    );
+    tracing::info!("serving the gateway's metrics on http://{host}:{port}/metrics");
     Ok(Some(GatewayMonitoring { metrics, port }))
 }
 

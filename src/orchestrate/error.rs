@@ -1,33 +1,9 @@
 //! What can go wrong while a Flow's executors start, as a library user can match on it.
 
 use crate::executor::{ConfigError, OpenError};
+use crate::net::ListenError;
 use std::path::PathBuf;
 use std::time::Duration;
-
-/// A port could not be listened on.
-#[derive(Debug, thiserror::Error)]
-pub enum ListenError {
-    #[error("port {port} is busy (address in use)")]
-    PortBusy { port: u16 },
-    #[error("cannot listen on {address}: {error}")]
-    Other {
-        address: String,
-        error: std::io::Error,
-    },
-}
-
-impl ListenError {
-    /// The error of binding `host:port`.
-    pub fn of(host: &str, port: u16, source: std::io::Error) -> ListenError {
-        match source.kind() {
-            std::io::ErrorKind::AddrInUse => ListenError::PortBusy { port },
-            _ => ListenError::Other {
-                address: format!("{host}:{port}"),
-                error: source,
-            },
-        }
-    }
-}
 
 /// Why a Flow's executors did not start. Each names the executor (or its copy: `enc/rep-1`).
 #[derive(Debug, thiserror::Error)]

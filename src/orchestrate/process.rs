@@ -5,7 +5,8 @@
 //! SIGKILL of the Flow ends it; a normal stop sends SIGTERM (the child finishes its requests in
 //! flight) and SIGKILL after a grace period; and dropping [`Processes`] kills what is left.
 
-use super::{ListenError, StartError};
+use super::StartError;
+use crate::net::listen_local;
 use crate::flow::RestartPolicy;
 use crate::health::Reporter;
 use std::collections::{BTreeMap, VecDeque};
@@ -89,11 +90,23 @@ impl Backoff {
 struct Running {
     child: Child,
     tail: Arc<Mutex<VecDeque<String>>>,
+    /// The tasks relaying its stdout and stderr: they end when its pipes close.
+    relays: Vec<tokio::task::JoinHandle<()>>,
 }
+
+/// How long the relays of an exited child get to read its pipes to the end: a process it
+/// forked may hold them open for ever.
+const OUTPUT_DRAIN: Duration = Duration::from_secs(1);
 
 impl Running {
     fn last_lines(&self) -> Vec<String> {
         self.tail.lock().unwrap().iter().cloned().collect()
+    }
+
+    /// Waits (up to [`OUTPUT_DRAIN`]) until the relays read the exited child's last lines.
+    async fn drain_output(&mut self) {
+        let relays = futures::future::join_all(self.relays.drain(..));
+        let _ = tokio::time::timeout(OUTPUT_DRAIN, relays).await;
     }
 }
 
@@ -228,8 +241,7 @@ async fn supervise(
             }
         };
         pid.store(0, Ordering::SeqCst);
-        // Let the output relays catch the child's last lines.
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        running.drain_output().await;
         let exit = match status {
             Ok(s) => s,
             Err(e) => {
@@ -357,9 +369,10 @@ fn spawn(plan: &LaunchPlan) -> Result<Running, StartError> {
         .stderr
         .take()
         .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Unpin + Send>);
+    let mut relays = vec![];
     for stream in [out, err].into_iter().flatten() {
         let tail = tail.clone();
-        tokio::spawn(async move {
+        relays.push(tokio::spawn(async move {
             let mut lines = BufReader::new(stream).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 // Ignore a closed stderr: the relay must keep draining the child's pipe, or the
@@ -371,16 +384,20 @@ fn spawn(plan: &LaunchPlan) -> Result<Running, StartError> {
                 }
                 t.push_back(line);
             }
-        });
+        }));
     }
-    Ok(Running { child, tail })
+    Ok(Running {
+        child,
+        tail,
+        relays,
+    })
 }
 
 async fn wait_ready(plan: &LaunchPlan, running: &mut Running) -> Result<(), StartError> {
     let start = Instant::now();
     loop {
         if let Ok(Some(status)) = running.child.try_wait() {
-            tokio::time::sleep(Duration::from_millis(50)).await; // let the output readers catch up
+            running.drain_output().await;
             return Err(StartError::ChildExited {
                 executor: plan.label.clone(),
                 status,
@@ -399,22 +416,9 @@ async fn wait_ready(plan: &LaunchPlan, running: &mut Running) -> Result<(), Star
                 waited,
             });
         }
+        // Polls the health of a process that is starting: there is no event to wait for.
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-}
-
-/// A socket listening on 127.0.0.1:`port` (0: any free port), to hand to a child.
-pub fn listen_local(port: u16) -> Result<std::net::TcpListener, ListenError> {
-    std::net::TcpListener::bind(("127.0.0.1", port))
-        .map_err(|e| ListenError::of("127.0.0.1", port, e))
-}
-
-/// A free TCP port on this machine (bound, then released for a child that binds it itself).
-pub fn free_port() -> Result<u16, ListenError> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .map_err(|e| ListenError::of("127.0.0.1", 0, e))
 }
 
 #[cfg(test)]

@@ -25,16 +25,65 @@ pub struct TraceExport {
     pub port: u16,
 }
 
-impl TraceExport {
-    /// The flags that make `jina executor` (ours or Python Jina's) export here.
-    pub fn executor_flags(&self) -> Vec<String> {
-        vec![
-            "--tracing".into(),
-            "--traces-exporter-host".into(),
-            self.host.clone(),
-            "--traces-exporter-port".into(),
-            self.port.to_string(),
-        ]
+/// Jina 3's flags for traces, on `jina executor` and `jina client post`: read by clap, and
+/// written for a child by [`TracingFlags::to_args`].
+#[derive(clap::Args, Clone, Debug, PartialEq)]
+pub struct TracingFlags {
+    /// Export traces over OTLP/gRPC (docs/observability.md)
+    #[arg(long)]
+    pub tracing: bool,
+    /// The OTLP collector's host, with --tracing
+    #[arg(long, default_value = "127.0.0.1")]
+    pub traces_exporter_host: String,
+    /// The OTLP collector's port, with --tracing
+    #[arg(long, default_value_t = DEFAULT_OTLP_PORT)]
+    pub traces_exporter_port: u16,
+}
+
+impl Default for TracingFlags {
+    fn default() -> Self {
+        TracingFlags {
+            tracing: false,
+            traces_exporter_host: "127.0.0.1".into(),
+            traces_exporter_port: DEFAULT_OTLP_PORT,
+        }
+    }
+}
+
+impl TracingFlags {
+    /// Where to export, with --tracing.
+    pub fn export(&self) -> Option<TraceExport> {
+        self.tracing.then(|| TraceExport {
+            host: self.traces_exporter_host.clone(),
+            port: self.traces_exporter_port,
+        })
+    }
+
+    /// The flags as `jina executor` (ours or Python Jina's) reads them: none without --tracing.
+    pub fn to_args(&self) -> Vec<String> {
+        match self.tracing {
+            true => vec![
+                "--tracing".into(),
+                "--traces-exporter-host".into(),
+                self.traces_exporter_host.clone(),
+                "--traces-exporter-port".into(),
+                self.traces_exporter_port.to_string(),
+            ],
+            false => vec![],
+        }
+    }
+}
+
+impl From<Option<&TraceExport>> for TracingFlags {
+    fn from(export: Option<&TraceExport>) -> Self {
+        match export {
+            Some(t) => TracingFlags {
+                tracing: true,
+                traces_exporter_host: t.host.clone(),
+                traces_exporter_port: t.port,
+            },
+            None => TracingFlags::default(),
+        }
     }
 }
 
@@ -46,9 +95,10 @@ impl TraceExport {
     }
 
     /// The same collector as a container on this machine reaches it: a loopback host would be
-    /// the container's own, so it becomes the Docker host. The collector must then listen
-    /// where containers reach it (`0.0.0.0`, or the Docker bridge's address), not on loopback.
-    pub fn seen_from_container(&self) -> TraceExport {
+    /// the container's own, so it becomes `docker_host`, the name the container has for the
+    /// machine. The collector must then listen where containers reach it (`0.0.0.0`, or the
+    /// Docker bridge's address), not on loopback.
+    pub fn seen_from_container(&self, docker_host: &str) -> TraceExport {
         let loopback = self.host == "localhost"
             || self
                 .host
@@ -56,7 +106,7 @@ impl TraceExport {
                 .is_ok_and(|ip| ip.is_loopback());
         TraceExport {
             host: match loopback {
-                true => crate::container::DOCKER_HOST_NAME.to_string(),
+                true => docker_host.to_string(),
                 false => self.host.clone(),
             },
             port: self.port,
@@ -244,11 +294,11 @@ mod tests {
         };
         for loopback in ["127.0.0.1", "localhost", "::1", "127.0.0.2"] {
             assert_eq!(
-                at(loopback).seen_from_container(),
+                at(loopback).seen_from_container("host.docker.internal"),
                 at("host.docker.internal")
             );
         }
-        assert_eq!(at("10.1.2.3").seen_from_container(), at("10.1.2.3"));
-        assert_eq!(at("otel.example").seen_from_container(), at("otel.example"));
+        assert_eq!(at("10.1.2.3").seen_from_container("host.docker.internal"), at("10.1.2.3"));
+        assert_eq!(at("otel.example").seen_from_container("host.docker.internal"), at("otel.example"));
     }
 }

@@ -417,6 +417,26 @@ impl Certificates {
     }
 }
 
+/// Where skipped tests are listed, one a line, for tests/run to print after the run: the
+/// harness counts a test that returned early as passed, so the list says which were not run.
+pub const SKIPPED_LIST: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/target/skipped-tests.txt");
+
+/// Notes the running test as skipped, and why, in [`SKIPPED_LIST`].
+pub fn record_skip(why: &str) {
+    use std::io::Write;
+    let test = std::thread::current()
+        .name()
+        .unwrap_or("a test")
+        .to_string();
+    if let Ok(mut list) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(SKIPPED_LIST)
+    {
+        let _ = writeln!(list, "{test}: {why}");
+    }
+}
+
 /// The peer's Python, or None when CI could not install it (it says why in JINA_PEER_SKIP).
 pub fn peer_python() -> Option<PathBuf> {
     let python = std::env::var_os("JINA_PEER_PYTHON")
@@ -433,6 +453,7 @@ pub fn peer_python() -> Option<PathBuf> {
     match std::env::var("JINA_PEER_SKIP") {
         Ok(why) => {
             eprintln!("SKIPPED: the Python Jina peer is not installed: {why}");
+            record_skip(&why);
             None
         }
         Err(_) => panic!(
@@ -483,4 +504,40 @@ pub fn chromium(url: &str, extra: &[&str]) -> std::process::Output {
         .arg(url)
         .output()
         .unwrap()
+}
+
+/// A request to `endpoint` carrying `docs`: the tests' one request builder.
+pub fn request(endpoint: &str, docs: Vec<jina::Document>) -> jina::proto::jina::DataRequestProto {
+    jina::request::new_request(
+        endpoint,
+        &jina::DocumentArray::from(docs),
+        &Default::default(),
+    )
+}
+
+/// A document of each text.
+pub fn texts(texts: &[&str]) -> Vec<jina::Document> {
+    texts.iter().map(|t| jina::Document::from_text(*t)).collect()
+}
+
+/// A document with this text and this id.
+pub fn doc_with_id(text: &str, id: &str) -> jina::Document {
+    let mut doc = jina::Document::from_text(text);
+    doc.id = id.into();
+    doc
+}
+
+/// Polls `condition` until it holds or `timeout` passes, and says whether it held: a test
+/// waits for what it waits for, never a guessed time.
+pub fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let start = Instant::now();
+    loop {
+        if condition() {
+            return true;
+        }
+        if start.elapsed() > timeout {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }

@@ -1,0 +1,58 @@
+//! Addresses and ports, decided in one place: how `host:port` is read, how a port is taken
+//! (and why it could not be). A leaf: it knows nothing of what listens.
+
+/// A port could not be listened on.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    #[error("port {port} is busy (address in use)")]
+    PortBusy { port: u16 },
+    #[error("cannot listen on {address}: {error}")]
+    Other {
+        address: String,
+        error: std::io::Error,
+    },
+}
+
+impl ListenError {
+    /// The error of binding `host:port`.
+    pub fn of(host: &str, port: u16, source: std::io::Error) -> ListenError {
+        match source.kind() {
+            std::io::ErrorKind::AddrInUse => ListenError::PortBusy { port },
+            _ => ListenError::Other {
+                address: format!("{host}:{port}"),
+                error: source,
+            },
+        }
+    }
+}
+
+/// A socket listening on 127.0.0.1:`port` (0: any free port), to hand to a child.
+pub fn listen_local(port: u16) -> Result<std::net::TcpListener, ListenError> {
+    std::net::TcpListener::bind(("127.0.0.1", port))
+        .map_err(|e| ListenError::of("127.0.0.1", port, e))
+}
+
+/// A free TCP port on this machine (bound, then released for a child that binds it itself).
+pub fn free_port() -> Result<u16, ListenError> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| ListenError::of("127.0.0.1", 0, e))
+}
+
+/// Splits `host:port` (the one reader of an address; `[::1]:80` works too).
+pub fn host_port(address: &str) -> Result<(&str, u16), String> {
+    address
+        .rsplit_once(':')
+        .and_then(|(h, p)| {
+            let h = h
+                .strip_prefix('[')
+                .and_then(|h| h.strip_suffix(']'))
+                .unwrap_or(h);
+            p.parse::<u16>()
+                .ok()
+                .filter(|_| !h.is_empty())
+                .map(|p| (h, p))
+        })
+        .ok_or_else(|| format!("'{address}' is not an address (expected host:port)"))
+}
