@@ -159,12 +159,6 @@ fn jina_filter(level: &str) -> String {
         .join(",")
 }
 
-/// The layer that turns our spans into OpenTelemetry spans ([`crate::telemetry::start`]).
-pub type TracesLayer = tracing_opentelemetry::OpenTelemetryLayer<
-    tracing_subscriber::Registry,
-    opentelemetry_sdk::trace::SdkTracer,
->;
-
 /// Installs the logger for a process named `name` (once; later calls do nothing).
 pub fn init(name: &str) {
     init_traced(name, None);
@@ -173,7 +167,7 @@ pub fn init(name: &str) {
 /// [`init`], with our spans (from info up) also turned into OpenTelemetry spans by `traces`.
 /// The layer is there from the start, never swapped in later: the calls that join a span to
 /// a remote parent must find it.
-pub fn init_traced(name: &str, traces: Option<TracesLayer>) {
+pub fn init_traced(name: &str, traces: Option<crate::telemetry::TracesLayer>) {
     use std::io::IsTerminal;
     use tracing_subscriber::Layer;
     use tracing_subscriber::layer::SubscriberExt;

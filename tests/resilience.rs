@@ -54,9 +54,9 @@ async fn a_killed_executor_is_reaped_logged_once_restarted_and_serves_again() {
     assert_ne!(new, old);
     let output = flow.proc.output();
     assert_eq!(
-        output.matches("victim exited (signal: 9").count(),
+        output.matches("[E]: victim exited (signal: 9").count(),
         1,
-        "the exit is logged once:\n{output}"
+        "the exit is logged once as an error:\n{output}"
     );
     assert!(output.contains("victim restarted and ready"), "{output}");
 }

@@ -44,7 +44,7 @@ pub struct GatewayArgs {
     #[arg(long, default_value_t = -1, allow_negative_numbers = true)]
     pub timeout_send: i64,
     /// The largest request taken on any face, in bytes
-    #[arg(long, default_value_t = crate::flow::DEFAULT_MAX_REQUEST_BYTES)]
+    #[arg(long, default_value_t = crate::request::DEFAULT_MAX_REQUEST_BYTES)]
     pub max_request_bytes: usize,
     /// Let web pages of other sites call the REST face
     #[arg(long)]

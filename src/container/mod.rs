@@ -14,7 +14,6 @@
 
 use crate::executor::ImageRef;
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::{Command, Stdio};
 
 /// Label: the Flow process that started the container, as `PID:START` (its start time in
@@ -35,16 +34,6 @@ pub enum ContainerError {
     NoDocker { error: std::io::Error },
     #[error("`docker {command}` failed: {stderr}")]
     Docker { command: String, stderr: String },
-}
-
-/// A bind mount with its host path made absolute against the YAML's folder.
-pub fn resolve_volume(mount: &str, base_dir: Option<&Path>) -> String {
-    match (mount.split_once(':'), base_dir) {
-        (Some((host, rest)), Some(dir)) if Path::new(host).is_relative() => {
-            format!("{}:{rest}", dir.join(host).display())
-        }
-        _ => mount.to_string(),
-    }
 }
 
 /// One executor copy to run in a container.
@@ -312,12 +301,5 @@ mod tests {
         let pid = std::process::id();
         assert!(!owner_alive(&format!("{pid}:1")));
         assert!(!owner_alive("garbage"));
-    }
-
-    #[test]
-    fn relative_volumes_resolve_against_the_yaml_folder() {
-        let dir = Path::new("/flows");
-        assert_eq!(resolve_volume("data:/data", Some(dir)), "/flows/data:/data");
-        assert_eq!(resolve_volume("/abs:/data", Some(dir)), "/abs:/data");
     }
 }

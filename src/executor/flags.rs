@@ -47,7 +47,7 @@ pub struct ExecutorFlags {
     #[arg(long, requires = "ssl_certfile")]
     pub ssl_keyfile: Option<PathBuf>,
     /// The largest request taken, in bytes (0: no limit)
-    #[arg(long, default_value_t = crate::flow::DEFAULT_MAX_REQUEST_BYTES)]
+    #[arg(long, default_value_t = crate::request::DEFAULT_MAX_REQUEST_BYTES)]
     pub max_request_bytes: usize,
     /// Serve Prometheus metrics at /metrics (Jina 3's flag)
     #[arg(long)]
@@ -86,7 +86,7 @@ impl ExecutorFlags {
             uses_dynamic_batching: None,
             ssl_certfile: None,
             ssl_keyfile: None,
-            max_request_bytes: crate::flow::DEFAULT_MAX_REQUEST_BYTES,
+            max_request_bytes: crate::request::DEFAULT_MAX_REQUEST_BYTES,
             monitoring: false,
             port_monitoring: None,
             tracing: Default::default(),

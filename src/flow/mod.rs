@@ -13,7 +13,7 @@ mod yaml;
 pub use builder::{Exec, Flow, Needs};
 pub use graph::{Graph, GraphNode};
 pub use spec::{
-    CallPolicy, DEFAULT_MAX_REQUEST_BYTES, ExecutorSpec, FlowSpec, GATEWAY, GatewaySpec,
+    CallPolicy, ExecutorSpec, FlowSpec, GATEWAY, GatewaySpec,
     Idempotent, Polling, Protocol, RestartPolicy, TlsFiles, Uses,
 };
 

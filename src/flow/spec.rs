@@ -155,8 +155,6 @@ pub struct TlsFiles {
     pub keyfile: PathBuf,
 }
 
-/// What a request may weigh, in bytes, on any face of the gateway, unless the Flow says.
-pub const DEFAULT_MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
 
 pub use crate::executor::Uses;
 
@@ -204,7 +202,7 @@ impl Default for GatewaySpec {
             timeout_ready: 60_000,
             env: BTreeMap::new(),
             timeout_send: None,
-            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+            max_request_bytes: crate::request::DEFAULT_MAX_REQUEST_BYTES,
             cors: false,
             tls: None,
             name: None,

@@ -653,7 +653,7 @@ fn read_executors(list: &str, v: &Value, p: &mut Parsed) {
                         e.volumes = mounts
                             .into_iter()
                             .map(|m| {
-                                crate::container::resolve_volume(&m, p.spec.base_dir.as_deref())
+                                absolute_volume(&m, p.spec.base_dir.as_deref())
                             })
                             .collect()
                     }
@@ -753,6 +753,16 @@ fn read_executors(list: &str, v: &Value, p: &mut Parsed) {
             e.polling = Polling::All;
         }
         p.spec.executors.push(e);
+    }
+}
+
+/// A bind mount with its host path made absolute against the YAML's folder.
+fn absolute_volume(mount: &str, base_dir: Option<&Path>) -> String {
+    match (mount.split_once(':'), base_dir) {
+        (Some((host, rest)), Some(dir)) if Path::new(host).is_relative() => {
+            format!("{}:{rest}", dir.join(host).display())
+        }
+        _ => mount.to_string(),
     }
 }
 
@@ -1171,6 +1181,13 @@ pub fn write(spec: &FlowSpec) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn relative_volumes_resolve_against_the_yaml_folder() {
+        let dir = Path::new("/flows");
+        assert_eq!(absolute_volume("data:/data", Some(dir)), "/flows/data:/data");
+        assert_eq!(absolute_volume("/abs:/data", Some(dir)), "/abs:/data");
+    }
 
     /// Reads with the process environment, as `jina flow` does.
     fn parse(text: &str, base_dir: Option<PathBuf>) -> Parsed {

@@ -22,6 +22,10 @@ use crate::proto::jina::{
 use prost::Message;
 use serde_json::{Map, Value};
 
+/// What a request may weigh, in bytes, on any face of the gateway (and at an executor served
+/// alone), unless the Flow or the flag says.
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
+
 /// The endpoint of a request that names none.
 pub const ROOT_ENDPOINT: &str = "/";
 

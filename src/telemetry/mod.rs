@@ -18,6 +18,13 @@ use tracing_opentelemetry::OpenTelemetrySpanExt;
 /// OTLP's gRPC port, where a collector listens unless told otherwise.
 pub const DEFAULT_OTLP_PORT: u16 = 4317;
 
+/// The layer that turns our spans into OpenTelemetry spans ([`start`] makes it; `logging`
+/// installs it).
+pub type TracesLayer = tracing_opentelemetry::OpenTelemetryLayer<
+    tracing_subscriber::Registry,
+    opentelemetry_sdk::trace::SdkTracer,
+>;
+
 /// Where traces go.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TraceExport {
@@ -129,7 +136,7 @@ static PROVIDER: OnceLock<opentelemetry_sdk::trace::SdkTracerProvider> = OnceLoc
 pub fn start(
     export: &TraceExport,
     service: &str,
-) -> Result<crate::logging::TracesLayer, TelemetryError> {
+) -> Result<TracesLayer, TelemetryError> {
     use opentelemetry_otlp::WithExportConfig;
     let endpoint = format!("http://{}:{}", export.host, export.port);
     let exporter = opentelemetry_otlp::SpanExporter::builder()
