@@ -15,7 +15,6 @@ mod collector;
 mod common;
 
 use common::*;
-use jina::Document;
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 use std::time::Duration;
