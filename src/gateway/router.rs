@@ -17,11 +17,11 @@ use crate::proto::jina::{
     DataRequestProto, EndpointsProto, RouteProto, SingleDocumentRequestProto, StatusProto,
 };
 use crate::request;
-use futures::FutureExt;
-use futures::future::{BoxFuture, Shared};
 use futures::stream::BoxStream;
+use prost_types::{Struct, value::Kind};
 use serde_json::{Map, Value};
 use std::sync::{Arc, Mutex};
+use tokio::sync::oneshot;
 use tracing::Instrument;
 
 /// The graph and its executors: routes requests. Cheap to share behind an `Arc`.
@@ -32,6 +32,183 @@ pub struct Router {
     metrics: Option<Arc<crate::metrics::GatewayMetrics>>,
     /// What each executor answers, as it first said (for `stream_doc`).
     discovered: tokio::sync::OnceCell<Vec<Discovered>>,
+    /// The `target_executor` patterns met so far, compiled.
+    patterns: Mutex<std::collections::HashMap<String, Arc<regex::Regex>>>,
+}
+
+/// How many compiled `target_executor` patterns a gateway keeps (clients choose them).
+const TARGET_PATTERNS_KEPT: usize = 256;
+
+/// What `target_executor` selects: every executor, one by its name, or those whose whole
+/// name a regular expression matches (Python Jina's rule).
+enum Target {
+    All,
+    Name(String),
+    Pattern(Arc<regex::Regex>),
+}
+
+impl Target {
+    fn matches(&self, name: &str) -> bool {
+        match self {
+            Target::All => true,
+            Target::Name(n) => n == name,
+            Target::Pattern(p) => p.is_match(name),
+        }
+    }
+}
+
+/// One request's walk through the graph: each executor is a future that waits for its
+/// parents' answers (one channel per edge), calls the executor, and hands its answer on. An
+/// answer is moved to its last reader and cloned only for the others (a fan-out), so a chain
+/// copies nothing.
+struct Walk<'a> {
+    router: &'a Router,
+    target: Target,
+    client_params: Option<Struct>,
+    /// Each executor's route, as it answers.
+    routes: Mutex<Vec<RouteProto>>,
+    /// What executors return under `__results__`, gathered for the answer.
+    results: Mutex<Struct>,
+}
+
+impl Walk<'_> {
+    /// Sends `req` through the graph and merges the leaves' answers (the request itself for
+    /// a Flow with no executors).
+    async fn run(&self, req: DataRequestProto) -> DataRequestProto {
+        let graph = &self.router.graph;
+        let n = graph.nodes.len();
+        if n == 0 {
+            return req;
+        }
+        let mut inboxes: Vec<Vec<oneshot::Receiver<DataRequestProto>>> =
+            (0..n).map(|_| vec![]).collect();
+        let mut outboxes: Vec<Vec<oneshot::Sender<DataRequestProto>>> =
+            (0..n).map(|_| vec![]).collect();
+        let mut entries = vec![];
+        for &i in &graph.order {
+            let parents = &graph.nodes[i].parents;
+            for &p in parents {
+                let (to_child, from_parent) = oneshot::channel();
+                outboxes[p].push(to_child);
+                inboxes[i].push(from_parent);
+            }
+            if parents.is_empty() {
+                let (to_entry, from_gateway) = oneshot::channel();
+                entries.push(to_entry);
+                inboxes[i].push(from_gateway);
+            }
+        }
+        let mut leaves = vec![];
+        for &l in &graph.leaves {
+            let (to_gateway, from_leaf) = oneshot::channel();
+            outboxes[l].push(to_gateway);
+            leaves.push(from_leaf);
+        }
+        hand_on(entries, req);
+        let nodes = inboxes
+            .into_iter()
+            .zip(outboxes)
+            .enumerate()
+            .map(|(i, (inbox, outbox))| async move {
+                let inputs = futures::future::join_all(inbox).await;
+                let inputs = inputs.into_iter().map(|r| r.unwrap_or_else(|_| lost())).collect();
+                hand_on(outbox, self.visit(i, inputs).await);
+            });
+        futures::future::join_all(nodes).await;
+        let mut answers: Vec<DataRequestProto> = futures::future::join_all(leaves)
+            .await
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|_| lost()))
+            .collect();
+        match answers.iter().position(request::is_error) {
+            Some(failed) => answers.swap_remove(failed),
+            None => deployment::merge(answers),
+        }
+    }
+
+    /// One executor's part: a parent's ERROR passes straight through; an executor that
+    /// `target_executor` does not select passes its input on; else it is called.
+    async fn visit(&self, i: usize, mut inputs: Vec<DataRequestProto>) -> DataRequestProto {
+        if let Some(failed) = inputs.iter().position(request::is_error) {
+            return inputs.swap_remove(failed);
+        }
+        let deployment = &self.router.deployments[i];
+        if !self.target.matches(&deployment.name) {
+            return deployment::merge(inputs);
+        }
+        let own = self
+            .client_params
+            .as_ref()
+            .map(|p| request::parameters_for(p, &deployment.name));
+        for r in &mut inputs {
+            r.parameters.clone_from(&own);
+        }
+        let mut route = request::start_route(&deployment.name);
+        let call = tracing::info_span!(
+            "call",
+            otel.name = %format!("call {}", deployment.name),
+            otel.status_code = tracing::field::Empty,
+            executor = %deployment.name,
+        );
+        let mut answer = match &self.router.metrics {
+            None => deployment.process(inputs).instrument(call.clone()).await,
+            Some(m) => {
+                let start = std::time::Instant::now();
+                let size_out: usize = inputs.iter().map(prost::Message::encoded_len).sum();
+                let answer = deployment.process(inputs).instrument(call.clone()).await;
+                let size_in = prost::Message::encoded_len(&answer);
+                m.hop(&deployment.name, start.elapsed(), size_out, size_in);
+                answer
+            }
+        };
+        let returned = answer
+            .parameters
+            .as_mut()
+            .and_then(|p| p.fields.remove(request::RESULTS_KEY))
+            .and_then(|v| match v.kind {
+                Some(Kind::StructValue(s)) => Some(s.fields),
+                _ => None,
+            });
+        if let Some(returned) = returned {
+            self.results.lock().unwrap().fields.extend(returned);
+        }
+        if request::is_error(&answer) {
+            call.record("otel.status_code", "ERROR");
+        }
+        answer.routes.clear();
+        route.end_time = Some(request::now());
+        route.status = answer.header.as_ref().and_then(|h| h.status.clone());
+        self.routes.lock().unwrap().push(route);
+        answer
+    }
+}
+
+/// Hands an answer to each of its readers: moved to the last, cloned for the others.
+fn hand_on(readers: Vec<oneshot::Sender<DataRequestProto>>, answer: DataRequestProto) {
+    let mut readers = readers.into_iter();
+    let last = readers.next_back();
+    for reader in readers {
+        let _ = reader.send(answer.clone());
+    }
+    if let Some(reader) = last {
+        let _ = reader.send(answer);
+    }
+}
+
+/// The answer of an executor whose future ended without one (it cannot, short of a panic).
+fn lost() -> DataRequestProto {
+    let mut req = DataRequestProto::default();
+    request::set_error(
+        &mut req,
+        request::error_status("RuntimeError", "an executor's answer was lost", "gateway"),
+    );
+    req
+}
+
+fn struct_value(s: Struct) -> prost_types::Value {
+    prost_types::Value {
+        kind: Some(Kind::StructValue(s)),
+    }
 }
 
 /// The endpoints one executor answers, and those among them whose handler streams.
@@ -72,8 +249,8 @@ impl Discovered {
 /// Why a streamed document has no executor to go to.
 #[derive(Debug, thiserror::Error)]
 pub enum NoStreamingExecutor {
-    #[error("target_executor '{target}' is not a valid regular expression: {why}")]
-    BadTarget { target: String, why: String },
+    #[error("{why}")]
+    BadTarget { why: String },
     #[error("target_executor '{target}' names no executor of this Flow")]
     NoTarget { target: String },
     #[error(
@@ -101,8 +278,6 @@ fn request_span(request_id: &str, adopt: impl FnOnce(&tracing::Span)) -> tracing
     span
 }
 
-type NodeOutput = Shared<BoxFuture<'static, Arc<DataRequestProto>>>;
-
 impl Router {
     pub fn new(
         graph: Graph,
@@ -114,6 +289,7 @@ impl Router {
             deployments: deployments.into_iter().map(Arc::new).collect(),
             metrics,
             discovered: tokio::sync::OnceCell::new(),
+            patterns: Mutex::default(),
         }
     }
 
@@ -126,14 +302,11 @@ impl Router {
         target: Option<&str>,
     ) -> Result<Arc<Deployment>, NoStreamingExecutor> {
         let mut candidates: Vec<usize> = (0..self.deployments.len()).collect();
-        if let Some(t) = target.filter(|t| !t.is_empty()) {
-            let pattern = regex::Regex::new(&format!("^(?:{t})$")).map_err(|e| {
-                NoStreamingExecutor::BadTarget {
-                    target: t.into(),
-                    why: e.to_string(),
-                }
-            })?;
-            candidates.retain(|&i| pattern.is_match(&self.deployments[i].name));
+        let selected = self
+            .target(target)
+            .map_err(|why| NoStreamingExecutor::BadTarget { why })?;
+        if let Some(t) = target.filter(|_| !matches!(selected, Target::All)) {
+            candidates.retain(|&i| selected.matches(&self.deployments[i].name));
             match candidates[..] {
                 [] => return Err(NoStreamingExecutor::NoTarget { target: t.into() }),
                 // Named: it answers, streaming or not.
@@ -302,128 +475,64 @@ impl Router {
         if header.request_id.is_empty() {
             header.request_id = request::new_request_id();
         }
-        let target = match header.target_executor.as_deref().filter(|t| !t.is_empty()) {
-            None => None,
-            Some(t) => match regex::Regex::new(&format!("^(?:{t})$")) {
-                Ok(r) => Some(r),
-                Err(e) => {
-                    let message =
-                        format!("target_executor '{t}' is not a valid regular expression: {e}");
-                    request::set_error(
-                        &mut req,
-                        request::error_status("ValueError", &message, "gateway"),
-                    );
-                    return req;
-                }
-            },
+        let target = match self.target(header.target_executor.as_deref()) {
+            Ok(target) => target,
+            Err(message) => {
+                request::set_error(
+                    &mut req,
+                    request::error_status("ValueError", &message, "gateway"),
+                );
+                return req;
+            }
         };
         req.routes.clear();
-        let routes = Arc::new(Mutex::new(Vec::<RouteProto>::new()));
-        // Every executor gets the client's parameters (as Python Jina sends them: its own
-        // `name__key`s applied), not what the executors before it answered; what they return
-        // under `__results__` is gathered here for the answer.
-        let client_params: Option<Arc<Map<String, Value>>> = req
-            .parameters
-            .as_ref()
-            .map(|p| Arc::new(request::struct_to_json(p)));
-        let results = Arc::new(Mutex::new(Map::<String, Value>::new()));
-        let input = Arc::new(req);
-        let mut outputs: Vec<Option<NodeOutput>> = vec![None; self.graph.nodes.len()];
-        for &i in &self.graph.order {
-            let node = &self.graph.nodes[i];
-            let parents: Vec<NodeOutput> = node
-                .parents
-                .iter()
-                .map(|&p| outputs[p].clone().expect("parents come first"))
-                .collect();
-            let input = input.clone();
-            let deployment = self.deployments[i].clone();
-            let selected = target.as_ref().is_none_or(|r| r.is_match(&deployment.name));
-            let routes = routes.clone();
-            let (client_params, results) = (client_params.clone(), results.clone());
-            let metrics = self.metrics.clone();
-            let output = async move {
-                let inputs: Vec<Arc<DataRequestProto>> = if parents.is_empty() {
-                    vec![input]
-                } else {
-                    futures::future::join_all(parents).await
-                };
-                if let Some(failed) = inputs.iter().find(|r| request::is_error(r)) {
-                    return failed.clone();
-                }
-                let mut inputs: Vec<DataRequestProto> =
-                    inputs.iter().map(|r| (**r).clone()).collect();
-                if !selected {
-                    return Arc::new(deployment::merge(inputs));
-                }
-                let own = client_params.as_deref().map(|p| {
-                    request::json_to_struct(&request::parameters_for(p, &deployment.name))
-                });
-                for r in &mut inputs {
-                    r.parameters = own.clone();
-                }
-                let mut route = request::start_route(&deployment.name);
-                let call = tracing::info_span!(
-                    "call",
-                    otel.name = %format!("call {}", deployment.name),
-                    otel.status_code = tracing::field::Empty,
-                    executor = %deployment.name,
-                );
-                let mut answer = match &metrics {
-                    None => deployment.process(inputs).instrument(call.clone()).await,
-                    Some(m) => {
-                        let start = std::time::Instant::now();
-                        let size_out: usize = inputs.iter().map(prost::Message::encoded_len).sum();
-                        let answer = deployment.process(inputs).instrument(call.clone()).await;
-                        let size_in = prost::Message::encoded_len(&answer);
-                        m.hop(&deployment.name, start.elapsed(), size_out, size_in);
-                        answer
-                    }
-                };
-                if let Some(Value::Object(returned)) = answer
-                    .parameters
-                    .as_ref()
-                    .and_then(|p| request::struct_to_json(p).remove(request::RESULTS_KEY))
-                {
-                    results.lock().unwrap().extend(returned);
-                }
-                if request::is_error(&answer) {
-                    call.record("otel.status_code", "ERROR");
-                }
-                answer.routes.clear();
-                route.end_time = Some(request::now());
-                route.status = answer.header.as_ref().and_then(|h| h.status.clone());
-                routes.lock().unwrap().push(route);
-                Arc::new(answer)
-            }
-            .boxed()
-            .shared();
-            outputs[i] = Some(output);
-        }
-        let leaves = self
-            .graph
-            .leaves
-            .iter()
-            .map(|&l| outputs[l].clone().expect("every node has a future"));
-        let answers: Vec<Arc<DataRequestProto>> = futures::future::join_all(leaves).await;
-        let mut answer = match answers.iter().find(|r| request::is_error(r)) {
-            Some(failed) => (**failed).clone(),
-            // A Flow with no executors answers with the request itself.
-            None if answers.is_empty() => (*input).clone(),
-            None => deployment::merge(answers.iter().map(|r| (**r).clone()).collect()),
+        let walk = Walk {
+            router: self,
+            target,
+            // Every executor gets the client's parameters (as Python Jina sends them: its own
+            // `name__key`s applied), not what the executors before it answered.
+            client_params: req.parameters.clone(),
+            routes: Mutex::new(vec![]),
+            results: Mutex::new(Struct::default()),
         };
+        let mut answer = walk.run(req).await;
         // The client's parameters come back, with every executor's `__results__`.
-        let results = std::mem::take(&mut *results.lock().unwrap());
-        let mut params = client_params.as_deref().cloned().unwrap_or_default();
-        if !results.is_empty() {
-            params.insert(request::RESULTS_KEY.into(), Value::Object(results));
+        let results = std::mem::take(&mut *walk.results.lock().unwrap());
+        let mut params = walk.client_params.unwrap_or_default();
+        if !results.fields.is_empty() {
+            params
+                .fields
+                .insert(request::RESULTS_KEY.into(), struct_value(results));
         }
-        answer.parameters = (!params.is_empty()).then(|| request::json_to_struct(&params));
+        answer.parameters = (!params.fields.is_empty()).then_some(params);
         gateway_route.end_time = Some(request::now());
-        let mut visited = std::mem::take(&mut *routes.lock().unwrap());
+        let mut visited = std::mem::take(&mut *walk.routes.lock().unwrap());
         visited.sort_by_key(|r| r.start_time.map(|t| (t.seconds, t.nanos)));
         answer.routes = std::iter::once(gateway_route).chain(visited).collect();
         answer
+    }
+
+    /// What a request's `target_executor` selects. A regular expression is compiled once and
+    /// kept (a few hundred at most); a plain name needs none.
+    fn target(&self, given: Option<&str>) -> Result<Target, String> {
+        let Some(t) = given.filter(|t| !t.is_empty()) else {
+            return Ok(Target::All);
+        };
+        if regex::escape(t) == t {
+            return Ok(Target::Name(t.to_string()));
+        }
+        let mut patterns = self.patterns.lock().unwrap();
+        if let Some(pattern) = patterns.get(t) {
+            return Ok(Target::Pattern(pattern.clone()));
+        }
+        let pattern = regex::Regex::new(&format!("^(?:{t})$"))
+            .map(Arc::new)
+            .map_err(|e| format!("target_executor '{t}' is not a valid regular expression: {e}"))?;
+        if patterns.len() >= TARGET_PATTERNS_KEPT {
+            patterns.clear();
+        }
+        patterns.insert(t.to_string(), pattern.clone());
+        Ok(Target::Pattern(pattern))
     }
 
     /// The union of the executors' endpoints, with their schemas.

@@ -20,6 +20,7 @@ use crate::proto::jina::{
     status_proto::{ExceptionProto, StatusCode},
 };
 use prost::Message;
+use prost_types::{Struct, value::Kind};
 use serde_json::{Map, Value};
 
 /// What a request may weigh, in bytes, on any face of the gateway (and at an executor served
@@ -327,12 +328,14 @@ pub fn merge(
             Err(e) => return Err((merged, e)),
         }
     }
-    let mut params = parameters(&merged);
+    let mut params = merged.parameters.take().unwrap_or_default();
     for r in iter {
-        merge_parameters(&mut params, parameters(&r));
+        if let Some(later) = r.parameters {
+            merge_parameters(&mut params, later);
+        }
         merged.routes.extend(r.routes);
     }
-    merged.parameters = (!params.is_empty()).then(|| json_to_struct(&params));
+    merged.parameters = (!params.fields.is_empty()).then_some(params);
     let docs = DocumentArray::merge_by_id(arrays);
     set_doc_list(&mut merged, docs.to_proto());
     Ok((merged, docs))
@@ -342,37 +345,48 @@ pub fn merge(
 pub const RESULTS_KEY: &str = "__results__";
 
 /// Lays `later` over `params`: later keys win, but the `__results__` of both are kept, key by
-/// key (as Python Jina's worker reduces a join).
-pub fn merge_parameters(params: &mut Map<String, Value>, later: Map<String, Value>) {
-    for (k, v) in later {
-        match (k.as_str(), params.get_mut(&k), v) {
-            (RESULTS_KEY, Some(Value::Object(mine)), Value::Object(theirs)) => mine.extend(theirs),
-            (_, _, v) => {
-                params.insert(k, v);
-            }
+/// key (as Python Jina's worker reduces a join). Parameters stay a `Struct` on the whole
+/// request path: nothing here goes through JSON.
+pub fn merge_parameters(params: &mut Struct, later: Struct) {
+    for (k, v) in later.fields {
+        if k == RESULTS_KEY
+            && let (Some(mine), Some(Kind::StructValue(theirs))) =
+                (params.fields.get_mut(&k).and_then(struct_value_mut), &v.kind)
+        {
+            mine.fields.extend(theirs.fields.clone());
+            continue;
         }
+        params.fields.insert(k, v);
+    }
+}
+
+fn struct_value_mut(v: &mut prost_types::Value) -> Option<&mut Struct> {
+    match &mut v.kind {
+        Some(Kind::StructValue(s)) => Some(s),
+        _ => None,
     }
 }
 
 /// The parameters an executor named `executor` gets, as Python Jina gives them: the client's,
 /// with `executor__key` keys applied to that executor only (as `key`) and dropped for the
 /// others, and a `parameters[executor]` object laid over them.
-pub fn parameters_for(params: &Map<String, Value>, executor: &str) -> Map<String, Value> {
+pub fn parameters_for(params: &Struct, executor: &str) -> Struct {
     let mut out = params.clone();
-    for (k, v) in params {
+    for (k, v) in &params.fields {
         let specific = k.contains("__") && !k.starts_with("__") && !k.ends_with("__");
         if !specific {
             continue;
         }
-        out.remove(k);
+        out.fields.remove(k);
         let (target, key) = k.rsplit_once("__").expect("contains __");
         // Python joins the parts before the last separator without it.
         if target.replace("__", "") == executor {
-            out.insert(key.to_string(), v.clone());
+            out.fields.insert(key.to_string(), v.clone());
         }
     }
-    if let Some(Value::Object(own)) = params.get(executor) {
-        out.extend(own.clone());
+    if let Some(Kind::StructValue(own)) = params.fields.get(executor).and_then(|v| v.kind.as_ref())
+    {
+        out.fields.extend(own.fields.clone());
     }
     out
 }
@@ -406,19 +420,23 @@ mod tests {
         v.as_object().unwrap().clone()
     }
 
+    fn params(v: Value) -> Struct {
+        json_to_struct(&map(v))
+    }
+
     #[test]
     fn each_executor_gets_its_own_parameters_as_python_jina_sends_them() {
-        let client = map(json!({"top_k": 3, "b__only_b": 1, "b": {"k": "own"}}));
+        let client = params(json!({"top_k": 3, "b__only_b": 1, "b": {"k": "own"}}));
         assert_eq!(
             parameters_for(&client, "p1"),
-            map(json!({"top_k": 3, "b": {"k": "own"}}))
+            params(json!({"top_k": 3, "b": {"k": "own"}}))
         );
         assert_eq!(
             parameters_for(&client, "b"),
-            map(json!({"top_k": 3, "only_b": 1, "b": {"k": "own"}, "k": "own"}))
+            params(json!({"top_k": 3, "only_b": 1, "b": {"k": "own"}, "k": "own"}))
         );
         // `__results__` and other keys that start or end with `__` are for everyone.
-        let dunder = map(json!({"__results__": {}, "x__": 1}));
+        let dunder = params(json!({"__results__": {}, "x__": 1}));
         assert_eq!(parameters_for(&dunder, "b"), dunder);
     }
 
@@ -434,14 +452,14 @@ mod tests {
 
     #[test]
     fn merging_keeps_every_copys_results() {
-        let mut params = map(json!({"a": 1, RESULTS_KEY: {"s/shard-0/rep-0": {"id": 0}}}));
+        let mut merged = params(json!({"a": 1, RESULTS_KEY: {"s/shard-0/rep-0": {"id": 0}}}));
         merge_parameters(
-            &mut params,
-            map(json!({"a": 2, RESULTS_KEY: {"s/shard-1/rep-0": {"id": 1}}})),
+            &mut merged,
+            params(json!({"a": 2, RESULTS_KEY: {"s/shard-1/rep-0": {"id": 1}}})),
         );
         assert_eq!(
-            params,
-            map(
+            merged,
+            params(
                 json!({"a": 2, RESULTS_KEY: {"s/shard-0/rep-0": {"id": 0}, "s/shard-1/rep-0": {"id": 1}}})
             )
         );
