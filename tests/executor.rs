@@ -219,16 +219,21 @@ async fn a_failing_handler_gives_error_and_the_next_request_succeeds() {
     assert_eq!(request::docs(&good).unwrap()[0].text.as_deref(), Some("y"));
 }
 
-#[tokio::test]
+// Many threads: the request's task runs while this one waits, blocking, for the executor's line.
+#[tokio::test(flavor = "multi_thread")]
 async fn sigterm_finishes_the_request_in_flight_then_exits_cleanly() {
-    let (mut p, port) = start_executor(&["--uses", "Sleep", "--uses-with", r#"{"ms": 700}"#]);
+    let (mut p, port) = start_executor_env(
+        &["--uses", "Sleep", "--uses-with", r#"{"ms": 700}"#],
+        &[("JINA_LOG_LEVEL", "DEBUG".as_ref())],
+    );
     let mut client = JinaSingleDataRequestRpcClient::new(channel(port).await);
     let in_flight = tokio::spawn(async move {
         client
             .process_single_data(request("/", vec![Document::from_text("slow")]))
             .await
     });
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // In flight: the handler has begun.
+    p.wait_for("sleeping 700 ms", Duration::from_secs(10));
     p.signal(libc::SIGTERM);
     let resp = in_flight
         .await

@@ -501,7 +501,10 @@ async fn workspaces_resolve_against_the_yaml_and_index_names_stay_inside() {
 
 #[test]
 fn a_stopped_executor_with_a_slow_request_exits_within_the_grace() {
-    let (mut proc, port) = start_executor(&["--uses", "jtype: Sleep\nwith: {ms: 20000}\n"]);
+    let (mut proc, port) = start_executor_env(
+        &["--uses", "jtype: Sleep\nwith: {ms: 20000}\n"],
+        &[("JINA_LOG_LEVEL", "DEBUG".as_ref())],
+    );
     let request = std::thread::spawn(move || {
         let rt = tokio::runtime::Runtime::new().unwrap();
         rt.block_on(async {
@@ -512,7 +515,8 @@ fn a_stopped_executor_with_a_slow_request_exits_within_the_grace() {
             let _ = client.process_single_data(one_doc_request("/", "slow")).await;
         })
     });
-    std::thread::sleep(Duration::from_millis(300));
+    // In flight: the handler has begun.
+    proc.wait_for("sleeping 20000 ms", Duration::from_secs(10));
     let stopped = Instant::now();
     proc.signal(libc::SIGTERM);
     proc.wait_exit(Duration::from_secs(10)).expect("exits");

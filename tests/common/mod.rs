@@ -229,6 +229,11 @@ impl Files {
 
 /// Starts `jina executor` with these extra args on a free port and waits until it is ready.
 pub fn start_executor(extra: &[&str]) -> (Proc, u16) {
+    start_executor_env(extra, &[])
+}
+
+/// [`start_executor`] with these environment variables.
+pub fn start_executor_env(extra: &[&str], env: &[(&str, &std::ffi::OsStr)]) -> (Proc, u16) {
     let port = free_port();
     let port_s = port.to_string();
     let mut args = vec![
@@ -239,7 +244,7 @@ pub fn start_executor(extra: &[&str]) -> (Proc, u16) {
         "127.0.0.1",
     ];
     args.extend_from_slice(extra);
-    let mut p = Proc::start(&args);
+    let mut p = Proc::start_in(&args, None, env);
     p.wait_for("ready and listening", Duration::from_secs(20));
     (p, port)
 }

@@ -38,6 +38,8 @@ impl Executor for Sleep {
 impl Sleep {
     fn sleep(&self, call: Call<'_>) -> Result<(), HandlerError> {
         if self.ms > 0 {
+            // What a test waits for to know a request is in flight.
+            tracing::debug!("sleeping {} ms", self.ms);
             std::thread::sleep(std::time::Duration::from_millis(self.ms));
         }
         let served = self.served.fetch_add(1, Ordering::Relaxed) + 1;
