@@ -2,22 +2,22 @@
 //! `f.add(host='localhost', port_in=12345, external=True)`. Here the executor is started by
 //! `jina executor` first; the Flow connects to it and leaves it running when it stops.
 
+use jina::executor::ExecutorFlags;
 use jina::flow::{Exec, Flow};
 use std::process::{Command, Stdio};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let port = jina::net::free_port()?;
-    let mut executor = Command::new(jina::orchestrate::jina_binary()?)
-        .args([
-            "executor",
-            "--uses",
-            "Visit",
-            "--name",
-            "spawned",
-            "--port-in",
-            &port.to_string(),
-        ])
+    let port = jina::free_port()?;
+    // `jina executor --uses Visit --name spawned --port-in PORT`, written by the type that
+    // `jina executor` reads its flags into.
+    let flags = ExecutorFlags {
+        name: Some("spawned".into()),
+        ..ExecutorFlags::new("Visit", port)
+    };
+    let mut executor = Command::new(jina::jina_binary()?)
+        .arg("executor")
+        .args(flags.to_args())
         .stderr(Stdio::null())
         .spawn()?;
     while jina::grpc::check_serving("127.0.0.1", port, std::time::Duration::from_millis(200))

@@ -32,7 +32,7 @@ const CLIENT_MMAP_THRESHOLD: libc::c_int = 1 << 20;
 const CLIENT_TRIM_THRESHOLD: libc::c_int = 1 << 20;
 
 /// Applies the client's settings. Call it first thing in `main`, before any thread starts.
-pub fn tune_for_bounded_memory() {
+pub(crate) fn tune_for_bounded_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: as in `tune_for_big_messages`.
     unsafe {
@@ -42,7 +42,7 @@ pub fn tune_for_bounded_memory() {
 }
 
 /// Applies the settings above. Call it first thing in `main`, before any thread starts.
-pub fn tune_for_big_messages() {
+pub(crate) fn tune_for_big_messages() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes allocator parameters; it is called before other threads
     // exist, and a value glibc refuses leaves its default in place (it returns 0).

@@ -2,12 +2,15 @@
 
 /// The innermost cause of an error: for network errors, the one that says what happened
 /// ("Connection refused") rather than the layer it surfaced in ("tcp connect error").
-pub fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    causes(e).last().map(ToString::to_string).unwrap_or_default()
+pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    causes(e)
+        .last()
+        .map(ToString::to_string)
+        .unwrap_or_default()
 }
 
 /// An error and each of its causes, outermost first: for matching a cause by its type.
-pub fn causes<'a>(
+pub(crate) fn causes<'a>(
     e: &'a (dyn std::error::Error + 'static),
 ) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
     std::iter::successors(Some(e), |e| e.source())
@@ -15,7 +18,7 @@ pub fn causes<'a>(
 
 /// The known name nearest to `key` by edit distance, when it is near enough to be a typo
 /// (`executorz` → `executors`), for "did you mean" in messages.
-pub fn nearest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
+pub(crate) fn nearest<'a>(key: &str, known: &[&'a str]) -> Option<&'a str> {
     let distance = |a: &str, b: &str| {
         let b: Vec<char> = b.chars().collect();
         let mut row: Vec<usize> = (0..=b.len()).collect();

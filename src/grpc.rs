@@ -113,7 +113,7 @@ pub async fn serve(
 }
 
 /// gRPC reflection (v1) over our protos and health.
-pub fn reflection_v1() -> tonic_reflection::server::v1::ServerReflectionServer<
+fn reflection_v1() -> tonic_reflection::server::v1::ServerReflectionServer<
     impl tonic_reflection::server::v1::ServerReflection,
 > {
     tonic_reflection::server::Builder::configure()
@@ -124,7 +124,7 @@ pub fn reflection_v1() -> tonic_reflection::server::v1::ServerReflectionServer<
 }
 
 /// gRPC reflection (v1alpha, what Python's grpcio-reflection asks) over our protos and health.
-pub fn reflection_v1alpha() -> tonic_reflection::server::v1alpha::ServerReflectionServer<
+fn reflection_v1alpha() -> tonic_reflection::server::v1alpha::ServerReflectionServer<
     impl tonic_reflection::server::v1alpha::ServerReflection,
 > {
     tonic_reflection::server::Builder::configure()
@@ -166,7 +166,6 @@ pub fn channel(
 ) -> Result<Channel, String> {
     Ok(endpoint(host, port, connect_timeout, tls)?.connect_lazy())
 }
-
 
 /// How often a name that stands for several copies is resolved again.
 const RESOLVE_EVERY: Duration = Duration::from_secs(5);

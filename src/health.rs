@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 /// The state of one executor copy.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum CopyState {
+pub(crate) enum CopyState {
     Up,
     /// Down, and why (`exited (signal: 9 (SIGKILL)); restarting in 250ms`).
     Down(String),
@@ -18,28 +18,28 @@ pub enum CopyState {
 
 /// The writing side, held by the copy's supervisor.
 #[derive(Debug)]
-pub struct Reporter(watch::Sender<CopyState>);
+pub(crate) struct Reporter(watch::Sender<CopyState>);
 
 impl Reporter {
-    pub fn up(&self) {
+    pub(crate) fn up(&self) {
         self.0.send_replace(CopyState::Up);
     }
 
-    pub fn down(&self, why: String) {
+    pub(crate) fn down(&self, why: String) {
         self.0.send_replace(CopyState::Down(why));
     }
 }
 
 /// The reading side: cheap to clone, never blocks.
 #[derive(Clone)]
-pub struct Liveness {
+pub(crate) struct Liveness {
     label: String,
     state: watch::Receiver<CopyState>,
 }
 
 impl Liveness {
     /// A copy under supervision, up at first (it was ready when the Flow started).
-    pub fn supervised(label: &str) -> (Reporter, Liveness) {
+    pub(crate) fn supervised(label: &str) -> (Reporter, Liveness) {
         let (tx, rx) = watch::channel(CopyState::Up);
         (
             Reporter(tx),
@@ -52,25 +52,25 @@ impl Liveness {
 
     /// A copy nobody here supervises (an external executor): assumed up; a failed call says
     /// otherwise.
-    pub fn unsupervised(label: &str) -> Liveness {
+    pub(crate) fn unsupervised(label: &str) -> Liveness {
         Liveness::supervised(label).1
     }
 
     /// The copy's name in messages (`encoder/rep-1`).
-    pub fn label(&self) -> &str {
+    pub(crate) fn label(&self) -> &str {
         &self.label
     }
 
-    pub fn state(&self) -> CopyState {
+    pub(crate) fn state(&self) -> CopyState {
         self.state.borrow().clone()
     }
 
-    pub fn is_up(&self) -> bool {
+    pub(crate) fn is_up(&self) -> bool {
         *self.state.borrow() == CopyState::Up
     }
 
     /// Resolves at the next change of state (never, for a copy without a supervisor).
-    pub async fn changed(&mut self) {
+    pub(crate) async fn changed(&mut self) {
         if self.state.changed().await.is_err() {
             std::future::pending::<()>().await
         }
@@ -85,7 +85,7 @@ impl fmt::Debug for Liveness {
 
 /// Whether every copy of a Flow is up, as a stream of changes: what the gateway's own health
 /// check reports.
-pub async fn all_up_changes(mut copies: Vec<Liveness>, mut on_change: impl FnMut(bool)) {
+pub(crate) async fn all_up_changes(mut copies: Vec<Liveness>, mut on_change: impl FnMut(bool)) {
     if copies.is_empty() {
         return;
     }

@@ -19,7 +19,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// One running Flow, as it recorded itself.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct FlowRecord {
+pub(crate) struct FlowRecord {
     pub name: String,
     pub pid: u32,
     /// The process's start time (clock ticks after boot): a later process that reuses the pid
@@ -39,14 +39,14 @@ pub struct FlowRecord {
 
 /// One protocol of a recorded Flow and its port.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct RecordedPort {
+pub(crate) struct RecordedPort {
     pub protocol: String,
     pub port: u16,
 }
 
 impl FlowRecord {
     /// The record of this process serving `ports` on `host`.
-    pub fn of_this_process(
+    pub(crate) fn of_this_process(
         name: String,
         host: &str,
         ports: &[(Protocol, u16)],
@@ -77,7 +77,7 @@ impl FlowRecord {
     }
 
     /// The address a client on this machine dials: loopback for a gateway on every interface.
-    pub fn dial_host(&self) -> &str {
+    pub(crate) fn dial_host(&self) -> &str {
         match self.host.as_str() {
             "0.0.0.0" | "::" | "[::]" | "" => "127.0.0.1",
             host => host,
@@ -85,7 +85,7 @@ impl FlowRecord {
     }
 
     /// The port of `protocol`, if the Flow serves it.
-    pub fn port_of(&self, protocol: Protocol) -> Option<u16> {
+    fn port_of(&self, protocol: Protocol) -> Option<u16> {
         self.ports
             .iter()
             .find(|p| p.protocol == protocol.as_str())
@@ -93,7 +93,7 @@ impl FlowRecord {
     }
 
     /// `grpc 127.0.0.1:51234, http 127.0.0.1:51235`.
-    pub fn addresses(&self) -> String {
+    pub(crate) fn addresses(&self) -> String {
         self.ports
             .iter()
             .map(|p| format!("{} {}:{}", p.protocol, self.dial_host(), p.port))
@@ -102,7 +102,7 @@ impl FlowRecord {
     }
 
     /// How long it has served.
-    pub fn uptime(&self) -> Duration {
+    pub(crate) fn uptime(&self) -> Duration {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
@@ -117,7 +117,7 @@ impl FlowRecord {
 
 /// The per-user folder where running Flows record themselves: `$JINA_RUNTIME_DIR`, else
 /// `$XDG_RUNTIME_DIR/jina`, else `~/.jina/run`, else `<temp>/jina-<uid>`.
-pub fn runtime_dir() -> PathBuf {
+pub(crate) fn runtime_dir() -> PathBuf {
     let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
     if let Some(dir) = var("JINA_RUNTIME_DIR") {
         return dir.into();
@@ -134,7 +134,7 @@ pub fn runtime_dir() -> PathBuf {
 
 /// A Flow's record in the runtime folder; dropping it removes the record.
 #[derive(Debug)]
-pub struct Registration {
+pub(crate) struct Registration {
     path: PathBuf,
 }
 
@@ -146,7 +146,7 @@ impl Drop for Registration {
 
 /// Records `record` in the runtime folder until the returned value is dropped. A Flow serves
 /// whether or not it could be recorded: a failure is a warning (clients then need its port).
-pub fn register(record: &FlowRecord) -> Option<Registration> {
+pub(crate) fn register(record: &FlowRecord) -> Option<Registration> {
     write_record(record)
         .inspect_err(|e| {
             tracing::warn!(
@@ -175,7 +175,7 @@ fn write_record(record: &FlowRecord) -> std::io::Result<Registration> {
 
 /// The Flows running on this machine, oldest first. Records of processes that are gone are
 /// removed on the way; unreadable files are skipped.
-pub fn running() -> Vec<FlowRecord> {
+pub(crate) fn running() -> Vec<FlowRecord> {
     let Ok(entries) = std::fs::read_dir(runtime_dir()) else {
         return vec![];
     };
@@ -202,7 +202,7 @@ pub fn running() -> Vec<FlowRecord> {
 
 /// Why no single Flow could be picked.
 #[derive(Debug, PartialEq, thiserror::Error)]
-pub enum PickError {
+pub(crate) enum PickError {
     #[error(
         "no Flow runs on this machine (none recorded in {}): start one with `jina flow --uses flow.yml`, or give the gateway's address with --host and --port",
         dir.display()
@@ -245,7 +245,7 @@ fn describe_or_none(list: &[FlowRecord]) -> String {
 /// The Flow a command without an address talks to: the one named `name`, else the only one
 /// running; and the protocol to use: `protocol` if given (it must serve it), else gRPC if it
 /// serves it, else its first.
-pub fn pick(
+pub(crate) fn pick(
     name: Option<&str>,
     protocol: Option<Protocol>,
 ) -> Result<(FlowRecord, Protocol, u16), PickError> {

@@ -160,14 +160,14 @@ fn jina_filter(level: &str) -> String {
 }
 
 /// Installs the logger for a process named `name` (once; later calls do nothing).
-pub fn init(name: &str) {
+pub(crate) fn init(name: &str) {
     init_traced(name, None);
 }
 
 /// [`init`], with our spans (from info up) also turned into OpenTelemetry spans by `traces`.
 /// The layer is there from the start, never swapped in later: the calls that join a span to
 /// a remote parent must find it.
-pub fn init_traced(name: &str, traces: Option<crate::telemetry::TracesLayer>) {
+pub(crate) fn init_traced(name: &str, traces: Option<crate::telemetry::TracesLayer>) {
     use std::io::IsTerminal;
     use tracing_subscriber::Layer;
     use tracing_subscriber::layer::SubscriberExt;

@@ -27,7 +27,7 @@ impl ListenError {
 }
 
 /// A socket listening on 127.0.0.1:`port` (0: any free port), to hand to a child.
-pub fn listen_local(port: u16) -> Result<std::net::TcpListener, ListenError> {
+pub(crate) fn listen_local(port: u16) -> Result<std::net::TcpListener, ListenError> {
     std::net::TcpListener::bind(("127.0.0.1", port))
         .map_err(|e| ListenError::of("127.0.0.1", port, e))
 }
@@ -41,7 +41,7 @@ pub fn free_port() -> Result<u16, ListenError> {
 }
 
 /// Splits `host:port` (the one reader of an address; `[::1]:80` works too).
-pub fn host_port(address: &str) -> Result<(&str, u16), String> {
+pub(crate) fn host_port(address: &str) -> Result<(&str, u16), String> {
     address
         .rsplit_once(':')
         .and_then(|(h, p)| {

@@ -173,19 +173,15 @@ impl RunningFlow {
         let ports = listeners.ports();
         let (stop_metrics, metrics_stopped) = oneshot::channel::<()>();
         let g = &spec.gateway;
-        let monitoring = crate::metrics::serve_gateway(
-            g.monitoring,
-            &g.host,
-            g.port_monitoring,
-            async move {
+        let monitoring =
+            crate::metrics::serve_gateway(g.monitoring, &g.host, g.port_monitoring, async move {
                 let _ = metrics_stopped.await;
-            },
-        )
-        .await
-        .map_err(|error| StartError::Listen {
-            executor: "gateway (port_monitoring)".into(),
-            error,
-        })?;
+            })
+            .await
+            .map_err(|error| StartError::Listen {
+                executor: "gateway (port_monitoring)".into(),
+                error,
+            })?;
         let executors = orchestrate::start(flow, client_tls.as_ref()).await?;
         let policies: Vec<_> = (0..spec.executors.len())
             .map(|i| spec.call_policy(i))
@@ -264,7 +260,7 @@ impl RunningFlow {
     }
 
     /// This Flow's record for `jina flows` and clients without an address (`local_flows`).
-    pub fn record(
+    pub(crate) fn record(
         &self,
         name: String,
         yaml: Option<&std::path::Path>,

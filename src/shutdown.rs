@@ -8,7 +8,7 @@ use std::time::Duration;
 /// How long a stopping server waits for its open connections (requests in flight, clients
 /// that do not hang up) before it drops them. Shorter than the grace a Flow gives its
 /// children before SIGKILL (5 s), so an executor always gets to exit on its own.
-pub const CONNECTION_GRACE: Duration = Duration::from_secs(3);
+pub(crate) const CONNECTION_GRACE: Duration = Duration::from_secs(3);
 
 /// Resolves on Ctrl-C or SIGTERM.
 ///
@@ -16,7 +16,7 @@ pub const CONNECTION_GRACE: Duration = Duration::from_secs(3);
 /// polled: call it before announcing "ready", so that a signal sent right after the ready
 /// line reaches us instead of the default action, which would kill the process before it
 /// stops its children and finishes the requests in flight.
-pub fn termination() -> impl Future<Output = ()> + Send + 'static {
+pub(crate) fn termination() -> impl Future<Output = ()> + Send + 'static {
     use tokio::signal::unix::{SignalKind, signal};
     let interrupt = signal(SignalKind::interrupt());
     let terminate = signal(SignalKind::terminate());
@@ -40,7 +40,7 @@ pub fn termination() -> impl Future<Output = ()> + Send + 'static {
 /// finish. `serve` gets the signal to stop accepting (and to close connections gracefully);
 /// if it has not returned by the deadline, it is dropped, which closes what is left. Without
 /// this, one client that never hangs up would keep a stopping Flow alive forever.
-pub async fn serve_with_grace<F, T>(
+pub(crate) async fn serve_with_grace<F, T>(
     what: &str,
     shutdown: impl Future<Output = ()> + Send + 'static,
     serve: impl FnOnce(futures::future::BoxFuture<'static, ()>) -> F,

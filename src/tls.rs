@@ -100,7 +100,7 @@ impl ServerTls {
     /// Accepts connections on `listener` and yields them once their TLS handshake is done.
     /// Handshakes run side by side, so a slow or silent client holds up nobody. A client that
     /// speaks plain text gets a plain-text answer saying that this port serves TLS.
-    pub fn incoming(&self, listener: TcpListener) -> TlsIncoming {
+    pub(crate) fn incoming(&self, listener: TcpListener) -> TlsIncoming {
         let acceptor = tokio_rustls::TlsAcceptor::from(self.config.clone());
         let local = listener.local_addr();
         let (tx, rx) = tokio::sync::mpsc::channel(64);
@@ -158,7 +158,7 @@ async fn handshake(
 }
 
 /// The TLS connections of a listener, handshake done: an axum listener, and a stream for tonic.
-pub struct TlsIncoming {
+pub(crate) struct TlsIncoming {
     rx: tokio::sync::mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
     local: std::io::Result<SocketAddr>,
     task: tokio::task::JoinHandle<()>,
@@ -172,7 +172,7 @@ impl Drop for TlsIncoming {
 
 impl TlsIncoming {
     /// The connections as a stream (what tonic's `serve_with_incoming` takes).
-    pub fn into_stream(
+    pub(crate) fn into_stream(
         self,
     ) -> impl futures::Stream<Item = std::io::Result<TlsStream<TcpStream>>> + Send + 'static {
         futures::stream::unfold(self, |mut me| async move {

@@ -6,7 +6,7 @@ use crate::health::Liveness;
 
 /// Where one executor copy listens (`host:port`), and whether it is up.
 #[derive(Clone, Debug)]
-pub struct CopyAddress {
+pub(crate) struct CopyAddress {
     pub address: String,
     pub liveness: Liveness,
     /// Whether it merges the parents of a join by document id itself (`process_data`, as ours
@@ -17,7 +17,7 @@ pub struct CopyAddress {
 
 impl CopyAddress {
     /// A copy that runs elsewhere, under nobody's supervision here.
-    pub fn external(address: String) -> CopyAddress {
+    pub(crate) fn external(address: String) -> CopyAddress {
         CopyAddress {
             liveness: Liveness::unsupervised(&address),
             address,
@@ -28,7 +28,7 @@ impl CopyAddress {
 
 /// Where the copies of one executor listen.
 #[derive(Clone, Debug)]
-pub struct DeploymentAddresses {
+pub(crate) struct DeploymentAddresses {
     pub name: String,
     pub polling: Polling,
     /// Polling for particular endpoints (Jina 3's map form); `polling` for the rest.
@@ -45,6 +45,6 @@ pub struct DeploymentAddresses {
 
 /// The addresses of every executor of a Flow, in the Flow's order.
 #[derive(Clone, Debug)]
-pub struct Topology {
+pub(crate) struct Topology {
     pub deployments: Vec<DeploymentAddresses>,
 }

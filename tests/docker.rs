@@ -420,7 +420,11 @@ async fn an_exported_compose_project_serves_the_flow_and_down_leaves_nothing() {
     assert!(ok, "docker-compose up: {up}");
     // `up -d` returns once the gateway is created; its health check says when it serves.
     wait_healthy(&format!("{}_gateway_1", project.name));
-    let answers = post_grpc(grpc, vec![request("/index", texts(&["Hello there. How are you?"]))]).await;
+    let answers = post_grpc(
+        grpc,
+        vec![request("/index", texts(&["Hello there. How are you?"]))],
+    )
+    .await;
     let docs = jina::request::docs(&answers[0]).unwrap();
     assert_eq!(docs[0].chunks.len(), 2);
     let seen: Vec<_> = docs[0]
@@ -557,9 +561,17 @@ async fn the_gateway_spreads_requests_over_every_address_of_one_name() {
     // The gateway connects to each address it resolved as it learns of it: a first burst can
     // meet only the first connection that is ready. Warm up, give the others time to connect,
     // then count.
-    post_grpc(port, (0..5).map(|_| request("/index", texts(&["warm-up"]))).collect()).await;
+    post_grpc(
+        port,
+        (0..5)
+            .map(|_| request("/index", texts(&["warm-up"])))
+            .collect(),
+    )
+    .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let requests = (0..30).map(|_| request("/index", texts(&["which copy?"]))).collect();
+    let requests = (0..30)
+        .map(|_| request("/index", texts(&["which copy?"])))
+        .collect();
     let answers = post_grpc(port, requests).await;
     let mut copies = std::collections::BTreeMap::<String, usize>::new();
     for answer in &answers {
@@ -720,8 +732,7 @@ async fn a_remote_executor_is_started_by_the_daemon_of_its_host_and_stopped_with
     flow.wait_for_gateway(Duration::from_secs(60));
     assert_eq!(daemon_executors(&base, Some("secret")).await.1, ["middle"]);
     drop(flow);
-    let left =
-        wait_daemon_empty(&base, jina::daemon::client::LEASE + Duration::from_secs(10)).await;
+    let left = wait_daemon_empty(&base, jina::testing::LEASE + Duration::from_secs(10)).await;
     assert_eq!(left, Vec::<String>::new());
     assert!(
         sh("docker", &["logs", &daemon])
@@ -798,7 +809,13 @@ async fn a_docker_executor_serves_its_metrics_with_monitoring_on() {
         .unwrap_or_else(|| panic!("no metrics for boxed: {output}"))
         .trim()
         .to_string();
-    post_grpc(flow.grpc, (0..5).map(|_| request("/index", texts(&["hello"]))).collect()).await;
+    post_grpc(
+        flow.grpc,
+        (0..5)
+            .map(|_| request("/index", texts(&["hello"])))
+            .collect(),
+    )
+    .await;
     let text = get_text(&url).await;
     let line = r#"jina_successful_requests_total{runtime_name="boxed",executor="Visit",executor_endpoint="/index"} 5"#;
     assert!(text.lines().any(|l| l == line), "{text}");

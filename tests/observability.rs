@@ -47,7 +47,12 @@ fn value(samples: &BTreeMap<String, f64>, name: &str, with: &[&str]) -> f64 {
 
 fn requests(n: usize) -> Vec<jina::proto::jina::DataRequestProto> {
     (0..n)
-        .map(|i| request("/index", vec![jina::Document::from_text(format!("doc {i}"))]))
+        .map(|i| {
+            request(
+                "/index",
+                vec![jina::Document::from_text(format!("doc {i}"))],
+            )
+        })
         .collect()
 }
 

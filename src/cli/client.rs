@@ -13,7 +13,7 @@ use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 #[derive(Subcommand, Debug)]
-pub enum ClientCommand {
+pub(super) enum ClientCommand {
     /// Send documents to an endpoint of a running Flow
     Post(PostArgs),
     /// Stream one document to a streaming endpoint; print each document it yields as it arrives
@@ -25,7 +25,7 @@ pub enum ClientCommand {
 Each document that comes back is printed on a line of its own as soon as it arrives: its text, or with --json the whole document. HTTP streams carry no --parameters (as Python Jina's).
 
 Example: jina client stream /tokenize --text \"streams arrive one word at a time\"")]
-pub struct StreamArgs {
+pub(super) struct StreamArgs {
     /// The endpoint, e.g. /generate
     pub endpoint: String,
     #[command(flatten)]
@@ -53,7 +53,7 @@ Without --host/--port it talks to the Flow running on this machine (JINA_HOST / 
 
 Example: jina client post /index --inputs data.csv --show-progress"
 )]
-pub struct PostArgs {
+pub(super) struct PostArgs {
     /// The endpoint, e.g. /index
     pub endpoint: String,
     #[command(flatten)]
@@ -102,7 +102,7 @@ pub struct PostArgs {
 
 /// Where a client command goes: an address, or a Flow running on this machine.
 #[derive(Args, Debug)]
-pub struct AddressArgs {
+pub(super) struct AddressArgs {
     /// The gateway's host (default: JINA_HOST, else 127.0.0.1; needs --port)
     #[arg(long)]
     pub host: Option<String>,
@@ -194,7 +194,7 @@ async fn connect(address: &AddressArgs, tls: &TlsArgs) -> anyhow::Result<Client>
 
 /// How a client reaches a gateway that serves TLS.
 #[derive(Args, Debug)]
-pub struct TlsArgs {
+pub(super) struct TlsArgs {
     /// Connect over TLS (gRPC with TLS, HTTPS, WSS), trusting the system's roots
     #[arg(long)]
     pub tls: bool,
@@ -217,7 +217,7 @@ impl TlsArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct PingArgs {
+pub(super) struct PingArgs {
     /// `[flow|gateway|executor] HOST:PORT` (Jina 3's form) or `HOST:PORT`. `flow` asks the
     /// gateway whether every executor serves (dry run); the others ask the process itself.
     /// Without HOST:PORT: the Flow running on this machine
@@ -252,7 +252,7 @@ fn parse_resolver(s: &str) -> Result<(String, String), String> {
         .ok_or_else(|| format!("expected column=field, found '{s}'"))
 }
 
-pub async fn run(command: ClientCommand) -> anyhow::Result<()> {
+pub(super) async fn run(command: ClientCommand) -> anyhow::Result<()> {
     match command {
         ClientCommand::Post(args) => post(args).await,
         ClientCommand::Stream(args) => stream(args).await,
@@ -417,7 +417,7 @@ enum PingTarget {
     Process,
 }
 
-pub async fn ping(args: PingArgs) -> anyhow::Result<()> {
+pub(super) async fn ping(args: PingArgs) -> anyhow::Result<()> {
     let word = |w: &str| match w {
         "flow" => Some(PingTarget::Flow),
         "gateway" | "executor" => Some(PingTarget::Process),
@@ -476,7 +476,7 @@ pub async fn ping(args: PingArgs) -> anyhow::Result<()> {
 }
 
 /// `jina flows`: the Flows running on this machine, like `docker ps`.
-pub fn list_flows() -> anyhow::Result<()> {
+pub(super) fn list_flows() -> anyhow::Result<()> {
     let flows = crate::local_flows::running();
     if flows.is_empty() {
         let _ = writeln!(

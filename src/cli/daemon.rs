@@ -10,7 +10,7 @@ use std::path::PathBuf;
 8000) starts its executor through this daemon. It runs code on request: bind it where only \
 your Flows reach it, and give it a token (docs/deploy.md)."
 )]
-pub struct DaemonArgs {
+pub(super) struct DaemonArgs {
     /// The port of the HTTP API (JinaD's)
     #[arg(long = "port-expose", visible_alias = "port", default_value_t = crate::daemon::client::DEFAULT_DAEMON_PORT)]
     pub port_expose: u16,
@@ -25,18 +25,12 @@ pub struct DaemonArgs {
     pub workspace: PathBuf,
 }
 
-pub async fn run(args: DaemonArgs) -> anyhow::Result<()> {
+pub(super) async fn run(args: DaemonArgs) -> anyhow::Result<()> {
     crate::logging::init("daemon");
     let program = crate::orchestrate::jina_binary().map_err(|e| anyhow!(e))?;
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port_expose))
         .await
-        .map_err(|e| {
-            anyhow!(crate::net::ListenError::of(
-                &args.host,
-                args.port_expose,
-                e
-            ))
-        })?;
+        .map_err(|e| anyhow!(crate::net::ListenError::of(&args.host, args.port_expose, e)))?;
     let root = std::path::absolute(&args.workspace)
         .map_err(|e| anyhow!("{}: {e}", args.workspace.display()))?;
     if args.token.is_none() {
@@ -48,7 +42,6 @@ pub async fn run(args: DaemonArgs) -> anyhow::Result<()> {
     }
     let settings = crate::daemon::DaemonSettings {
         host: args.host.clone(),
-        port: args.port_expose,
         token: args.token,
         root,
         program,

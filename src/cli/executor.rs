@@ -3,7 +3,7 @@
 use crate::executor::{ExecutorConfig, ExecutorFlags, server};
 use anyhow::{Context, anyhow};
 
-pub async fn run(args: ExecutorFlags) -> anyhow::Result<()> {
+pub(super) async fn run(args: ExecutorFlags) -> anyhow::Result<()> {
     let config = ExecutorConfig::from_uses(&args.uses)?;
     let overrides = args.overrides()?;
     if config.is_python() {

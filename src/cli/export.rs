@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Subcommand, Debug)]
-pub enum ExportCommand {
+pub(super) enum ExportCommand {
     /// Write a docker-compose file: a service per executor copy and one for the gateway
     #[command(
         name = "docker-compose",
@@ -24,7 +24,7 @@ pull (docs/deploy.md)."
 }
 
 #[derive(Args, Debug)]
-pub struct KubernetesArgs {
+pub(super) struct KubernetesArgs {
     /// The Flow YAML
     pub flowpath: PathBuf,
     /// The folder to write the manifests into (made if missing)
@@ -38,7 +38,7 @@ pub struct KubernetesArgs {
 }
 
 #[derive(Args, Debug)]
-pub struct ComposeArgs {
+pub(super) struct ComposeArgs {
     /// The Flow YAML
     pub flowpath: PathBuf,
     /// The compose file to write
@@ -55,7 +55,7 @@ fn load(path: &std::path::Path) -> anyhow::Result<(crate::flow::CheckedFlow, Pat
     Ok((flow, absolute))
 }
 
-pub fn run(command: ExportCommand) -> anyhow::Result<()> {
+pub(super) fn run(command: ExportCommand) -> anyhow::Result<()> {
     crate::logging::init("export");
     match command {
         ExportCommand::Kubernetes(args) => {

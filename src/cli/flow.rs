@@ -11,7 +11,7 @@ use std::path::PathBuf;
 running Flow does when an executor dies or a request is slow, in docs/resilience.md; the \
 command line, in docs/cli.md.\n\nExample: jina flow --uses flows/hello.yml"
 )]
-pub struct FlowArgs {
+pub(super) struct FlowArgs {
     /// The Flow YAML file (Jina's format: `jtype: Flow`, `with:` or `gateway:`, `executors:`;
     /// variables like ${{ ENV.X }} are replaced first)
     #[arg(long)]
@@ -43,7 +43,7 @@ fn reported(
     Ok(flow)
 }
 
-pub async fn run(args: FlowArgs) -> anyhow::Result<()> {
+pub(super) async fn run(args: FlowArgs) -> anyhow::Result<()> {
     // The YAML first: whether the Flow is traced decides how logging is set up. Its problems
     // are printed once logging is.
     let loaded = crate::flow::load(&args.uses);

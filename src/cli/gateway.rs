@@ -19,7 +19,7 @@ use clap::Args;
 use serde_json::{Map, Value};
 
 #[derive(Args, Debug)]
-pub struct GatewayArgs {
+pub(super) struct GatewayArgs {
     /// A Flow YAML whose executors run at --deployments-addresses: its graph and settings
     #[arg(long, conflicts_with = "graph_description")]
     pub uses: Option<std::path::PathBuf>,
@@ -254,7 +254,7 @@ fn from_flow(
     ))
 }
 
-pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
+pub(super) async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     // A Flow that is traced decides how logging is set up, so its YAML is read first.
     let export = args
         .uses
@@ -327,7 +327,7 @@ pub async fn run(args: GatewayArgs) -> anyhow::Result<()> {
         crate::shutdown::termination(),
     )
     .await
-        .map_err(|e| anyhow!(e))?;
+    .map_err(|e| anyhow!(e))?;
     let router = gateway::router(
         graph,
         &topology,

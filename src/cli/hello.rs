@@ -24,7 +24,7 @@ const SAMPLE_QUERIES: &[&str] = &[
 ];
 
 #[derive(Args, Debug)]
-pub struct HelloArgs {
+pub(super) struct HelloArgs {
     /// The HTTP port of the search page and REST API
     #[arg(long, default_value_t = 12345)]
     pub port: u16,
@@ -61,7 +61,7 @@ fn paragraphs() -> impl Iterator<Item = Document> + Send + 'static {
         })
 }
 
-pub async fn run(args: HelloArgs) -> anyhow::Result<()> {
+pub(super) async fn run(args: HelloArgs) -> anyhow::Result<()> {
     crate::logging::init("hello");
     let checked = match &args.model {
         None => crate::flow::from_yaml(HELLO_YAML, "hello.yml", None),

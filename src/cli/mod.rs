@@ -166,4 +166,3 @@ fn block_on(fut: impl std::future::Future<Output = anyhow::Result<()>>) -> anyho
 fn say(line: std::fmt::Arguments) {
     let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
-

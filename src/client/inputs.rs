@@ -217,7 +217,7 @@ pub fn csv_columns_without_text(path: &Path, resolver: &FieldResolver) -> Option
 }
 
 /// Documents from newline-delimited JSON, one document object per line (blank lines skipped).
-pub fn from_ndjson(reader: impl BufRead + Send + 'static, origin: &str) -> Documents {
+fn from_ndjson(reader: impl BufRead + Send + 'static, origin: &str) -> Documents {
     let origin = origin.to_string();
     numbered_lines(reader, origin.clone(), move |n, line| {
         let value: serde_json::Value = serde_json::from_str(line)
@@ -227,7 +227,7 @@ pub fn from_ndjson(reader: impl BufRead + Send + 'static, origin: &str) -> Docum
 }
 
 /// One text document per non-empty line.
-pub fn from_lines(reader: impl BufRead + Send + 'static, origin: &str) -> Documents {
+fn from_lines(reader: impl BufRead + Send + 'static, origin: &str) -> Documents {
     numbered_lines(reader, origin.to_string(), |_, line| {
         Ok(Document::from_text(line))
     })
@@ -257,7 +257,7 @@ fn numbered_lines(
 
 /// One document per file matching `pattern`: `uri` is the path, `mime_type` follows the
 /// extension, and the content is `text` (UTF-8 files, when `text` is asked) or `blob`.
-pub fn from_files(pattern: &str, text: bool) -> Result<Documents, InputError> {
+fn from_files(pattern: &str, text: bool) -> Result<Documents, InputError> {
     let paths = glob::glob(pattern)
         .map_err(|e| InputError::new(pattern, None, format!("not a valid glob: {e}")))?;
     let pattern = pattern.to_string();
@@ -285,7 +285,7 @@ pub fn from_files(pattern: &str, text: bool) -> Result<Documents, InputError> {
 }
 
 /// The mime type of a file by its extension.
-pub fn mime_of(path: &Path) -> Option<&'static str> {
+fn mime_of(path: &Path) -> Option<&'static str> {
     let ext = path.extension()?.to_str()?.to_ascii_lowercase();
     Some(match ext.as_str() {
         "txt" | "text" | "md" => "text/plain",
@@ -308,7 +308,7 @@ pub fn mime_of(path: &Path) -> Option<&'static str> {
 
 /// One document per row of a `.npy` array (C order, little-endian f4/f8/i4/i8/u1/b1), the row
 /// as its `tensor` (the reference's `from_ndarray`).
-pub fn from_ndarray(
+fn from_ndarray(
     mut reader: impl Read + Send + 'static,
     origin: &str,
 ) -> Result<Documents, InputError> {

@@ -18,14 +18,14 @@ use std::process::{Command, Stdio};
 
 /// Label: the Flow process that started the container, as `PID:START` (its start time in
 /// clock ticks since boot, so a reused pid is not taken for the Flow).
-pub const OWNER_LABEL: &str = "ai.jina-rs.owner";
+pub(crate) const OWNER_LABEL: &str = "ai.jina-rs.owner";
 /// Label: the machine of that Flow (a daemon may serve several machines).
-pub const HOST_LABEL: &str = "ai.jina-rs.host";
+pub(crate) const HOST_LABEL: &str = "ai.jina-rs.host";
 /// Label: the executor copy the container serves (`enc/rep-1`).
-pub const EXECUTOR_LABEL: &str = "ai.jina-rs.executor";
+pub(crate) const EXECUTOR_LABEL: &str = "ai.jina-rs.executor";
 
 /// The name under which a container of ours reaches the machine that runs Docker.
-pub const DOCKER_HOST_NAME: &str = "host.docker.internal";
+pub(crate) const DOCKER_HOST_NAME: &str = "host.docker.internal";
 
 /// Why containers could not be managed.
 #[derive(Debug, thiserror::Error)]
@@ -38,7 +38,7 @@ pub enum ContainerError {
 
 /// One executor copy to run in a container.
 #[derive(Debug)]
-pub struct ContainerCopy<'a> {
+pub(crate) struct ContainerCopy<'a> {
     pub image: &'a ImageRef,
     /// The copy's name in logs (`enc/rep-1`).
     pub label: &'a str,
@@ -60,7 +60,7 @@ pub struct ContainerCopy<'a> {
 
 impl ContainerCopy<'_> {
     /// The container's name: the copy's label and the Flow's pid, as Docker allows names.
-    pub fn name(&self) -> String {
+    pub(crate) fn name(&self) -> String {
         let label: String = self
             .label
             .chars()
@@ -76,7 +76,7 @@ impl ContainerCopy<'_> {
 
     /// `docker run ...` (without `docker`): in the foreground, so that its output and our
     /// signals go through the CLI; removed when it stops.
-    pub fn run_args(&self) -> Vec<String> {
+    pub(crate) fn run_args(&self) -> Vec<String> {
         let mut args: Vec<String> = ["run", "--rm", "--name"]
             .into_iter()
             .map(str::to_string)
@@ -135,7 +135,7 @@ impl ContainerCopy<'_> {
     /// The arguments of `jina` that run it: `guard --container NAME -- docker run ...`. The
     /// guard removes the container by name before each start (one left by a killed CLI would
     /// hold the name and the port) and after it ends, and stops it when its parent dies.
-    pub fn guarded_args(&self) -> Vec<String> {
+    pub(crate) fn guarded_args(&self) -> Vec<String> {
         ["guard", "--container", &self.name(), "--", "docker"]
             .into_iter()
             .map(str::to_string)
@@ -145,7 +145,7 @@ impl ContainerCopy<'_> {
 }
 
 /// This process as an owner: `PID:START`.
-pub fn owner() -> String {
+pub(crate) fn owner() -> String {
     let pid = std::process::id();
     format!("{pid}:{}", start_time(pid).unwrap_or_default())
 }
@@ -192,7 +192,7 @@ fn docker(args: &[&str]) -> Result<String, ContainerError> {
 }
 
 /// Removes containers by name or id, running or not; one already gone is no error.
-pub fn remove(names: &[String]) {
+pub(crate) fn remove(names: &[String]) {
     if names.is_empty() {
         return;
     }
@@ -220,7 +220,7 @@ fn ours_here() -> Result<Vec<(String, String)>, ContainerError> {
 /// Removes the containers left by Flows of this machine that are no longer running (killed
 /// before they could remove them) and returns how many. It is also the check that Docker
 /// answers, so a Flow with `docker://` executors fails early and clearly without it.
-pub async fn remove_leftovers() -> Result<usize, ContainerError> {
+pub(crate) async fn remove_leftovers() -> Result<usize, ContainerError> {
     tokio::task::spawn_blocking(|| {
         let dead: Vec<String> = ours_here()?
             .into_iter()
@@ -241,7 +241,7 @@ pub async fn remove_leftovers() -> Result<usize, ContainerError> {
 }
 
 /// Removes every container this process started that is still there.
-pub async fn remove_own() {
+pub(crate) async fn remove_own() {
     let _ = tokio::task::spawn_blocking(|| {
         let me = owner();
         match ours_here() {

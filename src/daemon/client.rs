@@ -13,9 +13,9 @@ use std::time::Duration;
 /// The lease a Flow asks for its remote copies.
 pub const LEASE: Duration = Duration::from_secs(10);
 /// The daemon's port when a Flow entry gives no `port_expose` (JinaD's).
-pub const DEFAULT_DAEMON_PORT: u16 = 8000;
+pub(crate) const DEFAULT_DAEMON_PORT: u16 = 8000;
 /// Where the token for daemons comes from.
-pub const TOKEN_VARIABLE: &str = "JINA_DAEMON_TOKEN";
+pub(crate) const TOKEN_VARIABLE: &str = "JINA_DAEMON_TOKEN";
 
 /// Why a remote copy could not be started or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +31,7 @@ pub enum DaemonError {
 }
 
 /// A copy running under a daemon, kept alive by this Flow until [`RemoteCopy::stop`].
-pub struct RemoteCopy {
+pub(crate) struct RemoteCopy {
     daemon: String,
     spawned: Spawned,
     host: String,
@@ -77,7 +77,7 @@ async fn send(
 
 impl RemoteCopy {
     /// Asks the daemon at `host:port` to start `request` and waits until it serves.
-    pub async fn start(
+    pub(crate) async fn start(
         host: &str,
         port: u16,
         request: SpawnRequest,
@@ -146,12 +146,12 @@ impl RemoteCopy {
     }
 
     /// Where the gateway reaches it.
-    pub fn address(&self) -> String {
+    pub(crate) fn address(&self) -> String {
         format!("{}:{}", self.host, self.spawned.port)
     }
 
     /// Asks the daemon to stop it, and stops renewing its lease.
-    pub async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         for task in self.tasks.drain(..) {
             task.abort();
         }
@@ -179,7 +179,7 @@ async fn stop_one(client: &reqwest::Client, base: &str, id: &str, token: &Option
 }
 
 /// Stops every copy this process started and did not stop (a Flow stopped while starting).
-pub async fn stop_all() {
+pub(crate) async fn stop_all() {
     let started = std::mem::take(&mut *STARTED.lock().unwrap());
     let client = reqwest::Client::new();
     for (base, id, token) in started {

@@ -16,8 +16,9 @@
 //! Bearer`), and writes uploads only inside their workspace (no absolute path, no `..`).
 //! It owns the executors it started and nothing else; [`client`] is the Flow's side.
 
-pub mod client;
+pub(crate) mod client;
 
+use crate::executor::{ExecutorFlags, UsesText};
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -31,10 +32,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::sync::broadcast;
-use crate::executor::{ExecutorFlags, UsesText};
 
 /// A lease given when the request names none.
-pub const DEFAULT_LEASE: Duration = Duration::from_secs(30);
+pub(crate) const DEFAULT_LEASE: Duration = Duration::from_secs(30);
 /// The largest spawn request (its uploaded files), in bytes.
 const MAX_REQUEST_BYTES: usize = 256 << 20;
 /// Lines of an executor's output kept for a logs request that comes late.
@@ -47,7 +47,7 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 /// What a Flow asks the daemon to start.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct SpawnRequest {
+pub(crate) struct SpawnRequest {
     /// The executor's name in logs (`enc/rep-1`).
     pub name: String,
     /// A registered executor, inline YAML, or the path of one of `files`.
@@ -80,7 +80,7 @@ pub struct SpawnRequest {
 
 /// A started executor, as the API answers it.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct Spawned {
+pub(crate) struct Spawned {
     pub id: String,
     pub name: String,
     pub port: u16,
@@ -90,9 +90,8 @@ pub struct Spawned {
 
 /// How `jina daemon` serves.
 #[derive(Clone, Debug)]
-pub struct DaemonSettings {
+pub(crate) struct DaemonSettings {
     pub host: String,
-    pub port: u16,
     /// Required as `Authorization: Bearer TOKEN` on every request but `GET /`.
     pub token: Option<String>,
     /// Where each executor's workspace is made.
@@ -136,7 +135,7 @@ impl IntoResponse for ApiError {
 }
 
 /// Serves the API on `listener` until `shutdown`, then stops every executor it started.
-pub async fn serve(
+pub(crate) async fn serve(
     settings: DaemonSettings,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
@@ -249,7 +248,15 @@ async fn spawn(
         live: broadcast::channel(256).0,
     };
     let relays = relay_output(&mut child, &logs);
-    wait_ready(&daemon.settings.host, port, &request.name, &mut child, &logs, relays).await?;
+    wait_ready(
+        &daemon.settings.host,
+        port,
+        &request.name,
+        &mut child,
+        &logs,
+        relays,
+    )
+    .await?;
     let lease = request
         .lease_seconds
         .map(Duration::from_secs)
@@ -415,16 +422,22 @@ async fn wait_ready(
         if let Ok(Some(status)) = child.try_wait() {
             // Its last words are in the pipes until the relays read them to the end (bounded:
             // a process it forked may hold the pipes open).
-            let _ = tokio::time::timeout(
-                Duration::from_secs(1),
-                futures::future::join_all(relays),
-            )
-            .await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), futures::future::join_all(relays))
+                .await;
             let history = logs.history.lock().unwrap();
-            let last: Vec<&str> = history.iter().rev().take(5).rev().map(String::as_str).collect();
+            let last: Vec<&str> = history
+                .iter()
+                .rev()
+                .take(5)
+                .rev()
+                .map(String::as_str)
+                .collect();
             return Err(ApiError(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                format!("{name} exited ({status}) before it was ready: {}", last.join(" | ")),
+                format!(
+                    "{name} exited ({status}) before it was ready: {}",
+                    last.join(" | ")
+                ),
             ));
         }
         if crate::grpc::check_serving(check_host, port, Duration::from_secs(1))

@@ -51,7 +51,7 @@ impl TraversalPaths {
     }
 
     /// Reads Jina 2's list form, `['r', 'c']`.
-    pub fn from_list<S: AsRef<str>>(items: &[S]) -> Result<TraversalPaths, BadTraversalPath> {
+    fn from_list<S: AsRef<str>>(items: &[S]) -> Result<TraversalPaths, BadTraversalPath> {
         let joined = items
             .iter()
             .map(|s| s.as_ref().trim().trim_start_matches('@').to_string())

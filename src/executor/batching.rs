@@ -47,7 +47,7 @@ impl DynamicBatching {
 }
 
 /// Runs the handler on a batch: the documents and the parameters they share.
-pub type CallHandler = Arc<
+pub(super) type CallHandler = Arc<
     dyn Fn(DocumentArray, Parameters) -> BoxFuture<'static, Result<DocumentArray, HandlerError>>
         + Send
         + Sync,
@@ -62,13 +62,13 @@ struct Waiting {
 
 /// The queue of one endpoint, and the task that empties it.
 #[derive(Clone)]
-pub struct Batcher {
+pub(super) struct Batcher {
     queue: mpsc::Sender<Waiting>,
 }
 
 impl Batcher {
     /// Starts the batching task of one endpoint (on the current Tokio runtime).
-    pub fn start(settings: DynamicBatching, call: CallHandler) -> Batcher {
+    pub(super) fn start(settings: DynamicBatching, call: CallHandler) -> Batcher {
         // Bounded: the gateway's prefetch already bounds what is in flight; this only keeps a
         // runaway client of a standalone executor from queueing without end.
         let (queue, receiver) = mpsc::channel(settings.preferred_batch_size.max(1) * 64);
@@ -77,7 +77,7 @@ impl Batcher {
     }
 
     /// Queues a request's documents and waits for its answer.
-    pub async fn submit(
+    pub(super) async fn submit(
         &self,
         docs: DocumentArray,
         parameters: Parameters,

@@ -163,7 +163,7 @@ impl ExecutorConfig {
     }
 
     /// Parses executor YAML text; `origin` names it in errors.
-    pub fn from_yaml_str(
+    fn from_yaml_str(
         text: &str,
         origin: &str,
         base_dir: Option<PathBuf>,
@@ -234,7 +234,7 @@ impl ExecutorConfig {
     }
 
     /// The metas after `uses_metas` is laid over them.
-    pub fn metas_with(&self, overrides: &Overrides) -> Result<Metas, ConfigError> {
+    fn metas_with(&self, overrides: &Overrides) -> Result<Metas, ConfigError> {
         if overrides.uses_metas.is_empty() {
             return Ok(self.metas.clone());
         }

@@ -243,7 +243,10 @@ mod tests {
     #[test]
     fn what_is_written_reads_back_the_same() {
         let overrides = Overrides {
-            uses_with: serde_json::json!({"k": [1, "two"]}).as_object().unwrap().clone(),
+            uses_with: serde_json::json!({"k": [1, "two"]})
+                .as_object()
+                .unwrap()
+                .clone(),
             uses_metas: serde_json::json!({"workspace": "/w"})
                 .as_object()
                 .unwrap()
@@ -254,8 +257,8 @@ mod tests {
                 serde_json::from_value(serde_json::json!({"preferred_batch_size": 4})).unwrap(),
             )]),
         };
-        let mut flags = ExecutorFlags::new("jtype: Visit\nwith: {x: 1}\n", 4100)
-            .with_overrides(&overrides);
+        let mut flags =
+            ExecutorFlags::new("jtype: Visit\nwith: {x: 1}\n", 4100).with_overrides(&overrides);
         assert_eq!(read_back(flags.to_args()), flags);
         flags.name = Some("enc/shard-1/rep-0".into());
         flags.host = "127.0.0.1".into();

@@ -73,7 +73,7 @@ mod handlers;
 mod instance;
 mod registry;
 mod schema;
-pub mod server;
+pub(crate) mod server;
 mod uses;
 
 pub use batching::DynamicBatching;

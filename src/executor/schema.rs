@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 /// The name under which the schema is reported.
-pub const DOCUMENT_MODEL: &str = "JinaRsDocument";
+pub(super) const DOCUMENT_MODEL: &str = "JinaRsDocument";
 
 /// How many levels of chunks and matches the schema describes below the document itself.
 const NESTED_LEVELS: usize = 3;
@@ -15,7 +15,7 @@ const NESTED_LEVELS: usize = 3;
 /// other models under `definitions`. DocArray cannot build a model that refers to itself, so
 /// chunks and matches are unrolled: the document's are `JinaRsDocument1`, theirs
 /// `JinaRsDocument2`, down to [`NESTED_LEVELS`], whose own have no nested documents.
-pub fn document_schema() -> Value {
+pub(super) fn document_schema() -> Value {
     let mut schema = level_schema(0);
     let definitions: serde_json::Map<String, Value> = (1..=NESTED_LEVELS)
         .map(|level| (level_name(level), level_schema(level)))
@@ -69,7 +69,7 @@ fn titled(title: &str, schema: &Value) -> Value {
 
 /// The schema entry of one endpoint: documents in, documents out, free parameters; a
 /// generator endpoint (a streaming handler) takes one document and yields documents.
-pub fn endpoint_schema(is_generator: bool) -> Value {
+pub(super) fn endpoint_schema(is_generator: bool) -> Value {
     let model = json!({"name": DOCUMENT_MODEL, "model": document_schema()});
     json!({
         "input": model,

@@ -43,11 +43,11 @@ use tokio::net::TcpListener;
 use tonic::{Response, Status};
 
 /// The endpoint Python Jina answers dry runs on; every executor lists it.
-pub const DRY_RUN_ENDPOINT: &str = "_jina_dry_run_";
+const DRY_RUN_ENDPOINT: &str = "_jina_dry_run_";
 
 /// One executor behind the Jina RPC services. Cheap to clone.
 #[derive(Clone)]
-pub struct ExecutorService {
+pub(crate) struct ExecutorService {
     instance: Arc<Instance>,
     /// Where requests are counted and timed, with monitoring on.
     metrics: Option<Arc<ExecutorMetrics>>,
@@ -59,7 +59,7 @@ pub struct ExecutorService {
 /// What arrived: one request, or several to merge first (the parents of a join).
 // Moved once per request: boxing the single request would cost an allocation each time.
 #[allow(clippy::large_enum_variant)]
-pub enum Incoming {
+pub(crate) enum Incoming {
     One(DataRequestProto),
     Many(Vec<DataRequestProto>),
 }
@@ -74,7 +74,7 @@ impl Incoming {
 }
 
 impl ExecutorService {
-    pub fn new(instance: Instance) -> Self {
+    pub(crate) fn new(instance: Instance) -> Self {
         ExecutorService {
             instance: Arc::new(instance),
             metrics: None,
@@ -83,7 +83,7 @@ impl ExecutorService {
     }
 
     /// Records every request into `metrics` (`--monitoring`).
-    pub fn with_metrics(mut self, metrics: Arc<ExecutorMetrics>) -> Self {
+    pub(crate) fn with_metrics(mut self, metrics: Arc<ExecutorMetrics>) -> Self {
         self.metrics = Some(metrics);
         self
     }
@@ -118,15 +118,9 @@ impl ExecutorService {
     }
 
     /// Answers what arrived inside its `request` span (what JSON logs take the request id
-    /// from), and records it when monitoring is on.
-    pub async fn answer(&self, incoming: Incoming) -> Result<DataRequestProto, Status> {
-        self.answer_traced(incoming, &tonic::metadata::MetadataMap::new())
-            .await
-    }
-
-    /// [`ExecutorService::answer`] as a child of the trace context in `metadata` (the
-    /// gateway's `call` span), when there is one; a handler's error marks the span.
-    pub async fn answer_traced(
+    /// from), a child of the trace context in `metadata` (the gateway's `call` span) when there
+    /// is one, and records it when monitoring is on; a handler's error marks the span.
+    async fn answer(
         &self,
         incoming: Incoming,
         metadata: &tonic::metadata::MetadataMap,
@@ -288,7 +282,7 @@ impl ExecutorService {
     /// message each, as it comes; an error is the last message, with status ERROR.
     /// Its `request` span is a child of the trace context in `metadata` (the gateway's `call`
     /// span), when there is one, and lasts until the stream ends or is dropped.
-    pub fn stream_doc(
+    pub(crate) fn stream_doc(
         &self,
         req: SingleDocumentRequestProto,
         metadata: &tonic::metadata::MetadataMap,
@@ -373,7 +367,7 @@ impl ExecutorService {
     }
 
     /// The endpoints this executor answers, with a schema for each.
-    pub fn endpoints(&self) -> EndpointsProto {
+    pub(crate) fn endpoints(&self) -> EndpointsProto {
         let mut endpoints = vec![DRY_RUN_ENDPOINT.to_string(), DEFAULT_ENDPOINT.to_string()];
         for e in self.instance.table.endpoints() {
             if !endpoints.iter().any(|x| x == e) {
@@ -535,7 +529,7 @@ impl JinaSingleDataRequestRpc for ExecutorService {
         req: tonic::Request<DataRequestProto>,
     ) -> Result<Response<DataRequestProto>, Status> {
         let metadata = req.metadata().clone();
-        let answer = self.answer_traced(Incoming::One(req.into_inner()), &metadata);
+        let answer = self.answer(Incoming::One(req.into_inner()), &metadata);
         Ok(Response::new(answer.await?))
     }
 }
@@ -548,7 +542,7 @@ impl JinaDataRequestRpc for ExecutorService {
     ) -> Result<Response<DataRequestProto>, Status> {
         let metadata = req.metadata().clone();
         let list = req.into_inner().requests;
-        let answer = self.answer_traced(Incoming::Many(list), &metadata);
+        let answer = self.answer(Incoming::Many(list), &metadata);
         Ok(Response::new(answer.await?))
     }
 }
@@ -587,7 +581,7 @@ impl JinaInfoRpc for ExecutorService {
 }
 
 /// How an executor serves: TLS, and the largest request it takes.
-pub struct ServeSettings {
+pub(crate) struct ServeSettings {
     pub tls: Option<crate::tls::ServerTls>,
     /// None: no limit (a Flow's own child: the gateway has checked every request).
     pub max_request_bytes: Option<usize>,
@@ -595,7 +589,7 @@ pub struct ServeSettings {
 
 /// Serves `service` on `listener` until `shutdown` resolves, then finishes the requests in
 /// flight and returns.
-pub async fn serve(
+pub(crate) async fn serve(
     service: ExecutorService,
     listener: TcpListener,
     settings: ServeSettings,
@@ -626,7 +620,9 @@ pub async fn serve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::executor::{BoxError, Entry, Executor, Metas, NoArgs, Requests, StreamCall};
+    use crate::executor::{
+        AsyncCall, BoxError, Entry, Executor, Metas, NoArgs, Requests, StreamCall,
+    };
     use std::sync::atomic::{AtomicBool, Ordering};
 
     /// Yields documents forever, one per millisecond; drops its guard when its stream is
@@ -760,6 +756,48 @@ mod tests {
             dropped.load(Ordering::SeqCst),
             "the handler's stream lives on"
         );
+    }
+
+    /// Answers every endpoint with an async handler.
+    struct Shouts;
+
+    impl Executor for Shouts {
+        const NAME: &'static str = "Shouts";
+        type Args = NoArgs;
+        fn new(_: NoArgs, _: &Metas) -> Result<Self, BoxError> {
+            Ok(Shouts)
+        }
+        fn requests(r: &mut Requests<Self>) {
+            r.default_async(Self::shout);
+        }
+    }
+
+    impl Shouts {
+        async fn shout(self: Arc<Self>, call: AsyncCall) -> Result<DocumentArray, HandlerError> {
+            let mut docs = call.docs;
+            for doc in docs.iter_mut() {
+                doc.text = doc.text.as_deref().map(str::to_uppercase);
+            }
+            Ok(docs)
+        }
+    }
+
+    #[tokio::test]
+    async fn a_default_async_handler_answers_every_endpoint() {
+        let instance = Entry::of::<Shouts>()
+            .instantiate("shouts".into(), &Map::new(), Metas::default(), [])
+            .unwrap();
+        let service = ExecutorService::new(instance);
+        for endpoint in ["/", "/anything"] {
+            let docs: DocumentArray = vec![Document::from_text("hi")].into();
+            let req = request::new_request(endpoint, &docs, &Map::new());
+            let answer = service
+                .answer(Incoming::One(req), &Default::default())
+                .await
+                .unwrap();
+            let docs = request::docs(&answer).unwrap();
+            assert_eq!(docs.iter().next().unwrap().text.as_deref(), Some("HI"));
+        }
     }
 
     #[test]

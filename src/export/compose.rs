@@ -21,13 +21,13 @@ use std::path::Path;
 
 /// Choices the Flow YAML does not make.
 #[derive(Clone, Debug)]
-pub struct ComposeOptions {
+pub(crate) struct ComposeOptions {
     /// The project's image, for the gateway and native executors.
     pub image: String,
 }
 
 /// The compose file of `flow`, read from `flow_file` (an absolute path).
-pub fn to_compose(
+pub(crate) fn to_compose(
     flow: &CheckedFlow,
     flow_file: &Path,
     options: &ComposeOptions,

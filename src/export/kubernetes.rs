@@ -35,7 +35,7 @@ const WORKSPACE_DIR: &str = "/workspace";
 
 /// Choices the Flow YAML does not make.
 #[derive(Clone, Debug)]
-pub struct KubernetesOptions {
+pub(crate) struct KubernetesOptions {
     /// The project's image, for the gateway and native executors.
     pub image: String,
     /// The namespace of every object; None: the Flow's name.
@@ -44,13 +44,13 @@ pub struct KubernetesOptions {
 
 /// One file of the export: its name in the output folder and its YAML documents.
 #[derive(Debug)]
-pub struct Manifest {
+pub(crate) struct Manifest {
     pub file: String,
     pub yaml: String,
 }
 
 /// The manifests of `flow`, read from `flow_file` (an absolute path).
-pub fn to_kubernetes(
+pub(crate) fn to_kubernetes(
     flow: &CheckedFlow,
     flow_file: &Path,
     options: &KubernetesOptions,

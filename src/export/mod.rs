@@ -10,27 +10,27 @@
 mod compose;
 mod kubernetes;
 
-pub use compose::{ComposeOptions, to_compose};
-pub use kubernetes::{KubernetesOptions, Manifest, to_kubernetes};
+pub(crate) use compose::{ComposeOptions, to_compose};
+pub(crate) use kubernetes::{KubernetesOptions, to_kubernetes};
 
+use crate::executor::ExecutorFlags;
 use crate::executor::Served;
 use crate::flow::{ExecutorSpec, FlowSpec};
-use crate::executor::ExecutorFlags;
 use crate::orchestrate::CopySpec;
 use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Where the Flow's folder (its YAML files) is found inside the gateway's and native
 /// executors' containers.
-pub const FLOW_DIR: &str = "/flow";
+pub(crate) const FLOW_DIR: &str = "/flow";
 /// The port every executor serves on inside its container.
-pub const EXECUTOR_PORT: u16 = 8081;
+pub(crate) const EXECUTOR_PORT: u16 = 8081;
 /// The gateway's first port when the Flow gives none (Jina's default for exported Flows).
 const DEFAULT_GATEWAY_PORT: u16 = 8080;
 
 /// What cannot be exported, and why. Each names the executor or setting.
 #[derive(Debug, thiserror::Error)]
-pub enum ExportError {
+pub(crate) enum ExportError {
     #[error("{executor}: {why}")]
     Unsupported { executor: String, why: String },
     #[error("{path}: the Flow file must be inside a folder that can be mounted")]

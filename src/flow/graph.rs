@@ -25,7 +25,7 @@ pub struct Graph {
 }
 
 /// A problem found in the graph: the executor's index, the key at fault, and what is wrong.
-pub type Problem = (usize, &'static str, String);
+pub(super) type Problem = (usize, &'static str, String);
 
 impl Graph {
     /// Builds the graph of `spec`, or returns every problem found.

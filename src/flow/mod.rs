@@ -13,8 +13,8 @@ mod yaml;
 pub use builder::{Exec, Flow, Needs};
 pub use graph::{Graph, GraphNode};
 pub use spec::{
-    CallPolicy, ExecutorSpec, FlowSpec, GATEWAY, GatewaySpec,
-    Idempotent, Polling, Protocol, RestartPolicy, TlsFiles, Uses,
+    CallPolicy, ExecutorSpec, FlowSpec, GATEWAY, GatewaySpec, Idempotent, Polling, Protocol,
+    RestartPolicy, TlsFiles, Uses,
 };
 
 use crate::executor::Served;

@@ -12,7 +12,7 @@ const ROW_GAP: f64 = 30.0;
 const MARGIN: f64 = 20.0;
 
 /// The SVG document of `graph`.
-pub fn svg(spec: &FlowSpec, graph: &Graph) -> String {
+pub(super) fn svg(spec: &FlowSpec, graph: &Graph) -> String {
     // Column of each executor: one after its deepest parent; the gateway is column 0.
     let mut column = vec![0usize; graph.nodes.len()];
     for &i in &graph.order {

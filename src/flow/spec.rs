@@ -155,7 +155,6 @@ pub struct TlsFiles {
     pub keyfile: PathBuf,
 }
 
-
 pub use crate::executor::Uses;
 
 /// The gateway's settings: the Flow's `with`.

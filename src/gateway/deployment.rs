@@ -21,7 +21,6 @@ use super::GatewayError;
 use super::ratelimit::RateLimitedLog;
 use crate::flow::{CallPolicy, Polling};
 use crate::health::{CopyState, Liveness};
-use crate::topology::{CopyAddress, DeploymentAddresses};
 use crate::proto::jina::{
     DataRequestListProto, DataRequestProto, EndpointsProto, SingleDocumentRequestProto,
     jina_data_request_rpc_client::JinaDataRequestRpcClient,
@@ -30,6 +29,7 @@ use crate::proto::jina::{
     jina_single_document_request_rpc_client::JinaSingleDocumentRequestRpcClient,
 };
 use crate::request;
+use crate::topology::{CopyAddress, DeploymentAddresses};
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use std::sync::Arc;
@@ -103,7 +103,7 @@ fn never_reached(status: &tonic::Status) -> bool {
 /// An address whose host is a DNS name may stand for several copies (a headless Service):
 /// its channel then spreads requests over every address the name resolves to.
 #[derive(Clone)]
-pub struct Copy {
+pub(crate) struct Copy {
     pub address: String,
     liveness: Liveness,
     channel: Channel,
@@ -138,11 +138,11 @@ impl Copy {
         })
     }
 
-    pub fn label(&self) -> &str {
+    pub(crate) fn label(&self) -> &str {
         self.liveness.label()
     }
 
-    pub fn liveness(&self) -> &Liveness {
+    pub(crate) fn liveness(&self) -> &Liveness {
         &self.liveness
     }
 
@@ -205,14 +205,14 @@ impl Copy {
         }
     }
 
-    pub async fn endpoints(&self) -> Result<EndpointsProto, tonic::Status> {
+    pub(crate) async fn endpoints(&self) -> Result<EndpointsProto, tonic::Status> {
         self.resolves().await?;
         let mut client = JinaDiscoverEndpointsRpcClient::new(self.channel.clone());
         Ok(client.endpoint_discovery(()).await?.into_inner())
     }
 
     /// Whether the copy serves: down as its supervisor says, else as its health check says.
-    pub async fn is_serving(&self) -> Result<(), String> {
+    pub(crate) async fn is_serving(&self) -> Result<(), String> {
         if let CopyState::Down(why) = self.liveness.state() {
             return Err(format!("{} {why}", self.label()));
         }
@@ -375,7 +375,7 @@ struct OpenStream {
 }
 
 /// An executor of the Flow, ready to take requests.
-pub struct Deployment {
+pub(crate) struct Deployment {
     pub name: String,
     polling: Polling,
     polling_by_endpoint: std::collections::BTreeMap<String, Polling>,
@@ -388,7 +388,7 @@ pub struct Deployment {
 }
 
 impl Deployment {
-    pub fn new(
+    pub(crate) fn new(
         addresses: &DeploymentAddresses,
         policy: CallPolicy,
         tls: Option<&crate::tls::ClientTls>,
@@ -428,7 +428,7 @@ impl Deployment {
     }
 
     /// Every copy, head and tail included.
-    pub fn copies(&self) -> impl Iterator<Item = &Copy> {
+    pub(crate) fn copies(&self) -> impl Iterator<Item = &Copy> {
         self.shards
             .iter()
             .map(|s| &**s)
@@ -439,7 +439,7 @@ impl Deployment {
 
     /// Sends `requests` (one, or the parents of a join) through this executor and returns its
     /// answer. A failure to get one comes back as an ERROR response naming the executor.
-    pub async fn process(&self, requests: Vec<DataRequestProto>) -> DataRequestProto {
+    pub(crate) async fn process(&self, requests: Vec<DataRequestProto>) -> DataRequestProto {
         if let Some(when) = &self.policy.when {
             return self.process_matching(when, requests).await;
         }
@@ -571,7 +571,7 @@ impl Deployment {
 
     /// Streams one document through a copy of this executor: its messages as they come; a
     /// failure to open, or a stream that breaks off, ends it with an ERROR message.
-    pub async fn stream_doc(
+    pub(crate) async fn stream_doc(
         &self,
         req: SingleDocumentRequestProto,
     ) -> BoxStream<'static, SingleDocumentRequestProto> {
@@ -629,7 +629,7 @@ impl Deployment {
 }
 
 /// Merges the answers of several copies or parents into one request.
-pub fn merge(answers: Vec<DataRequestProto>) -> DataRequestProto {
+pub(super) fn merge(answers: Vec<DataRequestProto>) -> DataRequestProto {
     if answers.len() == 1 {
         return answers.into_iter().next().unwrap();
     }

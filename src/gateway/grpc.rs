@@ -27,14 +27,14 @@ use tokio::net::TcpListener;
 use tonic::{Request, Response, Status, Streaming};
 
 #[derive(Clone)]
-pub struct GrpcGateway {
+pub(super) struct GrpcGateway {
     router: Arc<Router>,
     prefetch: usize,
     max_request_bytes: usize,
 }
 
 impl GrpcGateway {
-    pub fn new(router: Arc<Router>, settings: &super::Settings) -> Self {
+    pub(super) fn new(router: Arc<Router>, settings: &super::Settings) -> Self {
         GrpcGateway {
             router,
             prefetch: settings.prefetch.max(1),
@@ -189,7 +189,7 @@ impl JinaInfoRpc for GrpcGateway {
 
 /// Serves the gRPC gateway on `listener` until `shutdown` resolves. A request over
 /// `max_request_bytes` is refused with RESOURCE_EXHAUSTED (tonic checks it before decoding).
-pub async fn serve(
+pub(super) async fn serve(
     gateway: GrpcGateway,
     listener: TcpListener,
     options: crate::grpc::ServeOptions,

@@ -42,7 +42,7 @@ struct AppState {
 }
 
 /// The REST + WebSocket application.
-pub async fn app(router: Arc<Router>, settings: &super::Settings) -> axum::Router {
+pub(super) async fn app(router: Arc<Router>, settings: &super::Settings) -> axum::Router {
     let discovered = router.endpoints().await;
     let schemas = discovered
         .schemas
@@ -86,7 +86,7 @@ pub async fn app(router: Arc<Router>, settings: &super::Settings) -> axum::Route
 
 /// Serves `app` on `listener` until `shutdown` resolves (then as `crate::shutdown` says);
 /// HTTPS and WSS when `tls` is given.
-pub async fn serve(
+pub(super) async fn serve(
     app: axum::Router,
     listener: TcpListener,
     tls: Option<crate::tls::ServerTls>,

@@ -12,12 +12,12 @@ mod http;
 mod ratelimit;
 mod router;
 
-pub use deployment::Deployment;
-pub use router::Router;
+pub(crate) use deployment::Deployment;
+pub(crate) use router::Router;
 
 use crate::flow::{CallPolicy, GatewaySpec, Graph, Protocol};
-use crate::topology::Topology;
 use crate::tls::{ClientTls, ServerTls};
+use crate::topology::Topology;
 use futures::FutureExt;
 use std::future::Future;
 use std::sync::Arc;
@@ -52,13 +52,13 @@ pub enum GatewayError {
 
 /// The gateway's sockets, bound before any executor starts so that a busy port fails the Flow
 /// at once.
-pub struct Listeners {
+pub(crate) struct Listeners {
     pub bound: Vec<(Protocol, TcpListener)>,
 }
 
 impl Listeners {
     /// Binds one port per protocol (the given ones in order, free ones for the rest).
-    pub async fn bind(spec: &GatewaySpec) -> Result<Listeners, GatewayError> {
+    pub(crate) async fn bind(spec: &GatewaySpec) -> Result<Listeners, GatewayError> {
         let mut bound = vec![];
         for (i, protocol) in spec.protocols.iter().enumerate() {
             let port = spec.ports.get(i).copied().unwrap_or(0);
@@ -81,7 +81,7 @@ impl Listeners {
     }
 
     /// `(protocol, port)` of each listener.
-    pub fn ports(&self) -> Vec<(Protocol, u16)> {
+    pub(crate) fn ports(&self) -> Vec<(Protocol, u16)> {
         self.bound
             .iter()
             .map(|(p, l)| (*p, l.local_addr().map(|a| a.port()).unwrap_or(0)))
@@ -93,7 +93,7 @@ impl Listeners {
 /// executor is called after its policy (`policies[i]` for deployment `i`); `client_tls` is whom
 /// to trust for external executors with `tls: true`.
 /// With `metrics`, every request and every call to an executor is recorded there.
-pub fn router(
+pub(crate) fn router(
     graph: Graph,
     topology: &Topology,
     policies: &[CallPolicy],
@@ -115,7 +115,7 @@ pub fn router(
 /// How the gateway serves, whatever the protocol: the settings of the Flow's `with:` that are
 /// about clients, with the TLS files already read.
 #[derive(Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     /// Requests in flight per client stream.
     pub prefetch: usize,
     /// The largest request taken, in bytes, on every face.
@@ -128,7 +128,7 @@ pub struct Settings {
 impl Settings {
     /// The settings `spec` describes; the TLS files are read here, and a problem with them is
     /// an error (never a plain-text fallback).
-    pub fn from_spec(spec: &GatewaySpec) -> Result<Settings, crate::tls::TlsError> {
+    pub(crate) fn from_spec(spec: &GatewaySpec) -> Result<Settings, crate::tls::TlsError> {
         Ok(Settings {
             prefetch: spec.prefetch.max(1),
             max_request_bytes: spec.max_request_bytes,
@@ -144,7 +144,7 @@ impl Settings {
 
 /// Serves every protocol on its listener until `shutdown` resolves; then lets the requests in
 /// flight finish and returns. The gRPC health check says NOT_SERVING while a copy is down.
-pub async fn serve(
+pub(crate) async fn serve(
     listeners: Listeners,
     router: Arc<Router>,
     settings: Settings,

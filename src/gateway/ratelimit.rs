@@ -4,7 +4,7 @@
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-pub struct RateLimitedLog {
+pub(super) struct RateLimitedLog {
     period: Duration,
     state: Mutex<State>,
 }
@@ -15,7 +15,7 @@ struct State {
 }
 
 impl RateLimitedLog {
-    pub fn new(period: Duration) -> RateLimitedLog {
+    pub(super) fn new(period: Duration) -> RateLimitedLog {
         RateLimitedLog {
             period,
             state: Mutex::new(State {
@@ -26,7 +26,7 @@ impl RateLimitedLog {
     }
 
     /// Logs `message` as a warning unless one was logged less than a period ago.
-    pub fn warn(&self, message: &str) {
+    pub(super) fn warn(&self, message: &str) {
         if let Some(held_back) = self.admit(Instant::now()) {
             match held_back {
                 0 => tracing::warn!("{message}"),

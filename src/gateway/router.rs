@@ -25,7 +25,7 @@ use tokio::sync::oneshot;
 use tracing::Instrument;
 
 /// The graph and its executors: routes requests. Cheap to share behind an `Arc`.
-pub struct Router {
+pub(crate) struct Router {
     graph: Graph,
     deployments: Vec<Arc<Deployment>>,
     /// Where requests and calls are recorded, with monitoring on.
@@ -105,15 +105,19 @@ impl Walk<'_> {
             leaves.push(from_leaf);
         }
         hand_on(entries, req);
-        let nodes = inboxes
-            .into_iter()
-            .zip(outboxes)
-            .enumerate()
-            .map(|(i, (inbox, outbox))| async move {
-                let inputs = futures::future::join_all(inbox).await;
-                let inputs = inputs.into_iter().map(|r| r.unwrap_or_else(|_| lost())).collect();
-                hand_on(outbox, self.visit(i, inputs).await);
-            });
+        let nodes =
+            inboxes
+                .into_iter()
+                .zip(outboxes)
+                .enumerate()
+                .map(|(i, (inbox, outbox))| async move {
+                    let inputs = futures::future::join_all(inbox).await;
+                    let inputs = inputs
+                        .into_iter()
+                        .map(|r| r.unwrap_or_else(|_| lost()))
+                        .collect();
+                    hand_on(outbox, self.visit(i, inputs).await);
+                });
         futures::future::join_all(nodes).await;
         let mut answers: Vec<DataRequestProto> = futures::future::join_all(leaves)
             .await
@@ -248,7 +252,7 @@ impl Discovered {
 
 /// Why a streamed document has no executor to go to.
 #[derive(Debug, thiserror::Error)]
-pub enum NoStreamingExecutor {
+pub(crate) enum NoStreamingExecutor {
     #[error("{why}")]
     BadTarget { why: String },
     #[error("target_executor '{target}' names no executor of this Flow")]
@@ -279,7 +283,7 @@ fn request_span(request_id: &str, adopt: impl FnOnce(&tracing::Span)) -> tracing
 }
 
 impl Router {
-    pub fn new(
+    pub(crate) fn new(
         graph: Graph,
         deployments: Vec<Deployment>,
         metrics: Option<Arc<crate::metrics::GatewayMetrics>>,
@@ -296,7 +300,7 @@ impl Router {
     /// The executor a streamed document to `endpoint` goes to: the one `target` names, else
     /// the one whose handler for `endpoint` is a generator. (Not merely the Flow's only
     /// executor: a `GET /favicon.ico` must not run a handler that does not stream.)
-    pub async fn streaming_deployment(
+    pub(crate) async fn streaming_deployment(
         &self,
         endpoint: &str,
         target: Option<&str>,
@@ -350,7 +354,7 @@ impl Router {
     /// [`Router::route_with`], its `request` span is first given to `adopt`; that span and the
     /// `call` span under it last until the stream ends (or the client leaves), and a message
     /// with an error marks them. With monitoring on, the stream is one request.
-    pub async fn stream_doc(
+    pub(crate) async fn stream_doc(
         &self,
         mut req: SingleDocumentRequestProto,
         adopt: impl FnOnce(&tracing::Span),
@@ -403,13 +407,13 @@ impl Router {
     /// Sends a request through the graph and returns the merged answer of its leaves, with a
     /// route for the gateway and for every executor visited. A request whose header sets
     /// `timeout` (ms) and is not answered in time gets an ERROR answer.
-    pub async fn route(&self, req: DataRequestProto) -> DataRequestProto {
+    pub(crate) async fn route(&self, req: DataRequestProto) -> DataRequestProto {
         self.route_with(req, |_| {}).await
     }
 
     /// [`Router::route`], its `request` span first given to `adopt` (which makes it the child
     /// of the client's trace context, when the client sent one).
-    pub async fn route_with(
+    pub(crate) async fn route_with(
         &self,
         mut req: DataRequestProto,
         adopt: impl FnOnce(&tracing::Span),
@@ -536,7 +540,7 @@ impl Router {
     }
 
     /// The union of the executors' endpoints, with their schemas.
-    pub async fn endpoints(&self) -> EndpointsProto {
+    pub(crate) async fn endpoints(&self) -> EndpointsProto {
         let asks = self.deployments.iter().map(|d| async move {
             let copy = d.copies().next().expect("a deployment has a copy");
             copy.endpoints().await.ok()
@@ -563,7 +567,7 @@ impl Router {
     }
 
     /// Whether every executor copy is serving: SUCCESS, or ERROR naming those that are not.
-    pub async fn dry_run(&self) -> StatusProto {
+    pub(crate) async fn dry_run(&self) -> StatusProto {
         let checks = self
             .deployments
             .iter()
@@ -591,7 +595,7 @@ impl Router {
     }
 
     /// Whether each executor copy is up, as its supervisor says.
-    pub fn liveness(&self) -> Vec<crate::health::Liveness> {
+    pub(crate) fn liveness(&self) -> Vec<crate::health::Liveness> {
         self.deployments
             .iter()
             .flat_map(|d| d.copies().map(|c| c.liveness().clone()))

@@ -29,7 +29,7 @@ fn bytes() -> Histogram {
 
 /// An executor's request, as Jina labels it.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct EndpointLabels {
+pub(crate) struct EndpointLabels {
     pub runtime_name: String,
     pub executor: String,
     pub executor_endpoint: String,
@@ -37,13 +37,13 @@ pub struct EndpointLabels {
 
 /// A gateway's request.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct GatewayLabels {
+pub(crate) struct GatewayLabels {
     pub runtime_name: String,
 }
 
 /// A gateway's call to one executor.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct HopLabels {
+pub(crate) struct HopLabels {
     pub runtime_name: String,
     pub executor: String,
 }
@@ -149,7 +149,7 @@ struct EndpointHandles {
 }
 
 /// What one executor copy records.
-pub struct ExecutorMetrics {
+pub(crate) struct ExecutorMetrics {
     runtime_name: String,
     executor: String,
     requests: RequestFamilies<EndpointLabels>,
@@ -161,7 +161,7 @@ pub struct ExecutorMetrics {
 impl ExecutorMetrics {
     /// Registers an executor's families: `runtime_name` is its copy (`enc/rep-1`),
     /// `executor` its type.
-    pub fn new(registry: &mut Registry, runtime_name: &str, executor: &str) -> Arc<Self> {
+    pub(crate) fn new(registry: &mut Registry, runtime_name: &str, executor: &str) -> Arc<Self> {
         let jina = registry.sub_registry_with_prefix("jina");
         let m = ExecutorMetrics {
             runtime_name: runtime_name.into(),
@@ -194,7 +194,7 @@ impl ExecutorMetrics {
     }
 
     /// One request answered: how long it took, whether it failed, its size in and out.
-    pub fn request(
+    pub(crate) fn request(
         &self,
         endpoint: &str,
         took: Duration,
@@ -208,7 +208,7 @@ impl ExecutorMetrics {
     }
 
     /// One handler call: how long it took and how many documents it was given.
-    pub fn handler(&self, endpoint: &str, took: Duration, documents: usize) {
+    pub(crate) fn handler(&self, endpoint: &str, took: Duration, documents: usize) {
         let handles = self.endpoint(endpoint);
         handles.process.observe(took.as_secs_f64());
         handles.documents.inc_by(documents as u64);
@@ -216,7 +216,7 @@ impl ExecutorMetrics {
 }
 
 /// What the gateway records.
-pub struct GatewayMetrics {
+pub(crate) struct GatewayMetrics {
     runtime_name: String,
     requests: RequestHandles,
     pending: Gauge,
@@ -234,7 +234,7 @@ struct HopHandles {
 }
 
 impl GatewayMetrics {
-    pub fn new(registry: &mut Registry) -> Arc<Self> {
+    pub(crate) fn new(registry: &mut Registry) -> Arc<Self> {
         let jina = registry.sub_registry_with_prefix("jina");
         let labels = GatewayLabels {
             runtime_name: "gateway".into(),
@@ -265,18 +265,18 @@ impl GatewayMetrics {
     }
 
     /// A request came in; the guard counts it pending until dropped.
-    pub fn pending(self: &Arc<Self>) -> PendingGuard {
+    pub(crate) fn pending(self: &Arc<Self>) -> PendingGuard {
         self.pending.inc();
         PendingGuard(self.clone())
     }
 
     /// One request answered.
-    pub fn request(&self, took: Duration, failed: bool, size_in: usize, size_out: usize) {
+    pub(crate) fn request(&self, took: Duration, failed: bool, size_in: usize, size_out: usize) {
         self.requests.record(took, failed, size_in, size_out);
     }
 
     /// One call to an executor.
-    pub fn hop(&self, executor: &str, took: Duration, size_out: usize, size_in: usize) {
+    pub(crate) fn hop(&self, executor: &str, took: Duration, size_out: usize, size_in: usize) {
         let hop = self.hops.get(executor, || {
             let labels = HopLabels {
                 runtime_name: self.runtime_name.clone(),
@@ -300,7 +300,7 @@ impl GatewayMetrics {
 /// One streamed document (`stream_doc`) as the gateway records it: pending while it streams,
 /// then one request whose response size is that of all its messages, failed when one carried
 /// an error. It is recorded when dropped: at the stream's end, or when the client went away.
-pub struct StreamedRequest {
+pub(crate) struct StreamedRequest {
     pending: PendingGuard,
     start: std::time::Instant,
     size_in: usize,
@@ -310,7 +310,7 @@ pub struct StreamedRequest {
 
 impl StreamedRequest {
     /// A stream began, its request `size_in` bytes.
-    pub fn start(metrics: &Arc<GatewayMetrics>, size_in: usize) -> StreamedRequest {
+    pub(crate) fn start(metrics: &Arc<GatewayMetrics>, size_in: usize) -> StreamedRequest {
         StreamedRequest {
             pending: metrics.pending(),
             start: std::time::Instant::now(),
@@ -321,7 +321,7 @@ impl StreamedRequest {
     }
 
     /// One message went back, of `size` bytes.
-    pub fn sent(&mut self, size: usize, failed: bool) {
+    pub(crate) fn sent(&mut self, size: usize, failed: bool) {
         self.size_out += size;
         self.failed |= failed;
     }
@@ -340,7 +340,7 @@ impl Drop for StreamedRequest {
 /// when it is dropped before its end (the client went away). Dropping at the end, not when
 /// the server gets round to dropping the stream, means a client that has seen the end finds
 /// the stream counted.
-pub fn record_stream<S, G>(
+pub(crate) fn record_stream<S, G>(
     stream: S,
     state: G,
     mut record: impl FnMut(&mut G, &S::Item) + Send + 'static,
@@ -367,7 +367,7 @@ where
 }
 
 /// Counts a request pending while it lives.
-pub struct PendingGuard(Arc<GatewayMetrics>);
+pub(crate) struct PendingGuard(Arc<GatewayMetrics>);
 
 impl Drop for PendingGuard {
     fn drop(&mut self) {
@@ -376,14 +376,14 @@ impl Drop for PendingGuard {
 }
 
 /// The gateway's metrics and where they are served.
-pub struct GatewayMonitoring {
+pub(crate) struct GatewayMonitoring {
     pub metrics: Arc<GatewayMetrics>,
     pub port: u16,
 }
 
 /// With `monitoring` on, registers the gateway's metrics and serves them on `host` and
 /// `port_monitoring` (a free port when None) until `shutdown`; None with it off.
-pub async fn serve_gateway(
+pub(crate) async fn serve_gateway(
     monitoring: bool,
     host: &str,
     port_monitoring: Option<u16>,
@@ -408,7 +408,7 @@ pub async fn serve_gateway(
 }
 
 /// Serves `GET /metrics` (Prometheus' text format) on `listener` until `shutdown`.
-pub async fn serve(
+pub(crate) async fn serve(
     registry: Arc<Registry>,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,

@@ -7,7 +7,7 @@ use crate::flow::{ExecutorSpec, ServedEntry};
 
 /// Which copy of an executor a process is: what Python Jina calls its runtime args.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct CopyId {
+pub(crate) struct CopyId {
     pub shard: u32,
     pub shards: u32,
     pub replica: u32,
@@ -16,7 +16,7 @@ pub struct CopyId {
 
 impl CopyId {
     /// The copy of a single executor (or of a uses_before / uses_after).
-    pub const SINGLE: CopyId = CopyId {
+    pub(crate) const SINGLE: CopyId = CopyId {
         shard: 0,
         shards: 1,
         replica: 0,
@@ -25,7 +25,7 @@ impl CopyId {
 
     /// The copy's name in our logs and labels: `name`, `name/rep-1`, `name/shard-0`,
     /// `name/shard-0/rep-1`.
-    pub fn label(&self, name: &str) -> String {
+    pub(crate) fn label(&self, name: &str) -> String {
         match (self.shards > 1, self.replicas > 1) {
             (false, false) => name.to_string(),
             (true, false) => format!("{name}/shard-{}", self.shard),
@@ -36,7 +36,7 @@ impl CopyId {
 
     /// The pod name Python Jina gives this copy (`name/rep-0`, `name/shard-1/rep-0`): what a
     /// Python executor sees as `runtime_args.name` and keys `__results__` by.
-    pub fn python_name(&self, name: &str) -> String {
+    pub(crate) fn python_name(&self, name: &str) -> String {
         match self.shards > 1 {
             true => format!("{name}/shard-{}/rep-{}", self.shard, self.replica),
             false => format!("{name}/rep-{}", self.replica),
@@ -44,7 +44,7 @@ impl CopyId {
     }
 
     /// Python Jina's flags for the runtime args.
-    pub fn python_flags(&self) -> Vec<String> {
+    pub(crate) fn python_flags(&self) -> Vec<String> {
         [
             ("--shard-id", self.shard),
             ("--shards", self.shards),
@@ -59,7 +59,7 @@ impl CopyId {
 
 /// Where a copy sits in its executor.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Role {
+pub(crate) enum Role {
     /// A replica of this shard.
     Copy { shard: u32 },
     /// The uses_before, which sees each request before the shards.
@@ -70,7 +70,7 @@ pub enum Role {
 
 /// One process (or container) of an executor: what it runs and under which names.
 #[derive(Debug)]
-pub struct CopySpec<'a> {
+pub(crate) struct CopySpec<'a> {
     pub role: Role,
     pub id: CopyId,
     /// Its name in our logs and labels (`enc/shard-1/rep-0`, `enc/head`).
@@ -91,7 +91,7 @@ pub struct CopySpec<'a> {
 
 /// Every copy of an executor that is not external: each replica of each shard, then its
 /// uses_before and uses_after. `served` is what the Flow's check resolved for the entry.
-pub fn copies_of<'a>(
+pub(crate) fn copies_of<'a>(
     exec: &'a ExecutorSpec,
     name: &str,
     served: &'a ServedEntry,

@@ -28,11 +28,11 @@ use tokio::signal::unix::{SignalKind, signal};
 
 /// How long the program may take to stop. Shorter than the Flow's own grace for the guard, so
 /// the guard always gets to sweep before the Flow gives up on it.
-pub const GUARD_GRACE: Duration = Duration::from_secs(4);
+pub(crate) const GUARD_GRACE: Duration = Duration::from_secs(4);
 
 /// Whom the guard's life is tied to.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Parent {
+pub(crate) enum Parent {
     /// A Flow: when it dies, stop (as on SIGTERM).
     Flow,
     /// Whoever started `jina executor` by hand: it may go away (a closed shell, `nohup`)
@@ -42,7 +42,7 @@ pub enum Parent {
 
 /// Why the guard could not run its program.
 #[derive(Debug, thiserror::Error)]
-pub enum GuardError {
+pub(crate) enum GuardError {
     #[error("jina guard: no program to run")]
     NoProgram,
     #[error("jina guard: the Flow is already gone")]
@@ -58,7 +58,7 @@ pub enum GuardError {
 
 /// Runs `command` under guard and returns the exit code to leave with: the program's own when
 /// it ends by itself, 0 when it was stopped because we were asked to stop.
-pub async fn run(
+pub(crate) async fn run(
     command: &[OsString],
     parent: Parent,
     container: Option<&str>,

@@ -45,7 +45,7 @@ struct Child {
 }
 
 impl LocalCopies {
-    pub fn new(program: Result<PathBuf, StartError>) -> LocalCopies {
+    pub(super) fn new(program: Result<PathBuf, StartError>) -> LocalCopies {
         LocalCopies {
             program,
             plans: vec![],
@@ -55,7 +55,7 @@ impl LocalCopies {
     }
 
     /// Plans every copy of one executor and says where each will listen.
-    pub fn plan_executor(
+    pub(super) fn plan_executor(
         &mut self,
         spec: &FlowSpec,
         exec: &ExecutorSpec,
@@ -297,7 +297,10 @@ impl LocalCopies {
     }
 
     fn program(&self) -> Result<PathBuf, StartError> {
-        self.program.as_ref().cloned().map_err(|_| StartError::NoBinary)
+        self.program
+            .as_ref()
+            .cloned()
+            .map_err(|_| StartError::NoBinary)
     }
 }
 
@@ -332,7 +335,7 @@ fn fixed_or_free_port(port: Option<u16>, label: &str) -> Result<u16, StartError>
 
 /// The gRPC servers of in-process executors. Dropping them stops them.
 #[derive(Default)]
-pub struct InProcessServers {
+pub(crate) struct InProcessServers {
     stops: Vec<tokio::sync::oneshot::Sender<()>>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
@@ -367,7 +370,7 @@ impl InProcessServers {
     }
 
     /// Stops every server after its requests in flight.
-    pub async fn stop(&mut self) {
+    pub(crate) async fn stop(&mut self) {
         for stop in self.stops.drain(..) {
             let _ = stop.send(());
         }

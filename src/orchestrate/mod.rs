@@ -13,17 +13,17 @@
 
 mod copies;
 mod error;
-pub mod guard;
+pub(crate) mod guard;
 mod local;
 mod process;
-pub mod procs;
+pub(crate) mod procs;
 mod remote;
 
-pub use copies::{CopyId, CopySpec, Role, copies_of};
-pub use error::StartError;
-pub use local::InProcessServers;
-pub use process::{INHERITED_LISTENER_FD, LaunchPlan, Processes};
-pub use remote::stop_remote;
+pub(crate) use copies::{CopyId, CopySpec, Role, copies_of};
+pub(crate) use error::StartError;
+pub(crate) use local::InProcessServers;
+pub(crate) use process::{INHERITED_LISTENER_FD, LaunchPlan, Processes};
+pub(crate) use remote::stop_remote;
 
 use crate::daemon::client::RemoteCopy;
 use crate::executor::Registry;
@@ -33,7 +33,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 /// A Flow's executors, running: child processes, and in-process servers for Rust executors.
-pub struct RunningExecutors {
+pub(crate) struct RunningExecutors {
     pub topology: Topology,
     pub processes: Processes,
     pub in_process: InProcessServers,
@@ -48,7 +48,7 @@ pub struct RunningExecutors {
 
 /// Starts every executor of the Flow (each copy, each uses_before/uses_after) and waits until
 /// all are serving. A failure stops whatever started and says which child failed and why.
-pub async fn start(
+pub(crate) async fn start(
     flow: &CheckedFlow,
     client_tls: Option<&crate::tls::ClientTls>,
 ) -> Result<RunningExecutors, StartError> {
@@ -246,4 +246,3 @@ pub fn jina_binary() -> Result<PathBuf, StartError> {
         .find(|p| p.is_file())
         .ok_or(StartError::NoBinary)
 }
-

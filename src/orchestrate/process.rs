@@ -6,9 +6,9 @@
 //! flight) and SIGKILL after a grace period; and dropping [`Processes`] kills what is left.
 
 use super::StartError;
-use crate::net::listen_local;
 use crate::flow::RestartPolicy;
 use crate::health::Reporter;
+use crate::net::listen_local;
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -25,11 +25,11 @@ const TAIL_LINES: usize = 20;
 const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// The descriptor number a child finds its inherited listening socket at (`--listen-fd`).
-pub const INHERITED_LISTENER_FD: i32 = 3;
+pub(crate) const INHERITED_LISTENER_FD: i32 = 3;
 
 /// How to start one child and how to know it is ready.
 #[derive(Debug)]
-pub struct LaunchPlan {
+pub(crate) struct LaunchPlan {
     /// The name in messages (e.g. `encoder/shard-1`).
     pub label: String,
     pub program: PathBuf,
@@ -119,7 +119,7 @@ struct Supervised {
 
 /// The children of one Flow, each watched by its own supervisor task, which reaps it the
 /// moment it exits, reports it down, and restarts it as its policy says.
-pub struct Processes {
+pub(crate) struct Processes {
     children: Vec<Supervised>,
     stop: watch::Sender<bool>,
 }
@@ -137,7 +137,7 @@ impl Processes {
     /// Starts every plan at once and waits until each is ready. If one fails, all are stopped
     /// and the error names the child, why, and the tail of its output. Each ready child is then
     /// supervised, reporting through the plan's [`Reporter`].
-    pub async fn start_all(mut plans: Vec<LaunchPlan>) -> Result<Processes, StartError> {
+    pub(crate) async fn start_all(mut plans: Vec<LaunchPlan>) -> Result<Processes, StartError> {
         let mut started = vec![];
         for plan in &mut plans {
             let spawned = spawn(plan);
@@ -174,7 +174,7 @@ impl Processes {
     }
 
     /// SIGTERM to every child, then SIGKILL to those still running after the grace period.
-    pub async fn stop(&mut self) {
+    pub(crate) async fn stop(&mut self) {
         self.stop.send_replace(true);
         for s in self.children.drain(..) {
             let _ = s.task.await;

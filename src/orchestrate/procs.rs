@@ -27,7 +27,7 @@ fn stat(pid: u32) -> Option<Stat> {
 
 /// When live process `pid` started (clock ticks after boot), to tell it from a later process
 /// that reuses its pid.
-pub fn start_ticks(pid: u32) -> Option<u64> {
+pub(crate) fn start_ticks(pid: u32) -> Option<u64> {
     stat(pid)
         .filter(|s| !matches!(s.state, 'Z' | 'X'))
         .map(|s| s.start_ticks)

@@ -89,7 +89,7 @@ pub(super) async fn start_remote(
 }
 
 /// Stops copies started through daemons.
-pub async fn stop_remote(remote: Vec<RemoteCopy>) {
+pub(crate) async fn stop_remote(remote: Vec<RemoteCopy>) {
     futures::future::join_all(remote.into_iter().map(RemoteCopy::stop)).await;
 }
 

@@ -287,7 +287,7 @@ const PIECE: usize = 256 << 10;
 /// A response as JSON in pieces, written while it is sent: the whole JSON never exists at
 /// once. The documents are checked to decode first, so that a failure is still an error status
 /// rather than a body cut short.
-pub fn to_json_pieces(req: DataRequestProto) -> JsonPieces {
+pub(crate) fn to_json_pieces(req: DataRequestProto) -> JsonPieces {
     let decodes = super::each_doc(&req).is_ok_and(|mut docs| docs.all(|d| d.is_ok()));
     if !decodes {
         return JsonPieces {
@@ -306,7 +306,7 @@ pub fn to_json_pieces(req: DataRequestProto) -> JsonPieces {
 }
 
 /// The pieces of [`to_json_pieces`].
-pub struct JsonPieces {
+pub(crate) struct JsonPieces {
     head: Option<Vec<u8>>,
     docs: Option<super::EachDoc>,
     first: bool,

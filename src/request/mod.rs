@@ -28,7 +28,7 @@ use serde_json::{Map, Value};
 pub const DEFAULT_MAX_REQUEST_BYTES: usize = 64 * 1024 * 1024;
 
 /// The endpoint of a request that names none.
-pub const ROOT_ENDPOINT: &str = "/";
+const ROOT_ENDPOINT: &str = "/";
 
 /// A fresh request id (uuid4 hex).
 pub fn new_request_id() -> String {
@@ -109,7 +109,7 @@ pub fn docs(req: &DataRequestProto) -> Result<DocumentArray, prost::DecodeError>
 }
 
 /// The request's documents as the wire list, whichever way they were sent.
-pub fn doc_list(req: &DataRequestProto) -> Result<DocListProto, prost::DecodeError> {
+fn doc_list(req: &DataRequestProto) -> Result<DocListProto, prost::DecodeError> {
     match DataContentProto::decode(req.data.clone())?.documents {
         None => Ok(DocListProto::default()),
         Some(Documents::Docs(list)) => Ok(list),
@@ -271,7 +271,7 @@ impl Iterator for EachDoc {
 }
 
 /// Replaces the request's documents with an already built wire list.
-pub fn set_doc_list(req: &mut DataRequestProto, list: DocListProto) {
+fn set_doc_list(req: &mut DataRequestProto, list: DocListProto) {
     req.data = DataContentProto {
         documents: Some(Documents::Docs(list)),
     }
@@ -347,11 +347,13 @@ pub const RESULTS_KEY: &str = "__results__";
 /// Lays `later` over `params`: later keys win, but the `__results__` of both are kept, key by
 /// key (as Python Jina's worker reduces a join). Parameters stay a `Struct` on the whole
 /// request path: nothing here goes through JSON.
-pub fn merge_parameters(params: &mut Struct, later: Struct) {
+fn merge_parameters(params: &mut Struct, later: Struct) {
     for (k, v) in later.fields {
         if k == RESULTS_KEY
-            && let (Some(mine), Some(Kind::StructValue(theirs))) =
-                (params.fields.get_mut(&k).and_then(struct_value_mut), &v.kind)
+            && let (Some(mine), Some(Kind::StructValue(theirs))) = (
+                params.fields.get_mut(&k).and_then(struct_value_mut),
+                &v.kind,
+            )
         {
             mine.fields.extend(theirs.fields.clone());
             continue;

@@ -16,11 +16,11 @@ use std::sync::OnceLock;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 /// OTLP's gRPC port, where a collector listens unless told otherwise.
-pub const DEFAULT_OTLP_PORT: u16 = 4317;
+pub(crate) const DEFAULT_OTLP_PORT: u16 = 4317;
 
 /// The layer that turns our spans into OpenTelemetry spans ([`start`] makes it; `logging`
 /// installs it).
-pub type TracesLayer = tracing_opentelemetry::OpenTelemetryLayer<
+pub(crate) type TracesLayer = tracing_opentelemetry::OpenTelemetryLayer<
     tracing_subscriber::Registry,
     opentelemetry_sdk::trace::SdkTracer,
 >;
@@ -123,7 +123,7 @@ impl TraceExport {
 
 /// Why traces could not be set up.
 #[derive(Debug, thiserror::Error)]
-pub enum TelemetryError {
+pub(crate) enum TelemetryError {
     #[error("tracing: cannot build the OTLP exporter for {endpoint}: {error}")]
     Exporter { endpoint: String, error: String },
 }
@@ -133,10 +133,7 @@ static PROVIDER: OnceLock<opentelemetry_sdk::trace::SdkTracerProvider> = OnceLoc
 /// Starts exporting this process's spans, under `service` (the gateway, `enc/rep-1`): the
 /// returned layer goes to [`crate::logging::init_traced`]. Once per process, inside a tokio
 /// runtime.
-pub fn start(
-    export: &TraceExport,
-    service: &str,
-) -> Result<TracesLayer, TelemetryError> {
+pub(crate) fn start(export: &TraceExport, service: &str) -> Result<TracesLayer, TelemetryError> {
     use opentelemetry_otlp::WithExportConfig;
     let endpoint = format!("http://{}:{}", export.host, export.port);
     let exporter = opentelemetry_otlp::SpanExporter::builder()
@@ -163,7 +160,7 @@ pub fn start(
 }
 
 /// Sends what is left to the collector; call before the process exits.
-pub fn shutdown() {
+pub(crate) fn shutdown() {
     if let Some(provider) = PROVIDER.get() {
         let _ = provider.force_flush();
         let _ = provider.shutdown();
@@ -214,12 +211,12 @@ impl Extractor for ReadHeaders<'_> {
 }
 
 /// Whether traces are exported by this process.
-pub fn enabled() -> bool {
+pub(crate) fn enabled() -> bool {
     PROVIDER.get().is_some()
 }
 
 /// Writes the current span's context into outgoing gRPC metadata (`traceparent`).
-pub fn inject(metadata: &mut tonic::metadata::MetadataMap) {
+pub(crate) fn inject(metadata: &mut tonic::metadata::MetadataMap) {
     if !enabled() {
         return;
     }
@@ -230,7 +227,7 @@ pub fn inject(metadata: &mut tonic::metadata::MetadataMap) {
 }
 
 /// Makes `span` a child of the context in incoming gRPC metadata, when there is one.
-pub fn adopt_from_metadata(span: &tracing::Span, metadata: &tonic::metadata::MetadataMap) {
+pub(crate) fn adopt_from_metadata(span: &tracing::Span, metadata: &tonic::metadata::MetadataMap) {
     if enabled() && metadata.contains_key("traceparent") {
         let parent =
             opentelemetry::global::get_text_map_propagator(|p| p.extract(&ReadMetadata(metadata)));
@@ -239,7 +236,7 @@ pub fn adopt_from_metadata(span: &tracing::Span, metadata: &tonic::metadata::Met
 }
 
 /// Makes `span` a child of the context in incoming HTTP headers, when there is one.
-pub fn adopt_from_headers(span: &tracing::Span, headers: &axum::http::HeaderMap) {
+pub(crate) fn adopt_from_headers(span: &tracing::Span, headers: &axum::http::HeaderMap) {
     if enabled() && headers.contains_key("traceparent") {
         let parent =
             opentelemetry::global::get_text_map_propagator(|p| p.extract(&ReadHeaders(headers)));
@@ -248,7 +245,7 @@ pub fn adopt_from_headers(span: &tracing::Span, headers: &axum::http::HeaderMap)
 }
 
 /// Writes `span`'s trace id into its `trace_id` field (for JSON logs), when traces are on.
-pub fn record_trace_id(span: &tracing::Span) {
+pub(crate) fn record_trace_id(span: &tracing::Span) {
     use opentelemetry::trace::TraceContextExt;
     if enabled() {
         let id = span.context().span().span_context().trace_id();
@@ -260,7 +257,7 @@ pub fn record_trace_id(span: &tracing::Span) {
 /// that outlives the stream's open, such as a streamed document's, is thus last left when the
 /// stream ends, which is when tracing-opentelemetry takes the span to have ended; and what the
 /// stream logs carries the request's fields.
-pub fn poll_in_spans<T>(
+pub(crate) fn poll_in_spans<T>(
     stream: futures::stream::BoxStream<'static, T>,
     spans: Vec<tracing::Span>,
 ) -> futures::stream::BoxStream<'static, T>
@@ -305,7 +302,13 @@ mod tests {
                 at("host.docker.internal")
             );
         }
-        assert_eq!(at("10.1.2.3").seen_from_container("host.docker.internal"), at("10.1.2.3"));
-        assert_eq!(at("otel.example").seen_from_container("host.docker.internal"), at("otel.example"));
+        assert_eq!(
+            at("10.1.2.3").seen_from_container("host.docker.internal"),
+            at("10.1.2.3")
+        );
+        assert_eq!(
+            at("otel.example").seen_from_container("host.docker.internal"),
+            at("otel.example")
+        );
     }
 }

@@ -260,7 +260,7 @@ pub async fn channel(port: u16) -> tonic::transport::Channel {
 
 // Not every test file uses each of these.
 #[allow(unused_imports)]
-pub use jina::orchestrate::procs::{alive, children as children_of, descendants as descendants_of};
+pub use jina::testing::{alive, children as children_of, descendants as descendants_of};
 
 /// Waits until none of `pids` is alive; returns those still alive after `timeout`.
 pub fn wait_all_gone(pids: &[u32], timeout: Duration) -> Vec<u32> {
@@ -522,7 +522,10 @@ pub fn request(endpoint: &str, docs: Vec<jina::Document>) -> jina::proto::jina::
 
 /// A document of each text.
 pub fn texts(texts: &[&str]) -> Vec<jina::Document> {
-    texts.iter().map(|t| jina::Document::from_text(*t)).collect()
+    texts
+        .iter()
+        .map(|t| jina::Document::from_text(*t))
+        .collect()
 }
 
 /// A document with this text and this id.

@@ -36,7 +36,7 @@ fn fnv1a(bytes: &[u8], seed: u64) -> u64 {
 }
 
 /// The embedding of `text` in `dim` dimensions.
-pub fn embed(text: &str, dim: usize) -> Vec<f32> {
+pub(super) fn embed(text: &str, dim: usize) -> Vec<f32> {
     let mut v = vec![0f32; dim];
     let mut add = |feature: &[u8], seed: u64, weight: f32| {
         let h = fnv1a(feature, seed);

@@ -30,7 +30,10 @@ fn ten() -> usize {
 }
 
 /// `parameters.top_k` when given as a positive number, else `default`.
-pub fn top_k(parameters: &Map<String, Value>, default: usize) -> Result<usize, HandlerError> {
+pub(super) fn top_k(
+    parameters: &Map<String, Value>,
+    default: usize,
+) -> Result<usize, HandlerError> {
     match parameters.get("top_k") {
         None | Some(Value::Null) => Ok(default),
         Some(v) => v
@@ -47,7 +50,7 @@ pub fn top_k(parameters: &Map<String, Value>, default: usize) -> Result<usize, H
 }
 
 /// Sorts `matches` by `metric` (best first), one per id, and keeps `k`.
-pub fn rank(matches: &mut DocumentArray, metric: &str, k: usize) {
+pub(super) fn rank(matches: &mut DocumentArray, metric: &str, k: usize) {
     let list = matches.as_mut_vec();
     let score = |d: &Document| d.score(metric).unwrap_or(f64::NEG_INFINITY);
     list.sort_by(|a, b| score(b).total_cmp(&score(a)).then_with(|| a.id.cmp(&b.id)));

@@ -42,7 +42,7 @@ fn is_abbreviation(chars: &[char], dot: usize) -> bool {
 /// Sentences of `text`: split after `.`, `!` or `?` (and any closing quotes or brackets) that
 /// are followed by white space, except after titles such as `Mr.`; line breaks inside a
 /// sentence become spaces.
-pub fn sentences(text: &str) -> Vec<String> {
+pub(super) fn sentences(text: &str) -> Vec<String> {
     let flat: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
     let chars: Vec<char> = flat.chars().collect();
     let mut out = vec![];

@@ -21,7 +21,7 @@ pub struct Tokenizer {
 /// What one yielded document holds.
 #[derive(Clone, Copy, Debug, Default, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Unit {
+pub(super) enum Unit {
     #[default]
     Word,
     Sentence,

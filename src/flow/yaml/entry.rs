@@ -579,7 +579,10 @@ mod tests {
     #[test]
     fn relative_volumes_resolve_against_the_yaml_folder() {
         let dir = Path::new("/flows");
-        assert_eq!(absolute_volume("data:/data", Some(dir)), "/flows/data:/data");
+        assert_eq!(
+            absolute_volume("data:/data", Some(dir)),
+            "/flows/data:/data"
+        );
         assert_eq!(absolute_volume("/abs:/data", Some(dir)), "/abs:/data");
     }
 

@@ -3,7 +3,9 @@
 //! back. Keys that only mean something together (`ssl_certfile` and `ssl_keyfile`, `tracing`
 //! and its exporter) are gathered while reading and checked together at the end.
 
-use super::values::{beside, boolean, describe, env, integer, one_or_many, one_port, ports, string};
+use super::values::{
+    beside, boolean, describe, env, integer, one_or_many, one_port, ports, string,
+};
 use super::{Key, Parsed, not_read};
 use crate::flow::Diagnostic;
 use crate::flow::spec::{GatewaySpec, Protocol, TlsFiles};
@@ -32,7 +34,11 @@ pub(super) const GATEWAY_KEYS: &[GatewayKey] = &[
     Key {
         name: "protocol",
         read: read_protocols,
-        write: |g, _| Some(json!(g.protocols.iter().map(|p| p.as_str()).collect::<Vec<_>>())),
+        write: |g, _| {
+            Some(json!(
+                g.protocols.iter().map(|p| p.as_str()).collect::<Vec<_>>()
+            ))
+        },
     },
     Key {
         name: "protocols",

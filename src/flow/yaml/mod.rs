@@ -142,7 +142,7 @@ fn harmless(key: &str) -> Option<&'static str> {
 
 /// The result of reading a Flow YAML: the spec (as far as it could be read), its warnings,
 /// and its errors.
-pub struct Parsed {
+pub(super) struct Parsed {
     pub spec: FlowSpec,
     pub warnings: Vec<Diagnostic>,
     pub errors: Vec<Diagnostic>,
@@ -151,7 +151,7 @@ pub struct Parsed {
 
 /// Reads Flow YAML text, with variables looked up by `env`. Syntax errors end reading;
 /// everything else is collected.
-pub fn parse_with_env(
+pub(super) fn parse_with_env(
     text: &str,
     base_dir: Option<PathBuf>,
     env: &dyn Fn(&str) -> Option<String>,
@@ -238,7 +238,7 @@ pub fn parse_with_env(
 /// Finds the line of a key in block-style Flow YAML, for messages. serde_yaml gives no
 /// positions for values, so this scans the text: good for the block style Jina writes, and
 /// for anything else it simply finds no line.
-pub struct LineIndex {
+pub(super) struct LineIndex {
     lines: Vec<(usize, String)>, // (indent, content after indent) per line, 1-based by position
     /// The top-level key that lists the executors (`executors`, or `pods` / `deployments`).
     list_key: String,
@@ -265,7 +265,7 @@ impl LineIndex {
     }
 
     /// Line of a top-level key.
-    pub fn top_key(&self, key: &str) -> Option<usize> {
+    pub(super) fn top_key(&self, key: &str) -> Option<usize> {
         self.lines
             .iter()
             .position(|(indent, c)| *indent == 0 && Self::starts_key(c, key))
@@ -297,7 +297,7 @@ impl LineIndex {
     }
 
     /// Line of a key under a top-level section (`with:`, `gateway:`).
-    pub fn with_key(&self, section: &str, key: &str) -> Option<usize> {
+    pub(super) fn with_key(&self, section: &str, key: &str) -> Option<usize> {
         self.find_key(self.block(section)?, key)
     }
 
@@ -316,12 +316,12 @@ impl LineIndex {
     }
 
     /// Line where item `i` of `executors:` starts.
-    pub fn item(&self, i: usize) -> Option<usize> {
+    pub(super) fn item(&self, i: usize) -> Option<usize> {
         self.item_range(i).map(|(s, _)| s + 1)
     }
 
     /// Line of a key of item `i` of `executors:` (the item's line when the key is absent).
-    pub fn item_key(&self, i: usize, key: &str) -> Option<usize> {
+    pub(super) fn item_key(&self, i: usize, key: &str) -> Option<usize> {
         let range = self.item_range(i)?;
         self.find_key(range, key).or(Some(range.0 + 1))
     }
@@ -330,7 +330,7 @@ impl LineIndex {
 /// Writes a spec as Flow YAML. Every executor gets its name and explicit `needs`, so the YAML
 /// loads back to the same graph whatever the defaults. A Rust executor (served in-process) is
 /// written as its type name, which only loads back where that name means something.
-pub fn write(spec: &FlowSpec) -> String {
+pub(super) fn write(spec: &FlowSpec) -> String {
     let executors: Vec<Json> = (0..spec.executors.len())
         .map(|i| entry::write_entry(spec, i))
         .collect();
