@@ -17,8 +17,8 @@ use super::{
     EXECUTOR_PORT, ExportError, FLOW_DIR, copy_container, dns_name, external_address,
     flow_location, gateway_command, gateway_ping, refuse_tls,
 };
-use crate::flow::CheckedFlow;
-use crate::orchestrate::{Role, copies_of};
+use crate::flow::{CheckedFlow, ExecutorSpec};
+use crate::orchestrate::{CopySpec, Role, copies_of};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
     ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
@@ -56,39 +56,83 @@ pub(crate) fn to_kubernetes(
     options: &KubernetesOptions,
 ) -> Result<Vec<Manifest>, ExportError> {
     let (folder, file_name) = flow_location(flow_file)?;
-    let spec = &flow.spec;
-    refuse_tls(spec)?;
-    let flow_name = dns_name(spec.gateway.name.as_deref().unwrap_or_else(|| {
+    refuse_tls(&flow.spec)?;
+    let flow_name = dns_name(flow.spec.gateway.name.as_deref().unwrap_or_else(|| {
         Path::new(&file_name)
             .file_stem()
             .and_then(|s| s.to_str())
             .unwrap_or("flow")
     }));
-    let namespace = options
-        .namespace
-        .clone()
-        .unwrap_or_else(|| flow_name.clone());
-    let files_map = format!("{flow_name}-files");
-    let mut manifests = vec![];
-    let mut files = BTreeMap::from([(file_name.clone(), read(flow_file)?)]);
-    let mut addresses = serde_json::Map::new();
-    let mut pending = vec![];
-    let meta = |name: &str| ObjectMeta {
-        name: Some(name.into()),
-        namespace: Some(namespace.clone()),
-        labels: Some(labels(name, &flow_name)),
-        ..Default::default()
+    let mut export = Export {
+        flow,
+        folder,
+        options,
+        namespace: options
+            .namespace
+            .clone()
+            .unwrap_or_else(|| flow_name.clone()),
+        files_map: format!("{flow_name}-files"),
+        flow_name,
+        files: BTreeMap::from([(file_name.clone(), read(flow_file)?)]),
+        addresses: serde_json::Map::new(),
+        pending: vec![],
     };
-    for (i, exec) in spec.executors.iter().enumerate() {
-        let name = spec.name_of(i);
+    for i in 0..flow.spec.executors.len() {
+        export.executor(i)?;
+    }
+    // Every file is known now: each executor's objects, with the files volume complete.
+    let mut manifests: Vec<Manifest> = export
+        .pending
+        .iter()
+        .map(|p| export.executor_manifest(p))
+        .collect();
+    manifests.push(export.gateway_manifest(&file_name));
+    manifests.push(export.files_manifest());
+    if let Some(namespace) = export.namespace_manifest() {
+        manifests.insert(0, namespace);
+    }
+    Ok(manifests)
+}
+
+/// One export under way: what is known so far of the Flow's objects.
+struct Export<'a> {
+    flow: &'a CheckedFlow,
+    /// The Flow's folder, whose files the pods mount.
+    folder: &'a Path,
+    options: &'a KubernetesOptions,
+    namespace: String,
+    flow_name: String,
+    /// The ConfigMap of the Flow's files.
+    files_map: String,
+    /// The Flow's files that some pod reads: path in the folder → text.
+    files: BTreeMap<String, String>,
+    /// Where the gateway finds each executor.
+    addresses: serde_json::Map<String, serde_json::Value>,
+    pending: Vec<Pending>,
+}
+
+impl Export<'_> {
+    fn meta(&self, name: &str) -> ObjectMeta {
+        ObjectMeta {
+            name: Some(name.into()),
+            namespace: Some(self.namespace.clone()),
+            labels: Some(labels(name, &self.flow_name)),
+            ..Default::default()
+        }
+    }
+
+    /// Plans the Deployments of executor `i` (replicas of a shard are one Deployment, its
+    /// first copy standing for all of them) and notes where the gateway finds them.
+    fn executor(&mut self, i: usize) -> Result<(), ExportError> {
+        let exec = &self.flow.spec.executors[i];
+        let name = self.flow.spec.name_of(i);
         if let Some(address) = external_address(exec, &name)? {
-            addresses.insert(name, address.into());
-            continue;
+            self.addresses.insert(name, address.into());
+            return Ok(());
         }
         let mut shards = vec![String::new(); exec.shards as usize];
         let (mut head, mut tail) = (None, None);
-        // Replicas of a shard are one Deployment: its first copy stands for all of them.
-        let firsts = copies_of(exec, &name, &flow.served[i])
+        let firsts = copies_of(exec, &name, &self.flow.served[i])
             .into_iter()
             .filter(|c| c.id.replica == 0 || !matches!(c.role, Role::Copy { .. }));
         for mut copy in firsts {
@@ -99,51 +143,14 @@ pub(crate) fn to_kubernetes(
                 }
                 .label(&name);
             }
-            let container = copy_container(spec, exec, &copy, folder, &options.image, |_| {
-                Some(WORKSPACE_DIR.to_string())
-            })?;
-            let deployment_name = dns_name(&copy.label);
-            if container.reads_flow_files
-                && let Some(file) = executor_file(&container.args, folder)
-            {
-                files.insert(file.clone(), read(&folder.join(&file))?);
-            }
-            let mut mounts = vec![];
-            if container.reads_flow_files {
-                mounts.push(mount("flow-files", FLOW_DIR));
-            }
-            if container.workspace.is_some() {
-                mounts.push(mount("workspace", WORKSPACE_DIR));
-            }
-            let pod = Container {
-                name: "executor".into(),
-                image: Some(container.image),
-                command: container.entrypoint,
-                args: Some(container.args),
-                env: Some(env(&container.env)),
-                ports: Some(vec![container_port("grpc", EXECUTOR_PORT)]),
-                readiness_probe: Some(probe(&executor_ping(), 2)),
-                liveness_probe: Some(probe(&executor_ping(), 10)),
-                volume_mounts: (!mounts.is_empty()).then_some(mounts),
-                ..Default::default()
-            };
-            let replicas = match copy.role {
-                Role::Copy { .. } => exec.replicas,
-                Role::Head | Role::Tail => 1,
-            };
-            let address = format!("{deployment_name}.{namespace}.svc:{EXECUTOR_PORT}");
+            let pending = self.pod(exec, &copy)?;
+            let address = format!("{}.{}.svc:{EXECUTOR_PORT}", pending.name, self.namespace);
             match copy.role {
                 Role::Copy { shard } => shards[shard as usize] = address,
                 Role::Head => head = Some(address),
                 Role::Tail => tail = Some(address),
             }
-            pending.push(Pending {
-                name: deployment_name,
-                pod,
-                replicas,
-                reads_flow_files: container.reads_flow_files,
-                workspace: container.workspace.is_some(),
-            });
+            self.pending.push(pending);
         }
         // One name per shard: the gateway finds its replicas behind it.
         let shards: Vec<Vec<String>> = shards.into_iter().map(|a| vec![a]).collect();
@@ -154,13 +161,62 @@ pub(crate) fn to_kubernetes(
         if let Some(t) = tail {
             at["tail"] = t.into();
         }
-        addresses.insert(name, at);
+        self.addresses.insert(name, at);
+        Ok(())
     }
-    // Every file is known now: each executor's objects, with the files volume complete.
-    for p in pending {
+
+    /// The pod of one copy (and the files it reads, noted).
+    fn pod(&mut self, exec: &ExecutorSpec, copy: &CopySpec) -> Result<Pending, ExportError> {
+        let container = copy_container(
+            &self.flow.spec,
+            exec,
+            copy,
+            self.folder,
+            &self.options.image,
+            |_| Some(WORKSPACE_DIR.to_string()),
+        )?;
+        if container.reads_flow_files
+            && let Some(file) = executor_file(&container.args, self.folder)
+        {
+            self.files
+                .insert(file.clone(), read(&self.folder.join(&file))?);
+        }
+        let mut mounts = vec![];
+        if container.reads_flow_files {
+            mounts.push(mount("flow-files", FLOW_DIR));
+        }
+        if container.workspace.is_some() {
+            mounts.push(mount("workspace", WORKSPACE_DIR));
+        }
+        let pod = Container {
+            name: "executor".into(),
+            image: Some(container.image),
+            command: container.entrypoint,
+            args: Some(container.args),
+            env: Some(env(&container.env)),
+            ports: Some(vec![container_port("grpc", EXECUTOR_PORT)]),
+            readiness_probe: Some(probe(&executor_ping(), 2)),
+            liveness_probe: Some(probe(&executor_ping(), 10)),
+            volume_mounts: (!mounts.is_empty()).then_some(mounts),
+            ..Default::default()
+        };
+        Ok(Pending {
+            name: dns_name(&copy.label),
+            pod,
+            replicas: match copy.role {
+                Role::Copy { .. } => exec.replicas,
+                Role::Head | Role::Tail => 1,
+            },
+            reads_flow_files: container.reads_flow_files,
+            workspace: container.workspace.is_some(),
+        })
+    }
+
+    /// An executor's Deployment and its headless Service.
+    fn executor_manifest(&self, p: &Pending) -> Manifest {
         let mut volumes = vec![];
         if p.reads_flow_files {
-            volumes.push(files_volume(&files_map, &files));
+            volumes.push(files_volume(&self.files_map, &self.files));
         }
         if p.workspace {
             volumes.push(Volume {
@@ -169,9 +225,9 @@ pub(crate) fn to_kubernetes(
                 ..Default::default()
             });
         }
-        let deployment = deployment(meta(&p.name), p.replicas, p.pod, volumes);
+        let deployment = deployment(self.meta(&p.name), p.replicas, p.pod.clone(), volumes);
         let service = Service {
-            metadata: meta(&p.name),
+            metadata: self.meta(&p.name),
             spec: Some(ServiceSpec {
                 // Headless: the name resolves to every ready pod, for the gateway to spread.
                 cluster_ip: Some("None".into()),
@@ -181,92 +237,103 @@ pub(crate) fn to_kubernetes(
             }),
             ..Default::default()
         };
-        manifests.push(Manifest {
+        Manifest {
             file: format!("{}.yml", p.name),
             yaml: documents(&[to_yaml(&deployment), to_yaml(&service)]),
-        });
+        }
     }
-    let (command, ports) = gateway_command(spec, &file_name, addresses);
-    let ping = gateway_ping(spec, &ports);
-    let protocols = &spec.gateway.protocols;
-    let gateway = Container {
-        name: "gateway".into(),
-        image: Some(options.image.clone()),
-        args: Some(command),
-        env: Some(env(&BTreeMap::from([(
-            "JINA_PORT".to_string(),
-            ports[0].to_string(),
-        )]))),
-        ports: Some(
-            protocols
-                .iter()
-                .zip(&ports)
-                .map(|(p, port)| container_port(p.as_str(), *port))
-                .collect(),
-        ),
-        readiness_probe: ping.as_ref().map(|p| probe(p, 2)),
-        liveness_probe: ping.as_ref().map(|p| probe(p, 10)),
-        volume_mounts: Some(vec![mount("flow-files", FLOW_DIR)]),
-        ..Default::default()
-    };
-    let gateway_deployment = deployment(
-        meta("gateway"),
-        1,
-        gateway,
-        vec![files_volume(&files_map, &files)],
-    );
-    let gateway_service = Service {
-        metadata: meta("gateway"),
-        spec: Some(ServiceSpec {
-            selector: Some(selector("gateway")),
+
+    /// The gateway's Deployment and Service: `jina gateway --uses` the Flow's file, with
+    /// every executor's address.
+    fn gateway_manifest(&self, file_name: &str) -> Manifest {
+        let spec = &self.flow.spec;
+        let (command, ports) = gateway_command(spec, file_name, self.addresses.clone());
+        let ping = gateway_ping(spec, &ports);
+        let protocols = &spec.gateway.protocols;
+        let gateway = Container {
+            name: "gateway".into(),
+            image: Some(self.options.image.clone()),
+            args: Some(command),
+            env: Some(env(&BTreeMap::from([(
+                "JINA_PORT".to_string(),
+                ports[0].to_string(),
+            )]))),
             ports: Some(
                 protocols
                     .iter()
                     .zip(&ports)
-                    .map(|(p, port)| service_port(p.as_str(), *port))
+                    .map(|(p, port)| container_port(p.as_str(), *port))
+                    .collect(),
+            ),
+            readiness_probe: ping.as_ref().map(|p| probe(p, 2)),
+            liveness_probe: ping.as_ref().map(|p| probe(p, 10)),
+            volume_mounts: Some(vec![mount("flow-files", FLOW_DIR)]),
+            ..Default::default()
+        };
+        let gateway_deployment = deployment(
+            self.meta("gateway"),
+            1,
+            gateway,
+            vec![files_volume(&self.files_map, &self.files)],
+        );
+        let gateway_service = Service {
+            metadata: self.meta("gateway"),
+            spec: Some(ServiceSpec {
+                selector: Some(selector("gateway")),
+                ports: Some(
+                    protocols
+                        .iter()
+                        .zip(&ports)
+                        .map(|(p, port)| service_port(p.as_str(), *port))
+                        .collect(),
+                ),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        Manifest {
+            file: "gateway.yml".into(),
+            yaml: documents(&[to_yaml(&gateway_deployment), to_yaml(&gateway_service)]),
+        }
+    }
+
+    /// The ConfigMap of the Flow's files. Its keys are flat: each file gets one, and its path
+    /// under /flow back.
+    fn files_manifest(&self) -> Manifest {
+        let config_map = ConfigMap {
+            metadata: self.meta(&self.files_map),
+            data: Some(
+                self.files
+                    .iter()
+                    .map(|(path, text)| (file_key(path), text.clone()))
                     .collect(),
             ),
             ..Default::default()
-        }),
-        ..Default::default()
-    };
-    manifests.push(Manifest {
-        file: "gateway.yml".into(),
-        yaml: documents(&[to_yaml(&gateway_deployment), to_yaml(&gateway_service)]),
-    });
-    // Keys of a ConfigMap are flat: each file gets one, and its path under /flow back.
-    let config_map = ConfigMap {
-        metadata: meta(&files_map),
-        data: Some(
-            files
-                .iter()
-                .map(|(path, text)| (file_key(path), text.clone()))
-                .collect(),
-        ),
-        ..Default::default()
-    };
-    manifests.push(Manifest {
-        file: "flow-files.yml".into(),
-        yaml: documents(&[to_yaml(&config_map)]),
-    });
-    if namespace != "default" {
+        };
+        Manifest {
+            file: "flow-files.yml".into(),
+            yaml: documents(&[to_yaml(&config_map)]),
+        }
+    }
+
+    /// The namespace, unless it is `default`.
+    fn namespace_manifest(&self) -> Option<Manifest> {
+        if self.namespace == "default" {
+            return None;
+        }
         let ns = Namespace {
             metadata: ObjectMeta {
-                name: Some(namespace.clone()),
-                labels: Some(labels(&namespace, &flow_name)),
+                name: Some(self.namespace.clone()),
+                labels: Some(labels(&self.namespace, &self.flow_name)),
                 ..Default::default()
             },
             ..Default::default()
         };
-        manifests.insert(
-            0,
-            Manifest {
-                file: "namespace.yml".into(),
-                yaml: documents(&[to_yaml(&ns)]),
-            },
-        );
+        Some(Manifest {
+            file: "namespace.yml".into(),
+            yaml: documents(&[to_yaml(&ns)]),
+        })
     }
-    Ok(manifests)
 }
 
 /// An executor's Deployment and Service, once the Flow's files are all known.

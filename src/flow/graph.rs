@@ -32,61 +32,8 @@ impl Graph {
     pub fn build(spec: &FlowSpec) -> Result<Graph, Vec<Problem>> {
         let mut problems: Vec<Problem> = vec![];
         let names: Vec<String> = (0..spec.executors.len()).map(|i| spec.name_of(i)).collect();
-        let mut index: HashMap<&str, usize> = HashMap::new();
-        for (i, name) in names.iter().enumerate() {
-            if name == GATEWAY {
-                problems.push((
-                    i,
-                    "name",
-                    format!("'{GATEWAY}' is reserved for the gateway"),
-                ));
-            } else if let Some(&first) = index.get(name.as_str()) {
-                problems.push((
-                    i,
-                    "name",
-                    format!("duplicate executor name '{name}' (also executors[{first}])"),
-                ));
-            } else {
-                index.insert(name, i);
-            }
-        }
-
-        let mut nodes: Vec<GraphNode> = names
-            .iter()
-            .map(|n| GraphNode {
-                name: n.clone(),
-                parents: vec![],
-                children: vec![],
-            })
-            .collect();
-        let mut orphaned = vec![false; nodes.len()]; // `needs: []`: nobody feeds it
-        for (i, e) in spec.executors.iter().enumerate() {
-            let needs: Vec<String> = match &e.needs {
-                Some(n) => n.clone(),
-                None if i == 0 => vec![GATEWAY.into()],
-                None => vec![names[i - 1].clone()],
-            };
-            orphaned[i] = needs.is_empty();
-            for need in needs {
-                if need == GATEWAY {
-                    continue;
-                }
-                match index.get(need.as_str()) {
-                    Some(&p) if !nodes[i].parents.contains(&p) => nodes[i].parents.push(p),
-                    Some(_) => {}
-                    None => problems.push((i, "needs", format!("unknown executor '{need}'"))),
-                }
-            }
-            if e.external && e.port_in.is_none() {
-                problems.push((i, "port_in", "an external executor needs its port".into()));
-            }
-        }
-        for i in 0..nodes.len() {
-            for p in nodes[i].parents.clone() {
-                nodes[p].children.push(i);
-            }
-        }
-
+        let index = index_names(&names, &mut problems);
+        let (nodes, orphaned) = link(spec, &names, &index, &mut problems);
         // Kahn's algorithm: whatever is left over sits on or behind a cycle.
         let mut pending: Vec<usize> = nodes.iter().map(|n| n.parents.len()).collect();
         let mut order: Vec<usize> = (0..nodes.len()).filter(|&i| pending[i] == 0).collect();
@@ -100,45 +47,8 @@ impl Graph {
             }
             k += 1;
         }
-        let mut reported = vec![false; nodes.len()];
-        for start in 0..nodes.len() {
-            if pending[start] > 0
-                && !reported[start]
-                && let Some(cycle) = find_cycle(&nodes, start)
-            {
-                for &c in &cycle {
-                    reported[c] = true;
-                }
-                let path: Vec<&str> = cycle
-                    .iter()
-                    .chain(cycle.first())
-                    .map(|&c| nodes[c].name.as_str())
-                    .collect();
-                problems.push((cycle[0], "needs", format!("cycle: {}", path.join(" -> "))));
-            }
-        }
-
-        // Reachable from the gateway: nodes with no parents (and not `needs: []`), then down.
-        let mut reached = vec![false; nodes.len()];
-        let mut stack: Vec<usize> = (0..nodes.len())
-            .filter(|&i| nodes[i].parents.is_empty() && !orphaned[i])
-            .collect();
-        while let Some(i) = stack.pop() {
-            if !reached[i] {
-                reached[i] = true;
-                stack.extend(nodes[i].children.iter().copied());
-            }
-        }
-        for i in 0..nodes.len() {
-            if !reached[i] && !reported[i] && pending[i] == 0 {
-                problems.push((
-                    i,
-                    "needs",
-                    format!("'{}' is not reachable from the gateway", nodes[i].name),
-                ));
-            }
-        }
-
+        let on_cycles = report_cycles(&nodes, &pending, &mut problems);
+        report_unreachable(&nodes, &orphaned, &pending, &on_cycles, &mut problems);
         if !problems.is_empty() {
             problems.sort_by_key(|p| p.0);
             return Err(problems);
@@ -153,6 +63,127 @@ impl Graph {
             order,
             leaves,
         })
+    }
+}
+
+/// Each executor's index by name; a reserved or repeated name is a problem.
+fn index_names<'a>(names: &'a [String], problems: &mut Vec<Problem>) -> HashMap<&'a str, usize> {
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for (i, name) in names.iter().enumerate() {
+        if name == GATEWAY {
+            problems.push((
+                i,
+                "name",
+                format!("'{GATEWAY}' is reserved for the gateway"),
+            ));
+        } else if let Some(&first) = index.get(name.as_str()) {
+            problems.push((
+                i,
+                "name",
+                format!("duplicate executor name '{name}' (also executors[{first}])"),
+            ));
+        } else {
+            index.insert(name, i);
+        }
+    }
+    index
+}
+
+/// The nodes with their parents and children from each entry's `needs` (the previous
+/// executor when it says none), and which say `needs: []` (nobody feeds them).
+fn link(
+    spec: &FlowSpec,
+    names: &[String],
+    index: &HashMap<&str, usize>,
+    problems: &mut Vec<Problem>,
+) -> (Vec<GraphNode>, Vec<bool>) {
+    let mut nodes: Vec<GraphNode> = names
+        .iter()
+        .map(|n| GraphNode {
+            name: n.clone(),
+            parents: vec![],
+            children: vec![],
+        })
+        .collect();
+    let mut orphaned = vec![false; nodes.len()];
+    for (i, e) in spec.executors.iter().enumerate() {
+        let needs: Vec<String> = match &e.needs {
+            Some(n) => n.clone(),
+            None if i == 0 => vec![GATEWAY.into()],
+            None => vec![names[i - 1].clone()],
+        };
+        orphaned[i] = needs.is_empty();
+        for need in needs {
+            if need == GATEWAY {
+                continue;
+            }
+            match index.get(need.as_str()) {
+                Some(&p) if !nodes[i].parents.contains(&p) => nodes[i].parents.push(p),
+                Some(_) => {}
+                None => problems.push((i, "needs", format!("unknown executor '{need}'"))),
+            }
+        }
+        if e.external && e.port_in.is_none() {
+            problems.push((i, "port_in", "an external executor needs its port".into()));
+        }
+    }
+    for i in 0..nodes.len() {
+        for p in nodes[i].parents.clone() {
+            nodes[p].children.push(i);
+        }
+    }
+    (nodes, orphaned)
+}
+
+/// Each cycle among the nodes Kahn's algorithm left `pending`, once; which nodes are on one.
+fn report_cycles(nodes: &[GraphNode], pending: &[usize], problems: &mut Vec<Problem>) -> Vec<bool> {
+    let mut reported = vec![false; nodes.len()];
+    for start in 0..nodes.len() {
+        if pending[start] > 0
+            && !reported[start]
+            && let Some(cycle) = find_cycle(nodes, start)
+        {
+            for &c in &cycle {
+                reported[c] = true;
+            }
+            let path: Vec<&str> = cycle
+                .iter()
+                .chain(cycle.first())
+                .map(|&c| nodes[c].name.as_str())
+                .collect();
+            problems.push((cycle[0], "needs", format!("cycle: {}", path.join(" -> "))));
+        }
+    }
+    reported
+}
+
+/// Each node the gateway cannot reach (from the nodes with no parents that do not say
+/// `needs: []`, then down), unless a cycle already explains it.
+fn report_unreachable(
+    nodes: &[GraphNode],
+    orphaned: &[bool],
+    pending: &[usize],
+    on_cycles: &[bool],
+    problems: &mut Vec<Problem>,
+) {
+    let mut reached = vec![false; nodes.len()];
+    let mut stack: Vec<usize> = (0..nodes.len())
+        .filter(|&i| nodes[i].parents.is_empty() && !orphaned[i])
+        .collect();
+    while let Some(i) = stack.pop() {
+        if !reached[i] {
+            reached[i] = true;
+            stack.extend(nodes[i].children.iter().copied());
+        }
+    }
+    for i in 0..nodes.len() {
+        if !reached[i] && !on_cycles[i] && pending[i] == 0 {
+            problems.push((
+                i,
+                "needs",
+                format!("'{}' is not reachable from the gateway", nodes[i].name),
+            ));
+        }
     }
 }
 
