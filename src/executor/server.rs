@@ -131,7 +131,7 @@ impl ExecutorService {
             Incoming::Many(list) => list.first().map(request::request_id).unwrap_or_default(),
         };
         let span = self.request_span(request_id, metadata);
-        self.answer_recorded(incoming).instrument(span).await
+        self.answer_measured(incoming).instrument(span).await
     }
 
     /// The `request` span of one request (what JSON logs take the request id from), a child
@@ -153,29 +153,31 @@ impl ExecutorService {
         span
     }
 
-    async fn answer_recorded(&self, incoming: Incoming) -> Result<DataRequestProto, Status> {
-        let Some(metrics) = self.metrics.clone() else {
-            return self.answer_unrecorded(incoming).await;
-        };
-        let start = std::time::Instant::now();
-        let endpoint = incoming.endpoint().to_string();
-        let size_in = match &incoming {
-            Incoming::One(req) => prost::Message::encoded_len(req),
-            Incoming::Many(list) => list.iter().map(prost::Message::encoded_len).sum(),
-        };
-        let answer = self.answer_unrecorded(incoming).await;
-        let (failed, size_out) = match &answer {
-            Ok(req) => (request::is_error(req), prost::Message::encoded_len(req)),
-            Err(_) => (true, 0),
-        };
-        metrics.request(&endpoint, start.elapsed(), failed, size_in, size_out);
+    /// [`ExecutorService::answer_now`], measured when monitoring is on.
+    async fn answer_measured(&self, incoming: Incoming) -> Result<DataRequestProto, Status> {
+        let measuring = self.metrics.as_deref().map(|m| {
+            let size_in = match &incoming {
+                Incoming::One(req) => prost::Message::encoded_len(req),
+                Incoming::Many(list) => list.iter().map(prost::Message::encoded_len).sum(),
+            };
+            m.begin_request(incoming.endpoint(), size_in)
+        });
+        let answer = self.answer_now(incoming).await;
+        if let Some(measuring) = measuring {
+            match &answer {
+                Ok(req) => {
+                    measuring.finish(request::is_error(req), prost::Message::encoded_len(req))
+                }
+                Err(_) => measuring.finish(true, 0),
+            }
+        }
         answer
     }
 
     /// Answers what arrived: a blocking handler runs where blocking is allowed, an async one
     /// on this task. A request whose endpoint has no handler goes back as it came, its
     /// documents not even decoded.
-    async fn answer_unrecorded(&self, incoming: Incoming) -> Result<DataRequestProto, Status> {
+    async fn answer_now(&self, incoming: Incoming) -> Result<DataRequestProto, Status> {
         let handler = self.instance.table.resolve(incoming.endpoint());
         // Only a single request is batched: a join's requests are merged into one call.
         let batcher = match (handler, &incoming) {
@@ -192,8 +194,9 @@ impl ExecutorService {
             }
             (handler, incoming) => {
                 let this = self.clone();
-                let span = tracing::Span::current();
-                blocking(move || span.in_scope(|| this.run_blocking(handler, incoming))).await
+                off_the_runtime(move || this.run_blocking(handler, incoming))
+                    .await
+                    .map_err(|e| Status::internal(format!("executor task failed: {e}")))
             }
         }
     }
@@ -475,23 +478,13 @@ async fn invoke(
         HandlerKind::Stream => gather_stream(&instance, index, docs, &parameters, &endpoint).await,
         // Recorded where it runs.
         HandlerKind::Blocking => {
-            let span = tracing::Span::current();
             let run = move || {
-                span.in_scope(|| {
-                    let mut docs = docs;
-                    let metrics = metrics.as_deref();
-                    call_blocking_recorded(
-                        &instance,
-                        metrics,
-                        index,
-                        &mut docs,
-                        &parameters,
-                        &endpoint,
-                    )
+                let mut docs = docs;
+                let metrics = metrics.as_deref();
+                call_blocking_recorded(&instance, metrics, index, &mut docs, &parameters, &endpoint)
                     .map(|new| new.unwrap_or(docs))
-                })
             };
-            return tokio::task::spawn_blocking(run).await.unwrap_or_else(|e| {
+            return off_the_runtime(run).await.unwrap_or_else(|e| {
                 Err(HandlerError::new(
                     "RuntimeError",
                     format!("executor task failed: {e}"),
@@ -515,11 +508,13 @@ fn panicked(panic: Box<dyn std::any::Any + Send>) -> HandlerError {
     HandlerError::new("Panic", message)
 }
 
-/// Runs blocking work (a handler) off the async threads.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> Result<T, Status> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| Status::internal(format!("executor task failed: {e}")))
+/// Runs blocking work (a handler) off the async threads, in the caller's span: the one way a
+/// blocking handler runs.
+async fn off_the_runtime<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, tokio::task::JoinError> {
+    let span = tracing::Span::current();
+    tokio::task::spawn_blocking(move || span.in_scope(f)).await
 }
 
 #[tonic::async_trait]

@@ -380,7 +380,7 @@ impl Router {
         let recorded = self
             .metrics
             .as_ref()
-            .map(|m| crate::metrics::StreamedRequest::start(m, prost::Message::encoded_len(&req)));
+            .map(|m| m.begin_request(prost::Message::encoded_len(&req)));
         let replies = deployment.stream_doc(req).instrument(call.clone()).await;
         let spans = vec![span.clone(), call.clone()];
         let replies = crate::metrics::record_stream(
@@ -424,31 +424,31 @@ impl Router {
             header.request_id = request::new_request_id();
         }
         let span = request_span(&header.request_id, adopt);
-        let answer = self.route_recorded(req).instrument(span.clone()).await;
+        let answer = self.route_measured(req).instrument(span.clone()).await;
         if request::is_error(&answer) {
             span.record("otel.status_code", "ERROR");
         }
         answer
     }
 
-    async fn route_recorded(&self, req: DataRequestProto) -> DataRequestProto {
-        let Some(metrics) = &self.metrics else {
-            return self.route_unrecorded(req).await;
-        };
-        let _pending = metrics.pending();
-        let (start, size_in) = (std::time::Instant::now(), prost::Message::encoded_len(&req));
-        let answer = self.route_unrecorded(req).await;
-        let size_out = prost::Message::encoded_len(&answer);
-        metrics.request(
-            start.elapsed(),
-            request::is_error(&answer),
-            size_in,
-            size_out,
-        );
+    /// [`Router::route_in_time`], measured when monitoring is on (pending while it runs).
+    async fn route_measured(&self, req: DataRequestProto) -> DataRequestProto {
+        let mut measuring = self
+            .metrics
+            .as_ref()
+            .map(|m| m.begin_request(prost::Message::encoded_len(&req)));
+        let answer = self.route_in_time(req).await;
+        if let Some(measuring) = &mut measuring {
+            measuring.sent(
+                prost::Message::encoded_len(&answer),
+                request::is_error(&answer),
+            );
+        }
         answer
     }
 
-    async fn route_unrecorded(&self, req: DataRequestProto) -> DataRequestProto {
+    /// Walks the graph, within the request's own `timeout` when it sets one.
+    async fn route_in_time(&self, req: DataRequestProto) -> DataRequestProto {
         let timeout = req
             .header
             .as_ref()

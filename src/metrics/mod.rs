@@ -193,18 +193,14 @@ impl ExecutorMetrics {
         })
     }
 
-    /// One request answered: how long it took, whether it failed, its size in and out.
-    pub(crate) fn request(
-        &self,
-        endpoint: &str,
-        took: Duration,
-        failed: bool,
-        size_in: usize,
-        size_out: usize,
-    ) {
-        self.endpoint(endpoint)
-            .requests
-            .record(took, failed, size_in, size_out);
+    /// A request to `endpoint` of `size_in` bytes came in; it is recorded when its
+    /// [`ExecutorRequest`] finishes.
+    pub(crate) fn begin_request(&self, endpoint: &str, size_in: usize) -> ExecutorRequest {
+        ExecutorRequest {
+            handles: self.endpoint(endpoint),
+            start: std::time::Instant::now(),
+            size_in,
+        }
     }
 
     /// One handler call: how long it took and how many documents it was given.
@@ -264,15 +260,17 @@ impl GatewayMetrics {
         Arc::new(m)
     }
 
-    /// A request came in; the guard counts it pending until dropped.
-    pub(crate) fn pending(self: &Arc<Self>) -> PendingGuard {
+    /// A request of `size_in` bytes came in: pending until its [`GatewayRequest`] is
+    /// dropped, which records it.
+    pub(crate) fn begin_request(self: &Arc<Self>, size_in: usize) -> GatewayRequest {
         self.pending.inc();
-        PendingGuard(self.clone())
-    }
-
-    /// One request answered.
-    pub(crate) fn request(&self, took: Duration, failed: bool, size_in: usize, size_out: usize) {
-        self.requests.record(took, failed, size_in, size_out);
+        GatewayRequest {
+            metrics: self.clone(),
+            start: std::time::Instant::now(),
+            size_in,
+            size_out: 0,
+            failed: false,
+        }
     }
 
     /// One call to an executor.
@@ -297,46 +295,54 @@ impl GatewayMetrics {
     }
 }
 
-/// One streamed document (`stream_doc`) as the gateway records it: pending while it streams,
-/// then one request whose response size is that of all its messages, failed when one carried
-/// an error. It is recorded when dropped: at the stream's end, or when the client went away.
-pub(crate) struct StreamedRequest {
-    pending: PendingGuard,
+/// One request as the gateway records it: pending while it lives, then one request whose
+/// response size is that of all it sent back (one answer, or each message of a streamed
+/// document), failed when one carried an error. It is recorded when dropped: when the answer
+/// is sent, at a stream's end, or when the client went away.
+pub(crate) struct GatewayRequest {
+    metrics: Arc<GatewayMetrics>,
     start: std::time::Instant,
     size_in: usize,
     size_out: usize,
     failed: bool,
 }
 
-impl StreamedRequest {
-    /// A stream began, its request `size_in` bytes.
-    pub(crate) fn start(metrics: &Arc<GatewayMetrics>, size_in: usize) -> StreamedRequest {
-        StreamedRequest {
-            pending: metrics.pending(),
-            start: std::time::Instant::now(),
-            size_in,
-            size_out: 0,
-            failed: false,
-        }
-    }
-
-    /// One message went back, of `size` bytes.
+impl GatewayRequest {
+    /// An answer (or one message of a stream) went back, of `size` bytes.
     pub(crate) fn sent(&mut self, size: usize, failed: bool) {
         self.size_out += size;
         self.failed |= failed;
     }
 }
 
-impl Drop for StreamedRequest {
+impl Drop for GatewayRequest {
     fn drop(&mut self) {
+        let m = &self.metrics;
+        m.pending.dec();
         let took = self.start.elapsed();
-        let metrics = &self.pending.0;
-        metrics.request(took, self.failed, self.size_in, self.size_out);
+        m.requests
+            .record(took, self.failed, self.size_in, self.size_out);
+    }
+}
+
+/// One request as an executor records it, per endpoint, when it finishes.
+pub(crate) struct ExecutorRequest {
+    handles: Arc<EndpointHandles>,
+    start: std::time::Instant,
+    size_in: usize,
+}
+
+impl ExecutorRequest {
+    /// It was answered (`failed`: with an error status, or none), with `size_out` bytes.
+    pub(crate) fn finish(self, failed: bool, size_out: usize) {
+        let took = self.start.elapsed();
+        let requests = &self.handles.requests;
+        requests.record(took, failed, self.size_in, size_out);
     }
 }
 
 /// `stream`, with `record` seeing each item and `state` dropped (which is when a record such as
-/// [`StreamedRequest`] is written, or a span held there ends) as soon as the stream ends, or
+/// [`GatewayRequest`] is written, or a span held there ends) as soon as the stream ends, or
 /// when it is dropped before its end (the client went away). Dropping at the end, not when
 /// the server gets round to dropping the stream, means a client that has seen the end finds
 /// the stream counted.
@@ -364,15 +370,6 @@ where
     })
     .filter_map(|()| std::future::ready(None));
     items.chain(end).boxed()
-}
-
-/// Counts a request pending while it lives.
-pub(crate) struct PendingGuard(Arc<GatewayMetrics>);
-
-impl Drop for PendingGuard {
-    fn drop(&mut self) {
-        self.0.pending.dec();
-    }
 }
 
 /// The gateway's metrics and where they are served.
