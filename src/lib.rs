@@ -32,6 +32,7 @@ mod logging;
 mod metrics;
 mod net;
 mod orchestrate;
+mod procs;
 mod running;
 mod shutdown;
 mod telemetry;
@@ -47,5 +48,5 @@ pub use running::{BlockingFlow, FlowError, RunningFlow};
 #[doc(hidden)]
 pub mod testing {
     pub use crate::daemon::client::LEASE;
-    pub use crate::orchestrate::procs::{alive, children, descendants};
+    pub use crate::procs::{alive, children, descendants};
 }

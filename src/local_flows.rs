@@ -58,7 +58,7 @@ impl FlowRecord {
         FlowRecord {
             name,
             pid,
-            start_ticks: crate::orchestrate::procs::start_ticks(pid).unwrap_or_default(),
+            start_ticks: crate::procs::start_ticks(pid).unwrap_or_default(),
             host: host.to_string(),
             ports: ports
                 .iter()
@@ -111,7 +111,7 @@ impl FlowRecord {
 
     /// Whether the process that wrote this record still runs.
     fn is_alive(&self) -> bool {
-        crate::orchestrate::procs::start_ticks(self.pid) == Some(self.start_ticks)
+        crate::procs::start_ticks(self.pid) == Some(self.start_ticks)
     }
 }
 
@@ -336,7 +336,7 @@ mod tests {
     #[test]
     fn a_record_of_a_pid_reused_by_another_process_is_not_alive() {
         let me = std::process::id();
-        let ticks = crate::orchestrate::procs::start_ticks(me).unwrap();
+        let ticks = crate::procs::start_ticks(me).unwrap();
         assert!(record("me", me, ticks).is_alive());
         assert!(!record("me", me, ticks + 1).is_alive());
     }

@@ -367,6 +367,7 @@ impl BlockingFlow {
         self.flow.as_ref().expect("present until close")
     }
 
+    /// Posts `inputs` to `on` and waits for every answer (the reference's `f.post`).
     pub fn post(
         &self,
         on: &str,
@@ -384,6 +385,7 @@ impl BlockingFlow {
         self.runtime.block_on(async { termination().await })
     }
 
+    /// The port of the gateway's first protocol.
     pub fn port(&self) -> u16 {
         self.flow().port()
     }

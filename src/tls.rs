@@ -76,6 +76,7 @@ impl std::fmt::Debug for ServerTls {
 }
 
 impl ServerTls {
+    /// Reads a certificate chain and its private key (PEM files).
     pub fn load(cert: &Path, key: &Path) -> Result<ServerTls, TlsError> {
         let cert_pem = read(cert)?;
         let key_pem = read(key)?;

@@ -331,6 +331,8 @@ async fn debug_logs_leave_out_frame_dumps_and_colour_codes_in_a_pipe() {
         &[("JINA_LOG_LEVEL", "DEBUG".as_ref())],
     );
     post_grpc(ports["GRPC"], vec![request("/", vec![])]).await;
+    // What must not be printed has no event to wait for: the request's lines are written by
+    // the time its answer came, give the relay of the output a moment.
     tokio::time::sleep(Duration::from_millis(200)).await;
     let out = flow.output();
     assert!(!out.contains('\u{1b}'), "colour codes in a pipe:\n{out}");

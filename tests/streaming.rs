@@ -353,6 +353,8 @@ async fn a_client_that_goes_away_ends_the_handlers_stream() {
         }
         drop(docs);
         drop(client);
+        // What must not happen has no event to wait for: long enough that a handler still
+        // running would have yielded 15 more.
         tokio::time::sleep(Duration::from_millis(1500)).await;
         let yielded = std::fs::read_to_string(&log)
             .unwrap_or_default()

@@ -27,22 +27,24 @@ pub(super) struct DaemonArgs {
 
 pub(super) async fn run(args: DaemonArgs) -> anyhow::Result<()> {
     crate::logging::init("daemon");
+    if args.token.as_ref().is_some_and(|t| t.len() < 16) {
+        return Err(anyhow!(
+            "--token: 16 characters or more (anyone who guesses it runs code here)"
+        ));
+    }
     let program = crate::orchestrate::jina_binary().map_err(|e| anyhow!(e))?;
     let listener = tokio::net::TcpListener::bind((args.host.as_str(), args.port_expose))
         .await
         .map_err(|e| anyhow!(crate::net::ListenError::of(&args.host, args.port_expose, e)))?;
     let root = std::path::absolute(&args.workspace)
         .map_err(|e| anyhow!("{}: {e}", args.workspace.display()))?;
-    if args.token.is_none() {
-        tracing::warn!(
-            "no --token: anyone who reaches {}:{} can run executors here",
-            args.host,
-            args.port_expose
-        );
-    }
+    let token = match args.token {
+        Some(token) => crate::daemon::Secret::new(token),
+        None => generated_token(&root)?,
+    };
     let settings = crate::daemon::DaemonSettings {
         host: args.host.clone(),
-        token: args.token,
+        token,
         root,
         program,
     };
@@ -54,4 +56,30 @@ pub(super) async fn run(args: DaemonArgs) -> anyhow::Result<()> {
     );
     tracing::info!(target: "success", "ready and listening");
     serving.await.map_err(|e| anyhow!(e))
+}
+
+/// A token for a daemon started without one: printed, and written beside the workspaces to a
+/// file only this user reads, as Jupyter does.
+fn generated_token(root: &std::path::Path) -> anyhow::Result<crate::daemon::Secret> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let token = crate::daemon::Secret::generate();
+    let path = root.with_extension("token");
+    if let Some(folder) = path.parent() {
+        std::fs::create_dir_all(folder).map_err(|e| anyhow!("{}: {e}", folder.display()))?;
+    }
+    let _ = std::fs::remove_file(&path);
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&path)
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    writeln!(file, "{}", token.as_str()).map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    super::say(format_args!(
+        "daemon token (no --token given; also in {}): {}",
+        path.display(),
+        token.as_str()
+    ));
+    Ok(token)
 }

@@ -43,6 +43,7 @@ pub enum InputFormat {
 }
 
 impl InputFormat {
+    /// The format a `--input-format` name stands for (`csv`, `ndjson`, ...), if it is one.
     pub fn parse(s: &str) -> Option<InputFormat> {
         Some(match s {
             "csv" => InputFormat::Csv,

@@ -59,6 +59,7 @@ impl Response {
         request::docs(&self.proto)
     }
 
+    /// The request's id, as the gateway gave it or the client sent it.
     pub fn request_id(&self) -> &str {
         self.proto
             .header
@@ -67,18 +68,22 @@ impl Response {
             .unwrap_or_default()
     }
 
+    /// The status the Flow answered with, if it set one.
     pub fn status(&self) -> Option<&StatusProto> {
         self.proto.header.as_ref().and_then(|h| h.status.as_ref())
     }
 
+    /// Whether the Flow answered with an ERROR status.
     pub fn is_error(&self) -> bool {
         request::is_error(&self.proto)
     }
 
+    /// The executors the request visited, the gateway first, each with its start and end time.
     pub fn routes(&self) -> &[RouteProto] {
         &self.proto.routes
     }
 
+    /// The answer's parameters (the client's, with the executors' `__results__`), as JSON.
     pub fn parameters(&self) -> Map<String, Value> {
         request::parameters(&self.proto)
     }
@@ -213,14 +218,17 @@ impl Default for PostOptions {
 }
 
 impl PostOptions {
+    /// Calls `f` with each answer that succeeded (the reference's `on_done`).
     pub fn on_done(mut self, f: impl FnMut(&Response) + Send + 'static) -> Self {
         self.on_done = Some(Box::new(f));
         self
     }
+    /// Calls `f` with each answer that failed (the reference's `on_error`).
     pub fn on_error(mut self, f: impl FnMut(&Response) + Send + 'static) -> Self {
         self.on_error = Some(Box::new(f));
         self
     }
+    /// Calls `f` with every answer (the reference's `on_always`).
     pub fn on_always(mut self, f: impl FnMut(&Response) + Send + 'static) -> Self {
         self.on_always = Some(Box::new(f));
         self
@@ -292,10 +300,12 @@ pub struct Client {
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Client {
+    /// Connects to the gateway at `host:port` over `protocol`, waiting at most the default connect timeout.
     pub async fn connect(protocol: Protocol, host: &str, port: u16) -> Result<Client, ClientError> {
         Self::connect_timeout(protocol, host, port, CONNECT_TIMEOUT).await
     }
 
+    /// [`Client::connect`], waiting at most `timeout` for the connection.
     pub async fn connect_timeout(
         protocol: Protocol,
         host: &str,

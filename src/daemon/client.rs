@@ -44,7 +44,22 @@ pub(crate) struct RemoteCopy {
 /// stopped while it starts.
 static STARTED: Mutex<Vec<(String, String, Option<String>)>> = Mutex::new(Vec::new());
 
+/// Where a Flow may take its owner secret from (to look at its copies with another client);
+/// a random one otherwise.
+const OWNER_VARIABLE: &str = "JINA_DAEMON_OWNER";
+
+/// This Flow's owner secret: every copy it starts answers to it alone.
+fn owner() -> &'static super::Secret {
+    static OWNER: std::sync::OnceLock<super::Secret> = std::sync::OnceLock::new();
+    OWNER.get_or_init(|| match std::env::var(OWNER_VARIABLE) {
+        Ok(owner) if owner.len() >= 16 => super::Secret::new(owner),
+        _ => super::Secret::generate(),
+    })
+}
+
+/// A request with the daemon's token and this Flow's owner secret.
 fn with_token(request: reqwest::RequestBuilder, token: &Option<String>) -> reqwest::RequestBuilder {
+    let request = request.header(super::auth::OWNER_HEADER, owner().as_str());
     match token {
         Some(t) => request.bearer_auth(t),
         None => request,
@@ -80,8 +95,9 @@ impl RemoteCopy {
     pub(crate) async fn start(
         host: &str,
         port: u16,
-        request: SpawnRequest,
+        mut request: SpawnRequest,
     ) -> Result<RemoteCopy, DaemonError> {
+        request.owner = owner().as_str().to_string();
         crate::tls::install_provider();
         let daemon = format!("{host}:{port}");
         let base = format!("http://{daemon}");

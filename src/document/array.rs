@@ -11,26 +11,32 @@ pub struct DocumentArray {
 }
 
 impl DocumentArray {
+    /// An empty array.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// How many documents it holds.
     pub fn len(&self) -> usize {
         self.docs.len()
     }
 
+    /// Whether it holds no document.
     pub fn is_empty(&self) -> bool {
         self.docs.is_empty()
     }
 
+    /// Appends a document.
     pub fn push(&mut self, doc: Document) {
         self.docs.push(doc);
     }
 
+    /// The documents, in order.
     pub fn iter(&self) -> std::slice::Iter<'_, Document> {
         self.docs.iter()
     }
 
+    /// The documents, in order, to change in place.
     pub fn iter_mut(&mut self) -> std::slice::IterMut<'_, Document> {
         self.docs.iter_mut()
     }
@@ -45,14 +51,17 @@ impl DocumentArray {
         self.docs.iter_mut().find(|d| d.id == id)
     }
 
+    /// The documents as a slice.
     pub fn as_slice(&self) -> &[Document] {
         &self.docs
     }
 
+    /// The documents as a vector, to add, remove or reorder them.
     pub fn as_mut_vec(&mut self) -> &mut Vec<Document> {
         &mut self.docs
     }
 
+    /// The documents, owned.
     pub fn into_vec(self) -> Vec<Document> {
         self.docs
     }

@@ -143,6 +143,7 @@ impl Document {
 }
 
 impl DocumentArray {
+    /// The document as Jina's JSON shows it (what the REST face answers).
     pub fn to_json(&self) -> Value {
         Value::Array(self.iter().map(Document::to_json).collect())
     }

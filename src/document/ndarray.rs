@@ -42,6 +42,7 @@ impl DType {
         }
     }
 
+    /// The size of one element, in bytes.
     pub fn size(self) -> usize {
         match self {
             DType::F32 | DType::I32 => 4,
@@ -51,6 +52,7 @@ impl DType {
     }
 }
 
+/// Why bytes and a shape do not make an array.
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum NdArrayError {
     #[error("unsupported dtype '{0}' (supported: <f4, <f8, <i4, <i8, |u1, |b1)")]
@@ -112,6 +114,7 @@ impl NdArray {
         self.shape.iter().map(|&d| d as usize).product()
     }
 
+    /// Whether it has no element.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -32,6 +32,7 @@ pub enum TraversalPaths {
 #[error(
     "traversal path `{path}` is not valid: use `@r` (the documents), `@c` (their chunks), `@m` (their matches), `@cc` and so on, or several joined by commas such as `@r,c`"
 )]
+/// A traversal path DocArray does not know (`@r`, `@c`, `@m`, `@cc`, ...).
 pub struct BadTraversalPath {
     pub path: String,
 }

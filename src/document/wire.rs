@@ -141,16 +141,19 @@ impl Document {
 }
 
 impl DocumentArray {
+    /// The documents of their wire form (DocArray v2 `DocListProto`).
     pub fn from_proto(proto: DocListProto) -> DocumentArray {
         proto.docs.into_iter().map(Document::from_proto).collect()
     }
 
+    /// Their wire form, copied (see [`DocumentArray::into_proto`], which moves).
     pub fn to_proto(&self) -> DocListProto {
         DocListProto {
             docs: self.iter().map(Document::to_proto).collect(),
         }
     }
 
+    /// Their wire form, each document moved into it rather than copied.
     pub fn into_proto(self) -> DocListProto {
         DocListProto {
             docs: self.into_iter().map(Document::into_proto).collect(),

@@ -30,6 +30,7 @@ pub struct ConfigError {
 }
 
 impl ConfigError {
+    /// An error about the config from `origin`.
     pub fn new(origin: impl Into<String>, message: impl Into<String>) -> Self {
         ConfigError {
             origin: origin.into(),

@@ -169,6 +169,29 @@ impl ExecutorFlags {
         args
     }
 
+    /// [`ExecutorFlags::to_args`], with each override map written to a file in `dir` and read
+    /// back from there (`--uses-with @FILE`): no argument grows with what a caller sends.
+    pub fn to_args_with_files(&self, dir: &std::path::Path) -> std::io::Result<Vec<String>> {
+        std::fs::create_dir_all(dir)?;
+        let mut rest = self.clone();
+        let mut files = vec![];
+        for (flag, map) in [
+            ("uses-with", rest.uses_with.take()),
+            ("uses-metas", rest.uses_metas.take()),
+            ("uses-requests", rest.uses_requests.take()),
+            ("uses-dynamic-batching", rest.uses_dynamic_batching.take()),
+        ] {
+            if let Some(map) = map {
+                let path = dir.join(format!("{flag}.json"));
+                std::fs::write(&path, Value::Object(map).to_string())?;
+                files.extend([format!("--{flag}"), format!("@{}", path.display())]);
+            }
+        }
+        let mut args = rest.to_args();
+        args.extend(files);
+        Ok(args)
+    }
+
     /// The flags that our `jina executor` and Python Jina's both read: the port, the name, the
     /// overrides, metrics and traces. An image's entrypoint gets these (its `--uses` is its
     /// own), and so does Python Jina after its `--uses`.
@@ -214,8 +237,30 @@ impl ExecutorFlags {
     }
 }
 
-/// clap's parser for a flag that takes a JSON object.
+/// The largest JSON file a flag reads (`--uses-with @FILE`).
+const MAX_FLAG_FILE: u64 = 16 << 20;
+
+/// clap's parser for a flag that takes a JSON object: the JSON, or `@FILE` to read it from a
+/// file (how a long one avoids the command line's limit).
 pub fn json_object(s: &str) -> Result<Map<String, Value>, String> {
+    let read;
+    let s = match s.strip_prefix('@') {
+        Some(path) => {
+            let file = std::fs::File::open(path).map_err(|e| format!("{path}: {e}"))?;
+            let mut text = String::new();
+            std::io::Read::read_to_string(
+                &mut std::io::Read::take(file, MAX_FLAG_FILE + 1),
+                &mut text,
+            )
+            .map_err(|e| format!("{path}: {e}"))?;
+            if text.len() as u64 > MAX_FLAG_FILE {
+                return Err(format!("{path}: larger than {MAX_FLAG_FILE} bytes"));
+            }
+            read = text;
+            read.as_str()
+        }
+        None => s,
+    };
     match serde_json::from_str::<Value>(s) {
         Ok(Value::Object(m)) => Ok(m),
         Ok(_) => Err("expected a JSON object, like '{\"key\": 1}'".into()),
@@ -278,6 +323,21 @@ mod tests {
         want.uses_metas
             .insert("name".into(), "enc/shard-1/rep-0".into());
         assert_eq!(flags.overrides().unwrap(), want);
+    }
+
+    #[test]
+    fn overrides_written_to_files_read_back_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let big: Map<String, Value> = (0..5000)
+            .map(|i| (format!("key{i}"), Value::from("x".repeat(40))))
+            .collect();
+        let flags = ExecutorFlags {
+            uses_with: Some(big),
+            ..ExecutorFlags::new("Visit", 4200)
+        };
+        let args = flags.to_args_with_files(dir.path()).unwrap();
+        assert!(args.iter().all(|a| a.len() < 1000), "no long argument");
+        assert_eq!(read_back(args), flags);
     }
 
     #[test]

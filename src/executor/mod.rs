@@ -110,6 +110,7 @@ pub struct HandlerError {
 }
 
 impl HandlerError {
+    /// An error the client sees as the exception `name` with `message`.
     pub fn new(name: impl Into<String>, message: impl Into<String>) -> Self {
         HandlerError {
             name: name.into(),

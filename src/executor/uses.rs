@@ -193,6 +193,7 @@ impl ImageRef {
         Ok(ImageRef(text.to_string()))
     }
 
+    /// The reference as written.
     pub fn as_str(&self) -> &str {
         &self.0
     }

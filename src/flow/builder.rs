@@ -70,6 +70,7 @@ impl Flow {
         Flow { spec }
     }
 
+    /// What the Flow says, as data.
     pub fn spec(&self) -> &FlowSpec {
         &self.spec
     }
@@ -80,6 +81,7 @@ impl Flow {
         self
     }
 
+    /// Serves the gateway over this protocol only (the reference's `protocol=`).
     pub fn protocol(self, protocol: Protocol) -> Flow {
         self.protocols([protocol])
     }
@@ -90,10 +92,12 @@ impl Flow {
         self
     }
 
+    /// The gateway's port (the reference's `port=`).
     pub fn port(self, port: u16) -> Flow {
         self.ports([port])
     }
 
+    /// The address the gateway binds.
     pub fn host(mut self, host: &str) -> Flow {
         self.spec.gateway.host = host.into();
         self
@@ -149,6 +153,7 @@ impl Flow {
         clippy::should_implement_trait,
         reason = "the reference's Flow.add; a Flow is not a number"
     )]
+    /// Adds an executor after the last one (the reference's `.add()`).
     pub fn add(mut self, exec: impl Into<Exec>) -> Flow {
         self.spec.executors.push(exec.into().spec);
         self
@@ -242,6 +247,7 @@ impl Exec {
         }
     }
 
+    /// The executor's name (default: `executor<i>` by position).
     pub fn name(mut self, name: &str) -> Exec {
         self.spec.name = Some(name.into());
         self
@@ -290,6 +296,7 @@ impl Exec {
         self
     }
 
+    /// The executors it waits for (a name, or several: a join); `gateway` for the entry.
     pub fn needs(mut self, needs: impl Needs) -> Exec {
         self.spec.needs = Some(needs.into_names());
         self
@@ -314,26 +321,31 @@ impl Exec {
         self
     }
 
+    /// How a request reaches its shards: ANY, ALL, ALL_ASYNC.
     pub fn polling(mut self, polling: Polling) -> Exec {
         self.spec.polling = polling;
         self
     }
 
+    /// An executor that sees each request before the shards.
     pub fn uses_before(mut self, uses: &str) -> Exec {
         self.spec.uses_before = Some(Uses::Named(uses.into()));
         self
     }
 
+    /// An executor that receives the shards' answers and merges them.
     pub fn uses_after(mut self, uses: &str) -> Exec {
         self.spec.uses_after = Some(Uses::Named(uses.into()));
         self
     }
 
+    /// The host it runs on: a remote one is started by the `jina daemon` there, or reached, with `external`.
     pub fn host(mut self, host: &str) -> Exec {
         self.spec.host = Some(host.into());
         self
     }
 
+    /// The port it serves on.
     pub fn port_in(mut self, port: u16) -> Exec {
         self.spec.port_in = Some(port);
         self
@@ -345,16 +357,19 @@ impl Exec {
         self
     }
 
+    /// How long it may take to be ready, in ms (-1: for ever).
     pub fn timeout_ready(mut self, ms: i64) -> Exec {
         self.spec.timeout_ready = Some(ms);
         self
     }
 
+    /// An environment variable of its process.
     pub fn env(mut self, key: &str, value: &str) -> Exec {
         self.spec.env.insert(key.into(), value.into());
         self
     }
 
+    /// Its workspace folder (`metas.workspace`).
     pub fn workspace(mut self, path: &str) -> Exec {
         self.spec.workspace = Some(path.into());
         self

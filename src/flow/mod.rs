@@ -30,6 +30,7 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
+    /// A finding at `line` about the key at `path`.
     pub fn new(line: Option<usize>, path: &str, message: impl Into<String>) -> Self {
         Diagnostic {
             line,

@@ -21,6 +21,7 @@ pub enum Polling {
 }
 
 impl Polling {
+    /// The polling a YAML name stands for (`ANY`, `all`, ...), if it is one.
     pub fn parse(s: &str) -> Option<Polling> {
         match s.to_ascii_uppercase().as_str() {
             "ANY" => Some(Polling::Any),
@@ -30,6 +31,7 @@ impl Polling {
         }
     }
 
+    /// Its name, as YAML writes it.
     pub fn as_str(self) -> &'static str {
         match self {
             Polling::Any => "ANY",
@@ -48,6 +50,7 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    /// The protocol a name stands for (`grpc`, `HTTP`, `websocket`), if it is one.
     pub fn parse(s: &str) -> Option<Protocol> {
         match s.to_ascii_lowercase().as_str() {
             "grpc" => Some(Protocol::Grpc),
@@ -57,6 +60,7 @@ impl Protocol {
         }
     }
 
+    /// Its name, as YAML writes it.
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::Grpc => "grpc",
@@ -78,6 +82,7 @@ pub enum RestartPolicy {
 }
 
 impl RestartPolicy {
+    /// The policy a YAML name stands for (`always`, `on-failure`, `never`), if it is one.
     pub fn parse(s: &str) -> Option<RestartPolicy> {
         match s.to_ascii_lowercase().replace('_', "-").as_str() {
             "always" => Some(RestartPolicy::Always),
@@ -87,6 +92,7 @@ impl RestartPolicy {
         }
     }
 
+    /// Its name, as YAML writes it.
     pub fn as_str(self) -> &'static str {
         match self {
             RestartPolicy::Always => "always",
@@ -95,6 +101,7 @@ impl RestartPolicy {
         }
     }
 
+    /// Whether a copy that exited with `status` is started again.
     pub fn restarts_after(self, status: std::process::ExitStatus) -> bool {
         match self {
             RestartPolicy::Always => true,
@@ -115,6 +122,7 @@ pub enum Idempotent {
 }
 
 impl Idempotent {
+    /// Whether a call to `endpoint` may be tried again on another replica.
     pub fn allows(&self, endpoint: &str) -> bool {
         match self {
             Idempotent::None => false,
@@ -284,6 +292,7 @@ impl ExecutorSpec {
                 .is_some_and(|h| !matches!(h, "localhost" | "127.0.0.1" | "0.0.0.0" | "::1"))
     }
 
+    /// An executor entry with every default (`BaseExecutor`, one copy).
     pub fn new() -> Self {
         ExecutorSpec {
             shards: 1,

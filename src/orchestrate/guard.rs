@@ -127,7 +127,7 @@ pub(crate) async fn run(
 
 /// Live processes below the guard (its children and theirs; orphans come to it as well).
 fn below() -> Vec<libc::pid_t> {
-    super::procs::descendants(std::process::id())
+    crate::procs::descendants(std::process::id())
         .into_iter()
         .map(|pid| pid as libc::pid_t)
         .collect()

@@ -7,7 +7,7 @@
 //! Python executor, `docker run ...` for an image, whose line is the `container` module's),
 //! starts every copy, waits until each is healthy, supervises them (`process`), and stops them
 //! all (a program that forks, Python Jina, and the Docker CLI run under [`guard`], which finds
-//! what it forked through [`procs`]). Copies on a remote host are started through the `jina
+//! what it forked through `crate::procs`). Copies on a remote host are started through the `jina
 //! daemon` there (`remote`). It knows nothing about requests: the gateway gets only the
 //! addresses (`topology::Topology`).
 
@@ -16,7 +16,6 @@ mod error;
 pub(crate) mod guard;
 mod local;
 mod process;
-pub(crate) mod procs;
 mod remote;
 
 pub(crate) use copies::{CopyId, CopySpec, Role, copies_of};

@@ -331,18 +331,11 @@ fn spawn(plan: &LaunchPlan) -> Result<Running, StartError> {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
-    let parent = std::process::id() as libc::pid_t;
+    crate::procs::die_with_this_process(&mut cmd);
     let listener = plan.listener.as_ref().map(std::os::fd::AsRawFd::as_raw_fd);
     // SAFETY: only async-signal-safe calls between fork and exec.
     unsafe {
         cmd.pre_exec(move || {
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The parent may have died before prctl took effect.
-            if libc::getppid() != parent {
-                libc::_exit(1);
-            }
             // Our sockets are close-on-exec; the copy at INHERITED_LISTENER_FD must not be.
             let handed_over = match listener {
                 Some(fd) if fd == INHERITED_LISTENER_FD => libc::fcntl(fd, libc::F_SETFD, 0) != -1,

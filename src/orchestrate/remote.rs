@@ -70,6 +70,8 @@ pub(super) async fn start_remote(
             lease_seconds: Some(crate::daemon::client::LEASE.as_secs()),
             entrypoint,
             env: env.clone(),
+            // Laid in by the daemon's client: this Flow's.
+            owner: String::new(),
         };
         let remote = RemoteCopy::start(&host, daemon_port, request)
             .await

@@ -17,6 +17,7 @@ pub const DEFAULT_IN_FLIGHT_BYTES: usize = 16 << 20;
 /// Counted in KiB so that a budget of gigabytes fits a semaphore's permits.
 const UNIT: usize = 1024;
 
+/// How many bytes of requests may be in flight at once: a request waits for room before it is read.
 #[derive(Clone, Debug)]
 pub struct ByteBudget {
     permits: Arc<Semaphore>,

@@ -149,6 +149,7 @@ impl DocsWriter {
         DocsWriter { buf, docs: 0 }
     }
 
+    /// Writes one document, encoded, after the others.
     pub fn push(&mut self, doc: &crate::proto::docarray::DocProto) {
         prost::encoding::message::encode(1, doc, &mut self.buf);
         self.docs += 1;
@@ -164,6 +165,7 @@ impl DocsWriter {
         self.buf.len() - HEADER_ROOM
     }
 
+    /// Whether no document was written.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -3,6 +3,7 @@
 use prost_types::{ListValue, Struct, Value as PValue, value::Kind};
 use serde_json::{Map, Number, Value};
 
+/// A protobuf `Struct` as a JSON object.
 pub fn struct_to_json(s: &Struct) -> Map<String, Value> {
     s.fields
         .iter()
@@ -10,6 +11,7 @@ pub fn struct_to_json(s: &Struct) -> Map<String, Value> {
         .collect()
 }
 
+/// A JSON object as a protobuf `Struct` (numbers become doubles, as protobuf has them).
 pub fn json_to_struct(m: &Map<String, Value>) -> Struct {
     Struct {
         fields: m

@@ -549,3 +549,78 @@ pub fn eventually(timeout: Duration, mut condition: impl FnMut() -> bool) -> boo
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// A token for the daemons the tests start.
+pub const DAEMON_TOKEN: &str = "test-token-0123456789abcdef";
+/// The owner secret of the Flows the tests start against a daemon (`JINA_DAEMON_OWNER`): what
+/// the tests list the daemon's executors with.
+pub const DAEMON_OWNER: &str = "test-owner-0123456789abcdef";
+
+/// Starts `jina daemon` on `host:port` with its workspaces in `root` and waits until it serves;
+/// with no `token` it makes one, read back from what it prints.
+pub fn start_daemon(
+    host: &str,
+    port: u16,
+    root: &Path,
+    token: Option<&str>,
+) -> (Proc, String) {
+    let port = port.to_string();
+    let mut args = vec![
+        "daemon",
+        "--host",
+        host,
+        "--port-expose",
+        &port,
+        "--workspace",
+        root.to_str().unwrap(),
+    ];
+    if let Some(t) = token {
+        args.extend(["--token", t]);
+    }
+    let mut daemon = Proc::start(&args);
+    daemon.wait_for("ready and listening", Duration::from_secs(30));
+    let token = match token {
+        Some(t) => t.to_string(),
+        None => daemon
+            .output()
+            .lines()
+            .find_map(|l| l.split_once("): ").filter(|_| l.starts_with("daemon token")))
+            .map(|(_, t)| t.trim().to_string())
+            .expect("the daemon prints the token it made"),
+    };
+    (daemon, token)
+}
+
+/// The daemon's list of executors, asked with `token` as [`DAEMON_OWNER`]: (HTTP status, names).
+pub async fn daemon_executors(base: &str, token: Option<&str>) -> (u16, Vec<String>) {
+    let mut request = http_client()
+        .get(format!("{base}/executors"))
+        .header("X-Jina-Owner", DAEMON_OWNER);
+    if let Some(t) = token {
+        request = request.bearer_auth(t);
+    }
+    let response = request.send().await.expect("GET /executors");
+    let status = response.status().as_u16();
+    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    let names = body
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|e| e["name"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    (status, names)
+}
+
+/// Waits until the daemon lists no executor of [`DAEMON_OWNER`], up to `within`.
+pub async fn wait_daemon_empty(base: &str, token: &str, within: Duration) -> Vec<String> {
+    let start = Instant::now();
+    loop {
+        let (_, names) = daemon_executors(base, Some(token)).await;
+        if names.is_empty() || start.elapsed() > within {
+            return names;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

@@ -2,6 +2,7 @@
 
 use crate::executor::{BoxError, Executor, Metas, NoArgs, Requests};
 
+/// Jina's `BaseExecutor`: no handler, so every request goes back as it came.
 pub struct BaseExecutor;
 
 impl Executor for BaseExecutor {

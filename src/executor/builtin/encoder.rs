@@ -10,10 +10,12 @@ use crate::document::{Document, NdArray};
 use crate::executor::{BoxError, Call, Executor, HandlerError, Metas, Requests};
 use serde_json::{Map, Value, json};
 
+/// Embeds text by hashed character n-grams: no model, deterministic, for the search demo.
 pub struct NgramEncoder {
     dim: usize,
 }
 
+/// The encoder's `with:`.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Args {

@@ -6,6 +6,7 @@
 use crate::executor::{BoxError, Call, Executor, HandlerError, Metas, Requests};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Fails every request (or some), for tests of how errors travel.
 pub struct Fail {
     every: u64,
     on: Option<String>,
@@ -14,6 +15,7 @@ pub struct Fail {
     seen: AtomicU64,
 }
 
+/// Its `with:`.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Args {

@@ -26,6 +26,7 @@ use std::sync::RwLock;
 
 const DOCS: TableDefinition<&str, &[u8]> = TableDefinition::new("docs");
 
+/// Stores embeddings in its workspace (redb) and finds the nearest by cosine similarity.
 pub struct VectorIndexer {
     /// Opened by `open`, before the executor serves.
     db: Option<redb::Database>,
@@ -131,6 +132,7 @@ impl Vectors {
     }
 }
 
+/// The indexer's `with:`.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Args {

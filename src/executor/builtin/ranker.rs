@@ -7,11 +7,13 @@ use crate::document::{Document, DocumentArray};
 use crate::executor::{BoxError, Call, Executor, HandlerError, Metas, Requests};
 use serde_json::{Map, Value};
 
+/// Orders each document's matches by score and keeps the best.
 pub struct Ranker {
     metric: String,
     top_k: usize,
 }
 
+/// The ranker's `with:`.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Args {

@@ -6,10 +6,12 @@
 use crate::document::Document;
 use crate::executor::{BoxError, Call, Executor, HandlerError, Metas, Requests};
 
+/// Splits each document's text into sentence chunks.
 pub struct Sentencizer {
     min_chars: usize,
 }
 
+/// The sentencizer's `with:`.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Args {

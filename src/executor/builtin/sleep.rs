@@ -6,11 +6,13 @@ use crate::executor::{BoxError, Call, Executor, HandlerError, Metas, Requests};
 use serde_json::Value;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+/// Sleeps on each request and counts them in tags, for tests of timing and load.
 pub struct Sleep {
     ms: u64,
     served: AtomicU64,
 }
 
+/// Its `with:`.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Args {

@@ -13,6 +13,7 @@ use futures::{Stream, StreamExt};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Streams a document per word of each document's text (a generator endpoint).
 pub struct Tokenizer {
     unit: Unit,
     delay: Duration,
@@ -27,6 +28,7 @@ pub(super) enum Unit {
     Sentence,
 }
 
+/// The tokenizer's `with:`.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Args {

@@ -29,6 +29,7 @@ const CONFIG: &str = "config.json";
 const TOKENIZER: &str = "tokenizer.json";
 const WEIGHTS: &str = "model.safetensors";
 
+/// Embeds text with a sentence-transformers BERT model (all-MiniLM-L6-v2), run by candle.
 pub struct TransformerEncoder {
     dir: PathBuf,
     batch_size: usize,
@@ -41,6 +42,7 @@ pub struct TransformerEncoder {
     dim: usize,
 }
 
+/// The encoder's `with:`.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Args {

@@ -6,6 +6,7 @@ use crate::document::Document;
 use crate::executor::{BoxError, Call, Executor, HandlerError, Metas, NoArgs, Requests};
 use serde_json::Value;
 
+/// Adds a match naming the executor to each document: shows which executors a request visited.
 pub struct Visit;
 
 impl Executor for Visit {

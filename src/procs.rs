@@ -1,5 +1,6 @@
-//! The process table, read from `/proc`: who is alive and who is whose child. The guard uses it
-//! to find everything below it; the tests use it to check that nothing outlives a Flow.
+//! Processes of ours: the process table, read from `/proc` (who is alive and who is whose
+//! child: the guard finds everything below it, the tests check that nothing outlives a Flow),
+//! and children that die with this process. A leaf: it knows nothing of what runs.
 
 /// The fields of `/proc/<pid>/stat` we need.
 struct Stat {
@@ -31,6 +32,25 @@ pub(crate) fn start_ticks(pid: u32) -> Option<u64> {
     stat(pid)
         .filter(|s| !matches!(s.state, 'Z' | 'X'))
         .map(|s| s.start_ticks)
+}
+
+/// Makes the child of `cmd` die (SIGKILL) when this process does (`PR_SET_PDEATHSIG`), and
+/// exit at once if this process died before that took effect: a Flow's or a daemon's children
+/// never outlive it, even when it is killed.
+pub(crate) fn die_with_this_process(cmd: &mut tokio::process::Command) {
+    let parent = std::process::id() as libc::pid_t;
+    // SAFETY: only async-signal-safe calls between fork and exec.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if libc::getppid() != parent {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
 }
 
 /// Whether `pid` is a live process (not gone, not a zombie).
