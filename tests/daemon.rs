@@ -147,7 +147,11 @@ async fn no_code_of_the_callers_runs_outside_an_executor() {
     )
     .await;
     assert!(!marker.exists());
-    assert_eq!(d.workspaces(), Vec::<String>::new(), "a refused spawn leaves nothing");
+    assert_eq!(
+        d.workspaces(),
+        Vec::<String>::new(),
+        "a refused spawn leaves nothing"
+    );
     assert!(d.serves().await);
 }
 
@@ -165,9 +169,15 @@ async fn a_daemon_without_a_token_makes_one_and_lets_no_one_in_without_it() {
     // Guessing: after ten wrong tokens (the missing one above was the first), this address is
     // not heard for a while, even with the right one.
     for _ in 0..9 {
-        assert_eq!(daemon_executors(&d.base, Some("guess-0123456789")).await.0, 401);
+        assert_eq!(
+            daemon_executors(&d.base, Some("guess-0123456789")).await.0,
+            401
+        );
     }
-    assert_eq!(daemon_executors(&d.base, Some("guess-0123456789")).await.0, 429);
+    assert_eq!(
+        daemon_executors(&d.base, Some("guess-0123456789")).await.0,
+        429
+    );
     assert_eq!(daemon_executors(&d.base, Some(&d.token)).await.0, 429);
     // `GET /` is open: it says only that this is a daemon.
     let up = http_client().get(&d.base).send().await.unwrap();
@@ -208,10 +218,7 @@ async fn no_number_wedges_it() {
         .spawn(json!({"name": "ok", "uses": "Visit", "lease_seconds": 60}))
         .await;
     assert_eq!(status, 200, "{spawned}");
-    assert_eq!(
-        daemon_executors(&d.base, Some(&d.token)).await.1,
-        ["ok"]
-    );
+    assert_eq!(daemon_executors(&d.base, Some(&d.token)).await.1, ["ok"]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -219,9 +226,17 @@ async fn no_host_file_is_read_or_shown() {
     let d = daemon(Some(DAEMON_TOKEN));
     let secret = d.root.path().join("secret.txt");
     std::fs::write(&secret, "the-secret-line: 42\n").unwrap();
-    for uses in [secret.display().to_string(), "/etc/shadow".into(), "/etc/passwd".into()] {
+    for uses in [
+        secret.display().to_string(),
+        "/etc/shadow".into(),
+        "/etc/passwd".into(),
+    ] {
         let error = d
-            .refused(json!({"name": "x", "uses": uses}), 422, "reads no file of its host")
+            .refused(
+                json!({"name": "x", "uses": uses}),
+                422,
+                "reads no file of its host",
+            )
             .await;
         assert!(!error.contains("the-secret-line"), "{error}");
         assert!(!error.contains("root:"), "{error}");
@@ -253,7 +268,10 @@ async fn each_flow_sees_only_its_own_executors_and_workspaces_stay_under_the_roo
     assert_eq!(daemon_executors(&d.base, Some(&d.token)).await.1, ["mine"]);
     // Its workspace is the daemon's choice, under the root.
     let workspace = spawned["workspace"].as_str().unwrap();
-    assert!(Path::new(workspace).starts_with(d.root.path()), "{workspace}");
+    assert!(
+        Path::new(workspace).starts_with(d.root.path()),
+        "{workspace}"
+    );
     let outside = d.root.path().join("elsewhere");
     d.refused(
         json!({"name": "x", "uses": "Visit", "uses_metas": {"workspace": outside}}),
@@ -263,7 +281,11 @@ async fn each_flow_sees_only_its_own_executors_and_workspaces_stay_under_the_roo
     .await;
     // Its owner stops it, and its workspace goes with it.
     let stopped = d
-        .call(reqwest::Method::DELETE, &format!("/executors/{id}"), DAEMON_OWNER)
+        .call(
+            reqwest::Method::DELETE,
+            &format!("/executors/{id}"),
+            DAEMON_OWNER,
+        )
         .send()
         .await
         .unwrap();
@@ -281,11 +303,19 @@ async fn executors_die_with_the_daemon_and_a_new_one_clears_what_was_left() {
     assert!(alive(pid));
     unsafe { libc::kill(d.proc.child.id() as i32, libc::SIGKILL) };
     let _ = d.proc.wait_exit(Duration::from_secs(5));
-    assert_eq!(wait_all_gone(&[pid], Duration::from_secs(5)), Vec::<u32>::new());
+    assert_eq!(
+        wait_all_gone(&[pid], Duration::from_secs(5)),
+        Vec::<u32>::new()
+    );
     // Its workspace is still there; the next daemon on the same root clears it.
     assert_eq!(d.workspaces().len(), 1);
     let port = free_port();
-    let (_next, _) = start_daemon("127.0.0.1", port, &d.root.path().join("ws"), Some(DAEMON_TOKEN));
+    let (_next, _) = start_daemon(
+        "127.0.0.1",
+        port,
+        &d.root.path().join("ws"),
+        Some(DAEMON_TOKEN),
+    );
     assert_eq!(d.workspaces(), Vec::<String>::new());
 }
 
@@ -294,11 +324,13 @@ async fn what_a_caller_sends_is_bounded() {
     let d = daemon(Some(DAEMON_TOKEN));
     // Names that would forge or garble the daemon's log lines.
     for name in ["a\nFlow@1[I]: forged", "\u{1b}[31mred", ""] {
-        d.refused(json!({"name": name, "uses": "Visit"}), 422, "name:").await;
+        d.refused(json!({"name": name, "uses": "Visit"}), 422, "name:")
+            .await;
     }
     // A body of many tiny keys costs far more than its bytes: refused before it is read.
-    let many: serde_json::Map<String, Value> =
-        (0..150_000).map(|i| (format!("k{i}"), Value::from(1))).collect();
+    let many: serde_json::Map<String, Value> = (0..150_000)
+        .map(|i| (format!("k{i}"), Value::from(1)))
+        .collect();
     d.refused(
         json!({"name": "x", "uses": "Visit", "uses_with": many}),
         413,

@@ -634,7 +634,10 @@ async fn a_remote_executor_is_started_by_the_daemon_of_its_host_and_stopped_with
     // It runs code on request: without its token, nothing.
     assert_eq!(daemon_executors(&base, None).await.0, 401);
     assert_eq!(daemon_executors(&base, Some("wrong")).await.0, 401);
-    assert_eq!(daemon_executors(&base, Some(DAEMON_TOKEN)).await, (200, vec![]));
+    assert_eq!(
+        daemon_executors(&base, Some(DAEMON_TOKEN)).await,
+        (200, vec![])
+    );
 
     let files = Files::new();
     files.write("middle.yml", "jtype: Visit\n");
@@ -694,9 +697,17 @@ async fn a_remote_executor_is_started_by_the_daemon_of_its_host_and_stopped_with
     // SIGKILL: nobody stops it, so its lease runs out.
     let mut flow = Proc::start_in(&args, None, &token);
     flow.wait_for_gateway(Duration::from_secs(60));
-    assert_eq!(daemon_executors(&base, Some(DAEMON_TOKEN)).await.1, ["middle"]);
+    assert_eq!(
+        daemon_executors(&base, Some(DAEMON_TOKEN)).await.1,
+        ["middle"]
+    );
     drop(flow);
-    let left = wait_daemon_empty(&base, DAEMON_TOKEN, jina::testing::LEASE + Duration::from_secs(10)).await;
+    let left = wait_daemon_empty(
+        &base,
+        DAEMON_TOKEN,
+        jina::testing::LEASE + Duration::from_secs(10),
+    )
+    .await;
     assert_eq!(left, Vec::<String>::new());
     assert!(
         sh("docker", &["logs", &daemon])

@@ -85,7 +85,8 @@ pub(crate) fn check(request: &SpawnRequest) -> Result<(), Refused> {
         return Err(refused("files", format!("at most {MAX_FILES} files")));
     }
     for name in request.files.keys() {
-        relative_inside(name).map_err(|why| refused(format!("files: '{}'", printable(name)), why))?;
+        relative_inside(name)
+            .map_err(|why| refused(format!("files: '{}'", printable(name)), why))?;
     }
     check_env(request)?;
     if request.uses_metas.contains_key("workspace") {
@@ -196,7 +197,11 @@ pub(crate) fn inside(workspace: &Path, name: &str) -> Result<PathBuf, Refused> {
 /// A caller's text as it may be shown in an answer or a log: control characters escaped,
 /// at most 80 characters.
 pub(crate) fn printable(text: &str) -> String {
-    let shown: String = text.chars().take(80).flat_map(char::escape_default).collect();
+    let shown: String = text
+        .chars()
+        .take(80)
+        .flat_map(char::escape_default)
+        .collect();
     match text.chars().count() > 80 {
         true => format!("{shown}..."),
         false => shown,
@@ -228,7 +233,13 @@ mod tests {
 
     #[test]
     fn what_steers_loaders_or_the_runtime_is_refused() {
-        for key in ["LD_PRELOAD", "JINA_PYTHON", "PYTHONPATH", "PATH", "DYLD_INSERT_LIBRARIES"] {
+        for key in [
+            "LD_PRELOAD",
+            "JINA_PYTHON",
+            "PYTHONPATH",
+            "PATH",
+            "DYLD_INSERT_LIBRARIES",
+        ] {
             let mut r = request();
             r.env.insert(key.into(), "x".into());
             let e = check(&r).unwrap_err();

@@ -471,7 +471,9 @@ fn command_of(
             let args = flags
                 .to_args_with_files(&workspace.join(".jina"))
                 .map_err(internal)?;
-            Ok(std::iter::once("executor".to_string()).chain(args).collect())
+            Ok(std::iter::once("executor".to_string())
+                .chain(args)
+                .collect())
         }
         Runs::Image(image) => {
             let flags = ExecutorFlags {
@@ -483,7 +485,8 @@ fn command_of(
             if length > 64 << 10 {
                 return Err(Refused {
                     field: "uses_with".into(),
-                    why: "an image's overrides go on its command line, which takes 64 KiB at most".into(),
+                    why: "an image's overrides go on its command line, which takes 64 KiB at most"
+                        .into(),
                 }
                 .into());
             }
@@ -578,9 +581,8 @@ async fn wait_ready(
         if let Ok(Some(status)) = started.child.try_wait() {
             // Its last words are in the pipes until the relays read them to the end (bounded:
             // a process it forked may hold the pipes open).
-            let _ =
-                tokio::time::timeout(Duration::from_secs(1), futures::future::join_all(relays))
-                    .await;
+            let _ = tokio::time::timeout(Duration::from_secs(1), futures::future::join_all(relays))
+                .await;
             let last: Vec<String> = locked(&started.logs.history)
                 .iter()
                 .rev()
@@ -590,7 +592,10 @@ async fn wait_ready(
                 .collect();
             return Err(ApiError(
                 StatusCode::UNPROCESSABLE_ENTITY,
-                format!("{name} exited ({status}) before it was ready: {}", last.join(" | ")),
+                format!(
+                    "{name} exited ({status}) before it was ready: {}",
+                    last.join(" | ")
+                ),
             ));
         }
         if crate::grpc::check_serving(check_host, port, Duration::from_secs(1))

@@ -558,12 +558,7 @@ pub const DAEMON_OWNER: &str = "test-owner-0123456789abcdef";
 
 /// Starts `jina daemon` on `host:port` with its workspaces in `root` and waits until it serves;
 /// with no `token` it makes one, read back from what it prints.
-pub fn start_daemon(
-    host: &str,
-    port: u16,
-    root: &Path,
-    token: Option<&str>,
-) -> (Proc, String) {
+pub fn start_daemon(host: &str, port: u16, root: &Path, token: Option<&str>) -> (Proc, String) {
     let port = port.to_string();
     let mut args = vec![
         "daemon",
@@ -584,7 +579,10 @@ pub fn start_daemon(
         None => daemon
             .output()
             .lines()
-            .find_map(|l| l.split_once("): ").filter(|_| l.starts_with("daemon token")))
+            .find_map(|l| {
+                l.split_once("): ")
+                    .filter(|_| l.starts_with("daemon token"))
+            })
             .map(|(_, t)| t.trim().to_string())
             .expect("the daemon prints the token it made"),
     };
