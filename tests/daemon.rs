@@ -356,3 +356,87 @@ async fn what_a_caller_sends_is_bounded() {
     assert_eq!(d.workspaces().len(), before);
     assert!(d.serves().await);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flow_reaches_a_daemon_over_tls_with_its_token() {
+    jina::tls::install_provider();
+    // The "remote" host is another loopback address; the certificate names it.
+    let certs = certificates_for(&["127.0.0.2"]);
+    let root = tempfile::tempdir().unwrap();
+    let port = free_port().to_string();
+    let mut daemon = Proc::start(&[
+        "daemon",
+        "--host",
+        "127.0.0.2",
+        "--port-expose",
+        &port,
+        "--workspace",
+        root.path().join("ws").to_str().unwrap(),
+        "--token",
+        DAEMON_TOKEN,
+        "--ssl-certfile",
+        certs.cert.to_str().unwrap(),
+        "--ssl-keyfile",
+        certs.key.to_str().unwrap(),
+    ]);
+    daemon.wait_for("ready and listening", Duration::from_secs(30));
+    assert!(
+        daemon.output().contains("https://127.0.0.2"),
+        "{}",
+        daemon.output()
+    );
+    // The token never crosses in the clear: plain HTTP gets no answer of the API.
+    let plain = http_client()
+        .get(format!("http://127.0.0.2:{port}/executors"))
+        .bearer_auth(DAEMON_TOKEN)
+        .send()
+        .await;
+    assert!(plain.map_or(true, |r| r.status().as_u16() != 200));
+    let files = Files::new();
+    let flow_yaml = files.write(
+        "flow.yml",
+        &format!(
+            "jtype: Flow\nwith: {{protocol: grpc}}\nexecutors:\n  - {{name: far, uses: Visit, host: 127.0.0.2, port_expose: {port}, tls: true}}\n"
+        ),
+    );
+    let env = [
+        ("SSL_CERT_FILE", certs.ca.as_os_str()),
+        ("JINA_DAEMON_TOKEN", DAEMON_TOKEN.as_ref()),
+        ("JINA_DAEMON_OWNER", DAEMON_OWNER.as_ref()),
+    ];
+    let mut flow = Proc::start_in(&["flow", "--uses", flow_yaml.to_str().unwrap()], None, &env);
+    let ports = flow.wait_for_gateway(Duration::from_secs(60));
+    let answers = post_grpc(ports["GRPC"], vec![request("/index", texts(&["hello"]))]).await;
+    let docs = jina::request::docs(&answers[0]).unwrap();
+    assert_eq!(docs[0].matches[0].text.as_deref(), Some("far"));
+    // Over HTTPS, the daemon lists it to its Flow's owner.
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(&certs.ca).unwrap()).unwrap();
+    let https = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .build()
+        .unwrap();
+    let listed: Value = https
+        .get(format!("https://127.0.0.2:{port}/executors"))
+        .bearer_auth(DAEMON_TOKEN)
+        .header("X-Jina-Owner", DAEMON_OWNER)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed[0]["name"], "far", "{listed}");
+    // Ctrl-C: the Flow stops it over there.
+    flow.signal(libc::SIGINT);
+    assert!(
+        flow.wait_exit(Duration::from_secs(30))
+            .is_some_and(|s| s.success()),
+        "{}",
+        flow.output()
+    );
+    let pid = listed[0]["pid"].as_u64().unwrap() as u32;
+    assert_eq!(
+        wait_all_gone(&[pid], Duration::from_secs(10)),
+        Vec::<u32>::new()
+    );
+}

@@ -23,6 +23,13 @@ pub(super) struct DaemonArgs {
     /// Where each executor's workspace is made
     #[arg(long, default_value = "jina-daemon-workspaces")]
     pub workspace: PathBuf,
+    /// Serve the API over HTTPS, and the executors it starts over TLS, with this certificate
+    /// chain (PEM; with --ssl-keyfile; it must name the address Flows reach it at)
+    #[arg(long, requires = "ssl_keyfile")]
+    pub ssl_certfile: Option<PathBuf>,
+    /// The private key of --ssl-certfile (PEM)
+    #[arg(long, requires = "ssl_certfile")]
+    pub ssl_keyfile: Option<PathBuf>,
 }
 
 pub(super) async fn run(args: DaemonArgs) -> anyhow::Result<()> {
@@ -42,15 +49,25 @@ pub(super) async fn run(args: DaemonArgs) -> anyhow::Result<()> {
         Some(token) => crate::daemon::Secret::new(token),
         None => generated_token(&root)?,
     };
+    let tls = match (args.ssl_certfile, args.ssl_keyfile) {
+        (Some(certfile), Some(keyfile)) => Some(crate::daemon::DaemonTls {
+            server: crate::tls::ServerTls::load(&certfile, &keyfile)?,
+            certfile: std::path::absolute(&certfile)?,
+            keyfile: std::path::absolute(&keyfile)?,
+        }),
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let settings = crate::daemon::DaemonSettings {
         host: args.host.clone(),
         token,
         root,
         program,
+        tls,
     };
     let serving = crate::daemon::serve(settings, listener, crate::shutdown::termination());
     tracing::info!(
-        "serving the daemon API on http://{}:{}",
+        "serving the daemon API on {scheme}://{}:{}",
         args.host,
         args.port_expose
     );

@@ -42,7 +42,11 @@ pub(crate) struct RemoteCopy {
 
 /// Copies started by this process and not stopped yet, for [`stop_all`] when the Flow is
 /// stopped while it starts.
-static STARTED: Mutex<Vec<(String, String, Option<String>)>> = Mutex::new(Vec::new());
+/// Each with the client that started it (which trusts its daemon's certificate).
+static STARTED: Mutex<Vec<Started>> = Mutex::new(Vec::new());
+
+/// A copy started by this process: its daemon's client and base URL, its id, the token.
+type Started = (reqwest::Client, String, String, Option<String>);
 
 /// Where a Flow may take its owner secret from (to look at its copies with another client);
 /// a random one otherwise.
@@ -92,16 +96,28 @@ async fn send(
 
 impl RemoteCopy {
     /// Asks the daemon at `host:port` to start `request` and waits until it serves.
+    /// Over HTTPS when `tls` says whom to trust (the entry's `tls: true`).
     pub(crate) async fn start(
         host: &str,
         port: u16,
         mut request: SpawnRequest,
+        tls: Option<&crate::tls::ClientTls>,
     ) -> Result<RemoteCopy, DaemonError> {
         request.owner = owner().as_str().to_string();
         crate::tls::install_provider();
         let daemon = format!("{host}:{port}");
-        let base = format!("http://{daemon}");
-        let client = reqwest::Client::new();
+        let mut builder = reqwest::Client::builder();
+        if let Some(tls) = tls {
+            builder = builder.tls_backend_preconfigured(tls.rustls());
+        }
+        let client = builder.build().map_err(|e| DaemonError::Unreachable {
+            daemon: daemon.clone(),
+            error: e.to_string(),
+        })?;
+        let base = match tls {
+            Some(_) => format!("https://{daemon}"),
+            None => format!("http://{daemon}"),
+        };
         let token = std::env::var(TOKEN_VARIABLE).ok();
         let label = request.name.clone();
         let response = send(
@@ -116,10 +132,12 @@ impl RemoteCopy {
                 daemon: daemon.clone(),
                 error: e.to_string(),
             })?;
-        STARTED
-            .lock()
-            .unwrap()
-            .push((base.clone(), spawned.id.clone(), token.clone()));
+        STARTED.lock().unwrap().push((
+            client.clone(),
+            base.clone(),
+            spawned.id.clone(),
+            token.clone(),
+        ));
         let renew = {
             let (client, token) = (client.clone(), token.clone());
             let url = format!("{base}/executors/{}/lease", spawned.id);
@@ -185,7 +203,7 @@ impl Drop for RemoteCopy {
 }
 
 async fn stop_one(client: &reqwest::Client, base: &str, id: &str, token: &Option<String>) {
-    STARTED.lock().unwrap().retain(|(_, i, _)| i != id);
+    STARTED.lock().unwrap().retain(|(_, _, i, _)| i != id);
     let url = format!("{base}/executors/{id}");
     match with_token(client.delete(&url), token).send().await {
         Ok(r) if r.status().is_success() || r.status() == reqwest::StatusCode::NOT_FOUND => {}
@@ -197,8 +215,7 @@ async fn stop_one(client: &reqwest::Client, base: &str, id: &str, token: &Option
 /// Stops every copy this process started and did not stop (a Flow stopped while starting).
 pub(crate) async fn stop_all() {
     let started = std::mem::take(&mut *STARTED.lock().unwrap());
-    let client = reqwest::Client::new();
-    for (base, id, token) in started {
+    for (client, base, id, token) in started {
         stop_one(&client, &base, &id, &token).await;
     }
 }

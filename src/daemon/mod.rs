@@ -30,10 +30,12 @@ pub(crate) use auth::Secret;
 
 use crate::executor::{ExecutorFlags, Overrides};
 use auth::{Failures, OWNER_HEADER};
+use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
+use axum::serve::IncomingStream;
 use axum::{Json, Router};
 use checks::{Refused, Runs, printable};
 use serde::{Deserialize, Serialize};
@@ -125,6 +127,22 @@ pub(crate) struct DaemonSettings {
     pub root: PathBuf,
     /// The `jina` binary that serves executors.
     pub program: PathBuf,
+    /// Serve the API over HTTPS, and the executors it starts over TLS, with this certificate.
+    pub tls: Option<DaemonTls>,
+}
+
+/// The daemon's certificate: its API and the executors it starts serve TLS with it.
+#[derive(Clone)]
+pub(crate) struct DaemonTls {
+    pub server: crate::tls::ServerTls,
+    pub certfile: PathBuf,
+    pub keyfile: PathBuf,
+}
+
+impl std::fmt::Debug for DaemonTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DaemonTls({})", self.certfile.display())
+    }
 }
 
 /// One executor the daemon started.
@@ -216,12 +234,19 @@ pub(crate) async fn serve(
         ))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .with_state(daemon.clone());
-    let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let app = app.into_make_service_with_connect_info::<Peer>();
+    let served = match &daemon.settings.tls {
+        Some(tls) => {
+            axum::serve(tls.server.incoming(listener), app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    };
     watchdog.abort();
     let all: Vec<Started> = std::mem::take(&mut *locked(&daemon.executors))
         .into_values()
@@ -230,11 +255,27 @@ pub(crate) async fn serve(
     served
 }
 
+/// The address a request came from, over plain TCP or TLS.
+#[derive(Clone, Copy, Debug)]
+struct Peer(SocketAddr);
+
+impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, tokio::net::TcpListener>) -> Peer {
+        Peer(*stream.remote_addr())
+    }
+}
+
+impl Connected<IncomingStream<'_, crate::tls::TlsIncoming>> for Peer {
+    fn connect_info(stream: IncomingStream<'_, crate::tls::TlsIncoming>) -> Peer {
+        Peer(*stream.remote_addr())
+    }
+}
+
 /// Every request but `GET /` needs the token. An address that failed too often is refused
 /// for a while without being heard.
 async fn authorize(
     State(daemon): State<Daemon>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    ConnectInfo(Peer(peer)): ConnectInfo<Peer>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> Response {
@@ -405,7 +446,8 @@ async fn start(
         workspace: workspace.to_path_buf(),
         _slot: slot,
     };
-    if let Err(e) = wait_ready(&settings.host, &mut started, relays).await {
+    let tls = settings.tls.is_some();
+    if let Err(e) = wait_ready(&settings.host, tls, &mut started, relays).await {
         finish(started).await;
         return Err(e);
     }
@@ -466,6 +508,8 @@ fn command_of(
             let flags = ExecutorFlags {
                 host: settings.host.clone(),
                 name: Some(request.name.clone()),
+                ssl_certfile: settings.tls.as_ref().map(|t| t.certfile.clone()),
+                ssl_keyfile: settings.tls.as_ref().map(|t| t.keyfile.clone()),
                 ..ExecutorFlags::new(uses, port).with_overrides(&overrides)
             };
             let args = flags
@@ -475,6 +519,11 @@ fn command_of(
                 .chain(args)
                 .collect())
         }
+        Runs::Image(_) if settings.tls.is_some() => Err(Refused {
+            field: "uses".into(),
+            why: "this daemon serves TLS, and an image's executor would serve plain gRPC (its certificate is not in the container); not supported yet".into(),
+        }
+        .into()),
         Runs::Image(image) => {
             let flags = ExecutorFlags {
                 name: Some(request.name.clone()),
@@ -563,11 +612,13 @@ fn relay_output(
         .collect()
 }
 
-/// Waits until the copy's health check says SERVING; a copy that exits first is an error
+/// Waits until the copy's health check says SERVING (over TLS: until it says `ready and
+/// listening`); a copy that exits first is an error
 /// with its last lines of output (read to the end of its pipes first), and so is one that
 /// takes longer than [`READY_TIMEOUT`].
 async fn wait_ready(
     host: &str,
+    tls: bool,
     started: &mut Started,
     relays: Vec<tokio::task::JoinHandle<()>>,
 ) -> Result<(), ApiError> {
@@ -598,10 +649,17 @@ async fn wait_ready(
                 ),
             ));
         }
-        if crate::grpc::check_serving(check_host, port, Duration::from_secs(1))
-            .await
-            .is_ok()
-        {
+        // Over TLS, its own line says it serves: a health check would need a root that
+        // signed the daemon's certificate, which the daemon is not given.
+        let serving = match tls {
+            true => locked(&started.logs.history)
+                .iter()
+                .any(|l| l.contains("ready and listening")),
+            false => crate::grpc::check_serving(check_host, port, Duration::from_secs(1))
+                .await
+                .is_ok(),
+        };
+        if serving {
             return Ok(());
         }
         if since.elapsed() > READY_TIMEOUT {

@@ -59,7 +59,15 @@ pub(crate) async fn start(
             continue;
         }
         let name = flow.spec.name_of(i);
-        match remote::start_remote(&flow.spec, exec, &flow.served[i], &name, &mut remote).await {
+        let started = remote::start_remote(
+            &flow.spec,
+            exec,
+            &flow.served[i],
+            &name,
+            &mut remote,
+            client_tls,
+        );
+        match started.await {
             Ok(d) => {
                 remote_deployments.insert(i, d);
             }

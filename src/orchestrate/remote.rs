@@ -19,7 +19,10 @@ pub(super) async fn start_remote(
     served: &ServedEntry,
     name: &str,
     started: &mut Vec<RemoteCopy>,
+    client_tls: Option<&crate::tls::ClientTls>,
 ) -> Result<DeploymentAddresses, StartError> {
+    // `tls: true`: the daemon's API and the copies it starts are reached over TLS.
+    let tls = client_tls.filter(|_| exec.tls);
     let host = exec.host.clone().unwrap_or_default();
     let daemon_port = exec
         .port_expose
@@ -73,7 +76,7 @@ pub(super) async fn start_remote(
             // Laid in by the daemon's client: this Flow's.
             owner: String::new(),
         };
-        let remote = RemoteCopy::start(&host, daemon_port, request)
+        let remote = RemoteCopy::start(&host, daemon_port, request, tls)
             .await
             .map_err(|error| StartError::Daemon {
                 executor: copy.label.clone(),
@@ -87,7 +90,9 @@ pub(super) async fn start_remote(
         placed.push((copy.role, CopyAddress::external(remote.address())));
         started.push(remote);
     }
-    Ok(deployment_of(exec, name, placed))
+    let mut deployment = deployment_of(exec, name, placed);
+    deployment.tls = tls.is_some();
+    Ok(deployment)
 }
 
 /// Stops copies started through daemons.

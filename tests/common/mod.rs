@@ -387,8 +387,14 @@ pub struct Certificates {
     pub key: PathBuf,
 }
 
-/// Makes a CA and a server certificate (rcgen), written to a temporary folder.
+/// Makes a CA and a server certificate for `localhost` and 127.0.0.1 (rcgen), written to a
+/// temporary folder.
 pub fn certificates() -> Certificates {
+    certificates_for(&["localhost", "127.0.0.1"])
+}
+
+/// Makes a CA and a server certificate for these names and addresses.
+pub fn certificates_for(names: &[&str]) -> Certificates {
     let ca_key = rcgen::KeyPair::generate().unwrap();
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -397,9 +403,8 @@ pub fn certificates() -> Certificates {
         .push(rcgen::DnType::CommonName, "jina-rs test CA");
     let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
     let key = rcgen::KeyPair::generate().unwrap();
-    let params =
-        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .unwrap();
+    let names: Vec<String> = names.iter().map(|n| n.to_string()).collect();
+    let params = rcgen::CertificateParams::new(names).unwrap();
     let cert = params.signed_by(&key, &ca).unwrap();
     let files = Files::new();
     Certificates {

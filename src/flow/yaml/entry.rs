@@ -524,11 +524,11 @@ fn check_entry(i: usize, e: &ExecutorSpec, unknown: Vec<(String, Option<usize>)>
             "for the jina daemon of a remote host, and this executor runs on this machine (no host, or external: true); ignored",
         );
     }
-    if e.tls && !e.external {
+    if e.tls && !e.external && !e.is_remote() {
         p.errors.push(Diagnostic::new(
             p.lines.item_key(i, "tls"),
             &format!("executors[{i}].tls"),
-            "only an external executor is reached over TLS (the Flow's own run on loopback); add external: true with its host and port",
+            "only an external executor, or one a remote host's daemon starts, is reached over TLS (the Flow's own run on loopback); add external: true with its host and port, or the remote host",
         ));
     }
 }
