@@ -158,7 +158,7 @@ fn tls_asked_for_but_not_given_is_an_error_not_plain_text() {
         ),
         (
             "executors:\n  - {name: e, uses: Visit, tls: true}\n",
-            "only an external executor is reached over TLS",
+            "only an external executor, or one a remote host's daemon starts, is reached over TLS",
         ),
     ];
     for (with, message) in cases {
