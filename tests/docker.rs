@@ -719,6 +719,144 @@ async fn a_remote_executor_is_started_by_the_daemon_of_its_host_and_stopped_with
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_flow_reaches_a_daemon_in_another_network_namespace_over_tls_with_a_token() {
+    let _turn = turn();
+    let image = project_image();
+    let mut made = Made::default();
+    let network = format!("jinatest-daemontls-{}", std::process::id());
+    let (ok, out) = sh("docker", &["network", "create", &network]);
+    assert!(ok, "{out}");
+    made.network = Some(network.clone());
+    // The remote host: a container of the test's own network. Its certificate must name its
+    // address, known once it runs: it waits for the certificate, then serves.
+    let daemon = format!("{network}-host");
+    let serve = format!(
+        "while [ ! -f /tmp/certs/go ]; do sleep 0.1; done; exec jina daemon --host 0.0.0.0 \
+         --port-expose 8000 --token {DAEMON_TOKEN} --ssl-certfile /tmp/certs/cert.pem \
+         --ssl-keyfile /tmp/certs/key.pem"
+    );
+    let (ok, out) = sh(
+        "docker",
+        &[
+            "run",
+            "--detach",
+            "--name",
+            &daemon,
+            "--network",
+            &network,
+            "--entrypoint",
+            "sh",
+            image,
+            "-c",
+            &serve,
+        ],
+    );
+    assert!(ok, "{out}");
+    made.containers.push(daemon.clone());
+    let (_, ip) = sh(
+        "docker",
+        &[
+            "inspect",
+            "--format",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            &daemon,
+        ],
+    );
+    let ip = ip.trim().to_string();
+    let certs = certificates_for(&[&ip]);
+    let (ok, out) = sh("docker", &["exec", &daemon, "mkdir", "-p", "/tmp/certs"]);
+    assert!(ok, "{out}");
+    for (file, path) in [("cert.pem", &certs.cert), ("key.pem", &certs.key)] {
+        let (ok, out) = sh(
+            "docker",
+            &[
+                "cp",
+                path.to_str().unwrap(),
+                &format!("{daemon}:/tmp/certs/{file}"),
+            ],
+        );
+        assert!(ok, "{out}");
+    }
+    // docker cp writes as root: readable by the image's user.
+    let (ok, out) = sh(
+        "docker",
+        &[
+            "exec",
+            "--user",
+            "0",
+            &daemon,
+            "sh",
+            "-c",
+            "chmod 644 /tmp/certs/*.pem && touch /tmp/certs/go",
+        ],
+    );
+    assert!(ok, "{out}");
+    jina::tls::install_provider();
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(&certs.ca).unwrap()).unwrap();
+    let https = reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .build()
+        .unwrap();
+    let base = format!("https://{ip}:8000");
+    let start = std::time::Instant::now();
+    while https.get(&base).send().await.is_err() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{}",
+            sh("docker", &["logs", &daemon]).1
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let files = Files::new();
+    let flow_yaml = files.write(
+        "flow.yml",
+        &format!(
+            "jtype: Flow\nwith: {{protocol: grpc}}\nexecutors:\n  - {{name: far, uses: Visit, host: {ip}, port_expose: 8000, tls: true}}\n"
+        ),
+    );
+    let env = [
+        ("SSL_CERT_FILE", certs.ca.as_os_str()),
+        ("JINA_DAEMON_TOKEN", std::ffi::OsStr::new(DAEMON_TOKEN)),
+        ("JINA_DAEMON_OWNER", std::ffi::OsStr::new(DAEMON_OWNER)),
+    ];
+    let mut flow = Proc::start_in(&["flow", "--uses", flow_yaml.to_str().unwrap()], None, &env);
+    let ports = flow.wait_for_gateway(Duration::from_secs(60));
+    let answers = post_grpc(ports["GRPC"], vec![request("/index", texts(&["hello"]))]).await;
+    let docs = jina::request::docs(&answers[0]).unwrap();
+    assert_eq!(docs[0].matches[0].text.as_deref(), Some("far"));
+    let listed: serde_json::Value = https
+        .get(format!("{base}/executors"))
+        .bearer_auth(DAEMON_TOKEN)
+        .header("X-Jina-Owner", DAEMON_OWNER)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed[0]["name"], "far", "{listed}");
+    stop_with_ctrl_c(&mut flow);
+    let start = std::time::Instant::now();
+    loop {
+        let listed: serde_json::Value = https
+            .get(format!("{base}/executors"))
+            .bearer_auth(DAEMON_TOKEN)
+            .header("X-Jina-Owner", DAEMON_OWNER)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if listed == serde_json::json!([]) {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(15), "{listed}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_daemon_starts_a_docker_executor_for_a_remote_flow() {
     let _turn = turn();
     let image = project_image();
