@@ -440,3 +440,42 @@ async fn a_flow_reaches_a_daemon_over_tls_with_its_token() {
         Vec::<u32>::new()
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn slow_senders_and_floods_of_connections_do_not_hold_it() {
+    use std::io::{Read, Write};
+    let d = daemon(Some(DAEMON_TOKEN));
+    let address = d.base.trim_start_matches("http://").to_string();
+    let pid = d.proc.child.id();
+    let fds = || {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .unwrap()
+            .count()
+    };
+    let before = fds();
+    // A flood of connections that send half a request, then nothing: no token needed.
+    let mut flood: Vec<std::net::TcpStream> = (0..300)
+        .filter_map(|_| std::net::TcpStream::connect(&address).ok())
+        .collect();
+    for c in &mut flood {
+        let _ = c.write_all(b"GET /executors HTTP/1.1\r\nHost: x\r\n");
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    // Its descriptors stay bounded: connections past its limit are closed at once.
+    assert!(fds() < before + 256 + 20, "{} descriptors", fds());
+    // Each is closed once its headers are late (10 s), without an answer of the API.
+    let started = std::time::Instant::now();
+    for c in &mut flood {
+        c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let mut answer = Vec::new();
+        let _ = c.read_to_end(&mut answer);
+        assert!(!String::from_utf8_lossy(&answer).contains("200 OK"));
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(flood);
+    assert!(d.serves().await);
+}

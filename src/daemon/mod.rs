@@ -30,12 +30,10 @@ pub(crate) use auth::Secret;
 
 use crate::executor::{ExecutorFlags, Overrides};
 use auth::{Failures, OWNER_HEADER};
-use axum::extract::connect_info::Connected;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
-use axum::serve::IncomingStream;
 use axum::{Json, Router};
 use checks::{Refused, Runs, printable};
 use serde::{Deserialize, Serialize};
@@ -65,6 +63,12 @@ const MAX_LINE: usize = 16 << 10;
 const READY_TIMEOUT: Duration = Duration::from_secs(120);
 /// How long a stopping executor may take to finish its requests.
 const STOP_GRACE: Duration = Duration::from_secs(5);
+/// How long a connection may take to send a request's headers (a slow sender holds a
+/// connection no longer).
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// The most connections open at once: a flood of them is turned away, not a flood of file
+/// descriptors.
+const MAX_CONNECTIONS: usize = 256;
 /// The file in an executor's workspace that names its process: a daemon that starts stops
 /// what a killed one left.
 const PID_FILE: &str = ".jina-daemon-pid";
@@ -234,18 +238,9 @@ pub(crate) async fn serve(
         ))
         .layer(axum::extract::DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .with_state(daemon.clone());
-    let app = app.into_make_service_with_connect_info::<Peer>();
     let served = match &daemon.settings.tls {
-        Some(tls) => {
-            axum::serve(tls.server.incoming(listener), app)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-        }
+        Some(tls) => serve_bounded(tls.server.incoming(listener), app, shutdown).await,
+        None => serve_bounded(listener, app, shutdown).await,
     };
     watchdog.abort();
     let all: Vec<Started> = std::mem::take(&mut *locked(&daemon.executors))
@@ -255,20 +250,57 @@ pub(crate) async fn serve(
     served
 }
 
-/// The address a request came from, over plain TCP or TLS.
+/// The address a request came from.
 #[derive(Clone, Copy, Debug)]
 struct Peer(SocketAddr);
 
-impl Connected<IncomingStream<'_, tokio::net::TcpListener>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, tokio::net::TcpListener>) -> Peer {
-        Peer(*stream.remote_addr())
+/// Serves `app` on each connection `listener` accepts, until `shutdown`: at most
+/// [`MAX_CONNECTIONS`] at once (more are closed at once), each closed when a request's
+/// headers take longer than [`HEADER_TIMEOUT`]. Open connections get
+/// `shutdown::CONNECTION_GRACE` after `shutdown`.
+async fn serve_bounded<L>(
+    mut listener: L,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()>
+where
+    L: axum::serve::Listener<Addr = SocketAddr>,
+{
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+    let mut connections = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (io, peer) = tokio::select! {
+            accepted = listener.accept() => accepted,
+            () = &mut shutdown => break,
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            drop(io);
+            continue;
+        };
+        let app = app.clone().layer(axum::Extension(ConnectInfo(Peer(peer))));
+        connections.spawn(async move {
+            let _slot = slot;
+            let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            builder
+                .http1()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT);
+            let service = hyper_util::service::TowerToHyperService::new(app);
+            let _ = builder
+                .serve_connection_with_upgrades(TokioIo::new(io), service)
+                .await;
+        });
+        // Reap the connections that ended.
+        while connections.try_join_next().is_some() {}
     }
-}
-
-impl Connected<IncomingStream<'_, crate::tls::TlsIncoming>> for Peer {
-    fn connect_info(stream: IncomingStream<'_, crate::tls::TlsIncoming>) -> Peer {
-        Peer(*stream.remote_addr())
+    let grace = tokio::time::sleep(crate::shutdown::CONNECTION_GRACE);
+    tokio::select! {
+        () = async { while connections.join_next().await.is_some() {} } => {}
+        () = grace => connections.abort_all(),
     }
+    Ok(())
 }
 
 /// Every request but `GET /` needs the token. An address that failed too often is refused
