@@ -479,3 +479,19 @@ async fn slow_senders_and_floods_of_connections_do_not_hold_it() {
     drop(flood);
     assert!(d.serves().await);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn at_most_64_executors_run_at_once() {
+    let d = daemon(Some(DAEMON_TOKEN));
+    let spawns = (0..64).map(|i| d.spawn(json!({"name": format!("e{i}"), "uses": "Visit"})));
+    for (status, answer) in futures::future::join_all(spawns).await {
+        assert_eq!(status, 200, "{answer}");
+    }
+    d.refused(
+        json!({"name": "one-more", "uses": "Visit"}),
+        429,
+        "64 executors already",
+    )
+    .await;
+    assert_eq!(daemon_executors(&d.base, Some(&d.token)).await.1.len(), 64);
+}

@@ -857,6 +857,40 @@ async fn a_flow_reaches_a_daemon_in_another_network_namespace_over_tls_with_a_to
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn a_docker_spawn_that_fails_leaves_no_container_and_no_workspace() {
+    let _turn = turn();
+    let image = project_image();
+    let port = free_port();
+    let workspaces = tempfile::tempdir().unwrap();
+    let (daemon, token) = start_daemon("127.0.0.2", port, workspaces.path(), None);
+    let _cleanup = RemoveContainers(daemon.child.id());
+    // An image whose entrypoint exits at once: the start fails, and is cleaned up.
+    let answer = http_client()
+        .post(format!("http://127.0.0.2:{port}/executors"))
+        .bearer_auth(&token)
+        .header("X-Jina-Owner", DAEMON_OWNER)
+        .json(&serde_json::json!({
+            "name": "fails",
+            "uses": format!("docker://{image}"),
+            "entrypoint": "false",
+            "owner": DAEMON_OWNER,
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 422);
+    let body: serde_json::Value = answer.json().await.unwrap();
+    assert!(body["error"].as_str().unwrap().contains("exited"), "{body}");
+    assert_eq!(wait_no_containers(daemon.child.id()), Vec::<String>::new());
+    let left: Vec<_> = std::fs::read_dir(workspaces.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().is_dir())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn a_daemon_starts_a_docker_executor_for_a_remote_flow() {
     let _turn = turn();
     let image = project_image();
