@@ -183,6 +183,33 @@ async fn when_filters_route_english_and_french_to_their_branches() {
     );
 }
 
+#[tokio::test]
+async fn when_filters_take_docarrays_neq_size_and_not() {
+    let flow = start_flow(
+        "  - {name: not_english, uses: Visit, needs: gateway, when: {tags__lang: {$neq: en}}}\n  - {name: five, uses: Visit, needs: gateway, when: {text: {$size: 5}}}\n  - {name: not_french, uses: Visit, needs: gateway, when: {$not: {tags__lang: fr}}}\n  - {name: joined, uses: BaseExecutor, needs: [not_english, five, not_french]}\n",
+    );
+    let docs: Vec<jina::Document> = [("d0", "en", "hello"), ("d1", "fr", "bonjour")]
+        .iter()
+        .map(|(id, lang, text)| {
+            let mut d = jina::Document::from_text(*text);
+            d.id = id.to_string();
+            d.tags.insert("lang".into(), (*lang).into());
+            d
+        })
+        .collect();
+    let answers = post_grpc(flow.grpc, vec![request("/", docs)]).await;
+    assert_eq!(
+        visits(&answers[0]),
+        [
+            (
+                "d0".to_string(),
+                vec!["five".to_string(), "not_french".to_string()]
+            ),
+            ("d1".to_string(), vec!["not_english".to_string()]),
+        ]
+    );
+}
+
 #[test]
 fn a_bad_when_filter_is_an_error_with_its_line() {
     refused(

@@ -2,9 +2,11 @@
 //! `{tags__lang: {$eq: en}}`, `{$or: [{text: {$regex: '^bon'}}, {tags__n: {$gte: 2}}]}`.
 //!
 //! A field is a path into the document's JSON form, its steps joined by `__` (`tags__lang` is
-//! `tags.lang`); its condition is a map of operators (`$eq`, `$ne`, `$gt`, `$gte`, `$lt`,
-//! `$lte`, `$in`, `$nin`, `$regex`, `$exists`), several of which must all hold, or a plain value
-//! (`$eq`). `$and` and `$or` take lists of queries; the fields of one map must all hold.
+//! `tags.lang`); its condition is a map of docarray 0.40's operators (`$eq`, `$neq` (and `$ne`),
+//! `$gt`, `$gte`, `$lt`, `$lte`, `$in`, `$nin`, `$regex`, `$size`, `$exists`), several of which
+//! must all hold, or a plain value (`$eq`). `$and` and `$or` take lists of queries, `$not` a
+//! query it negates (as a field's operator too, as docarray reads it); the fields of one map
+//! must all hold.
 //! Reading a query checks it whole, so a mistake is found when the Flow is read, not per request.
 
 use super::Document;
@@ -21,6 +23,7 @@ pub struct Query {
 enum Node {
     All(Vec<Node>),
     Any(Vec<Node>),
+    Not(Box<Node>),
     Field {
         path: Vec<String>,
         condition: Condition,
@@ -39,6 +42,8 @@ enum Condition {
     In(Vec<Value>),
     Nin(Vec<Value>),
     Regex(regex::Regex),
+    /// The length of a list, an object or a text.
+    Size(u64),
     Exists(bool),
 }
 
@@ -87,9 +92,10 @@ impl Node {
                         Node::Any(queries)
                     }
                 }
+                "$not" => Node::Not(Box::new(Node::parse(v)?)),
                 op if op.starts_with('$') => {
                     return Err(format!(
-                        "{op} is not a query operator here (use $and, $or, or a field such as tags__lang)"
+                        "{op} is not a query operator here (use $and, $or, $not, or a field such as tags__lang)"
                     ));
                 }
                 field => field_query(field, v)?,
@@ -105,6 +111,7 @@ impl Node {
         match self {
             Node::All(qs) => qs.iter().all(|q| q.holds(doc)),
             Node::Any(qs) => qs.iter().any(|q| q.holds(doc)),
+            Node::Not(q) => !q.holds(doc),
             Node::Field { path, condition } => {
                 let value = path.iter().try_fold(doc, |v, step| v.get(step));
                 condition.holds(value)
@@ -115,6 +122,13 @@ impl Node {
 
 fn field_query(field: &str, v: &Value) -> Result<Node, String> {
     let path: Vec<String> = field.split("__").map(str::to_string).collect();
+    // docarray reads a field's `$not` as a whole query it negates.
+    if let Value::Object(ops) = v
+        && ops.len() == 1
+        && let Some(negated) = ops.get("$not")
+    {
+        return Ok(Node::Not(Box::new(Node::parse(negated)?)));
+    }
     let conditions: Vec<Condition> = match v {
         Value::Object(ops) if ops.keys().all(|k| k.starts_with('$')) && !ops.is_empty() => ops
             .iter()
@@ -143,7 +157,7 @@ fn condition(field: &str, op: &str, arg: &Value) -> Result<Condition, String> {
     };
     Ok(match op {
         "$eq" => Condition::Eq(arg.clone()),
-        "$ne" => Condition::Ne(arg.clone()),
+        "$neq" | "$ne" => Condition::Ne(arg.clone()),
         "$gt" => Condition::Gt(arg.clone()),
         "$gte" => Condition::Gte(arg.clone()),
         "$lt" => Condition::Lt(arg.clone()),
@@ -158,13 +172,17 @@ fn condition(field: &str, op: &str, arg: &Value) -> Result<Condition, String> {
                 regex::Regex::new(pattern).map_err(|e| format!("{field}: $regex: {e}"))?,
             )
         }
+        "$size" => Condition::Size(
+            arg.as_u64()
+                .ok_or_else(|| format!("{field}: $size takes a whole number"))?,
+        ),
         "$exists" => Condition::Exists(
             arg.as_bool()
                 .ok_or_else(|| format!("{field}: $exists takes true or false"))?,
         ),
         other => {
             return Err(format!(
-                "{field}: unknown operator {other} ($eq, $ne, $gt, $gte, $lt, $lte, $in, $nin, $regex, $exists)"
+                "{field}: unknown operator {other} ($eq, $neq, $gt, $gte, $lt, $lte, $in, $nin, $regex, $size, $exists, $not)"
             ));
         }
     })
@@ -206,6 +224,15 @@ impl Condition {
             (Condition::Nin(list), Some(v)) => !list.iter().any(|x| same(v, x)),
             (Condition::Regex(r), Some(Value::String(s))) => r.is_match(s),
             (Condition::Regex(_), Some(_)) => false,
+            (Condition::Size(n), Some(v)) => {
+                let length = match v {
+                    Value::Array(a) => a.len(),
+                    Value::Object(o) => o.len(),
+                    Value::String(s) => s.chars().count(),
+                    _ => return false,
+                };
+                length as u64 == *n
+            }
         }
     }
 }
@@ -238,6 +265,14 @@ mod tests {
         check(json!({"text": {"$regex": "^bon"}}), [false, true]);
         check(json!({"tags__missing": {"$exists": false}}), [true, true]);
         check(json!({"tags__lang": {"$exists": true}}), [true, true]);
+        // docarray 0.40's own spellings: $neq, $size, $not (of a query, and as a field's).
+        check(json!({"tags__lang": {"$neq": "en"}}), [false, true]);
+        check(json!({"text": {"$size": 5}}), [true, false]);
+        check(json!({"$not": {"tags__lang": "en"}}), [false, true]);
+        check(
+            json!({"tags__lang": {"$not": {"tags__n": {"$gt": 4}}}}),
+            [true, false],
+        );
         check(
             json!({"$or": [{"tags__lang": "en"}, {"tags__n": {"$gt": 4}}]}),
             [true, true],
