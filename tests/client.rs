@@ -204,6 +204,10 @@ fn bad_inputs_and_unreachable_gateways_give_one_clear_line() {
             vec!["--inputs", "/no/such.csv"],
             "/no/such.csv: no such file",
         ),
+        (
+            vec!["--inputs", "/no/such/*.txt"],
+            "/no/such/*.txt: matches no file",
+        ),
         (vec![], "cannot reach the gateway at 127.0.0.1:"),
     ];
     for (extra, expected) in cases {

@@ -46,6 +46,33 @@ fn visits(answer: &DataRequestProto) -> Vec<(String, Vec<String>)> {
 }
 
 #[test]
+fn a_mistyped_executor_gets_a_did_you_mean() {
+    refused(
+        &Files::new(),
+        "executors:\n  - {name: split, uses: Sentencizr}\n",
+        "uses 'Sentencizr': not a known executor; did you mean `Sentencizer`?",
+    );
+}
+
+#[test]
+fn jina_flow_takes_the_yaml_without_uses_too() {
+    let files = Files::new();
+    let path = files.write("flow.yml", "executors:\n  - {name: a, uses: Visit}\n");
+    let svg = files.dir.path().join("flow.svg");
+    let (code, out) = run(&[
+        "flow",
+        path.to_str().unwrap(),
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    assert!(svg.is_file(), "{out}");
+    let (code, out) = run(&["flow"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("--uses"), "{out}");
+}
+
+#[test]
 fn a_typo_of_executors_is_an_error_not_a_flow_without_executors() {
     refused(
         &Files::new(),

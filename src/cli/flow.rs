@@ -14,8 +14,11 @@ command line, in docs/cli.md.\n\nExample: jina flow --uses flows/hello.yml"
 pub(super) struct FlowArgs {
     /// The Flow YAML file (Jina's format: `jtype: Flow`, `with:` or `gateway:`, `executors:`;
     /// variables like ${{ ENV.X }} are replaced first)
-    #[arg(long)]
-    pub uses: PathBuf,
+    #[arg(long, required_unless_present = "file", conflicts_with = "file")]
+    pub uses: Option<PathBuf>,
+    /// The Flow YAML file, as `--uses` names it (`jina flow flow.yml`)
+    #[arg(value_name = "FLOW_YAML")]
+    pub file: Option<PathBuf>,
     /// Write the Flow's graph as SVG to this file and exit without starting anything
     #[arg(long)]
     pub plot: Option<PathBuf>,
@@ -44,9 +47,13 @@ fn reported(
 }
 
 pub(super) async fn run(args: FlowArgs) -> anyhow::Result<()> {
+    let uses = args
+        .uses
+        .or(args.file)
+        .ok_or_else(|| anyhow!("--uses: the Flow YAML file"))?;
     // The YAML first: whether the Flow is traced decides how logging is set up. Its problems
     // are printed once logging is.
-    let loaded = crate::flow::load(&args.uses);
+    let loaded = crate::flow::load(&uses);
     let traces = match loaded
         .as_ref()
         .ok()
@@ -60,7 +67,7 @@ pub(super) async fn run(args: FlowArgs) -> anyhow::Result<()> {
     if flow.spec.executors.is_empty() {
         tracing::warn!(
             "{}: this Flow has no executors (no `executors:` list): it answers every request with the documents it was sent",
-            args.uses.display()
+            uses.display()
         );
     }
     if let Some(path) = &args.plot {
@@ -75,7 +82,7 @@ pub(super) async fn run(args: FlowArgs) -> anyhow::Result<()> {
     // Ctrl-C while the executors start drops the half-started Flow, which kills its children.
     let mut running = tokio::select! {
         started = RunningFlow::start(&flow) => {
-            started.map_err(|e| anyhow!("{}: {e}", args.uses.display()))?
+            started.map_err(|e| anyhow!("{}: {e}", uses.display()))?
         }
         _ = &mut termination => {
             tracing::info!("stopped while starting");
@@ -88,11 +95,10 @@ pub(super) async fn run(args: FlowArgs) -> anyhow::Result<()> {
     };
     // Found by `jina flows` and by clients without an address until it stops.
     let name = flow.spec.gateway.name.clone().unwrap_or_else(|| {
-        args.uses
-            .file_stem()
+        uses.file_stem()
             .map_or("flow".into(), |s| s.to_string_lossy().into_owned())
     });
-    let record = running.record(name, Some(&args.uses), flow.spec.executors.len());
+    let record = running.record(name, Some(&uses), flow.spec.executors.len());
     let _registration = crate::local_flows::register(&record);
     tracing::info!(target: "success", "{}", running.ready_message());
     tracing::info!("ready in {:.2?}", running.ready_in);

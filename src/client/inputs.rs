@@ -261,17 +261,27 @@ fn numbered_lines(
 fn from_files(pattern: &str, text: bool) -> Result<Documents, InputError> {
     let paths = glob::glob(pattern)
         .map_err(|e| InputError::new(pattern, None, format!("not a valid glob: {e}")))?;
-    let pattern = pattern.to_string();
-    Ok(Box::new(paths.filter_map(move |entry| {
-        let path: PathBuf = match entry {
-            Ok(p) if p.is_file() => p,
-            Ok(_) => return None,
-            Err(e) => return Some(Err(InputError::new(&pattern, None, e.to_string()))),
+    // The names only (the files are read one at a time, as they are sent): a pattern that
+    // matches no file is a mistake, not zero documents.
+    let paths: Vec<Result<PathBuf, InputError>> = paths
+        .filter_map(|entry| match entry {
+            Ok(p) if p.is_file() => Some(Ok(p)),
+            Ok(_) => None,
+            Err(e) => Some(Err(InputError::new(pattern, None, e.to_string()))),
+        })
+        .collect();
+    if paths.is_empty() {
+        return Err(InputError::new(pattern, None, "matches no file"));
+    }
+    Ok(Box::new(paths.into_iter().map(move |entry| {
+        let path = match entry {
+            Ok(p) => p,
+            Err(e) => return Err(e),
         };
         let origin = path.display().to_string();
         let bytes = match std::fs::read(&path) {
             Ok(b) => b,
-            Err(e) => return Some(Err(InputError::new(&origin, None, io_message(&e)))),
+            Err(e) => return Err(InputError::new(&origin, None, io_message(&e))),
         };
         let mut doc = Document::new();
         doc.mime_type = mime_of(&path).map(str::to_string);
@@ -281,7 +291,7 @@ fn from_files(pattern: &str, text: bool) -> Result<Documents, InputError> {
             Ok(s) => doc.blob = Some(s.into_bytes().into()),
             Err(e) => doc.blob = Some(e.into_bytes().into()),
         }
-        Some(Ok(doc))
+        Ok(doc)
     })))
 }
 

@@ -95,6 +95,12 @@ impl Registry {
         self.entries.iter().find(|e| e.name == name)
     }
 
+    /// The registered name nearest to `name`, when it is near enough to be a typo.
+    pub fn nearest(&self, name: &str) -> Option<&'static str> {
+        let names: Vec<&'static str> = self.entries.iter().map(|e| e.name).collect();
+        crate::errors::nearest(name, &names)
+    }
+
     /// The names, for messages.
     pub fn names(&self) -> String {
         self.entries

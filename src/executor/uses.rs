@@ -105,13 +105,15 @@ impl UsesText {
         if yaml_name || path.is_file() {
             return Ok(UsesText::YamlFile(path));
         }
-        Err(ConfigError::new(
-            origin(),
-            format!(
+        let registry = Registry::current();
+        let why = match registry.nearest(trimmed) {
+            Some(meant) => format!("not a known executor; did you mean `{meant}`?"),
+            None => format!(
                 "not a known executor ({}) and not a YAML file",
-                Registry::current().names()
+                registry.names()
             ),
-        ))
+        };
+        Err(ConfigError::new(origin(), why))
     }
 
     /// The text that names the same thing to `jina executor --uses` (and to the parser again).
@@ -304,6 +306,12 @@ mod tests {
             assert_eq!(parse(name).unwrap(), UsesText::YamlFile(dir.join(name)));
         }
         assert!(parse("NoSuchExecutor").is_err());
+        assert!(
+            parse("Sentencizr")
+                .unwrap_err()
+                .message
+                .contains("did you mean `Sentencizer`?")
+        );
         assert!(
             parse("jinahub://X")
                 .unwrap_err()
