@@ -359,7 +359,6 @@ async fn what_a_caller_sends_is_bounded() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_flow_reaches_a_daemon_over_tls_with_its_token() {
-    jina::tls::install_provider();
     // The "remote" host is another loopback address; the certificate names it.
     let certs = certificates_for(&["127.0.0.2"]);
     let root = tempfile::tempdir().unwrap();
@@ -410,21 +409,9 @@ async fn a_flow_reaches_a_daemon_over_tls_with_its_token() {
     let docs = jina::request::docs(&answers[0]).unwrap();
     assert_eq!(docs[0].matches[0].text.as_deref(), Some("far"));
     // Over HTTPS, the daemon lists it to its Flow's owner.
-    let ca = reqwest::Certificate::from_pem(&std::fs::read(&certs.ca).unwrap()).unwrap();
-    let https = reqwest::Client::builder()
-        .tls_certs_only([ca])
-        .build()
-        .unwrap();
-    let listed: Value = https
-        .get(format!("https://127.0.0.2:{port}/executors"))
-        .bearer_auth(DAEMON_TOKEN)
-        .header("X-Jina-Owner", DAEMON_OWNER)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let https = https_client(&certs.ca);
+    let base = format!("https://127.0.0.2:{port}");
+    let (_, listed) = daemon_listing(&https, &base, Some(DAEMON_TOKEN)).await;
     assert_eq!(listed[0]["name"], "far", "{listed}");
     // Ctrl-C: the Flow stops it over there.
     flow.signal(libc::SIGINT);

@@ -475,6 +475,32 @@ struct Made {
     network: Option<String>,
 }
 
+/// The address of a container on its network.
+fn address_of(container: &str) -> String {
+    let (_, ip) = sh(
+        "docker",
+        &[
+            "inspect",
+            "--format",
+            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
+            container,
+        ],
+    );
+    ip.trim().to_string()
+}
+
+impl Made {
+    /// A network of the test's own (`jinatest-KIND-PID`), removed when the test ends.
+    fn network(kind: &str) -> (Made, String) {
+        let network = format!("jinatest-{kind}-{}", std::process::id());
+        let (ok, out) = sh("docker", &["network", "create", &network]);
+        assert!(ok, "{out}");
+        let mut made = Made::default();
+        made.network = Some(network.clone());
+        (made, network)
+    }
+}
+
 impl Drop for Made {
     fn drop(&mut self) {
         if !self.containers.is_empty() {
@@ -492,11 +518,7 @@ impl Drop for Made {
 async fn the_gateway_spreads_requests_over_every_address_of_one_name() {
     let _turn = turn();
     let image = project_image();
-    let mut made = Made::default();
-    let network = format!("jinatest-dns-{}", std::process::id());
-    let (ok, out) = sh("docker", &["network", "create", &network]);
-    assert!(ok, "{out}");
-    made.network = Some(network.clone());
+    let (mut made, network) = Made::network("dns");
     // Three copies behind one name, as a headless Service's pods are behind theirs.
     for i in 0..3 {
         let name = format!("{network}-enc-{i}");
@@ -583,11 +605,7 @@ async fn the_gateway_spreads_requests_over_every_address_of_one_name() {
 async fn a_remote_executor_is_started_by_the_daemon_of_its_host_and_stopped_with_the_flow() {
     let _turn = turn();
     let image = project_image();
-    let mut made = Made::default();
-    let network = format!("jinatest-daemon-{}", std::process::id());
-    let (ok, out) = sh("docker", &["network", "create", &network]);
-    assert!(ok, "{out}");
-    made.network = Some(network.clone());
+    let (mut made, network) = Made::network("daemon");
     // The remote host: a container of the test's own network, running `jina daemon`.
     let daemon = format!("{network}-host");
     let (ok, out) = sh(
@@ -611,16 +629,7 @@ async fn a_remote_executor_is_started_by_the_daemon_of_its_host_and_stopped_with
     );
     assert!(ok, "{out}");
     made.containers.push(daemon.clone());
-    let (_, ip) = sh(
-        "docker",
-        &[
-            "inspect",
-            "--format",
-            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-            &daemon,
-        ],
-    );
-    let ip = ip.trim().to_string();
+    let ip = address_of(&daemon);
     let base = format!("http://{ip}:8000");
     let start = std::time::Instant::now();
     while http_client().get(&base).send().await.is_err() {
@@ -722,11 +731,7 @@ async fn a_remote_executor_is_started_by_the_daemon_of_its_host_and_stopped_with
 async fn a_flow_reaches_a_daemon_in_another_network_namespace_over_tls_with_a_token() {
     let _turn = turn();
     let image = project_image();
-    let mut made = Made::default();
-    let network = format!("jinatest-daemontls-{}", std::process::id());
-    let (ok, out) = sh("docker", &["network", "create", &network]);
-    assert!(ok, "{out}");
-    made.network = Some(network.clone());
+    let (mut made, network) = Made::network("daemontls");
     // The remote host: a container of the test's own network. Its certificate must name its
     // address, known once it runs: it waits for the certificate, then serves.
     let daemon = format!("{network}-host");
@@ -753,16 +758,7 @@ async fn a_flow_reaches_a_daemon_in_another_network_namespace_over_tls_with_a_to
     );
     assert!(ok, "{out}");
     made.containers.push(daemon.clone());
-    let (_, ip) = sh(
-        "docker",
-        &[
-            "inspect",
-            "--format",
-            "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}",
-            &daemon,
-        ],
-    );
-    let ip = ip.trim().to_string();
+    let ip = address_of(&daemon);
     let certs = certificates_for(&[&ip]);
     let (ok, out) = sh("docker", &["exec", &daemon, "mkdir", "-p", "/tmp/certs"]);
     assert!(ok, "{out}");
@@ -791,12 +787,7 @@ async fn a_flow_reaches_a_daemon_in_another_network_namespace_over_tls_with_a_to
         ],
     );
     assert!(ok, "{out}");
-    jina::tls::install_provider();
-    let ca = reqwest::Certificate::from_pem(&std::fs::read(&certs.ca).unwrap()).unwrap();
-    let https = reqwest::Client::builder()
-        .tls_certs_only([ca])
-        .build()
-        .unwrap();
+    let https = https_client(&certs.ca);
     let base = format!("https://{ip}:8000");
     let start = std::time::Instant::now();
     while https.get(&base).send().await.is_err() {
@@ -824,30 +815,12 @@ async fn a_flow_reaches_a_daemon_in_another_network_namespace_over_tls_with_a_to
     let answers = post_grpc(ports["GRPC"], vec![request("/index", texts(&["hello"]))]).await;
     let docs = jina::request::docs(&answers[0]).unwrap();
     assert_eq!(docs[0].matches[0].text.as_deref(), Some("far"));
-    let listed: serde_json::Value = https
-        .get(format!("{base}/executors"))
-        .bearer_auth(DAEMON_TOKEN)
-        .header("X-Jina-Owner", DAEMON_OWNER)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, listed) = daemon_listing(&https, &base, Some(DAEMON_TOKEN)).await;
     assert_eq!(listed[0]["name"], "far", "{listed}");
     stop_with_ctrl_c(&mut flow);
     let start = std::time::Instant::now();
     loop {
-        let listed: serde_json::Value = https
-            .get(format!("{base}/executors"))
-            .bearer_auth(DAEMON_TOKEN)
-            .header("X-Jina-Owner", DAEMON_OWNER)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, listed) = daemon_listing(&https, &base, Some(DAEMON_TOKEN)).await;
         if listed == serde_json::json!([]) {
             break;
         }

@@ -183,20 +183,29 @@ async fn the_flow_tag_and_jina_3s_gateway_section_run() {
     assert_eq!(answer["data"][0]["matches"][0]["text"], "e");
 }
 
+/// Documents of these ids, `lang` tags and texts.
+fn tagged(docs: &[(&str, &str, &str)]) -> Vec<jina::Document> {
+    docs.iter()
+        .map(|(id, lang, text)| {
+            let mut d = jina::Document::from_text(*text);
+            d.id = id.to_string();
+            d.tags.insert("lang".into(), (*lang).into());
+            d
+        })
+        .collect()
+}
+
 #[tokio::test]
 async fn when_filters_route_english_and_french_to_their_branches() {
     let flow = start_flow(
         "  - {name: english, uses: Visit, needs: gateway, when: {tags__lang: {$eq: en}}}\n  - {name: french, uses: Visit, needs: gateway, when: {tags__lang: {$eq: fr}}}\n  - {name: joined, uses: BaseExecutor, needs: [english, french]}\n",
     );
-    let docs: Vec<jina::Document> = [("d0", "en"), ("d1", "fr"), ("d2", "en"), ("d3", "de")]
-        .iter()
-        .map(|(id, lang)| {
-            let mut d = jina::Document::from_text("hello");
-            d.id = id.to_string();
-            d.tags.insert("lang".into(), (*lang).into());
-            d
-        })
-        .collect();
+    let docs = tagged(&[
+        ("d0", "en", "hello"),
+        ("d1", "fr", "hello"),
+        ("d2", "en", "hello"),
+        ("d3", "de", "hello"),
+    ]);
     let answers = post_grpc(flow.grpc, vec![request("/", docs)]).await;
     assert_eq!(
         visits(&answers[0]),
@@ -215,15 +224,7 @@ async fn when_filters_take_docarrays_neq_size_and_not() {
     let flow = start_flow(
         "  - {name: not_english, uses: Visit, needs: gateway, when: {tags__lang: {$neq: en}}}\n  - {name: five, uses: Visit, needs: gateway, when: {text: {$size: 5}}}\n  - {name: not_french, uses: Visit, needs: gateway, when: {$not: {tags__lang: fr}}}\n  - {name: joined, uses: BaseExecutor, needs: [not_english, five, not_french]}\n",
     );
-    let docs: Vec<jina::Document> = [("d0", "en", "hello"), ("d1", "fr", "bonjour")]
-        .iter()
-        .map(|(id, lang, text)| {
-            let mut d = jina::Document::from_text(*text);
-            d.id = id.to_string();
-            d.tags.insert("lang".into(), (*lang).into());
-            d
-        })
-        .collect();
+    let docs = tagged(&[("d0", "en", "hello"), ("d1", "fr", "bonjour")]);
     let answers = post_grpc(flow.grpc, vec![request("/", docs)]).await;
     assert_eq!(
         visits(&answers[0]),

@@ -594,9 +594,24 @@ pub fn start_daemon(host: &str, port: u16, root: &Path, token: Option<&str>) -> 
     (daemon, token)
 }
 
-/// The daemon's list of executors, asked with `token` as [`DAEMON_OWNER`]: (HTTP status, names).
-pub async fn daemon_executors(base: &str, token: Option<&str>) -> (u16, Vec<String>) {
-    let mut request = http_client()
+/// An HTTPS client that trusts the CA in `ca` (a PEM file) alone.
+pub fn https_client(ca: &Path) -> reqwest::Client {
+    jina::tls::install_provider();
+    let ca = reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap();
+    reqwest::Client::builder()
+        .tls_certs_only([ca])
+        .build()
+        .unwrap()
+}
+
+/// The daemon at `base` lists its executors to `client`, with `token` as [`DAEMON_OWNER`]:
+/// (HTTP status, the list).
+pub async fn daemon_listing(
+    client: &reqwest::Client,
+    base: &str,
+    token: Option<&str>,
+) -> (u16, serde_json::Value) {
+    let mut request = client
         .get(format!("{base}/executors"))
         .header("X-Jina-Owner", DAEMON_OWNER);
     if let Some(t) = token {
@@ -604,7 +619,12 @@ pub async fn daemon_executors(base: &str, token: Option<&str>) -> (u16, Vec<Stri
     }
     let response = request.send().await.expect("GET /executors");
     let status = response.status().as_u16();
-    let body: serde_json::Value = response.json().await.unwrap_or_default();
+    (status, response.json().await.unwrap_or_default())
+}
+
+/// The daemon's list of executors, asked with `token` as [`DAEMON_OWNER`]: (HTTP status, names).
+pub async fn daemon_executors(base: &str, token: Option<&str>) -> (u16, Vec<String>) {
+    let (status, body) = daemon_listing(&http_client(), base, token).await;
     let names = body
         .as_array()
         .map(|list| {
