@@ -46,6 +46,41 @@ fn visits(answer: &DataRequestProto) -> Vec<(String, Vec<String>)> {
 }
 
 #[test]
+fn an_unset_variable_a_custom_gateway_and_a_missing_py_module_are_errors_with_their_lines() {
+    let files = Files::new();
+    refused(
+        &files,
+        "executors:\n  - name: a\n    uses: Visit\n    replicas: $NO_SUCH_VARIABLE_SET\n",
+        "flow.yml:4: the variable NO_SUCH_VARIABLE_SET is not set",
+    );
+    refused(
+        &files,
+        "gateway:\n  uses: MyGateway\n  py_modules: [gateway.py]\nexecutors:\n  - {name: a, uses: Visit}\n",
+        "flow.yml:2: gateway.uses: custom gateway classes are not supported",
+    );
+    let out = refused(
+        &files,
+        "executors:\n  - name: p\n    uses: MyExecutor\n    py_modules: [missing.py]\n",
+        "missing.py: no such file (py_modules of the Flow's entry)",
+    );
+    assert!(out.contains("flow.yml:4:"), "{out}");
+    // `--plot` checks the Flow too.
+    let path = files.write(
+        "flow.yml",
+        "executors:\n  - {name: p, uses: MyExecutor, py_modules: [missing.py]}\n",
+    );
+    let svg = files.dir.path().join("p.svg");
+    let (code, out) = run(&[
+        "flow",
+        path.to_str().unwrap(),
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("missing.py: no such file"), "{out}");
+}
+
+#[test]
 fn a_mistyped_executor_gets_a_did_you_mean() {
     refused(
         &Files::new(),

@@ -257,6 +257,12 @@ pub fn resolve(
     };
     // Jina 3's `py_modules` on a Flow's entry: the class (or YAML) is Python's to find.
     if !py_modules.is_empty() {
+        check_py_modules(py_modules, None, "py_modules of the Flow's entry").map_err(|e| {
+            ConfigError {
+                flow_key: Some("py_modules"),
+                ..e
+            }
+        })?;
         let uses = match UsesText::parse(text, base_dir) {
             Ok(UsesText::YamlFile(path)) => path.display().to_string(),
             _ => text.trim().to_string(),
@@ -272,6 +278,12 @@ pub fn resolve(
     }
     let config = ExecutorConfig::from_uses_text(&parsed)?;
     if config.is_python() {
+        let origin = format!("metas.py_modules of {}", config.origin);
+        check_py_modules(
+            &config.metas.py_modules,
+            config.base_dir.as_deref(),
+            &origin,
+        )?;
         return Ok(Served::ByPython {
             uses: parsed.to_arg(),
             py_modules: vec![],
@@ -279,6 +291,31 @@ pub fn resolve(
     }
     config.instantiate(overrides)?;
     Ok(Served::ByJina(parsed))
+}
+
+/// Each Python file of `py_modules` exists (relative ones in `base_dir`, the YAML's folder, or
+/// as given): a missing one is found when the Flow is checked, not when its copy starts. A
+/// name that is not a `.py` file (a package, a module) is Python's to find. `whose` says whose
+/// list it is.
+fn check_py_modules(
+    files: &[String],
+    base_dir: Option<&Path>,
+    whose: &str,
+) -> Result<(), ConfigError> {
+    for file in files.iter().filter(|f| f.ends_with(".py")) {
+        let given = Path::new(file);
+        let path = match base_dir {
+            Some(dir) if given.is_relative() && !given.is_file() => dir.join(given),
+            _ => given.to_path_buf(),
+        };
+        if !path.is_file() {
+            return Err(ConfigError::new(
+                path.display().to_string(),
+                format!("no such file ({whose})"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

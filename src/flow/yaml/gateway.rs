@@ -203,7 +203,34 @@ pub(super) const GATEWAY_KEYS: &[GatewayKey] = &[
         },
         write: |_, _| None,
     },
+    // Jina 3's custom gateways: a class of the user's that replaces the gateway.
+    Key {
+        name: "uses",
+        read: custom_gateway,
+        write: |_, _| None,
+    },
+    Key {
+        name: "py_modules",
+        read: custom_gateway,
+        write: |_, _| None,
+    },
+    Key {
+        name: "uses_with",
+        read: custom_gateway,
+        write: |_, _| None,
+    },
 ];
+
+/// A custom gateway class (Jina 3's `gateway: {uses: MyGateway, py_modules: ...}`) cannot run
+/// here, and ignoring it would serve another gateway than the one asked for.
+fn custom_gateway(_: &Value, _: &mut GatewaySpec, _: &mut GatewayReading) -> Result<(), String> {
+    Err(
+        "custom gateway classes are not supported: the gateway is built in (gRPC, HTTP and \
+         WebSocket at once, docs/yaml.md); put the logic in an executor at the start of the \
+         Flow, or keep this Flow on Python Jina"
+            .into(),
+    )
+}
 
 fn read_protocols(v: &Value, g: &mut GatewaySpec, _: &mut GatewayReading) -> Result<(), String> {
     g.protocols = one_or_many(v, "a protocol (grpc, http, websocket)")?

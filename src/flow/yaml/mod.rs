@@ -65,9 +65,9 @@ fn not_read(key: &str, path: &str, line: Option<usize>, known: &[&str], p: &mut 
 
 /// Replaces variables in Flow YAML text, line by line (so lines keep their numbers):
 /// `${{ ENV.VAR }}` and `${{ VAR }}` (Jina 3), `${VAR}` and `$VAR` (Jina 1/2). An unset
-/// variable in the first three forms is an error naming it and its line; a bare `$word` that
-/// is not set is left as written, as Jina 2 did, since `$eq` and the like are DocArray's query
-/// operators in `when:` filters.
+/// variable in the first three forms, or a bare one in capitals (`$PARALLEL`), is an error
+/// naming it and its line; a bare `$word` in lower case that is not set is left as written,
+/// since `$eq` and the like are DocArray's query operators in `when:` filters.
 fn substitute(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String, Vec<Diagnostic>> {
     static VARIABLE: std::sync::LazyLock<regex::Regex> = std::sync::LazyLock::new(|| {
         regex::Regex::new(
@@ -93,9 +93,14 @@ fn substitute(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String
                 (_, _, Some(n)) => (n.as_str(), false),
                 _ => unreachable!("one group matches"),
             };
+            // A bare `$NAME` in capitals is a variable (Jina 2's `$PARALLEL`); one in lower
+            // case is left as written: `$eq`, `$and` and the like are DocArray's operators.
+            let capitals = name
+                .chars()
+                .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
             match env(name) {
                 Some(value) => value,
-                None if required => {
+                None if required || capitals => {
                     errors.push(Diagnostic::new(
                         Some(i + 1),
                         "",
