@@ -80,6 +80,40 @@ fn an_unset_variable_a_custom_gateway_and_a_missing_py_module_are_errors_with_th
     assert!(out.contains("missing.py: no such file"), "{out}");
 }
 
+#[tokio::test]
+async fn jina_2s_flow_keys_are_honoured_or_said_to_change_nothing() {
+    let files = Files::new();
+    let (flow, ports) = serve(
+        &files,
+        "jtype: Flow\nwith:\n  protocol: grpc\n  restful: true\n  port_ctrl: 5555\n  port_jinad: 8000\n  compress_hwm: 1024\n  sse_logger: false\n  show_exc_info: true\n  read_only: true\nexecutors:\n  - {name: e, uses: Visit}\n",
+        &[],
+    );
+    // `restful: true`: HTTP besides gRPC.
+    assert!(ports.contains_key("HTTP"), "{ports:?}");
+    let (code, answer) = post_http(
+        ports["HTTP"],
+        "/post",
+        serde_json::json!({"data": [{"text": "hi"}]}),
+    )
+    .await;
+    assert_eq!(code, 200, "{answer}");
+    let out = flow.output();
+    for key in [
+        "port_ctrl",
+        "port_jinad",
+        "compress_hwm",
+        "sse_logger",
+        "show_exc_info",
+        "read_only",
+    ] {
+        assert!(
+            out.contains(&format!("with.{key}:")),
+            "a line for {key}:\n{out}"
+        );
+    }
+    assert!(!out.contains("did you mean"), "{out}");
+}
+
 #[test]
 fn a_mistyped_executor_gets_a_did_you_mean() {
     refused(

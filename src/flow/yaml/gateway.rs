@@ -54,6 +54,16 @@ pub(super) const GATEWAY_KEYS: &[GatewayKey] = &[
         write: |g, _| (!g.ports.is_empty()).then(|| json!(g.ports)),
     },
     Key {
+        name: "restful",
+        read: read_restful,
+        write: |_, _| None,
+    },
+    Key {
+        name: "rest_api",
+        read: read_restful,
+        write: |_, _| None,
+    },
+    Key {
         name: "port_expose",
         read: |v, g, _| {
             g.ports = ports(v)?;
@@ -230,6 +240,14 @@ fn custom_gateway(_: &Value, _: &mut GatewaySpec, _: &mut GatewayReading) -> Res
          Flow, or keep this Flow on Python Jina"
             .into(),
     )
+}
+
+/// Jina 2's `restful: true` (`rest_api`): the gateway serves HTTP (besides what else it serves).
+fn read_restful(v: &Value, g: &mut GatewaySpec, _: &mut GatewayReading) -> Result<(), String> {
+    if boolean(v)? && !g.protocols.contains(&Protocol::Http) {
+        g.protocols.push(Protocol::Http);
+    }
+    Ok(())
 }
 
 fn read_protocols(v: &Value, g: &mut GatewaySpec, _: &mut GatewayReading) -> Result<(), String> {

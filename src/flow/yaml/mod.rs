@@ -141,6 +141,20 @@ fn harmless(key: &str) -> Option<&'static str> {
         "install_requirements" | "force_update" | "prefer_platform" => {
             "a Hub setting, and there is no Hub here (a jinahub:// uses is refused); ignored"
         }
+        "port_ctrl" | "port_jinad" | "ctrl_with_ipc" | "socket_in" | "socket_out" => {
+            "Jina 2's control and socket wiring: there are no control sockets here; ignored"
+        }
+        "compress" | "compress_hwm" | "compress_lwm" | "compress_min_bytes"
+        | "compress_min_ratio" => {
+            "Jina 2's ZMQ compression: messages here are gRPC, compressed by nobody; ignored"
+        }
+        "logserver" | "logserver_config" | "sse_logger" | "log_id" => {
+            "Jina 2's log server: logs go to the terminal (JINA_LOG_FORMAT=json for JSON lines); ignored"
+        }
+        "method" | "read_only" => "Jina 2's runtime mode, which changes nothing here; ignored",
+        "show_exc_info" => {
+            "errors here always carry the exception's name and message (no Python tracebacks); ignored"
+        }
         _ => return None,
     })
 }
