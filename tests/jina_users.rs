@@ -114,6 +114,45 @@ async fn jina_2s_flow_keys_are_honoured_or_said_to_change_nothing() {
     assert!(!out.contains("did you mean"), "{out}");
 }
 
+#[tokio::test]
+async fn a_flow_level_workspace_is_each_executors_when_it_gives_none() {
+    let files = Files::new();
+    let (_flow, ports) = serve(
+        &files,
+        "jtype: Flow\nwith:\n  workspace: shared-ws\nexecutors:\n  - {name: encoder, uses: NgramEncoder}\n  - {name: indexer, uses: VectorIndexer}\n",
+        &[],
+    );
+    let answers = post_grpc(
+        ports["GRPC"],
+        vec![request(
+            "/index",
+            vec![jina::Document::from_text("Hello there.")],
+        )],
+    )
+    .await;
+    assert!(!jina::request::is_error(&answers[0]), "{:?}", answers[0]);
+    let workspace = files.dir.path().join("shared-ws");
+    let written = walk_files(&workspace);
+    assert!(
+        !written.is_empty(),
+        "the indexer wrote nothing under {}",
+        workspace.display()
+    );
+}
+
+/// Every file under `dir`, at any depth.
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut found = vec![];
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        match path.is_dir() {
+            true => found.extend(walk_files(&path)),
+            false => found.push(path),
+        }
+    }
+    found
+}
+
 #[test]
 fn a_mistyped_executor_gets_a_did_you_mean() {
     refused(

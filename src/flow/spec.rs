@@ -197,6 +197,8 @@ pub struct GatewaySpec {
     /// Jina's `tracing` with `traces_exporter_host` / `traces_exporter_port`: where the
     /// gateway and every executor send their spans (OTLP over gRPC); None: no traces.
     pub tracing: Option<crate::telemetry::TraceExport>,
+    /// Jina 2's Flow-level `workspace`: each executor's when its entry gives none.
+    pub workspace: Option<String>,
 }
 
 impl Default for GatewaySpec {
@@ -216,6 +218,7 @@ impl Default for GatewaySpec {
             monitoring: false,
             port_monitoring: None,
             tracing: None,
+            workspace: None,
         }
     }
 }

@@ -213,6 +213,15 @@ pub(super) const GATEWAY_KEYS: &[GatewayKey] = &[
         },
         write: |_, _| None,
     },
+    Key {
+        name: "workspace",
+        // Relative to the YAML's folder, as an entry's is.
+        read: |v, g, r| {
+            g.workspace = Some(beside(string(v)?, r.base_dir.as_deref()));
+            Ok(())
+        },
+        write: |g, _| g.workspace.as_ref().map(|w| json!(w)),
+    },
     // Jina 3's custom gateways: a class of the user's that replaces the gateway.
     Key {
         name: "uses",

@@ -251,6 +251,12 @@ pub(super) fn parse_with_env(
             other => not_read(other, other, line, FLOW_KEYS, &mut p),
         }
     }
+    // Jina 2's Flow-level `workspace`: each executor's when its entry gives none.
+    if let Some(workspace) = &p.spec.gateway.workspace {
+        for e in &mut p.spec.executors {
+            e.workspace.get_or_insert_with(|| workspace.clone());
+        }
+    }
     p
 }
 
