@@ -42,6 +42,12 @@ pub use document::{Document, DocumentArray, NdArray};
 pub use net::free_port;
 pub use orchestrate::jina_binary;
 pub use running::{BlockingFlow, FlowError, RunningFlow};
+// What `FlowError` holds, nameable so that a caller can match on what happened.
+pub use container::ContainerError;
+pub use daemon::client::DaemonError;
+pub use gateway::GatewayError;
+pub use net::ListenError;
+pub use orchestrate::StartError;
 
 /// What this project's own tests and examples reach inside for: not the library's API, and
 /// free to change in any release.

@@ -472,3 +472,23 @@ fn a_child_that_exits_early_fails_the_start_with_its_output() {
         "{out}"
     );
 }
+
+#[tokio::test]
+async fn a_library_user_matches_on_what_went_wrong() {
+    use jina::flow::{Exec, Flow};
+    use jina::{FlowError, ListenError, StartError};
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let started = Flow::new()
+        .add(Exec::new().uses("Visit").port_in(port))
+        .start()
+        .await;
+    match started {
+        Err(FlowError::Executors(StartError::Listen {
+            error: ListenError::PortBusy { port: busy },
+            ..
+        })) => assert_eq!(busy, port),
+        Err(other) => panic!("another error: {other}"),
+        Ok(_) => panic!("started on a busy port"),
+    }
+}

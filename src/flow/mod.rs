@@ -222,22 +222,16 @@ pub fn check(spec: &FlowSpec) -> Result<Checked, Vec<graph::Problem>> {
             crate::executor::resolve_uses(uses, base_dir, overrides, py_modules)
                 // A mistake in the entry's own `uses_with` (...) points at that key's line.
                 .map_err(|e| problems.push((i, e.flow_key.unwrap_or(key), e.to_string())))
-                .ok()
         };
         let uses = resolve("uses", &e.uses, &e.overrides, &e.py_modules[..]);
-        let uses_before = e
-            .uses_before
-            .as_ref()
-            .map(|u| resolve("uses_before", u, &plain, &[]));
-        let uses_after = e
-            .uses_after
-            .as_ref()
-            .map(|u| resolve("uses_after", u, &plain, &[]));
-        if let (Some(uses), Some(uses_before), Some(uses_after)) = (
-            uses,
-            uses_before.map_or(Some(None), |s| s.map(Some)),
-            uses_after.map_or(Some(None), |s| s.map(Some)),
-        ) {
+        let uses_before = (e.uses_before.as_ref())
+            .map(|u| resolve("uses_before", u, &plain, &[]))
+            .transpose();
+        let uses_after = (e.uses_after.as_ref())
+            .map(|u| resolve("uses_after", u, &plain, &[]))
+            .transpose();
+        // Each problem is recorded once, above; a Flow with one is not served.
+        if let (Ok(uses), Ok(uses_before), Ok(uses_after)) = (uses, uses_before, uses_after) {
             served.push(ServedEntry::Copies {
                 uses,
                 uses_before,

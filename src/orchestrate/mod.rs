@@ -19,7 +19,7 @@ mod process;
 mod remote;
 
 pub(crate) use copies::{CopyId, CopySpec, Role, copies_of};
-pub(crate) use error::StartError;
+pub use error::StartError;
 pub(crate) use local::InProcessServers;
 pub(crate) use process::{INHERITED_LISTENER_FD, LaunchPlan, Processes};
 pub(crate) use remote::stop_remote;
