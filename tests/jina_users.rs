@@ -259,7 +259,7 @@ fn variables_are_substituted_before_types_are_checked() {
 #[tokio::test]
 async fn jina_2s_reserved_executors_mean_what_they_meant() {
     let flow = start_flow(
-        "  - {name: pass, uses: _pass}\n  - {name: sharded, uses: Visit, shards: 2, uses_after: _merge}\n  - {name: fwd, uses: _forward, uses_before: _merge_chunks}\n",
+        "  - {name: pass, uses: _pass}\n  - {name: sharded, uses: Visit, shards: 2, polling: ALL, uses_after: _merge}\n  - {name: fwd, uses: _forward, uses_before: _merge_chunks}\n",
     );
     let answers = post_grpc(
         flow.grpc,
@@ -319,11 +319,11 @@ async fn when_filters_route_english_and_french_to_their_branches() {
         visits(&answers[0]),
         [
             ("d0".to_string(), vec!["english".to_string()]),
-            ("d1".to_string(), vec!["french".to_string()]),
             ("d2".to_string(), vec!["english".to_string()]),
-            ("d3".to_string(), vec![]),
+            ("d1".to_string(), vec!["french".to_string()]),
         ],
-        "each document reaches only its language's branch, and all come back joined"
+        "each document reaches only its language's branch and goes on from there, joined in \
+         the order of `needs`; d3 matches no branch and is dropped, as in Jina"
     );
 }
 
@@ -337,11 +337,11 @@ async fn when_filters_take_docarrays_neq_size_and_not() {
     assert_eq!(
         visits(&answers[0]),
         [
+            ("d1".to_string(), vec!["not_english".to_string()]),
             (
                 "d0".to_string(),
                 vec!["five".to_string(), "not_french".to_string()]
             ),
-            ("d1".to_string(), vec!["not_english".to_string()]),
         ]
     );
 }

@@ -114,48 +114,53 @@ impl Document {
         self.scores.insert(name.into(), Value::Object(named));
     }
 
-    /// Folds `other` (a copy of the same document from another branch of a Flow) into this
-    /// one: chunks and matches are concatenated (skipping ids this copy already has, which
-    /// both copies inherited from upstream), fields this copy lacks are taken from the other,
-    /// and tags and scores are united (this copy wins on a clash).
+    /// Folds `other` (a later copy of the same document, from another shard or branch of a
+    /// Flow) into this one as docarray's `update` does: the other's fields win where it has
+    /// them; tags, scores and unknown fields are united, the other's winning a clash; chunks
+    /// and matches are reduced by id, a chunk both have folded the same way, new ones appended.
     pub fn absorb(&mut self, other: Document) {
-        extend_new(&mut self.chunks, other.chunks);
-        extend_new(&mut self.matches, other.matches);
-        fill(&mut self.text, other.text);
-        fill(&mut self.blob, other.blob);
-        fill(&mut self.tensor, other.tensor);
-        fill(&mut self.embedding, other.embedding);
-        fill(&mut self.uri, other.uri);
-        fill(&mut self.mime_type, other.mime_type);
-        fill(&mut self.parent_id, other.parent_id);
-        fill(&mut self.granularity, other.granularity);
-        fill(&mut self.adjacency, other.adjacency);
-        fill(&mut self.weight, other.weight);
-        fill(&mut self.modality, other.modality);
-        for (k, v) in other.tags {
-            self.tags.entry(k).or_insert(v);
-        }
-        for (k, v) in other.scores {
-            self.scores.entry(k).or_insert(v);
-        }
-        for (k, v) in other.extra {
-            self.extra.entry(k).or_insert(v);
+        reduce_by_id(&mut self.chunks, other.chunks);
+        reduce_by_id(&mut self.matches, other.matches);
+        overwrite(&mut self.text, other.text);
+        overwrite(&mut self.blob, other.blob);
+        overwrite(&mut self.tensor, other.tensor);
+        overwrite(&mut self.embedding, other.embedding);
+        overwrite(&mut self.uri, other.uri);
+        overwrite(&mut self.mime_type, other.mime_type);
+        overwrite(&mut self.parent_id, other.parent_id);
+        overwrite(&mut self.granularity, other.granularity);
+        overwrite(&mut self.adjacency, other.adjacency);
+        overwrite(&mut self.weight, other.weight);
+        overwrite(&mut self.modality, other.modality);
+        self.tags.extend(other.tags);
+        self.scores.extend(other.scores);
+        self.extra.extend(other.extra);
+    }
+}
+
+fn reduce_by_id(list: &mut DocumentArray, more: DocumentArray) {
+    if more.is_empty() {
+        return;
+    }
+    let list = list.as_mut_vec();
+    let mut position: std::collections::HashMap<String, usize> = list
+        .iter()
+        .enumerate()
+        .map(|(i, d)| (d.id.clone(), i))
+        .collect();
+    for doc in more.into_vec() {
+        match position.get(&doc.id) {
+            Some(&i) => list[i].absorb(doc),
+            None => {
+                position.insert(doc.id.clone(), list.len());
+                list.push(doc);
+            }
         }
     }
 }
 
-fn extend_new(list: &mut DocumentArray, more: DocumentArray) {
-    let known: std::collections::HashSet<String> = list.iter().map(|d| d.id.clone()).collect();
-    let list = list.as_mut_vec();
-    list.extend(
-        more.into_vec()
-            .into_iter()
-            .filter(|d| !known.contains(&d.id)),
-    );
-}
-
-fn fill<T>(slot: &mut Option<T>, other: Option<T>) {
-    if slot.is_none() {
+fn overwrite<T>(slot: &mut Option<T>, other: Option<T>) {
+    if other.is_some() {
         *slot = other;
     }
 }

@@ -33,8 +33,14 @@ pub const DEFAULT_ENDPOINT: &str = "/default";
 /// What a blocking handler gets: the documents to change in place (or to replace by returning
 /// new ones), the request's parameters (any serde type; [`Parameters`] for the raw map), the
 /// endpoint the request was sent to, and the executor's metas.
+///
+/// When several requests arrive at once (the answers of a sharded executor's shards, handed to
+/// its `uses_after`), `docs` is their documents one after another and `docs_matrix` holds them
+/// apart, one list per request in shard order, as Jina's `docs_matrix`. For one request it is
+/// `None`: `docs` is all there is.
 pub struct Call<'a, P = Parameters> {
     pub docs: &'a mut DocumentArray,
+    pub docs_matrix: Option<&'a [DocumentArray]>,
     pub parameters: P,
     pub endpoint: &'a str,
     pub metas: &'a Metas,
@@ -44,6 +50,7 @@ pub struct Call<'a, P = Parameters> {
 /// across its awaits. It returns the documents to send on.
 pub struct AsyncCall<P = Parameters> {
     pub docs: DocumentArray,
+    pub docs_matrix: Option<Vec<DocumentArray>>,
     pub parameters: P,
     pub endpoint: String,
     pub metas: Arc<Metas>,
@@ -110,6 +117,7 @@ type Blocking<E> = Box<
     dyn Fn(
             &E,
             &mut DocumentArray,
+            Option<&[DocumentArray]>,
             &Parameters,
             &str,
             &Metas,
@@ -121,6 +129,7 @@ type Awaiting<E> = Box<
     dyn Fn(
             Arc<E>,
             DocumentArray,
+            Option<Vec<DocumentArray>>,
             &Parameters,
             String,
             Arc<Metas>,
@@ -182,18 +191,21 @@ impl<E: Executor> Requests<E> {
         R: Reply,
         Err: Into<BoxError>,
     {
-        let run: Blocking<E> = Box::new(move |executor, docs, parameters, endpoint, metas| {
-            let parameters = read_parameters::<P>(parameters)?;
-            let call = Call {
-                docs,
-                parameters,
-                endpoint,
-                metas,
-            };
-            handler(executor, call)
-                .map(Reply::into_docs)
-                .map_err(handler_error::<Err>)
-        });
+        let run: Blocking<E> = Box::new(
+            move |executor, docs, docs_matrix, parameters, endpoint, metas| {
+                let parameters = read_parameters::<P>(parameters)?;
+                let call = Call {
+                    docs,
+                    docs_matrix,
+                    parameters,
+                    endpoint,
+                    metas,
+                };
+                handler(executor, call)
+                    .map(Reply::into_docs)
+                    .map_err(handler_error::<Err>)
+            },
+        );
         self.add(
             handler_name::<F>(),
             endpoints.endpoints(),
@@ -211,20 +223,23 @@ impl<E: Executor> Requests<E> {
         P: DeserializeOwned + Send + 'static,
         Err: Into<BoxError>,
     {
-        let run: Awaiting<E> = Box::new(move |executor, docs, parameters, endpoint, metas| {
-            let parameters = match read_parameters::<P>(parameters) {
-                Ok(p) => p,
-                Err(e) => return Box::pin(std::future::ready(Err(e))),
-            };
-            let call = AsyncCall {
-                docs,
-                parameters,
-                endpoint,
-                metas,
-            };
-            let future = handler(executor, call);
-            Box::pin(async move { future.await.map_err(handler_error::<Err>) })
-        });
+        let run: Awaiting<E> = Box::new(
+            move |executor, docs, docs_matrix, parameters, endpoint, metas| {
+                let parameters = match read_parameters::<P>(parameters) {
+                    Ok(p) => p,
+                    Err(e) => return Box::pin(std::future::ready(Err(e))),
+                };
+                let call = AsyncCall {
+                    docs,
+                    docs_matrix,
+                    parameters,
+                    endpoint,
+                    metas,
+                };
+                let future = handler(executor, call);
+                Box::pin(async move { future.await.map_err(handler_error::<Err>) })
+            },
+        );
         self.add(handler_name::<F>(), endpoints.endpoints(), Run::Async(run))
     }
 
@@ -489,6 +504,7 @@ mod tests {
             Counter
                 .count_words(Call {
                     docs: &mut DocumentArray::default(),
+                    docs_matrix: None,
                     parameters: Parameters::new(),
                     endpoint: "/",
                     metas: &Metas::default(),

@@ -71,6 +71,7 @@ pub(crate) trait Runner: Send + Sync {
         &self,
         index: usize,
         docs: &mut DocumentArray,
+        docs_matrix: Option<&[DocumentArray]>,
         parameters: &Parameters,
         endpoint: &str,
         metas: &Metas,
@@ -79,6 +80,7 @@ pub(crate) trait Runner: Send + Sync {
         &self,
         index: usize,
         docs: DocumentArray,
+        docs_matrix: Option<Vec<DocumentArray>>,
         parameters: &Parameters,
         endpoint: String,
         metas: Arc<Metas>,
@@ -130,12 +132,20 @@ impl<E: Executor> Runner for Typed<E> {
         &self,
         index: usize,
         docs: &mut DocumentArray,
+        docs_matrix: Option<&[DocumentArray]>,
         parameters: &Parameters,
         endpoint: &str,
         metas: &Metas,
     ) -> Result<Option<DocumentArray>, HandlerError> {
         match self.requests.handlers.get(index).map(|h| &h.run) {
-            Some(Run::Blocking(run)) => run(&self.executor, docs, parameters, endpoint, metas),
+            Some(Run::Blocking(run)) => run(
+                &self.executor,
+                docs,
+                docs_matrix,
+                parameters,
+                endpoint,
+                metas,
+            ),
             _ => Err(not_a_handler(index)),
         }
     }
@@ -144,12 +154,20 @@ impl<E: Executor> Runner for Typed<E> {
         &self,
         index: usize,
         docs: DocumentArray,
+        docs_matrix: Option<Vec<DocumentArray>>,
         parameters: &Parameters,
         endpoint: String,
         metas: Arc<Metas>,
     ) -> BoxFuture<'static, Result<DocumentArray, HandlerError>> {
         match self.requests.handlers.get(index).map(|h| &h.run) {
-            Some(Run::Async(run)) => run(self.executor.clone(), docs, parameters, endpoint, metas),
+            Some(Run::Async(run)) => run(
+                self.executor.clone(),
+                docs,
+                docs_matrix,
+                parameters,
+                endpoint,
+                metas,
+            ),
             _ => Box::pin(std::future::ready(Err(not_a_handler(index)))),
         }
     }
@@ -303,11 +321,12 @@ impl Instance {
         &self,
         index: usize,
         docs: &mut DocumentArray,
+        docs_matrix: Option<&[DocumentArray]>,
         parameters: &Parameters,
         endpoint: &str,
     ) -> Result<Option<DocumentArray>, HandlerError> {
         self.runner
-            .call_blocking(index, docs, parameters, endpoint, &self.metas)
+            .call_blocking(index, docs, docs_matrix, parameters, endpoint, &self.metas)
     }
 
     /// Runs async handler `index`: a future that owns what it needs.
@@ -315,11 +334,18 @@ impl Instance {
         &self,
         index: usize,
         docs: DocumentArray,
+        docs_matrix: Option<Vec<DocumentArray>>,
         parameters: &Parameters,
         endpoint: String,
     ) -> BoxFuture<'static, Result<DocumentArray, HandlerError>> {
-        self.runner
-            .call_async(index, docs, parameters, endpoint, self.metas.clone())
+        self.runner.call_async(
+            index,
+            docs,
+            docs_matrix,
+            parameters,
+            endpoint,
+            self.metas.clone(),
+        )
     }
 
     /// Runs streaming handler `index` on one document: a stream that owns what it needs.

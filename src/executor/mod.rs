@@ -87,6 +87,7 @@ pub use handlers::{
 };
 pub use instance::{BuildError, HandlerKind, Instance, OpenError};
 pub use registry::{AlreadyInstalled, Entry, Registry};
+pub(crate) use server::JOIN_METADATA;
 pub use uses::{ImageRef, Served, Uses, UsesText, resolve as resolve_uses};
 
 use serde::de::DeserializeOwned;

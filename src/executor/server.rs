@@ -56,20 +56,44 @@ pub(crate) struct ExecutorService {
     batchers: Arc<OnceLock<HashMap<String, Batcher>>>,
 }
 
-/// What arrived: one request, or several to merge first (the parents of a join).
+/// The gRPC metadata key with which our gateway hands an executor the parents of a join to
+/// merge by id itself (saving the gateway a decode). Without it, several requests are taken as
+/// Python Jina's worker takes them: [`Incoming::Many`].
+pub(crate) const JOIN_METADATA: &str = "x-jina-rs-join";
+
+/// What arrived: one request; the parents of a join, to merge by id first; or several requests
+/// (the answers of a sharded executor's shards, to its `uses_after`), whose documents the
+/// handler gets one after another and apart, as Jina's `docs` and `docs_matrix`.
 // Moved once per request: boxing the single request would cost an allocation each time.
 #[allow(clippy::large_enum_variant)]
 pub(crate) enum Incoming {
     One(DataRequestProto),
+    Join(Vec<DataRequestProto>),
     Many(Vec<DataRequestProto>),
 }
 
 impl Incoming {
-    fn endpoint(&self) -> &str {
+    fn first(&self) -> Option<&DataRequestProto> {
         match self {
-            Incoming::One(req) => request::endpoint(req),
-            Incoming::Many(list) => list.first().map(request::endpoint).unwrap_or_default(),
+            Incoming::One(req) => Some(req),
+            Incoming::Join(list) | Incoming::Many(list) => list.first(),
         }
+    }
+
+    fn endpoint(&self) -> &str {
+        self.first().map(request::endpoint).unwrap_or_default()
+    }
+}
+
+/// What a handler is called with: the documents and, when several requests came, each one's.
+struct Decoded {
+    docs: DocumentArray,
+    matrix: Option<Vec<DocumentArray>>,
+}
+
+impl Decoded {
+    fn one(docs: DocumentArray) -> Decoded {
+        Decoded { docs, matrix: None }
     }
 }
 
@@ -104,7 +128,7 @@ impl ExecutorService {
                             instance.clone(),
                             metrics.clone(),
                             index,
-                            docs,
+                            Decoded::one(docs),
                             parameters,
                             name.clone(),
                         );
@@ -126,10 +150,10 @@ impl ExecutorService {
         metadata: &tonic::metadata::MetadataMap,
     ) -> Result<DataRequestProto, Status> {
         use tracing::Instrument;
-        let request_id = match &incoming {
-            Incoming::One(req) => request::request_id(req),
-            Incoming::Many(list) => list.first().map(request::request_id).unwrap_or_default(),
-        };
+        let request_id = incoming
+            .first()
+            .map(request::request_id)
+            .unwrap_or_default();
         let span = self.request_span(request_id, metadata);
         self.answer_measured(incoming).instrument(span).await
     }
@@ -158,7 +182,9 @@ impl ExecutorService {
         let measuring = self.metrics.as_deref().map(|m| {
             let size_in = match &incoming {
                 Incoming::One(req) => prost::Message::encoded_len(req),
-                Incoming::Many(list) => list.iter().map(prost::Message::encoded_len).sum(),
+                Incoming::Join(list) | Incoming::Many(list) => {
+                    list.iter().map(prost::Message::encoded_len).sum()
+                }
             };
             m.begin_request(incoming.endpoint(), size_in)
         });
@@ -176,7 +202,8 @@ impl ExecutorService {
 
     /// Answers what arrived: a blocking handler runs where blocking is allowed, an async one
     /// on this task. A request whose endpoint has no handler goes back as it came, its
-    /// documents not even decoded.
+    /// documents not even decoded; of several requests, the first goes back, as Python Jina's
+    /// worker answers them.
     async fn answer_now(&self, incoming: Incoming) -> Result<DataRequestProto, Status> {
         let handler = self.instance.table.resolve(incoming.endpoint());
         // Only a single request is batched: a join's requests are merged into one call.
@@ -189,6 +216,7 @@ impl ExecutorService {
                 Ok(self.run_batched(batcher, req).await)
             }
             (None, Incoming::One(req)) => Ok(req),
+            (None, Incoming::Many(list)) => Ok(list.into_iter().next().unwrap_or_default()),
             (Some(index), incoming) if self.instance.kind(index) != HandlerKind::Blocking => {
                 Ok(self.run_owned(index, incoming).await)
             }
@@ -201,19 +229,22 @@ impl ExecutorService {
         }
     }
 
-    /// Decodes (and merges) the documents. A request that cannot be decoded comes back
-    /// without documents, marked with the error.
-    fn decode(&self, incoming: Incoming) -> (DataRequestProto, Option<DocumentArray>) {
+    /// Decodes the documents: a join's merged by id, several requests' one after another and
+    /// apart. A request that cannot be decoded comes back without documents, marked with the
+    /// error.
+    fn decode(&self, incoming: Incoming) -> (DataRequestProto, Option<Decoded>) {
         let decoded = match incoming {
             Incoming::One(req) => match request::docs(&req) {
-                Ok(docs) => Ok((req, docs)),
+                Ok(docs) => Ok((req, docs, None)),
                 Err(e) => Err((req, e)),
             },
-            // Documents joined by id, parameters merged (later ones win), the first header kept.
-            Incoming::Many(list) => request::merge(list),
+            Incoming::Join(list) => request::merge(list).map(|(req, docs)| (req, docs, None)),
+            Incoming::Many(list) => {
+                request::stack(list).map(|(req, docs, matrix)| (req, docs, Some(matrix)))
+            }
         };
         match decoded {
-            Ok((req, docs)) => (req, Some(docs)),
+            Ok((req, docs, matrix)) => (req, Some(Decoded { docs, matrix })),
             Err((mut req, e)) => {
                 self.fail(&mut req, HandlerError::new("DecodeError", e.to_string()));
                 (req, None)
@@ -222,8 +253,10 @@ impl ExecutorService {
     }
 
     fn run_blocking(&self, handler: Option<usize>, incoming: Incoming) -> DataRequestProto {
-        let (mut req, docs) = self.decode(incoming);
-        let Some(mut docs) = docs else { return req };
+        let (mut req, decoded) = self.decode(incoming);
+        let Some(Decoded { mut docs, matrix }) = decoded else {
+            return req;
+        };
         let Some(index) = handler else {
             request::set_docs(&mut req, docs); // a join with no handler: merged, unchanged
             return req;
@@ -234,7 +267,7 @@ impl ExecutorService {
             &self.instance,
             self.metrics.as_deref(),
             index,
-            &mut docs,
+            (&mut docs, matrix.as_deref()),
             &parameters,
             &endpoint,
         );
@@ -248,12 +281,12 @@ impl ExecutorService {
 
     /// Runs an async or streaming handler on the decoded documents.
     async fn run_owned(&self, index: usize, incoming: Incoming) -> DataRequestProto {
-        let (mut req, docs) = self.decode(incoming);
-        let Some(docs) = docs else { return req };
+        let (mut req, decoded) = self.decode(incoming);
+        let Some(decoded) = decoded else { return req };
         let parameters = request::parameters(&req);
         let endpoint = request::endpoint(&req).to_string();
         let (instance, metrics) = (self.instance.clone(), self.metrics.clone());
-        let outcome = invoke(instance, metrics, index, docs, parameters, endpoint).await;
+        let outcome = invoke(instance, metrics, index, decoded, parameters, endpoint).await;
         match outcome {
             Ok(docs) => request::set_docs(&mut req, docs),
             Err(e) => self.fail(&mut req, e),
@@ -263,8 +296,10 @@ impl ExecutorService {
 
     /// Hands the request's documents to its endpoint's batch and answers with its part.
     async fn run_batched(&self, batcher: &Batcher, req: DataRequestProto) -> DataRequestProto {
-        let (mut req, docs) = self.decode(Incoming::One(req));
-        let Some(docs) = docs else { return req };
+        let (mut req, decoded) = self.decode(Incoming::One(req));
+        let Some(Decoded { docs, .. }) = decoded else {
+            return req;
+        };
         match batcher.submit(docs, request::parameters(&req)).await {
             Ok(docs) => request::set_docs(&mut req, docs),
             Err(e) => self.fail(&mut req, e),
@@ -332,7 +367,7 @@ impl ExecutorService {
                     instance,
                     metrics,
                     index,
-                    DocumentArray::from(vec![doc]),
+                    Decoded::one(DocumentArray::from(vec![doc])),
                     parameters,
                     endpoint,
                 );
@@ -394,13 +429,13 @@ fn call_blocking_recorded(
     instance: &Instance,
     metrics: Option<&ExecutorMetrics>,
     index: usize,
-    docs: &mut DocumentArray,
+    (docs, matrix): (&mut DocumentArray, Option<&[DocumentArray]>),
     parameters: &Parameters,
     endpoint: &str,
 ) -> Result<Option<DocumentArray>, HandlerError> {
     let (start, count) = (std::time::Instant::now(), docs.len());
     let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
-        instance.call_blocking(index, docs, parameters, endpoint)
+        instance.call_blocking(index, docs, matrix, parameters, endpoint)
     }))
     .unwrap_or_else(|panic| Err(panicked(panic)));
     if let Some(m) = metrics {
@@ -462,14 +497,14 @@ async fn invoke(
     instance: Arc<Instance>,
     metrics: Option<Arc<ExecutorMetrics>>,
     index: usize,
-    docs: DocumentArray,
+    Decoded { docs, matrix }: Decoded,
     parameters: Parameters,
     endpoint: String,
 ) -> Result<DocumentArray, HandlerError> {
     let (start, count) = (std::time::Instant::now(), docs.len());
     let outcome = match instance.kind(index) {
         HandlerKind::Async => {
-            let call = instance.call_async(index, docs, &parameters, endpoint.clone());
+            let call = instance.call_async(index, docs, matrix, &parameters, endpoint.clone());
             AssertUnwindSafe(call)
                 .catch_unwind()
                 .await
@@ -481,7 +516,8 @@ async fn invoke(
             let run = move || {
                 let mut docs = docs;
                 let metrics = metrics.as_deref();
-                call_blocking_recorded(&instance, metrics, index, &mut docs, &parameters, &endpoint)
+                let input = (&mut docs, matrix.as_deref());
+                call_blocking_recorded(&instance, metrics, index, input, &parameters, &endpoint)
                     .map(|new| new.unwrap_or(docs))
             };
             return off_the_runtime(run).await.unwrap_or_else(|e| {
@@ -537,7 +573,11 @@ impl JinaDataRequestRpc for ExecutorService {
     ) -> Result<Response<DataRequestProto>, Status> {
         let metadata = req.metadata().clone();
         let list = req.into_inner().requests;
-        let answer = self.answer(Incoming::Many(list), &metadata);
+        let incoming = match metadata.contains_key(JOIN_METADATA) {
+            true => Incoming::Join(list),
+            false => Incoming::Many(list),
+        };
+        let answer = self.answer(incoming, &metadata);
         Ok(Response::new(answer.await?))
     }
 }

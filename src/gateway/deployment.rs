@@ -99,6 +99,16 @@ fn never_reached(status: &tonic::Status) -> bool {
     })
 }
 
+/// How several requests go to one copy.
+#[derive(Clone, Copy, PartialEq)]
+enum Several {
+    /// The parents of a join: merged by id, by the copy itself when it can, else here.
+    Join,
+    /// The shards' answers, to the `uses_after`: handed over as they are, as Python Jina's head
+    /// hands them (the executor gets Jina's `docs_matrix`).
+    Apart,
+}
+
 /// One executor copy: its address, whether it is up, and a lazily connected channel to it.
 /// An address whose host is a DNS name may stand for several copies (a headless Service):
 /// its channel then spreads requests over every address the name resolves to.
@@ -146,10 +156,12 @@ impl Copy {
         &self.liveness
     }
 
-    /// Sends one request, or several to be merged by the executor (a join).
+    /// Sends one request, or several: a join's, for the executor to merge (it is told so), or
+    /// the shards' answers, apart.
     async fn call(
         &self,
         mut requests: Vec<DataRequestProto>,
+        several: Several,
     ) -> Result<DataRequestProto, tonic::Status> {
         self.resolves().await?;
         // The trace context of the gateway's `call` span goes along in the metadata.
@@ -163,6 +175,12 @@ impl Copy {
             let mut client = crate::unlimited!(JinaDataRequestRpcClient::new(self.channel.clone()));
             let mut request = tonic::Request::new(DataRequestListProto { requests });
             crate::telemetry::inject(request.metadata_mut());
+            if several == Several::Join {
+                let join = tonic::metadata::MetadataValue::from_static("merge");
+                request
+                    .metadata_mut()
+                    .insert(crate::executor::JOIN_METADATA, join);
+            }
             client.process_data(request).await?
         };
         Ok(reply.into_inner())
@@ -275,8 +293,9 @@ impl Shard {
         &self,
         mut requests: Vec<DataRequestProto>,
         policy: &CallPolicy,
+        several: Several,
     ) -> Result<DataRequestProto, CallError> {
-        if requests.len() > 1 && !self.merges_joins {
+        if requests.len() > 1 && several == Several::Join && !self.merges_joins {
             // One request, its documents merged by id, as Python Jina's gateway sends a join.
             let merged = merge(requests);
             if request::is_error(&merged) {
@@ -290,7 +309,9 @@ impl Shard {
             .unwrap_or_default();
         let idempotent = policy.idempotent.allows(&endpoint);
         let (answer, _) = self
-            .try_replicas(policy, idempotent, |copy| copy.call(requests.clone()))
+            .try_replicas(policy, idempotent, |copy| {
+                copy.call(requests.clone(), several)
+            })
             .await?;
         Ok(answer)
     }
@@ -450,56 +471,34 @@ impl Deployment {
         }
     }
 
-    /// Jina 3's `when`: only the documents that match go to the executor; the others pass on
-    /// unchanged, and the answer keeps the order the documents came in (new ones after).
+    /// Jina 3's `when`: only the documents that match go to the executor (those of each
+    /// parent of a join, filtered apart), and only what it answers goes on; a document that
+    /// does not match stops here, as in Python Jina.
     async fn process_matching(
         &self,
         when: &crate::document::Query,
-        requests: Vec<DataRequestProto>,
+        mut requests: Vec<DataRequestProto>,
     ) -> DataRequestProto {
-        let input = merge(requests);
-        if request::is_error(&input) {
-            return input;
+        for req in &mut requests {
+            if request::is_error(req) {
+                return req.clone();
+            }
+            let docs = match request::docs(req) {
+                Ok(d) => d,
+                Err(e) => return self.decode_error(req.clone(), e),
+            };
+            let matching: Vec<_> = docs
+                .into_vec()
+                .into_iter()
+                .filter(|d| when.matches(d))
+                .collect();
+            request::set_docs(req, matching.into());
         }
-        let docs = match request::docs(&input) {
-            Ok(d) => d,
-            Err(e) => return self.decode_error(input, e),
-        };
-        let order: Vec<String> = docs.iter().map(|d| d.id.clone()).collect();
-        let (matching, rest): (Vec<_>, Vec<_>) =
-            docs.into_vec().into_iter().partition(|d| when.matches(d));
-        if matching.is_empty() {
-            return input;
-        }
-        let mut sub = input.clone();
-        request::set_docs(&mut sub, matching.into());
-        let answer = match self.try_process(vec![sub]).await {
+        let fallback = requests.first().cloned().unwrap_or_default();
+        match self.try_process(requests).await {
             Ok(r) => r,
-            Err(e) => return self.call_error(input, e),
-        };
-        if request::is_error(&answer) {
-            return answer;
+            Err(e) => self.call_error(fallback, e),
         }
-        let processed = match request::docs(&answer) {
-            Ok(d) => d,
-            Err(e) => return self.decode_error(answer, e),
-        };
-        let known: std::collections::HashSet<&String> = order.iter().collect();
-        let (returned, new): (Vec<_>, Vec<_>) = processed
-            .into_vec()
-            .into_iter()
-            .partition(|d| known.contains(&d.id));
-        let mut by_id: std::collections::HashMap<String, crate::document::Document> = rest
-            .into_iter()
-            .chain(returned)
-            .map(|d| (d.id.clone(), d))
-            .collect();
-        let mut ordered: Vec<crate::document::Document> =
-            order.iter().filter_map(|id| by_id.remove(id)).collect();
-        ordered.extend(new);
-        let mut answer = answer;
-        request::set_docs(&mut answer, ordered.into());
-        answer
     }
 
     fn decode_error(&self, mut req: DataRequestProto, e: prost::DecodeError) -> DataRequestProto {
@@ -516,7 +515,7 @@ impl Deployment {
     ) -> Result<DataRequestProto, CallError> {
         let policy = &self.policy;
         if let Some(head) = &self.head {
-            let r = head.call(requests, policy).await?;
+            let r = head.call(requests, policy, Several::Join).await?;
             if request::is_error(&r) {
                 return Ok(r);
             }
@@ -532,18 +531,23 @@ impl Deployment {
             Polling::Any => {
                 let n = self.next_shard.fetch_add(1, Ordering::Relaxed);
                 self.shards[n % self.shards.len()]
-                    .call(requests, policy)
+                    .call(requests, policy, Several::Join)
                     .await?
             }
-            _ if self.shards.len() == 1 => self.shards[0].call(requests, policy).await?,
+            _ if self.shards.len() == 1 => {
+                self.shards[0].call(requests, policy, Several::Join).await?
+            }
             Polling::All => {
-                let calls = self.shards.iter().map(|s| s.call(requests.clone(), policy));
+                let calls = self
+                    .shards
+                    .iter()
+                    .map(|s| s.call(requests.clone(), policy, Several::Join));
                 let answers = futures::future::try_join_all(calls).await?;
                 if let Some(failed) = answers.iter().find(|r| request::is_error(r)) {
                     return Ok(failed.clone());
                 }
                 match &self.tail {
-                    Some(tail) => return tail.call(answers, policy).await,
+                    Some(tail) => return tail.call(answers, policy, Several::Apart).await,
                     None => merge(answers),
                 }
             }
@@ -554,7 +558,8 @@ impl Deployment {
                     let (shard, policy) = (shard.clone(), policy.clone());
                     let (first_tx, requests) = (first_tx.clone(), requests.clone());
                     tokio::spawn(async move {
-                        let _ = first_tx.send(shard.call(requests, &policy).await).await;
+                        let answer = shard.call(requests, &policy, Several::Join).await;
+                        let _ = first_tx.send(answer).await;
                     });
                 }
                 first_rx
@@ -564,7 +569,9 @@ impl Deployment {
             }
         };
         match &self.tail {
-            Some(tail) if !request::is_error(&result) => tail.call(vec![result], policy).await,
+            Some(tail) if !request::is_error(&result) => {
+                tail.call(vec![result], policy, Several::Apart).await
+            }
             _ => Ok(result),
         }
     }

@@ -308,9 +308,10 @@ pub fn error_status(name: &str, message: &str, executor: &str) -> StatusProto {
     }
 }
 
-/// Joins several requests (the parents of a join, or the shards of an executor) into one:
-/// documents merged by id, parameters merged (later ones win), routes concatenated, the first
-/// header kept. Returns the merged request (documents already set) and its documents; on a
+/// Joins several requests (the parents of a join, or the shards of an executor) into one, as
+/// Python Jina reduces them: documents merged by id (a later copy's fields win), the first
+/// request's header and parameters with every request's `__results__`, the routes of every
+/// executor once. Returns the merged request (documents already set) and its documents; on a
 /// decode error, the first request and the error.
 #[allow(
     clippy::result_large_err,
@@ -319,48 +320,93 @@ pub fn error_status(name: &str, message: &str, executor: &str) -> StatusProto {
 pub fn merge(
     requests: Vec<DataRequestProto>,
 ) -> Result<(DataRequestProto, DocumentArray), (DataRequestProto, prost::DecodeError)> {
-    let mut iter = requests.into_iter();
-    let Some(mut merged) = iter.next() else {
-        return Ok((DataRequestProto::default(), DocumentArray::new()));
-    };
-    let mut arrays = Vec::new();
-    for r in std::iter::once(&merged).chain(iter.as_slice()) {
-        match docs(r) {
-            Ok(d) => arrays.push(d),
-            Err(e) => return Err((merged, e)),
-        }
-    }
-    let mut params = merged.parameters.take().unwrap_or_default();
-    for r in iter {
-        if let Some(later) = r.parameters {
-            merge_parameters(&mut params, later);
-        }
-        merged.routes.extend(r.routes);
-    }
-    merged.parameters = (!params.fields.is_empty()).then_some(params);
+    let (mut merged, arrays) = gather(requests)?;
     let docs = DocumentArray::merge_by_id(arrays);
     set_doc_list(&mut merged, docs.to_proto());
     Ok((merged, docs))
 }
 
+/// Several requests as Python Jina's worker takes them (the shards' answers handed to a
+/// `uses_after`): the first request, as [`merge`] keeps it; the documents of every request one
+/// after another, ids repeated as they come; and each request's documents apart (Jina's
+/// `docs_matrix`). The request's own documents are left for the caller to set.
+#[allow(
+    clippy::result_large_err,
+    reason = "the error hands back the request to answer with, on a cold path"
+)]
+pub fn stack(
+    requests: Vec<DataRequestProto>,
+) -> Result<
+    (DataRequestProto, DocumentArray, Vec<DocumentArray>),
+    (DataRequestProto, prost::DecodeError),
+> {
+    let (first, matrix) = gather(requests)?;
+    let docs = matrix.iter().flatten().cloned().collect();
+    Ok((first, docs, matrix))
+}
+
+/// The first request, with the `__results__` and routes of the others laid over it, and the
+/// documents of each.
+#[allow(
+    clippy::result_large_err,
+    reason = "the error hands back the request to answer with, on a cold path"
+)]
+fn gather(
+    requests: Vec<DataRequestProto>,
+) -> Result<(DataRequestProto, Vec<DocumentArray>), (DataRequestProto, prost::DecodeError)> {
+    let mut iter = requests.into_iter();
+    let Some(mut first) = iter.next() else {
+        return Ok((DataRequestProto::default(), vec![]));
+    };
+    let mut arrays = Vec::new();
+    for r in std::iter::once(&first).chain(iter.as_slice()) {
+        match docs(r) {
+            Ok(d) => arrays.push(d),
+            Err(e) => return Err((first, e)),
+        }
+    }
+    let mut params = first.parameters.take().unwrap_or_default();
+    for r in iter {
+        if let Some(later) = r.parameters {
+            merge_results(&mut params, later);
+        }
+        for route in r.routes {
+            if !first
+                .routes
+                .iter()
+                .any(|known| known.executor == route.executor)
+            {
+                first.routes.push(route);
+            }
+        }
+    }
+    first.parameters = (!params.fields.is_empty()).then_some(params);
+    Ok((first, arrays))
+}
+
 /// Where Python executors put what their handlers return (a dict), keyed by the copy's name.
 pub const RESULTS_KEY: &str = "__results__";
 
-/// Lays `later` over `params`: later keys win, but the `__results__` of both are kept, key by
-/// key (as Python Jina's worker reduces a join). Parameters stay a `Struct` on the whole
-/// request path: nothing here goes through JSON.
-fn merge_parameters(params: &mut Struct, later: Struct) {
-    for (k, v) in later.fields {
-        if k == RESULTS_KEY
-            && let (Some(mine), Some(Kind::StructValue(theirs))) = (
-                params.fields.get_mut(&k).and_then(struct_value_mut),
-                &v.kind,
-            )
-        {
-            mine.fields.extend(theirs.fields.clone());
-            continue;
+/// Lays the `__results__` of `later` over those of `params`, key by key (the other parameters
+/// are the first request's, as Python Jina's worker and head reduce requests). Parameters stay
+/// a `Struct` on the whole request path: nothing here goes through JSON.
+fn merge_results(params: &mut Struct, mut later: Struct) {
+    let Some(theirs) = later.fields.remove(RESULTS_KEY) else {
+        return;
+    };
+    match params
+        .fields
+        .get_mut(RESULTS_KEY)
+        .and_then(struct_value_mut)
+    {
+        Some(mine) => {
+            if let Some(Kind::StructValue(theirs)) = theirs.kind {
+                mine.fields.extend(theirs.fields);
+            }
         }
-        params.fields.insert(k, v);
+        None => {
+            params.fields.insert(RESULTS_KEY.into(), theirs);
+        }
     }
 }
 
@@ -455,17 +501,20 @@ mod tests {
     }
 
     #[test]
-    fn merging_keeps_every_copys_results() {
+    fn merging_keeps_the_first_parameters_and_every_copys_results() {
         let mut merged = params(json!({"a": 1, RESULTS_KEY: {"s/shard-0/rep-0": {"id": 0}}}));
-        merge_parameters(
+        merge_results(
             &mut merged,
             params(json!({"a": 2, RESULTS_KEY: {"s/shard-1/rep-0": {"id": 1}}})),
         );
         assert_eq!(
             merged,
             params(
-                json!({"a": 2, RESULTS_KEY: {"s/shard-0/rep-0": {"id": 0}, "s/shard-1/rep-0": {"id": 1}}})
+                json!({"a": 1, RESULTS_KEY: {"s/shard-0/rep-0": {"id": 0}, "s/shard-1/rep-0": {"id": 1}}})
             )
         );
+        let mut none = params(json!({"a": 1}));
+        merge_results(&mut none, params(json!({RESULTS_KEY: {"x": 1}})));
+        assert_eq!(none, params(json!({"a": 1, RESULTS_KEY: {"x": 1}})));
     }
 }

@@ -15,7 +15,7 @@ mod tokenizer;
 mod transformer;
 mod visit;
 
-pub use base::BaseExecutor;
+pub use base::{BaseExecutor, Merge};
 pub use encoder::NgramEncoder;
 pub use fail::Fail;
 pub use indexer::VectorIndexer;
@@ -32,10 +32,9 @@ use super::Entry;
 pub(crate) fn entries() -> Vec<Entry> {
     vec![
         Entry::of::<BaseExecutor>(),
-        // Jina 2's reserved names, with their meaning: the documents pass on, and when several
-        // requests arrive (a join, the shards before a uses_after) they are merged by id,
-        // chunks and matches joined, which is what every executor here does with
-        // `process_data`.
+        // Jina 2's reserved names, with their meaning: the documents pass on; `_merge` and
+        // `_merge_chunks`, as a uses_after, fold the shards' answers into one by id, chunks
+        // and matches joined (a join's parents are merged by id before any executor sees them).
         Entry::alias::<BaseExecutor>(
             "_pass",
             "Jina 2's reserved _pass: documents pass on unchanged",
@@ -44,11 +43,12 @@ pub(crate) fn entries() -> Vec<Entry> {
             "_forward",
             "Jina 2's reserved _forward: documents pass on unchanged",
         ),
-        Entry::alias::<BaseExecutor>(
+        Entry::of::<Merge>(),
+        Entry::alias::<Merge>(
             "_merge",
             "Jina 2's reserved _merge: the requests of a join or of shards merged by document id",
         ),
-        Entry::alias::<BaseExecutor>(
+        Entry::alias::<Merge>(
             "_merge_chunks",
             "Jina 2's reserved _merge_chunks: merged by document id, chunks of every copy joined",
         ),

@@ -1,7 +1,7 @@
 //! `Ranker`: puts each document's matches in order of a score (`metric`, default `cosine`,
 //! highest first), keeps one match per id (its best), and keeps the `top_k` best
-//! (`parameters.top_k`, else `with.top_k`, default 10). Used after shards or a join, whose
-//! results arrive concatenated.
+//! (`parameters.top_k`, else `with.top_k`, default 10). Used after shards (as a `uses_after` it
+//! folds the shards' copies of each document into one, from `docs_matrix`) or after a join.
 
 use crate::document::{Document, DocumentArray};
 use crate::executor::{BoxError, Call, Executor, HandlerError, Metas, Requests};
@@ -81,6 +81,10 @@ impl Executor for Ranker {
 impl Ranker {
     fn rank(&self, call: Call<'_>) -> Result<(), HandlerError> {
         let k = top_k(&call.parameters, self.top_k)?;
+        // After shards: each shard's copy of a document, folded into one.
+        if let Some(matrix) = call.docs_matrix {
+            *call.docs = DocumentArray::merge_by_id(matrix.iter().cloned());
+        }
         for doc in call.docs.iter_mut() {
             rank(&mut doc.matches, &self.metric, k);
         }

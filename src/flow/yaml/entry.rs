@@ -17,9 +17,6 @@ use std::path::Path;
 pub(super) struct EntryReading {
     /// The Flow's folder, against which files resolve.
     base_dir: Option<std::path::PathBuf>,
-    /// Jina 3's `shards:` was given: its shards get every request unless polling says.
-    shards_given: bool,
-    polling_given: bool,
 }
 
 /// Where an entry stands in its Flow, for writing it.
@@ -101,9 +98,8 @@ pub(super) const ENTRY_KEYS: &[EntryKey] = &[
     },
     Key {
         name: "shards",
-        read: |v, e, r| {
+        read: |v, e, _| {
             e.shards = integer(v, 1, 1024)? as u32;
-            r.shards_given = true;
             Ok(())
         },
         write: |_, _| None,
@@ -354,10 +350,20 @@ pub(super) const ENTRY_KEYS: &[EntryKey] = &[
 
 /// Jina's polling: one for every endpoint, or (Jina 3) a map of endpoint to polling with `*`
 /// for the others.
-fn read_polling(v: &Value, e: &mut ExecutorSpec, r: &mut EntryReading) -> Result<(), String> {
+fn read_polling(v: &Value, e: &mut ExecutorSpec, _: &mut EntryReading) -> Result<(), String> {
     let one = |v: &Value| {
         let s = string(v)?;
         Polling::parse(&s).ok_or(format!("unknown polling '{s}' (ANY, ALL, ALL_ASYNC)"))
+    };
+    // Jina's flag also takes the map as a JSON string: `'{"/search": "ALL", "*": "ANY"}'`.
+    let parsed;
+    let v = match v {
+        Value::String(s) if s.trim_start().starts_with('{') => {
+            parsed = serde_yaml_ng::from_str::<Value>(s)
+                .map_err(|err| format!("polling: not a map of endpoint to polling: {err}"))?;
+            &parsed
+        }
+        v => v,
     };
     match v {
         Value::Mapping(map) => {
@@ -374,7 +380,6 @@ fn read_polling(v: &Value, e: &mut ExecutorSpec, r: &mut EntryReading) -> Result
         }
         v => e.polling = one(v)?,
     }
-    r.polling_given = true;
     Ok(())
 }
 
@@ -458,8 +463,6 @@ fn read_entry(i: usize, map: &serde_yaml_ng::Mapping, p: &mut Parsed) -> Executo
     let mut e = ExecutorSpec::new();
     let mut reading = EntryReading {
         base_dir: p.spec.base_dir.clone(),
-        shards_given: false,
-        polling_given: false,
     };
     let mut unknown = vec![];
     for (k, v) in map {
@@ -474,10 +477,6 @@ fn read_entry(i: usize, map: &serde_yaml_ng::Mapping, p: &mut Parsed) -> Executo
             }
             None => unknown.push((key.to_string(), line)),
         }
-    }
-    // Jina 3's `shards` receive every request unless polling says otherwise.
-    if reading.shards_given && !reading.polling_given {
-        e.polling = Polling::All;
     }
     check_entry(i, &e, unknown, p);
     e

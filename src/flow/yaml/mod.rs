@@ -427,8 +427,8 @@ executors:
         assert_eq!(p.spec.executors[1].replicas, 2);
         assert_eq!(
             p.spec.executors[1].polling,
-            Polling::All,
-            "shards default to ALL"
+            Polling::Any,
+            "shards default to ANY, as in Jina"
         );
         assert_eq!(p.spec.executors[0].needs, Some(vec!["gateway".to_string()]));
     }
