@@ -36,6 +36,38 @@ const CASES: &[(&str, &str)] = &[
         "shards_uses_after",
         "  - {name: shard, host: 127.0.0.1, uses: shard.yml, shards: 2, uses_after: count.yml}\n",
     ),
+    // Shards with no `polling:`: Jina's default is ANY, one shard per request (and /index is
+    // ANY whatever the polling says; the cases above post to /search, which is ALL).
+    (
+        "shards_any",
+        "  - {name: shard, host: 127.0.0.1, uses: shard.yml, shards: 2}\n",
+    ),
+    // A uses_after that reads docs_matrix, as custom shard mergers do.
+    (
+        "uses_after_matrix",
+        "  - {name: shard, host: 127.0.0.1, uses: shard.yml, shards: 2, uses_after: matrix.yml}\n",
+    ),
+    // Shards that write the same fields (polling ALL, on an endpoint of the user's): the last
+    // shard's value wins.
+    (
+        "shards_conflict",
+        "  - {name: who, host: 127.0.0.1, uses: who.yml, shards: 2, polling: ALL}\n",
+    ),
+    // Branches of a join that write the same fields (b finishes last): the last one wins.
+    (
+        "join_conflict",
+        "  - {name: a, host: 127.0.0.1, uses: who_a.yml, needs: gateway}\n  - {name: b, host: 127.0.0.1, uses: who_b.yml, needs: gateway}\n  - {name: count, host: 127.0.0.1, uses: count.yml, needs: [a, b]}\n",
+    ),
+    // Jina's own test of `when:` on a join (test_conditions_filtering_on_joiner).
+    (
+        "when_join",
+        "  - {name: first, host: 127.0.0.1, uses: raise.yml}\n  - {name: exec1, host: 127.0.0.1, uses: exec1.yml, needs: first, when: {tags__type: {$eq: 1}}}\n  - {name: exec2, host: 127.0.0.1, uses: exec2.yml, needs: first, when: {tags__type: {$gt: 1}}}\n  - {name: joiner, host: 127.0.0.1, uses: count.yml, needs: [exec1, exec2]}\n",
+    ),
+    // An endpoint that no executor binds.
+    (
+        "no_endpoint",
+        "  - {name: bar, host: 127.0.0.1, uses: bar.yml}\n",
+    ),
     (
         "replicas",
         "  - {name: a, host: 127.0.0.1, uses: stamp_a.yml, replicas: 2}\n",
@@ -104,34 +136,16 @@ const INTENDED: &[(&str, &str, &str, &str)] = &[
         "Python Jina merges the branches of a join in the order they finish; ours in the order of `needs`, the same every time",
     ),
     (
-        "shards",
-        "*",
-        "/answers/0/docs/*/tags/shard",
-        "Python Jina keeps the tags of one shard only when it merges shards; ours keeps every shard's",
-    ),
-    (
-        "shards",
-        "*",
-        "/answers/0/parameters/__results__/shard/shard-",
-        "Python Jina's gateway keeps the parameters of one shard only; ours merges every shard's __results__",
-    ),
-    (
-        "shards_uses_after",
-        "*",
-        "/answers/0/docs/*/tags/shard",
-        "Python Jina keeps the tags of one shard only when it merges shards; ours keeps every shard's",
-    ),
-    (
-        "shards_uses_after",
-        "*",
-        "/answers/0/parameters/__results__/shard/shard-",
-        "Python Jina's gateway keeps the parameters of one shard only; ours merges every shard's __results__",
-    ),
-    (
-        "raises",
-        "http",
+        "join_conflict",
+        "grpc",
         "",
-        "Python Jina's HTTP face answers an executor's error with HTTP 500, so its client raises ValueError even with continue_on_error and never calls on_error; ours answers as over gRPC (200 with status ERROR), so the client calls on_error, or raises BadServer without continue_on_error, exactly as both runtimes do over gRPC",
+        "Python Jina's gateway fails a gRPC join with 'Update operation can only be applied to Documents of the same schema'; ours answers",
+    ),
+    (
+        "when_join",
+        "grpc",
+        "",
+        "Python Jina's gateway fails a gRPC join with 'Update operation can only be applied to Documents of the same schema'; ours answers",
     ),
 ];
 
@@ -262,7 +276,7 @@ fn check_ours(case: &str, protocol: &str, answer: &Value) {
                 "{protocol}: the join executor saw 2 documents: {answer}"
             );
         }
-        // Two shards of a Python executor see runtime_args.shard_id 0 and 1.
+        // Two shards of a Python executor (/search: every shard) see shard_id 0 and 1.
         "shards" => {
             let results = &first["parameters"]["__results__"];
             assert_eq!(
@@ -271,6 +285,45 @@ fn check_ours(case: &str, protocol: &str, answer: &Value) {
             );
             assert_eq!(
                 results["shard/shard-1/rep-0"]["shard_id"], 1.0,
+                "{protocol}: {answer}"
+            );
+        }
+        // The last shard's values win, and every shard's tags are kept.
+        "shards_conflict" => {
+            for d in first["docs"].as_array().unwrap() {
+                assert_eq!(d["tags"]["who"], "shard1", "{protocol}: {d}");
+                assert_eq!(d["text"], "written by shard1", "{protocol}: {d}");
+                assert_eq!(d["tags"]["seen_shard0"], true, "{protocol}: {d}");
+            }
+        }
+        // One row per shard, in shard order; docs one after another.
+        "uses_after_matrix" => {
+            let results = &first["parameters"]["__results__"];
+            let after = results
+                .as_object()
+                .unwrap()
+                .iter()
+                .find(|(k, _)| k.contains("tail") || k.contains("after"))
+                .map(|(_, v)| v)
+                .unwrap_or_else(|| panic!("{protocol}: no uses_after result: {answer}"));
+            assert_eq!(after["docs"], 4.0, "{protocol}: {answer}");
+            assert_eq!(
+                after["rows"],
+                serde_json::json!([[["shard0"], ["shard0"]], [["shard1"], ["shard1"]]]),
+                "{protocol}: {answer}"
+            );
+        }
+        // Jina's own test: each branch's document processed by it, the unmatched one dropped.
+        "when_join" => {
+            let texts: Vec<&str> = first["docs"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| d["text"].as_str().unwrap())
+                .collect();
+            assert_eq!(
+                texts,
+                ["type1 processed by exec1", "type2 processed by exec2"],
                 "{protocol}: {answer}"
             );
         }

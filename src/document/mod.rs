@@ -115,9 +115,10 @@ impl Document {
     }
 
     /// Folds `other` (a later copy of the same document, from another shard or branch of a
-    /// Flow) into this one as docarray's `update` does: the other's fields win where it has
-    /// them; tags, scores and unknown fields are united, the other's winning a clash; chunks
-    /// and matches are reduced by id, a chunk both have folded the same way, new ones appended.
+    /// Flow) into this one as Python Jina reduces copies: the other's fields win where it has
+    /// them, its tags as a whole (as Python Jina keeps them); scores and unknown fields are
+    /// united, the other's winning a clash; chunks and matches are reduced by id, a chunk both
+    /// have folded the same way, new ones appended.
     pub fn absorb(&mut self, other: Document) {
         reduce_by_id(&mut self.chunks, other.chunks);
         reduce_by_id(&mut self.matches, other.matches);
@@ -132,7 +133,9 @@ impl Document {
         overwrite(&mut self.adjacency, other.adjacency);
         overwrite(&mut self.weight, other.weight);
         overwrite(&mut self.modality, other.modality);
-        self.tags.extend(other.tags);
+        if !other.tags.is_empty() {
+            self.tags = other.tags;
+        }
         self.scores.extend(other.scores);
         self.extra.extend(other.extra);
     }

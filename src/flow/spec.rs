@@ -31,6 +31,22 @@ impl Polling {
         }
     }
 
+    /// The polling of a request to `endpoint`, as Jina's head decides it: the endpoint's own
+    /// when the YAML maps it; else `/search` goes to every shard and `/index` to one, whatever
+    /// the executor's polling says; else the executor's polling (`*`).
+    pub fn for_endpoint(
+        self,
+        by_endpoint: &std::collections::BTreeMap<String, Polling>,
+        endpoint: &str,
+    ) -> Polling {
+        match (by_endpoint.get(endpoint), endpoint) {
+            (Some(&given), _) => given,
+            (None, "/search") => Polling::All,
+            (None, "/index") => Polling::Any,
+            (None, _) => self,
+        }
+    }
+
     /// Its name, as YAML writes it.
     pub fn as_str(self) -> &'static str {
         match self {

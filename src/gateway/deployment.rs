@@ -55,10 +55,10 @@ enum CallError {
 }
 
 impl CallError {
-    fn exception(&self) -> &'static str {
+    fn in_transit(&self) -> request::InTransit {
         match self {
-            CallError::Timeout { .. } => "TimeoutError",
-            _ => "ConnectionError",
+            CallError::Timeout { .. } => request::InTransit::Timeout,
+            _ => request::InTransit::Unreachable,
         }
     }
 
@@ -523,10 +523,8 @@ impl Deployment {
         }
         let endpoint = requests.first().map(request::endpoint).unwrap_or_default();
         let polling = self
-            .polling_by_endpoint
-            .get(endpoint)
-            .copied()
-            .unwrap_or(self.polling);
+            .polling
+            .for_endpoint(&self.polling_by_endpoint, endpoint);
         let result = match polling {
             Polling::Any => {
                 let n = self.next_shard.fetch_add(1, Ordering::Relaxed);
@@ -585,7 +583,7 @@ impl Deployment {
         let header = req.header.clone();
         let executor = self.name.clone();
         let failed = move |e: CallError| {
-            let status = request::error_status(e.exception(), &e.describe(&executor), &executor);
+            let status = e.in_transit().status(&e.describe(&executor), &executor);
             let mut header = header.clone().unwrap_or_default();
             header.status = Some(status);
             SingleDocumentRequestProto {
@@ -627,10 +625,7 @@ impl Deployment {
     fn call_error(&self, mut req: DataRequestProto, e: CallError) -> DataRequestProto {
         let message = e.describe(&self.name);
         self.failures.warn(&message);
-        request::set_error(
-            &mut req,
-            request::error_status(e.exception(), &message, &self.name),
-        );
+        request::set_error(&mut req, e.in_transit().status(&message, &self.name));
         req
     }
 }

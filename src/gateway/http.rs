@@ -15,6 +15,7 @@
 use super::router::Router;
 use crate::document::Document;
 use crate::proto::jina::SingleDocumentRequestProto;
+use crate::request;
 use crate::request::json as request_json;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Path, State};
@@ -237,13 +238,7 @@ async fn post_endpoint(
 ) -> Response {
     let endpoint = format!("/{endpoint}");
     if !s.endpoints.contains(&endpoint) {
-        let known = s
-            .endpoints
-            .iter()
-            .filter(|e| !e.starts_with("_jina"))
-            .cloned()
-            .collect::<Vec<_>>();
-        return (StatusCode::NOT_FOUND, Json(json!({"error": format!("no executor serves the endpoint '{endpoint}' (known: {})", known.join(", "))}))).into_response();
+        return not_served(&s, &endpoint);
     }
     let body = match read_body(&headers, body, s.max_request_bytes).await {
         Ok(b) => b,
@@ -400,9 +395,31 @@ async fn streaming_socket(socket: WebSocket, s: AppState, endpoint: String) {
     let _ = sink.send(Message::Close(None)).await;
 }
 
+/// The 404 of an endpoint that no executor binds, as FastAPI answers a route it does not have
+/// (`detail`), with what is served (`error`).
+fn not_served(s: &AppState, endpoint: &str) -> Response {
+    let known = s
+        .endpoints
+        .iter()
+        .filter(|e| !e.starts_with("_jina"))
+        .cloned()
+        .collect::<Vec<_>>();
+    let error = format!(
+        "no executor serves the endpoint '{endpoint}' (known: {})",
+        known.join(", ")
+    );
+    let body = json!({"detail": "Not Found", "error": error});
+    (StatusCode::NOT_FOUND, Json(body)).into_response()
+}
+
 /// Routes a JSON body and answers in JSON. Documents go between JSON and their wire form one
 /// at a time, both ways: memory stays a small multiple of the body and of the answer. A
 /// `traceparent` header makes the request part of the client's trace.
+///
+/// A failure answers as Python Jina's HTTP face does, so that its Client raises: an executor
+/// the gateway could not reach is a 503, one that did not answer in time a 504 (both with the
+/// request and the error's header); an executor's own error is a 500 `{"detail": ...}` on
+/// `POST /<endpoint>`, and a 200 with status ERROR on Jina 2's `POST /post`.
 async fn answer(
     s: &AppState,
     headers: &axum::http::HeaderMap,
@@ -411,8 +428,18 @@ async fn answer(
 ) -> Response {
     match request_json::from_json_bytes(body, endpoint) {
         Ok(req) => {
+            // `POST /post` to an endpoint nobody binds: Python Jina's face has no such route.
+            let target = request::endpoint(&req);
+            let served = |e: &String| e == target || e == crate::executor::DEFAULT_ENDPOINT;
+            if endpoint.is_none() && !matches!(target, "" | "/") && !s.endpoints.iter().any(served)
+            {
+                return not_served(s, target);
+            }
             let adopt = |span: &tracing::Span| crate::telemetry::adopt_from_headers(span, headers);
             let answer = s.router.route_with(req, adopt).await;
+            if let Some(failed) = failure_response(&answer, endpoint.is_some()) {
+                return failed;
+            }
             if answer.data.len() <= request_json::STREAM_ABOVE {
                 return json_response(request_json::to_json_bytes(&answer));
             }
@@ -426,6 +453,30 @@ async fn answer(
         }
         Err(e) => bad_request(e),
     }
+}
+
+/// The HTTP answer to a failed request, as [`answer`] says; `None` when it did not fail (or
+/// failed in an executor, on `/post`).
+fn failure_response(
+    answer: &crate::proto::jina::DataRequestProto,
+    per_endpoint: bool,
+) -> Option<Response> {
+    let status = answer.header.as_ref()?.status.as_ref()?;
+    if !request::is_error(answer) {
+        return None;
+    }
+    let code = match request::InTransit::of(status) {
+        Some(request::InTransit::Unreachable) => StatusCode::SERVICE_UNAVAILABLE,
+        Some(request::InTransit::Timeout) => StatusCode::GATEWAY_TIMEOUT,
+        None if per_endpoint => {
+            let detail = json!({"detail": status.description});
+            return Some((StatusCode::INTERNAL_SERVER_ERROR, Json(detail)).into_response());
+        }
+        None => return None,
+    };
+    let mut response = json_response(request_json::to_json_bytes(answer));
+    *response.status_mut() = code;
+    Some(response)
 }
 
 fn json_response(body: Vec<u8>) -> Response {
@@ -514,7 +565,9 @@ async fn websocket(socket: WebSocket, s: AppState) {
         .buffer_unordered(s.prefetch);
     while let Some(joined) = answers.next().await {
         let Ok(Some(reply)) = joined else { continue };
-        if sink.send(reply).await.is_err() {
+        // As Python Jina's face: a request that could not reach an executor closes the socket.
+        let closing = matches!(reply, Message::Close(_));
+        if sink.send(reply).await.is_err() || closing {
             return;
         }
     }
@@ -552,12 +605,39 @@ fn close_frame(e: &axum::Error, limit: usize) -> axum::extract::ws::CloseFrame {
     }
 }
 
+/// The close frame for an answer that could not reach an executor (code 1011, the reason as
+/// Python Jina gives it), if it is one.
+fn in_transit_close(answer: &crate::proto::jina::DataRequestProto) -> Option<Message> {
+    use axum::extract::ws::{CloseFrame, close_code};
+    let status = answer.header.as_ref()?.status.as_ref()?;
+    let failure = request::InTransit::of(status)?;
+    let reason = match status.description.len() <= 123 {
+        true => status.description.clone(),
+        false => match failure {
+            request::InTransit::Timeout => {
+                "An executor timed out. You can adjust `timeout_send` attribute.".to_string()
+            }
+            request::InTransit::Unreachable => {
+                "Network error while connecting to an executor. It may be down.".to_string()
+            }
+        },
+    };
+    Some(Message::Close(Some(CloseFrame {
+        code: close_code::ERROR,
+        reason: reason.into(),
+    })))
+}
+
 async fn answer_frame(router: &Router, message: Message) -> Option<Message> {
     match message {
         Message::Text(text) => {
             let reply = match request_json::from_json_bytes(text.as_bytes(), None) {
                 Ok(req) => {
-                    let json = request_json::to_json_bytes(&router.route(req).await);
+                    let answer = router.route(req).await;
+                    if let Some(close) = in_transit_close(&answer) {
+                        return Some(close);
+                    }
+                    let json = request_json::to_json_bytes(&answer);
                     String::from_utf8(json).expect("serde_json writes UTF-8")
                 }
                 Err(e) => {
@@ -584,9 +664,11 @@ async fn answer_frame(router: &Router, message: Message) -> Option<Message> {
                     ));
                 }
             };
-            Some(Message::Binary(
-                router.route(req).await.encode_to_vec().into(),
-            ))
+            let answer = router.route(req).await;
+            Some(
+                in_transit_close(&answer)
+                    .unwrap_or_else(|| Message::Binary(answer.encode_to_vec().into())),
+            )
         }
         _ => None,
     }

@@ -466,7 +466,7 @@ impl Router {
                 let message = format!("no answer within the request's timeout of {ms} ms");
                 request::set_error(
                     &mut fallback,
-                    request::error_status("TimeoutError", &message, "gateway"),
+                    request::InTransit::Timeout.status(&message, "gateway"),
                 );
                 fallback
             }

@@ -11,8 +11,8 @@ use crate::document::{Document, json_kind};
 use crate::proto::jina::{DataRequestProto, RouteProto, StatusProto};
 use serde_json::{Map, Value, json};
 
-/// Reads a request body. `endpoint` is used when the body names none (POST /<endpoint>).
-/// Errors name the field at fault.
+/// Reads a request body. `endpoint` (POST /<endpoint>) wins over one the body names. Errors
+/// name the field at fault.
 pub fn from_json(body: &Value, endpoint: Option<&str>) -> Result<DataRequestProto, String> {
     let body = body
         .as_object()
@@ -20,9 +20,15 @@ pub fn from_json(body: &Value, endpoint: Option<&str>) -> Result<DataRequestProt
     let data = match body.get("data") {
         None | Some(Value::Null) => None,
         // Jina 2 also accepted {"docs": [...]} under data.
-        Some(Value::Object(o)) if o.contains_key("docs") => {
+        Some(Value::Object(o))
+            if o.len() == 1 && matches!(o.get("docs"), Some(Value::Array(_))) =>
+        {
             Some(docs_from_values(&o["docs"]).map_err(|e| format!("data.docs: {e}"))?)
         }
+        // One document, as Python Jina's face takes it.
+        Some(one @ Value::Object(_)) => Some(
+            docs_from_values(&Value::Array(vec![one.clone()])).map_err(|e| format!("data: {e}"))?,
+        ),
         Some(v) => Some(docs_from_values(v).map_err(|e| format!("data: {e}"))?),
     };
     envelope(body, data, endpoint)
@@ -102,7 +108,7 @@ impl<'de> serde::de::Visitor<'de> for BodySeed {
     }
 }
 
-/// `data`: a list of documents, null, or Jina 2's `{"docs": [...]}`.
+/// `data`: a list of documents, null, Jina 2's `{"docs": [...]}`, or one document.
 struct DataSeed {
     path: &'static str,
 }
@@ -144,16 +150,28 @@ impl<'de> serde::de::Visitor<'de> for DataSeed {
         Ok(Some(writer.finish()))
     }
 
+    /// Jina 2's `{"docs": [...]}`, or else one document, as Python Jina's face takes a
+    /// `data` that is an object rather than a list.
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut docs = None;
+        let mut fields = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            if key == "docs" {
-                docs = map.next_value_seed(DataSeed { path: "data.docs" })?;
-            } else {
-                map.next_value::<serde::de::IgnoredAny>()?;
-            }
+            fields.insert(key, map.next_value()?);
         }
-        Ok(docs)
+        let value = match fields.remove("docs") {
+            Some(docs) if fields.is_empty() && (docs.is_array() || docs.is_null()) => docs,
+            Some(docs) => {
+                fields.insert("docs".into(), docs);
+                Value::Array(vec![Value::Object(fields)])
+            }
+            None => Value::Array(vec![Value::Object(fields)]),
+        };
+        let path = self.path;
+        match value {
+            Value::Null => Ok(None),
+            value => docs_from_values(&value)
+                .map(Some)
+                .map_err(|e| serde::de::Error::custom(format!("{path}: {e}"))),
+        }
     }
 
     fn visit_str<E: serde::de::Error>(self, _: &str) -> Result<Self::Value, E> {
@@ -187,7 +205,9 @@ fn envelope(
         }
         Ok(None)
     };
-    let exec_endpoint = text(&["execEndpoint", "exec_endpoint"])?.or(endpoint.map(str::to_string));
+    // As Python Jina's face: the route's endpoint wins over one the body names.
+    let given = text(&["execEndpoint", "exec_endpoint"])?;
+    let exec_endpoint = endpoint.map(str::to_string).or(given);
     let target = text(&["targetExecutor", "target_executor"])?;
     let request_id = text(&["requestId", "request_id"])?;
     // Jina's per-request `timeout` (ms), in the header or at the top as the other header keys.
@@ -499,6 +519,17 @@ mod tests {
             super::super::docs(&j2).unwrap().iter().next().unwrap().id,
             "z"
         );
+        // One document as `data`, as Python Jina's face takes it; the route's endpoint wins.
+        let body = br#"{"data": {"id": "one", "text": "hi"}, "execEndpoint": "/other"}"#;
+        for req in [
+            from_json_bytes(body, Some("/x")).unwrap(),
+            from_json(&serde_json::from_slice(body).unwrap(), Some("/x")).unwrap(),
+        ] {
+            let docs = super::super::docs(&req).unwrap();
+            assert_eq!(docs.len(), 1);
+            assert_eq!(docs[0].text.as_deref(), Some("hi"));
+            assert_eq!(super::super::endpoint(&req), "/x");
+        }
         let empty = from_json_bytes(b"  ", Some("/x")).unwrap();
         assert_eq!(super::super::endpoint(&empty), "/x");
         assert!(super::super::docs(&empty).unwrap().is_empty());

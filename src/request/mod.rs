@@ -294,6 +294,46 @@ pub fn is_error(req: &DataRequestProto) -> bool {
         .is_some_and(|s| s.code == StatusCode::Error as i32)
 }
 
+/// What went wrong on the way to an executor, as the gateway saw it: Python Jina's
+/// `InternalNetworkError`, which its HTTP face answers with 503 or 504 rather than 500.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InTransit {
+    /// The executor could not be reached, or broke off.
+    Unreachable,
+    /// It did not answer in time.
+    Timeout,
+}
+
+/// The stack line that marks an error of the gateway's own making (see [`InTransit`]).
+const IN_TRANSIT_STACK: &str = "raised by the gateway, on the call to the executor";
+
+impl InTransit {
+    /// A status ERROR for this failure: as [`error_status`], marked as the gateway's own.
+    pub fn status(self, message: &str, executor: &str) -> StatusProto {
+        let name = match self {
+            InTransit::Unreachable => "ConnectionError",
+            InTransit::Timeout => "TimeoutError",
+        };
+        let mut status = error_status(name, message, executor);
+        if let Some(e) = &mut status.exception {
+            e.stacks.push(IN_TRANSIT_STACK.into());
+        }
+        status
+    }
+
+    /// The failure a status stands for, when the gateway made it.
+    pub fn of(status: &StatusProto) -> Option<InTransit> {
+        let e = status.exception.as_ref()?;
+        if !e.stacks.iter().any(|s| s == IN_TRANSIT_STACK) {
+            return None;
+        }
+        Some(match e.name.as_str() {
+            "TimeoutError" => InTransit::Timeout,
+            _ => InTransit::Unreachable,
+        })
+    }
+}
+
 /// A status ERROR whose exception names the error, its message and the executor.
 pub fn error_status(name: &str, message: &str, executor: &str) -> StatusProto {
     StatusProto {

@@ -9,9 +9,10 @@
 //!   `/status` adds a document whose tags hold the count.
 //!
 //! It survives restarts: the database is the truth, and the vectors are read back into memory
-//! when it opens. As a shard (`parallel: N, polling: ALL`, the Flow passes `metas.shard_id` and
-//! `metas.shards`) it keeps only the ids that hash to its shard, so each shard holds part of
-//! the data and a search asks every shard; a `Ranker` after the shards merges their matches.
+//! when it opens. As a shard (the Flow passes `metas.shard_id` and `metas.shards`) it keeps
+//! what it is sent in a file of its own: under Jina's polling, `/index` goes to one shard and
+//! `/search` to every shard, so each shard holds part of the data and a search asks them all;
+//! a `Ranker` after the shards folds their matches together.
 
 use super::ranker::{rank, top_k};
 use crate::document::{Document, DocumentArray, TraversalPaths};
@@ -184,25 +185,11 @@ fn index_path(args: &Args, metas: &Metas) -> Result<(PathBuf, (u64, u64)), BoxEr
     Ok((workspace.join(file), (shard_id, shards)))
 }
 
-/// Whether this shard keeps `id` (a fixed hash, the same in every process).
-fn shard_of(id: &str, shards: u64) -> u64 {
-    let mut h = 0xcbf29ce484222325u64;
-    for b in id.as_bytes() {
-        h ^= *b as u64;
-        h = h.wrapping_mul(0x100000001b3);
-    }
-    h % shards
-}
-
 impl VectorIndexer {
     fn db(&self) -> Result<&redb::Database, HandlerError> {
         self.db
             .as_ref()
             .ok_or_else(|| HandlerError::new("RuntimeError", "the index is not open"))
-    }
-
-    fn mine(&self, id: &str) -> bool {
-        shard_of(id, self.shard.1) == self.shard.0
     }
 
     /// The documents an /index or /update stores: chunks, or the document itself.
@@ -215,7 +202,7 @@ impl VectorIndexer {
         let write = self.db()?.begin_write().map_err(db_error)?;
         {
             let mut table = write.open_table(DOCS).map_err(db_error)?;
-            for doc in Self::items(docs).into_iter().filter(|d| self.mine(&d.id)) {
+            for doc in Self::items(docs) {
                 if only_existing && !vectors.position.contains_key(&doc.id) {
                     continue;
                 }
@@ -291,9 +278,8 @@ impl VectorIndexer {
         {
             let mut table = write.open_table(DOCS).map_err(db_error)?;
             for doc in Self::items(docs).into_iter().chain(docs.iter()) {
-                if vectors.remove(&doc.id) || self.mine(&doc.id) {
-                    table.remove(doc.id.as_str()).map_err(db_error)?;
-                }
+                vectors.remove(&doc.id);
+                table.remove(doc.id.as_str()).map_err(db_error)?;
             }
         }
         write.commit().map_err(db_error)

@@ -107,3 +107,59 @@ class Only(Executor):
     @requests
     def other(self, docs: DocList[Doc], **kwargs) -> DocList[Doc]:
         pass
+
+
+class MatrixReader(Executor):
+    """A `uses_after` as Jina's tests write one: says what `docs_matrix` held (one row per
+    shard, in shard order) and how many documents `docs` had; leaves `docs` as it came."""
+
+    @requests
+    def read(self, docs: DocList[Doc], docs_matrix: Optional[list] = None, **kwargs) -> DocList[Doc]:
+        rows = [[sorted(d.tags.keys()) for d in row] for row in (docs_matrix or [])]
+        return {'rows': rows, 'docs': len(docs)}
+
+
+class Who(Executor):
+    """Writes the same fields as its siblings, each its own value: which copy's value survives a
+    merge is what the case shows. `wait` seconds first, so branches finish in order."""
+
+    def __init__(self, label: str = '', wait: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.label = label
+        self.wait = wait
+
+    @requests
+    def who(self, docs: DocList[Doc], **kwargs) -> DocList[Doc]:
+        import time
+
+        time.sleep(self.wait)
+        label = self.label or f'shard{self.runtime_args.shard_id}'
+        for d in docs:
+            d.tags['who'] = label
+            d.tags[f'seen_{label}'] = True
+            d.text = f'written by {label}'
+        return docs
+
+
+class Process(Executor):
+    """As ConditionDumpExecutor in Jina's own tests: marks the text of what it processed."""
+
+    def __init__(self, label: str = '', **kwargs):
+        super().__init__(**kwargs)
+        self.label = label
+
+    @requests
+    def process(self, docs: DocList[Doc], **kwargs) -> DocList[Doc]:
+        for d in docs:
+            d.text = f'{d.text} processed by {self.label}'
+        return docs
+
+
+class Bar(Executor):
+    """Binds /bar only: a post to any other endpoint finds no executor."""
+
+    @requests(on='/bar')
+    def bar(self, docs: DocList[Doc], **kwargs) -> DocList[Doc]:
+        for d in docs:
+            d.tags['bar'] = True
+        return docs
