@@ -256,6 +256,10 @@ fn differences(path: &str, a: &Value, b: &Value, out: &mut Vec<(String, String)>
 /// What the fixes of issue 20 must show, on our side of a case.
 fn check_ours(case: &str, protocol: &str, answer: &Value) {
     let first = &answer["answers"][0];
+    // Over HTTP the Python Client posts an endpoint that the gateway's OpenAPI does not list
+    // (the shard cases' executors bind only the default) to `/default`: one shard answers
+    // there, under both runtimes. What every shard does is checked over gRPC.
+    let every_shard = protocol == "grpc";
     match case {
         // A join at a Python executor: 2 documents in, 2 out, each with both branches' chunks.
         "join" => {
@@ -277,7 +281,7 @@ fn check_ours(case: &str, protocol: &str, answer: &Value) {
             );
         }
         // Two shards of a Python executor (/search: every shard) see shard_id 0 and 1.
-        "shards" => {
+        "shards" if every_shard => {
             let results = &first["parameters"]["__results__"];
             assert_eq!(
                 results["shard/shard-0/rep-0"]["shard_id"], 0.0,
@@ -288,16 +292,16 @@ fn check_ours(case: &str, protocol: &str, answer: &Value) {
                 "{protocol}: {answer}"
             );
         }
-        // The last shard's values win, and every shard's tags are kept.
-        "shards_conflict" => {
+        // The last shard's values win, its tags as a whole (as Python Jina keeps them).
+        "shards_conflict" if every_shard => {
             for d in first["docs"].as_array().unwrap() {
                 assert_eq!(d["tags"]["who"], "shard1", "{protocol}: {d}");
                 assert_eq!(d["text"], "written by shard1", "{protocol}: {d}");
-                assert_eq!(d["tags"]["seen_shard0"], true, "{protocol}: {d}");
+                assert_eq!(d["tags"]["seen_shard0"], Value::Null, "{protocol}: {d}");
             }
         }
         // One row per shard, in shard order; docs one after another.
-        "uses_after_matrix" => {
+        "uses_after_matrix" if every_shard => {
             let results = &first["parameters"]["__results__"];
             let after = results
                 .as_object()

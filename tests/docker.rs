@@ -207,8 +207,9 @@ async fn docker_replicas_beside_a_native_executor_answer_and_ctrl_c_leaves_no_co
     assert_eq!(file.trim(), "mounted");
 
     // gRPC: uses_with reached the container (min_chars 5 drops "Hi."), both replicas served.
+    // (/search: Jina sends it to every shard.)
     let requests = (0..8)
-        .map(|_| request("/index", texts(&["Hi. Hello there, friend."])))
+        .map(|_| request("/search", texts(&["Hi. Hello there, friend."])))
         .collect();
     let answers = post_grpc(flow.grpc, requests).await;
     let mut replicas = std::collections::BTreeSet::new();

@@ -172,17 +172,28 @@ async fn process_data_merges_three_requests_into_one() {
             &params,
         ));
     }
-    let merged = client
-        .process_data(DataRequestListProto { requests })
+    // Unmarked, a list is taken as Python Jina's worker takes it: with no handler, the first
+    // request comes back.
+    let first = client
+        .process_data(DataRequestListProto {
+            requests: requests.clone(),
+        })
         .await
         .unwrap()
         .into_inner();
+    assert_eq!(request::docs(&first).unwrap().len(), 2);
+    // Marked as a join by our gateway, it is merged by id.
+    let mut join = tonic::Request::new(DataRequestListProto { requests });
+    join.metadata_mut()
+        .insert("x-jina-rs-join", tonic::metadata::MetadataValue::from_static("merge"));
+    let merged = client.process_data(join).await.unwrap().into_inner();
     let docs: DocumentArray = request::docs(&merged).unwrap();
     assert_eq!(docs.len(), 4, "one shared doc + three own docs");
     let shared = docs.get(&shared_id).unwrap();
     assert_eq!(shared.matches.len(), 3);
+    // The first request's parameters, as Python Jina keeps them.
     let params = request::parameters(&merged);
-    assert_eq!(params.len(), 3, "{params:?}");
+    assert_eq!(params.len(), 1, "{params:?}");
     assert_eq!(request::endpoint(&merged), "/search");
 }
 

@@ -51,15 +51,16 @@ fn visits_json(answer: &Value) -> Vec<String> {
 
 /// Posts one document over each protocol and returns the visits each answer shows.
 async fn visits_over_every_protocol(flow: &FlowUnderTest) -> Vec<Vec<String>> {
-    let grpc = post_grpc(flow.grpc, vec![grpc_request("/index", "g1")]).await;
+    // Not /index, which Jina polls ANY whatever the executor's polling says.
+    let grpc = post_grpc(flow.grpc, vec![grpc_request("/visit", "g1")]).await;
     let (code, rest) = post_http(
         flow.http,
         "/post",
-        json!({"data": [{"id": "h1", "text": "hi"}], "execEndpoint": "/index"}),
+        json!({"data": [{"id": "h1", "text": "hi"}], "execEndpoint": "/visit"}),
     )
     .await;
     assert_eq!(code, 200, "{rest}");
-    let ws = post_ws(flow.ws, vec![json!({"data": [{"id": "w1", "text": "hi"}], "execEndpoint": "/index", "requestId": "r-ws"})]).await;
+    let ws = post_ws(flow.ws, vec![json!({"data": [{"id": "w1", "text": "hi"}], "execEndpoint": "/visit", "requestId": "r-ws"})]).await;
     assert_eq!(ws[0]["header"]["requestId"], "r-ws");
     vec![
         visits_grpc(&grpc[0]),

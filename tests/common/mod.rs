@@ -370,10 +370,19 @@ pub async fn post_ws(port: u16, bodies: Vec<serde_json::Value>) -> Vec<serde_jso
             .await
             .expect("ws send");
     }
+    // A close from the gateway is an answer too: `{"closed": {"code", "reason"}}`, the last.
     let mut answers = vec![];
     while answers.len() < n {
-        if let Message::Text(t) = socket.next().await.expect("ws answer").expect("ws frame") {
-            answers.push(serde_json::from_str(&t).expect("JSON frame"))
+        match socket.next().await.expect("ws answer").expect("ws frame") {
+            Message::Text(t) => answers.push(serde_json::from_str(&t).expect("JSON frame")),
+            Message::Close(frame) => {
+                let (code, reason) = frame
+                    .map(|f| (u16::from(f.code), f.reason.to_string()))
+                    .unwrap_or_default();
+                answers.push(serde_json::json!({"closed": {"code": code, "reason": reason}}));
+                break;
+            }
+            _ => {}
         }
     }
     answers
