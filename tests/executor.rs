@@ -184,8 +184,10 @@ async fn process_data_merges_three_requests_into_one() {
     assert_eq!(request::docs(&first).unwrap().len(), 2);
     // Marked as a join by our gateway, it is merged by id.
     let mut join = tonic::Request::new(DataRequestListProto { requests });
-    join.metadata_mut()
-        .insert("x-jina-rs-join", tonic::metadata::MetadataValue::from_static("merge"));
+    join.metadata_mut().insert(
+        "x-jina-rs-join",
+        tonic::metadata::MetadataValue::from_static("merge"),
+    );
     let merged = client.process_data(join).await.unwrap().into_inner();
     let docs: DocumentArray = request::docs(&merged).unwrap();
     assert_eq!(docs.len(), 4, "one shared doc + three own docs");

@@ -193,7 +193,11 @@ async fn timeout_send_gives_a_timeout_error_on_every_protocol() {
     let ws = post_ws(flow.ws, vec![json!({"data": [{"text": "w"}]})]).await;
     let closed = &ws[0]["closed"];
     assert_eq!(closed["code"], 1011, "{ws:?}");
-    check("TimeoutError", closed["reason"].as_str().unwrap(), t.elapsed());
+    check(
+        "TimeoutError",
+        closed["reason"].as_str().unwrap(),
+        t.elapsed(),
+    );
 }
 
 #[tokio::test]
