@@ -179,7 +179,7 @@ async fn docker_replicas_beside_a_native_executor_answer_and_ctrl_c_leaves_no_co
     let mounted = tempfile::tempdir().unwrap();
     std::fs::write(mounted.path().join("hello.txt"), "mounted").unwrap();
     let executors = format!(
-        "  - name: split\n    uses: docker://{image}\n    entrypoint: jina executor --uses Sentencizer\n    uses_with: {{min_chars: 5}}\n    env: {{GREETING: hello-from-the-flow}}\n    volumes: ['{}:/data:ro']\n  - name: visit\n    uses: docker://{image}\n    entrypoint: jina executor --uses Visit\n    replicas: 2\n  - {{name: native, uses: Visit, shards: 2, polling: ALL, uses_after: 'docker://{after}'}}\n",
+        "  - name: split\n    uses: docker://{image}\n    entrypoint: jina executor --uses Sentencizer\n    uses_with: {{min_chars: 5}}\n    env: {{GREETING: hello-from-the-flow}}\n    volumes: ['{}:/data:ro']\n  - name: visit\n    uses: docker://{image}\n    entrypoint: jina executor --uses Visit\n    replicas: 2\n  - {{name: native, uses: Visit, shards: 2, polling: {{/index: ALL, '*': ALL}}, uses_after: 'docker://{after}'}}\n",
         mounted.path().display(),
         after = visit_image(),
     );
@@ -207,25 +207,26 @@ async fn docker_replicas_beside_a_native_executor_answer_and_ctrl_c_leaves_no_co
     assert_eq!(file.trim(), "mounted");
 
     // gRPC: uses_with reached the container (min_chars 5 drops "Hi."), both replicas served.
-    // (/search: Jina sends it to every shard.)
     let requests = (0..8)
-        .map(|_| request("/search", texts(&["Hi. Hello there, friend."])))
+        .map(|_| request("/index", texts(&["Hi. Hello there, friend."])))
         .collect();
     let answers = post_grpc(flow.grpc, requests).await;
     let mut replicas = std::collections::BTreeSet::new();
     for answer in &answers {
+        // The uses_after (Visit, in a container) gets each shard's copy, as Jina hands them
+        // over, and passes both on: one document per shard, in shard order.
         let docs = jina::request::docs(answer).unwrap();
-        let doc = &docs[0];
-        let chunks: Vec<_> = doc.chunks.iter().filter_map(|c| c.text.clone()).collect();
-        assert_eq!(chunks, ["Hello there, friend."]);
-        let seen: Vec<String> = doc.matches.iter().filter_map(|m| m.text.clone()).collect();
-        // One replica of `visit`, both shards of `native`, then its uses_after in a container.
-        assert_eq!(seen.len(), 4, "{seen:?}");
-        let mut shards = seen[1..3].to_vec();
-        shards.sort();
-        assert_eq!(shards, ["native/shard-0", "native/shard-1"]);
-        assert_eq!(seen[3], "native/tail");
-        replicas.insert(seen[0].clone());
+        assert_eq!(docs.len(), 2, "{docs:?}");
+        for (shard, doc) in docs.iter().enumerate() {
+            let chunks: Vec<_> = doc.chunks.iter().filter_map(|c| c.text.clone()).collect();
+            assert_eq!(chunks, ["Hello there, friend."]);
+            let seen: Vec<String> = doc.matches.iter().filter_map(|m| m.text.clone()).collect();
+            // One replica of `visit`, this shard of `native`, then its uses_after.
+            assert_eq!(seen.len(), 3, "{seen:?}");
+            assert_eq!(seen[1], format!("native/shard-{shard}"));
+            assert_eq!(seen[2], "native/tail");
+            replicas.insert(seen[0].clone());
+        }
     }
     assert_eq!(
         replicas.into_iter().collect::<Vec<_>>(),
