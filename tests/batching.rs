@@ -18,10 +18,26 @@ fn one_doc_requests(texts: &[String]) -> Vec<DataRequestProto> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sixty_four_small_requests_take_a_few_handler_calls_and_get_their_own_documents() {
-    // Sleep stamps each document with the number of calls its handler has had.
-    let flow = start_flow(
+    sixty_four_requests_in_batches_of_16(
         "  - name: model\n    uses: Sleep\n    uses_with: {ms: 20}\n    uses_dynamic_batching: {/index: {preferred_batch_size: 16, timeout: 500}}\n",
-    );
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_executor_yamls_own_dynamic_batching_batches() {
+    // Jina 3's `dynamic_batching:` at the top of the executor's YAML.
+    sixty_four_requests_in_batches_of_16(
+        "  - name: model\n    uses:\n      jtype: Sleep\n      with: {ms: 20}\n      dynamic_batching: {/index: {preferred_batch_size: 16, timeout: 500}}\n",
+    )
+    .await;
+}
+
+/// Posts 64 one-document requests to a Flow of `entries` (one batching `model`) and checks
+/// that each got its own document back and that a few handler calls took them all.
+async fn sixty_four_requests_in_batches_of_16(entries: &str) {
+    // Sleep stamps each document with the number of calls its handler has had.
+    let flow = start_flow(entries);
     let texts: Vec<String> = (0..64).map(|i| format!("doc-{i}")).collect();
     let answers = post_grpc(flow.grpc, one_doc_requests(&texts)).await;
     assert_eq!(answers.len(), 64);

@@ -583,6 +583,44 @@ fn a_deployment_yaml_file_as_an_entry() {
 }
 
 #[test]
+fn a_deployment_yaml_path_is_an_entry_of_its_own() {
+    // Jina 3's `executors: [dep.yml]`: the list's item is the file's path.
+    let files = Files::new();
+    files.write(
+        "encoder-deployment.yml",
+        "jtype: Deployment\nwith:\n  name: enc\n  uses: Visit\n  replicas: 2\n",
+    );
+    let (flow, _) = serve(&files, "executors:\n  - encoder-deployment.yml\n", &[]);
+    assert_eq!(children_of(flow.child.id()).len(), 2, "{}", flow.output());
+}
+
+#[tokio::test]
+async fn jina_1s_pods_map_is_a_chain_in_its_order() {
+    // Jina 1 wrote `pods:` as a map of name to settings; the map's order is the chain's.
+    let files = Files::new();
+    let (_flow, ports) = serve(
+        &files,
+        "!Flow\npods:\n  second:\n    uses: Visit\n  first:\n    uses: Visit\n  joined:\n    uses: Visit\n    needs: [second, first]\n",
+        &[],
+    );
+    let answers = post_grpc(
+        ports["GRPC"],
+        vec![request("/", vec![jina::Document::from_text("hi")])],
+    )
+    .await;
+    let seen = &visits(&answers[0])[0].1;
+    assert_eq!(seen, &["second", "first", "joined"]);
+    // An entry with no settings is an executor with defaults; a value of another kind is an
+    // error naming its line.
+    let out = refused(
+        &files,
+        "pods:\n  a:\n  b: 3\n",
+        "flow.yml:3: executors[1]: expected a mapping, found",
+    );
+    assert!(!out.contains("executors[0]"), "{out}");
+}
+
+#[test]
 fn an_executor_yaml_reports_every_unknown_key_at_once() {
     let files = Files::new();
     files.write("exec.yml", "jtype: Visit\nwiht: {}\nmetaz: {}\n");

@@ -85,6 +85,10 @@ pub struct ExecutorConfig {
     pub metas: Metas,
     #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
     pub requests: IndexMap<String, String>,
+    /// Jina 3's `dynamic_batching:` (endpoint → settings), over the code's; a Flow's
+    /// `uses_dynamic_batching` wins over it.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub dynamic_batching: IndexMap<String, super::DynamicBatching>,
     /// Jina 3 writes `py_modules` at the top; it is `metas.py_modules` (moved there on reading).
     #[serde(default, deserialize_with = "one_or_many", skip_serializing)]
     py_modules: Vec<String>,
@@ -121,6 +125,7 @@ impl ExecutorConfig {
             with: Map::new(),
             metas: Metas::default(),
             requests: IndexMap::new(),
+            dynamic_batching: IndexMap::new(),
             py_modules: vec![],
             origin: format!("uses '{name}'"),
             base_dir: None,
@@ -292,7 +297,14 @@ impl ExecutorConfig {
             )
             .map_err(|e| self.build_error(e, overrides))?;
         instance
-            .batch(&overrides.uses_dynamic_batching)
+            .batch("dynamic_batching", &self.dynamic_batching)
+            .map_err(|e| ConfigError {
+                origin: self.origin.clone(),
+                flow_key: None,
+                message: e.to_string(),
+            })?;
+        instance
+            .batch("uses_dynamic_batching", &overrides.uses_dynamic_batching)
             .map_err(|e| ConfigError {
                 origin: self.origin.clone(),
                 flow_key: Some("uses_dynamic_batching"),
@@ -370,7 +382,14 @@ fn child_key_lines(text: &str, parent: &str) -> HashMap<String, usize> {
 }
 
 /// The keys an executor YAML may have at its top.
-const EXECUTOR_YAML_KEYS: &[&str] = &["jtype", "with", "metas", "requests", "py_modules"];
+const EXECUTOR_YAML_KEYS: &[&str] = &[
+    "jtype",
+    "with",
+    "metas",
+    "requests",
+    "dynamic_batching",
+    "py_modules",
+];
 
 /// Every unknown top-level key of an executor YAML at once, each with its line and the key it
 /// was likely meant to be, as the Flow YAML reports them.

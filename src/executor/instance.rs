@@ -270,7 +270,7 @@ impl Instance {
             dynamic_batching: IndexMap::new(),
             runner,
         };
-        instance.batch(&declared)?;
+        instance.batch("dynamic_batching", &declared)?;
         Ok(instance)
     }
 
@@ -278,22 +278,23 @@ impl Instance {
     /// code's). Each must be answered by a handler, and its settings must batch.
     pub fn batch(
         &mut self,
+        key: &str,
         endpoints: &IndexMap<String, DynamicBatching>,
     ) -> Result<(), BuildError> {
         for (endpoint, settings) in endpoints {
             let endpoint = super::handlers::normalise(endpoint);
             settings.check().map_err(|e| {
-                BuildError::BadArgument(format!("uses_dynamic_batching.{endpoint}.{e}"))
+                BuildError::BadArgument(format!("{key}.{endpoint}.{e}"))
             })?;
             match self.table.resolve(&endpoint).map(|i| self.kind(i)) {
                 None => {
                     return Err(BuildError::BadArgument(format!(
-                        "uses_dynamic_batching.{endpoint}: no handler answers this endpoint"
+                        "{key}.{endpoint}: no handler answers this endpoint"
                     )));
                 }
                 Some(HandlerKind::Stream) => {
                     return Err(BuildError::BadArgument(format!(
-                        "uses_dynamic_batching.{endpoint}: a streaming handler answers this endpoint; it takes one document at a time and cannot be batched"
+                        "{key}.{endpoint}: a streaming handler answers this endpoint; it takes one document at a time and cannot be batched"
                     )));
                 }
                 Some(_) => {}

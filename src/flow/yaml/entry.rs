@@ -409,28 +409,56 @@ fn absolute_volume(mount: &str, base_dir: Option<&Path>) -> String {
 }
 
 /// Reads the list of executors (`executors:`, or `pods:` / `deployments:`).
+/// Reads the executors: a list of entries, each a mapping or (Jina 3) the path of a Deployment
+/// YAML; or Jina 1's map of name to settings, whose order is the chain's.
 pub(super) fn read_entries(list: &str, v: &Value, p: &mut Parsed) {
-    let Some(items) = v.as_sequence() else {
-        let line = p.lines.top_key(list);
-        p.errors.push(Diagnostic::new(
-            line,
-            list,
-            format!("expected a list, found {}", describe(v)),
-        ));
-        return;
-    };
-    for (i, item) in items.iter().enumerate() {
-        let Some(map) = item.as_mapping() else {
-            let line = p.lines.item(i);
+    let items: Vec<Value> = match v {
+        Value::Sequence(items) => items.clone(),
+        Value::Mapping(pods) => pods
+            .iter()
+            .map(|(name, settings)| {
+                let mut entry = match settings {
+                    Value::Mapping(m) => m.clone(),
+                    _ => serde_yaml_ng::Mapping::new(),
+                };
+                if !entry.contains_key("name") {
+                    entry.insert("name".into(), name.clone());
+                }
+                match settings {
+                    Value::Mapping(_) | Value::Null => Value::Mapping(entry),
+                    other => other.clone(), // reported below, as a list's item would be
+                }
+            })
+            .collect(),
+        _ => {
+            let line = p.lines.top_key(list);
             p.errors.push(Diagnostic::new(
                 line,
-                &format!("executors[{i}]"),
-                format!("expected a mapping, found {}", describe(item)),
+                list,
+                format!("expected a list (or a map of name to settings), found {}", describe(v)),
             ));
-            p.spec.executors.push(ExecutorSpec::new());
-            continue;
+            return;
+        }
+    };
+    for (i, item) in items.iter().enumerate() {
+        let map = match item {
+            Value::Mapping(map) => map.clone(),
+            // `- dep.yml`: an entry that is a Deployment YAML (or an executor's) by its path.
+            Value::String(path) => [(Value::from("uses"), Value::from(path.as_str()))]
+                .into_iter()
+                .collect(),
+            _ => {
+                let line = p.lines.item(i);
+                p.errors.push(Diagnostic::new(
+                    line,
+                    &format!("executors[{i}]"),
+                    format!("expected a mapping, found {}", describe(item)),
+                ));
+                p.spec.executors.push(ExecutorSpec::new());
+                continue;
+            }
         };
-        let map = entry_keys(map, p.spec.base_dir.as_deref());
+        let map = entry_keys(&map, p.spec.base_dir.as_deref());
         let entry = read_entry(i, &map, p);
         p.spec.executors.push(entry);
     }

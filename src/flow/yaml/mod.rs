@@ -329,11 +329,17 @@ impl LineIndex {
     /// The line range of item `i` of `executors:`.
     fn item_range(&self, i: usize) -> Option<(usize, usize)> {
         let (start, end) = self.block(&self.list_key)?;
-        let dash_indent = (start..end)
-            .find(|&j| self.lines[j].1.starts_with("- "))
-            .map(|j| self.lines[j].0)?;
+        let content = |j: &usize| {
+            let c = &self.lines[*j].1;
+            !c.is_empty() && !c.starts_with('#')
+        };
+        // Items start at the block's first indent: `- ` entries, or Jina 1's `name:` keys.
+        let first = (start..end).find(content)?;
+        let indent = self.lines[first].0;
+        let dashed = self.lines[first].1.starts_with('-');
         let starts: Vec<usize> = (start..end)
-            .filter(|&j| self.lines[j].0 == dash_indent && self.lines[j].1.starts_with('-'))
+            .filter(|j| content(j) && self.lines[*j].0 == indent)
+            .filter(|&j| !dashed || self.lines[j].1.starts_with('-'))
             .collect();
         let s = *starts.get(i)?;
         let e = starts.get(i + 1).copied().unwrap_or(end);
