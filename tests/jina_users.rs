@@ -620,6 +620,31 @@ async fn jina_1s_pods_map_is_a_chain_in_its_order() {
     assert!(!out.contains("executors[0]"), "{out}");
 }
 
+#[tokio::test]
+async fn an_inline_tag_under_uses_names_the_executor() {
+    // Jina's `uses: !MyExecutor` with its `with:`/`metas:` under the tag.
+    let files = Files::new();
+    let (_flow, ports) = serve(
+        &files,
+        "executors:\n  - name: tagged\n    uses: !Visit\n      metas:\n        name: from-the-tag\n  - name: bare\n    uses: !Visit {}\n",
+        &[],
+    );
+    let answers = post_grpc(
+        ports["GRPC"],
+        vec![request("/", vec![jina::Document::from_text("hi")])],
+    )
+    .await;
+    let seen = &visits(&answers[0])[0].1;
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[1], "bare");
+    // A tag on something that is not a mapping says what it found.
+    refused(
+        &files,
+        "executors:\n  - name: t\n    uses: !Visit [1]\n",
+        "flow.yml:3: executors[0].uses: expected a name, a YAML path or a mapping",
+    );
+}
+
 #[test]
 fn an_executor_yaml_reports_every_unknown_key_at_once() {
     let files = Files::new();

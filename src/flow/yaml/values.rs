@@ -67,6 +67,18 @@ pub(super) fn uses(v: &Value) -> Result<Uses, String> {
         Value::Mapping(_) => serde_json::to_value(v)
             .map(Uses::Map)
             .map_err(|e| format!("cannot read this mapping: {e}")),
+        // Jina's inline `!MyExecutor {with: ..., metas: ...}`: the tag is its `jtype`.
+        Value::Tagged(t) if matches!(t.value, Value::Mapping(_) | Value::Null) => {
+            let mut map = match serde_json::to_value(&t.value) {
+                Ok(Json::Object(m)) => m,
+                Ok(_) => Map::new(),
+                Err(e) => return Err(format!("cannot read this mapping: {e}")),
+            };
+            let name = t.tag.to_string();
+            let name = name.trim_start_matches('!').to_string();
+            map.entry("jtype").or_insert(Json::String(name));
+            Ok(Uses::Map(Json::Object(map)))
+        }
         other => Err(format!(
             "expected a name, a YAML path or a mapping, found {}",
             describe(other)
