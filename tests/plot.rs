@@ -69,3 +69,24 @@ fn the_needs_example_plots_and_renders_in_chromium() {
         bytes.len()
     );
 }
+
+#[test]
+fn the_plot_draws_uses_before_and_uses_after() {
+    let files = Files::new();
+    let flow = files.write(
+        "flow.yml",
+        "executors:\n  - {name: idx, uses: VectorIndexer, shards: 2, uses_before: BaseExecutor, uses_after: Ranker}\n",
+    );
+    let svg = files.dir.path().join("flow.svg");
+    let (code, out) = run(&[
+        "flow",
+        "--uses",
+        flow.to_str().unwrap(),
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.contains("<title>uses_before: BaseExecutor</title>"), "{text}");
+    assert!(text.contains("<title>uses_after: Ranker</title>"), "{text}");
+}

@@ -1,6 +1,7 @@
 //! A Flow's graph drawn as SVG, in-process: the gateway at both ends, each executor a box
-//! labelled with its name, what it uses, and its copies and polling, and an arrow for every
-//! `needs`. Columns are graph depth, so parallel branches stand side by side.
+//! labelled with its name, what it uses, and its copies and polling, its `uses_before` and
+//! `uses_after` as tabs on its left and right edges, and an arrow for every `needs`. Columns
+//! are graph depth, so parallel branches stand side by side.
 
 use super::graph::Graph;
 use super::spec::{FlowSpec, Uses};
@@ -10,6 +11,8 @@ const BOX_H: f64 = 56.0;
 const COL_GAP: f64 = 70.0;
 const ROW_GAP: f64 = 30.0;
 const MARGIN: f64 = 20.0;
+const TAB_W: f64 = 44.0;
+const TAB_H: f64 = 18.0;
 
 /// The SVG document of `graph`.
 pub(super) fn svg(spec: &FlowSpec, graph: &Graph) -> String {
@@ -95,16 +98,7 @@ pub(super) fn svg(spec: &FlowSpec, graph: &Graph) -> String {
     for (i, node) in graph.nodes.iter().enumerate() {
         let e = &spec.executors[i];
         let (x, y) = position[i];
-        let uses = match &e.uses {
-            Uses::Named(s) if !s.contains('\n') => s.rsplit('/').next().unwrap_or(s).to_string(),
-            Uses::Named(_) => "inline YAML".into(),
-            Uses::Map(m) => m
-                .get("jtype")
-                .and_then(|j| j.as_str())
-                .unwrap_or("map")
-                .to_string(),
-            Uses::Native(n) => n.name.to_string(),
-        };
+        let uses = label(&e.uses);
         let copies = e.shards * e.replicas;
         let detail = if e.external {
             format!("external {}", uses)
@@ -121,9 +115,38 @@ pub(super) fn svg(spec: &FlowSpec, graph: &Graph) -> String {
             dy = y + 43.0,
             detail = escape(&detail),
         ));
+        // The head and the tail, as tabs that stand out of the box's left and right edges.
+        let tabs = [
+            ("uses_before", "before", &e.uses_before, x - TAB_W / 2.0),
+            ("uses_after", "after", &e.uses_after, x + BOX_W - TAB_W / 2.0),
+        ];
+        for (class, word, uses, tab_x) in tabs {
+            let Some(uses) = uses else { continue };
+            out.push_str(&format!(
+                "<g class=\"{class}\"><title>{class}: {uses}</title><rect x=\"{tab_x}\" y=\"{ty}\" width=\"{TAB_W}\" height=\"{TAB_H}\" rx=\"4\" fill=\"#ede9fe\" stroke=\"#6d28d9\" stroke-width=\"1.2\"/><text x=\"{cx}\" y=\"{text_y}\" text-anchor=\"middle\" font-size=\"10\">{word}</text></g>\n",
+                uses = escape(&label(uses)),
+                ty = y + BOX_H - TAB_H / 2.0,
+                cx = tab_x + TAB_W / 2.0,
+                text_y = y + BOX_H + 3.5,
+            ));
+        }
     }
     out.push_str("</svg>\n");
     out
+}
+
+/// What a `uses` is called in a box: its type or file name.
+fn label(uses: &Uses) -> String {
+    match uses {
+        Uses::Named(s) if !s.contains('\n') => s.rsplit('/').next().unwrap_or(s).to_string(),
+        Uses::Named(_) => "inline YAML".into(),
+        Uses::Map(m) => m
+            .get("jtype")
+            .and_then(|j| j.as_str())
+            .unwrap_or("map")
+            .to_string(),
+        Uses::Native(n) => n.name.to_string(),
+    }
 }
 
 fn escape(s: &str) -> String {
@@ -167,5 +190,22 @@ mod tests {
         }
         assert_eq!(svg.matches("class=\"edge").count(), 7);
         assert!(svg.contains("parallel 3 · ALL"));
+        assert!(!svg.contains("uses_after"));
+    }
+
+    #[test]
+    fn draws_uses_before_and_uses_after() {
+        let svg = Flow::new()
+            .add(
+                Exec::new()
+                    .name("idx")
+                    .parallel(2)
+                    .uses_before("BaseExecutor")
+                    .uses_after("Ranker"),
+            )
+            .to_svg()
+            .unwrap();
+        assert!(svg.contains("<title>uses_before: BaseExecutor</title>"), "{svg}");
+        assert!(svg.contains("<title>uses_after: Ranker</title>"), "{svg}");
     }
 }
