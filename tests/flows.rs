@@ -299,4 +299,28 @@ fn the_readme_quick_start_works_in_its_order() {
         query["matches"][0]["text"], "Mr. Bennet made no answer.",
         "the best match is the sentence itself: {answer}"
     );
+    // On stdout the query's embedding and its matches' are left out unless asked for.
+    assert!(query.get("embedding").is_none(), "{answer}");
+    assert!(query["matches"][0].get("embedding").is_none(), "{answer}");
+    let with = Command::new(JINA)
+        .args(["client", "post", "/search", "--inputs", "-", "--output", "-"])
+        .arg("--with-embeddings")
+        .envs(machine.env())
+        .current_dir(&dir)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(b"Mr. Bennet made no answer.\n")?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    let answer = String::from_utf8_lossy(&with.stdout);
+    let query: serde_json::Value =
+        serde_json::from_str(answer.lines().next().unwrap_or_default()).expect("one document");
+    assert!(!query["embedding"].is_null(), "{answer}");
 }

@@ -85,9 +85,13 @@ pub(super) struct PostArgs {
     /// Show a progress bar and a closing summary on stderr
     #[arg(long)]
     pub show_progress: bool,
-    /// Write the returned documents as NDJSON to this file (- for stdout)
+    /// Write the returned documents as NDJSON to this file (- for stdout, where embeddings and
+    /// tensors are left out unless --with-embeddings)
     #[arg(long)]
     pub output: Option<String>,
+    /// Keep embeddings and tensors (of documents, chunks and matches) in --output -
+    #[arg(long)]
+    pub with_embeddings: bool,
     /// Go on after a failed request, report it, and exit 0
     #[arg(long)]
     pub continue_on_error: bool,
@@ -359,11 +363,17 @@ async fn post_documents(args: PostArgs) -> anyhow::Result<()> {
     };
     // The reader of --output went away (`--output - | head`): stop, quietly.
     let reader_gone = Arc::new(tokio::sync::Notify::new());
+    // On a terminal a search's answer is read by eye: a query's embedding would bury its
+    // matches.
+    let without_vectors = args.output.as_deref() == Some("-") && !args.with_embeddings;
     if let Some(out) = output.clone() {
         let write_error = write_error.clone();
         let reader_gone = reader_gone.clone();
         options = options.on_done(move |response| {
-            let written = response.docs().map_err(|e| e.to_string()).and_then(|docs| {
+            let written = response.docs().map_err(|e| e.to_string()).and_then(|mut docs| {
+                if without_vectors {
+                    docs.iter_mut().for_each(crate::document::Document::drop_vectors);
+                }
                 let mut out = out.lock().unwrap();
                 docs.iter()
                     .try_for_each(|d| writeln!(out, "{}", d.to_json()))

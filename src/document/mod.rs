@@ -114,6 +114,15 @@ impl Document {
         self.scores.insert(name.into(), Value::Object(named));
     }
 
+    /// Leaves out the embedding and tensor of this document, its chunks and its matches.
+    pub fn drop_vectors(&mut self) {
+        self.embedding = None;
+        self.tensor = None;
+        for d in self.chunks.iter_mut().chain(self.matches.iter_mut()) {
+            d.drop_vectors();
+        }
+    }
+
     /// Folds `other` (a later copy of the same document, from another shard or branch of a
     /// Flow) into this one as Python Jina reduces copies: the other's fields win where it has
     /// them, its tags as a whole (as Python Jina keeps them); scores and unknown fields are
