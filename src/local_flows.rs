@@ -3,7 +3,9 @@
 //!
 //! A serving Flow (`jina flow`, `jina hello`, `jina gateway`) records itself as `<pid>.json` in
 //! the per-user runtime folder ([`runtime_dir`]): its name, pid, addresses, YAML and start
-//! time. The file is written atomically (a temporary file renamed into place) and removed when
+//! time. `jina flow` records itself while it starts too (waiting for an external executor,
+//! say), as [`FlowState::Starting`], and a client is told it is starting rather than that no
+//! Flow runs. The file is written atomically (a temporary file renamed into place) and removed when
 //! the Flow stops ([`Registration`] on drop). A Flow killed with SIGKILL cannot remove its
 //! file: whoever reads the folder ([`running`]) skips and deletes an entry whose process is
 //! gone, or whose pid now belongs to a later process.
@@ -35,6 +37,19 @@ pub(crate) struct FlowRecord {
     pub executors: usize,
     /// The gateway's certificate, when it serves TLS: a client on this machine trusts it.
     pub certfile: Option<PathBuf>,
+    /// Whether it serves yet (a record without it is of a Flow that serves).
+    #[serde(default)]
+    pub state: FlowState,
+}
+
+/// Whether a recorded Flow serves yet.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum FlowState {
+    /// Its executors are starting; its gateway does not answer yet.
+    Starting,
+    #[default]
+    Ready,
 }
 
 /// One protocol of a recorded Flow and its port.
@@ -73,6 +88,15 @@ impl FlowRecord {
                 .map_or(0, |d| d.as_secs()),
             executors,
             certfile: certfile.map(Path::to_path_buf),
+            state: FlowState::Ready,
+        }
+    }
+
+    /// The record of this process while its executors start: no addresses yet.
+    pub(crate) fn starting(name: String, yaml: Option<&Path>, executors: usize) -> FlowRecord {
+        FlowRecord {
+            state: FlowState::Starting,
+            ..FlowRecord::of_this_process(name, "", &[], yaml, executors, None)
         }
     }
 
@@ -138,6 +162,15 @@ pub(crate) struct Registration {
     path: PathBuf,
 }
 
+impl Registration {
+    /// Replaces the record (a starting Flow that now serves), in place.
+    pub(crate) fn update(&self, record: &FlowRecord) {
+        if let Err(e) = write_file(record) {
+            tracing::warn!("cannot update this Flow's record in {}: {e}", runtime_dir().display());
+        }
+    }
+}
+
 impl Drop for Registration {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.path);
@@ -158,6 +191,11 @@ pub(crate) fn register(record: &FlowRecord) -> Option<Registration> {
 }
 
 fn write_record(record: &FlowRecord) -> std::io::Result<Registration> {
+    write_file(record).map(|path| Registration { path })
+}
+
+/// Writes `record` as `<pid>.json`, atomically; returns its path.
+fn write_file(record: &FlowRecord) -> std::io::Result<PathBuf> {
     use std::os::unix::fs::DirBuilderExt;
     let dir = runtime_dir();
     // Only this user reads it: it names processes and ports.
@@ -170,7 +208,7 @@ fn write_record(record: &FlowRecord) -> std::io::Result<Registration> {
     let text = serde_json::to_vec_pretty(record).map_err(std::io::Error::other)?;
     std::fs::write(&partial, text)?;
     std::fs::rename(&partial, &path)?;
-    Ok(Registration { path })
+    Ok(path)
 }
 
 /// The Flows running on this machine, oldest first. Records of processes that are gone are
@@ -219,6 +257,11 @@ pub(crate) enum PickError {
         running: Vec<FlowRecord>,
     },
     #[error(
+        "the Flow '{}' (pid {}) is starting: its executors are not all ready yet; try again when `jina flows` shows its addresses",
+        flow.name, flow.pid
+    )]
+    Starting { flow: FlowRecord },
+    #[error(
         "the Flow '{flow}' does not serve {protocol} (it serves {serves}); pick another --protocol"
     )]
     NoSuchProtocol {
@@ -266,6 +309,9 @@ pub(crate) fn pick(
             _ => return Err(PickError::Several { list: flows }),
         },
     };
+    if flow.state == FlowState::Starting {
+        return Err(PickError::Starting { flow });
+    }
     let chosen = match protocol {
         Some(p) => flow.port_of(p).map(|port| (p, port)),
         None => flow
@@ -320,6 +366,7 @@ mod tests {
             yaml: None,
             started_at: 0,
             executors: 1,
+            state: FlowState::Ready,
             certfile: None,
         }
     }

@@ -172,6 +172,49 @@ fn with_two_flows_it_names_both_and_flow_picks_one() {
 }
 
 #[test]
+fn a_starting_flow_is_listed_as_starting_and_a_client_is_told_so() {
+    // The quick start's step 1 before step 2: the Flow waits for its external encoder.
+    let machine = Machine::new();
+    let port = free_port().to_string();
+    let path = machine.files.write(
+        "waiting.yml",
+        &format!("jtype: Flow\nexecutors:\n  - {{name: encoder, external: true, host: 127.0.0.1, port_in: {port}, timeout_ready: 60000}}\n"),
+    );
+    let dir = machine.data_dir(1);
+    let mut flow = Proc::start_in(
+        &["flow", "--uses", path.to_str().unwrap()],
+        Some(machine.files.dir.path()),
+        &machine.env(),
+    );
+    let mut listing = String::new();
+    let listed = eventually(Duration::from_secs(20), || {
+        let (code, out) = machine.jina(&["flows"], &dir);
+        listing = out;
+        code == 0 && listing.contains("waiting")
+    });
+    assert!(listed && listing.contains("(starting)"), "{listing}");
+    let (code, out) = machine.jina(POST, &dir);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("the Flow 'waiting'") && out.contains("is starting"),
+        "{out}"
+    );
+    // Once the encoder is there, the same record carries the Flow's addresses.
+    let mut encoder = Proc::start_in(
+        &["executor", "--uses", "NgramEncoder", "--port-in", &port],
+        Some(machine.files.dir.path()),
+        &machine.env(),
+    );
+    encoder.wait_for("ready and listening", Duration::from_secs(30));
+    flow.wait_for("Flow is ready to use!", Duration::from_secs(30));
+    let (code, out) = machine.jina(&["flows"], &dir);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("grpc 127.0.0.1:") && !out.contains("(starting)"), "{out}");
+    let (code, out) = machine.jina(POST, &dir);
+    assert_eq!(code, 0, "{out}");
+}
+
+#[test]
 fn with_no_flow_it_says_so_and_how_to_start_one() {
     let machine = Machine::new();
     let dir = machine.data_dir(1);

@@ -501,7 +501,10 @@ pub(super) fn list_flows() -> anyhow::Result<()> {
             [
                 f.name.clone(),
                 f.pid.to_string(),
-                f.addresses(),
+                match f.state {
+                    crate::local_flows::FlowState::Starting => "(starting)".into(),
+                    crate::local_flows::FlowState::Ready => f.addresses(),
+                },
                 uptime(f.uptime()),
                 f.executors.to_string(),
             ]

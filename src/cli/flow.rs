@@ -77,6 +77,18 @@ pub(super) async fn run(args: FlowArgs) -> anyhow::Result<()> {
         super::say(format_args!("wrote {}", path.display()));
         return Ok(());
     }
+    // Found by `jina flows` and by clients without an address from now until it stops: as
+    // starting until its executors are ready, then with its addresses.
+    let name = flow.spec.gateway.name.clone().unwrap_or_else(|| {
+        uses.file_stem()
+            .map_or("flow".into(), |s| s.to_string_lossy().into_owned())
+    });
+    let executors = flow.spec.executors.len();
+    let registration = crate::local_flows::register(&crate::local_flows::FlowRecord::starting(
+        name.clone(),
+        Some(&uses),
+        executors,
+    ));
     let termination = crate::shutdown::termination();
     tokio::pin!(termination);
     // Ctrl-C while the executors start drops the half-started Flow, which kills its children.
@@ -93,13 +105,14 @@ pub(super) async fn run(args: FlowArgs) -> anyhow::Result<()> {
             return Ok(());
         }
     };
-    // Found by `jina flows` and by clients without an address until it stops.
-    let name = flow.spec.gateway.name.clone().unwrap_or_else(|| {
-        uses.file_stem()
-            .map_or("flow".into(), |s| s.to_string_lossy().into_owned())
-    });
-    let record = running.record(name, Some(&uses), flow.spec.executors.len());
-    let _registration = crate::local_flows::register(&record);
+    let record = running.record(name, Some(&uses), executors);
+    let _registration = match registration {
+        Some(starting) => {
+            starting.update(&record);
+            Some(starting)
+        }
+        None => crate::local_flows::register(&record),
+    };
     tracing::info!(target: "success", "{}", running.ready_message());
     tracing::info!("ready in {:.2?}", running.ready_in);
     let failure = tokio::select! {
