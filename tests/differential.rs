@@ -63,6 +63,11 @@ const CASES: &[(&str, &str)] = &[
         "when_join",
         "  - {name: first, host: 127.0.0.1, uses: raise.yml}\n  - {name: exec1, host: 127.0.0.1, uses: exec1.yml, needs: first, when: {tags__type: {$eq: 1}}}\n  - {name: exec2, host: 127.0.0.1, uses: exec2.yml, needs: first, when: {tags__type: {$gt: 1}}}\n  - {name: joiner, host: 127.0.0.1, uses: count.yml, needs: [exec1, exec2]}\n",
     ),
+    // A custom output schema with a nested document and a list of them.
+    (
+        "custom_schema",
+        "  - {name: nested, host: 127.0.0.1, uses: nested.yml}\n",
+    ),
     // An endpoint that no executor binds.
     (
         "no_endpoint",
@@ -116,6 +121,12 @@ const INTENDED: &[(&str, &str, &str, &str)] = &[
         "http",
         "/answers/*/docs/*/matches/*/1",
         "Python Jina's HTTP face drops the fields of nested documents (a match's text comes back empty); ours keeps them",
+    ),
+    (
+        "custom_schema",
+        "http",
+        "/answers/*/docs/*/texts/*",
+        "Python Jina's HTTP face drops the fields of documents in a DocList field (each text comes back empty); ours keeps them",
     ),
     (
         "join",
@@ -330,6 +341,13 @@ fn check_ours(case: &str, protocol: &str, answer: &Value) {
                 ["type1 processed by exec1", "type2 processed by exec2"],
                 "{protocol}: {answer}"
             );
+        }
+        // The nested document and the list of them reach the client.
+        "custom_schema" => {
+            for d in first["docs"].as_array().unwrap() {
+                assert_eq!(d["texts"], serde_json::json!(["a", "b"]), "{protocol}: {d}");
+                assert!(d["single_text"].as_str().unwrap().starts_with("one "), "{d}");
+            }
         }
         _ => {}
     }

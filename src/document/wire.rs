@@ -213,7 +213,11 @@ pub(super) fn node_to_json(node: &NodeProto) -> Option<Value> {
             Value::Array(l.data.iter().map(node_to_json).collect::<Option<_>>()?)
         }
         Some(Content::Dict(d)) => Value::Object(dict_to_json(d)?),
-        Some(_) => return None,
+        // A custom schema's nested document, list of documents or array, as its own JSON.
+        Some(Content::Doc(d)) => Document::from_proto(d.clone()).to_json(),
+        Some(Content::DocArray(l)) => DocumentArray::from_proto(l.clone()).to_json(),
+        Some(Content::Ndarray(a)) => ndarray_from_proto(a.clone()).to_json().ok()?,
+        Some(Content::Blob(_)) => return None,
     })
 }
 

@@ -8,7 +8,7 @@ import numpy as np
 from docarray import DocList
 from jina import Client
 
-from execs import Doc
+from execs import Doc, ResultDoc
 
 protocol, port, case = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 
@@ -18,10 +18,14 @@ def docs(n, prefix='d'):
 
 
 def doc_json(d):
-    out = {'id': d.id, 'text': d.text, 'tags': dict(d.tags or {})}
-    out['chunks'] = [[c.id, c.text] for c in (d.chunks or [])]
-    out['matches'] = [[m.id, m.text] for m in (d.matches or [])]
-    if d.embedding is not None:
+    out = {'id': d.id, 'text': d.text, 'tags': dict(getattr(d, 'tags', None) or {})}
+    out['chunks'] = [[c.id, c.text] for c in (getattr(d, 'chunks', None) or [])]
+    out['matches'] = [[m.id, m.text] for m in (getattr(d, 'matches', None) or [])]
+    if getattr(d, 'single_text', None) is not None:
+        out['single_text'] = d.single_text.text
+    if getattr(d, 'texts', None) is not None:
+        out['texts'] = [t.text for t in d.texts]
+    if getattr(d, 'embedding', None) is not None:
         e = np.asarray(d.embedding)
         out['embedding'] = {'dtype': str(e.dtype), 'shape': list(e.shape), 'values': e.tolist()}
     return out
@@ -54,9 +58,11 @@ CASES = {
     'join_conflict': ('/index', docs(2), {}),
     'when_join': ('/index', typed_docs(), {}),
     'no_endpoint': ('/nowhere', docs(2), {}),
+    'custom_schema': ('/nested', docs(2), {'return_type': DocList[ResultDoc]}),
 }
 
 endpoint, inputs, kwargs = CASES[case]
+return_type = kwargs.pop('return_type', DocList[Doc])
 client = Client(host='127.0.0.1', port=port, protocol=protocol)
 answers, errors = [], []
 try:
@@ -66,7 +72,7 @@ try:
         return_responses=True,
         continue_on_error=True,
         on_error=lambda r: errors.append(r.header.status.exception.name or 'error'),
-        return_type=DocList[Doc],
+        return_type=return_type,
         **kwargs,
     )
 except Exception as e:  # noqa: BLE001 - a gateway that fails the post is an answer too
@@ -99,7 +105,7 @@ raised = None
 if errors:
     # Without continue_on_error, a failed request raises.
     try:
-        client.post(endpoint, inputs=inputs, return_type=DocList[Doc], **kwargs)
+        client.post(endpoint, inputs=inputs, return_type=return_type, **kwargs)
     except Exception as e:  # noqa: BLE001 - which exception is what is compared
         raised = type(e).__name__
 out = json.dumps({'answers': answers, 'errors': errors, 'raised': raised}, sort_keys=True)

@@ -163,3 +163,31 @@ class Bar(Executor):
         for d in docs:
             d.tags['bar'] = True
         return docs
+
+
+class TextDoc(BaseDoc):
+    text: str = ''
+
+
+class ResultDoc(BaseDoc):
+    """A custom output schema with a nested document and a list of them, as in Jina's own
+    tests of the HTTP face."""
+    text: str = ''
+    single_text: Optional[TextDoc] = None
+    texts: Optional[DocList[TextDoc]] = None
+
+
+class Nested(Executor):
+    """Answers /nested in ResultDoc."""
+
+    @requests(on='/nested')
+    def nested(self, docs: DocList[Doc], **kwargs) -> DocList[ResultDoc]:
+        return DocList[ResultDoc](
+            ResultDoc(
+                id=d.id,
+                text=d.text,
+                single_text=TextDoc(text=f'one {d.text}'),
+                texts=DocList[TextDoc]([TextDoc(text='a'), TextDoc(text='b')]),
+            )
+            for d in docs
+        )
