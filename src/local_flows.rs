@@ -166,7 +166,10 @@ impl Registration {
     /// Replaces the record (a starting Flow that now serves), in place.
     pub(crate) fn update(&self, record: &FlowRecord) {
         if let Err(e) = write_file(record) {
-            tracing::warn!("cannot update this Flow's record in {}: {e}", runtime_dir().display());
+            tracing::warn!(
+                "cannot update this Flow's record in {}: {e}",
+                runtime_dir().display()
+            );
         }
     }
 }

@@ -68,6 +68,19 @@ const CASES: &[(&str, &str)] = &[
         "custom_schema",
         "  - {name: nested, host: 127.0.0.1, uses: nested.yml}\n",
     ),
+    // A pydantic model for `parameters`: its defaults, and what it refuses.
+    (
+        "params_model",
+        "  - {name: typed, host: 127.0.0.1, uses: typed.yml}\n",
+    ),
+    (
+        "params_model_invalid",
+        "  - {name: typed, host: 127.0.0.1, uses: typed.yml}\n",
+    ),
+    (
+        "params_model_missing",
+        "  - {name: typed, host: 127.0.0.1, uses: typed.yml}\n",
+    ),
     // An endpoint that no executor binds.
     (
         "no_endpoint",
@@ -346,7 +359,10 @@ fn check_ours(case: &str, protocol: &str, answer: &Value) {
         "custom_schema" => {
             for d in first["docs"].as_array().unwrap() {
                 assert_eq!(d["texts"], serde_json::json!(["a", "b"]), "{protocol}: {d}");
-                assert!(d["single_text"].as_str().unwrap().starts_with("one "), "{d}");
+                assert!(
+                    d["single_text"].as_str().unwrap().starts_with("one "),
+                    "{d}"
+                );
             }
         }
         _ => {}

@@ -209,7 +209,10 @@ fn a_starting_flow_is_listed_as_starting_and_a_client_is_told_so() {
     flow.wait_for("Flow is ready to use!", Duration::from_secs(30));
     let (code, out) = machine.jina(&["flows"], &dir);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("grpc 127.0.0.1:") && !out.contains("(starting)"), "{out}");
+    assert!(
+        out.contains("grpc 127.0.0.1:") && !out.contains("(starting)"),
+        "{out}"
+    );
     let (code, out) = machine.jina(POST, &dir);
     assert_eq!(code, 0, "{out}");
 }
@@ -346,7 +349,9 @@ fn the_readme_quick_start_works_in_its_order() {
     assert!(query.get("embedding").is_none(), "{answer}");
     assert!(query["matches"][0].get("embedding").is_none(), "{answer}");
     let with = Command::new(JINA)
-        .args(["client", "post", "/search", "--inputs", "-", "--output", "-"])
+        .args([
+            "client", "post", "/search", "--inputs", "-", "--output", "-",
+        ])
         .arg("--with-embeddings")
         .envs(machine.env())
         .current_dir(&dir)

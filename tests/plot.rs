@@ -87,6 +87,9 @@ fn the_plot_draws_uses_before_and_uses_after() {
     ]);
     assert_eq!(code, 0, "{out}");
     let text = std::fs::read_to_string(&svg).unwrap();
-    assert!(text.contains("<title>uses_before: BaseExecutor</title>"), "{text}");
+    assert!(
+        text.contains("<title>uses_before: BaseExecutor</title>"),
+        "{text}"
+    );
     assert!(text.contains("<title>uses_after: Ranker</title>"), "{text}");
 }

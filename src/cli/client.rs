@@ -370,20 +370,24 @@ async fn post_documents(args: PostArgs) -> anyhow::Result<()> {
         let write_error = write_error.clone();
         let reader_gone = reader_gone.clone();
         options = options.on_done(move |response| {
-            let written = response.docs().map_err(|e| e.to_string()).and_then(|mut docs| {
-                if without_vectors {
-                    docs.iter_mut().for_each(crate::document::Document::drop_vectors);
-                }
-                let mut out = out.lock().unwrap();
-                docs.iter()
-                    .try_for_each(|d| writeln!(out, "{}", d.to_json()))
-                    .map_err(|e| {
-                        if e.kind() == std::io::ErrorKind::BrokenPipe {
-                            reader_gone.notify_one();
-                        }
-                        e.to_string()
-                    })
-            });
+            let written = response
+                .docs()
+                .map_err(|e| e.to_string())
+                .and_then(|mut docs| {
+                    if without_vectors {
+                        docs.iter_mut()
+                            .for_each(crate::document::Document::drop_vectors);
+                    }
+                    let mut out = out.lock().unwrap();
+                    docs.iter()
+                        .try_for_each(|d| writeln!(out, "{}", d.to_json()))
+                        .map_err(|e| {
+                            if e.kind() == std::io::ErrorKind::BrokenPipe {
+                                reader_gone.notify_one();
+                            }
+                            e.to_string()
+                        })
+                });
             if let Err(e) = written {
                 write_error.lock().unwrap().get_or_insert(e);
             }

@@ -283,9 +283,9 @@ impl Instance {
     ) -> Result<(), BuildError> {
         for (endpoint, settings) in endpoints {
             let endpoint = super::handlers::normalise(endpoint);
-            settings.check().map_err(|e| {
-                BuildError::BadArgument(format!("{key}.{endpoint}.{e}"))
-            })?;
+            settings
+                .check()
+                .map_err(|e| BuildError::BadArgument(format!("{key}.{endpoint}.{e}")))?;
             match self.table.resolve(&endpoint).map(|i| self.kind(i)) {
                 None => {
                     return Err(BuildError::BadArgument(format!(

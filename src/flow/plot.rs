@@ -118,7 +118,12 @@ pub(super) fn svg(spec: &FlowSpec, graph: &Graph) -> String {
         // The head and the tail, as tabs that stand out of the box's left and right edges.
         let tabs = [
             ("uses_before", "before", &e.uses_before, x - TAB_W / 2.0),
-            ("uses_after", "after", &e.uses_after, x + BOX_W - TAB_W / 2.0),
+            (
+                "uses_after",
+                "after",
+                &e.uses_after,
+                x + BOX_W - TAB_W / 2.0,
+            ),
         ];
         for (class, word, uses, tab_x) in tabs {
             let Some(uses) = uses else { continue };
@@ -205,7 +210,10 @@ mod tests {
             )
             .to_svg()
             .unwrap();
-        assert!(svg.contains("<title>uses_before: BaseExecutor</title>"), "{svg}");
+        assert!(
+            svg.contains("<title>uses_before: BaseExecutor</title>"),
+            "{svg}"
+        );
         assert!(svg.contains("<title>uses_after: Ranker</title>"), "{svg}");
     }
 }

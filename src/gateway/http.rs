@@ -12,6 +12,7 @@
 //!   (what Python Jina's WebSocket client sends) and is answered in kind. At most `prefetch`
 //!   requests of one connection are in flight.
 
+use super::parameters::{self, ParameterModel};
 use super::router::Router;
 use crate::document::Document;
 use crate::proto::jina::SingleDocumentRequestProto;
@@ -37,6 +38,8 @@ struct AppState {
     endpoints: Arc<Vec<String>>,
     /// Those of them whose handler streams (a generator endpoint).
     streaming: Arc<Vec<String>>,
+    /// The `parameters` model of each endpoint that has one (a Python executor's pydantic).
+    parameter_models: Arc<std::collections::HashMap<String, ParameterModel>>,
     prefetch: usize,
     max_request_bytes: usize,
     cors: bool,
@@ -60,6 +63,7 @@ pub(super) async fn app(router: Arc<Router>, settings: &super::Settings) -> axum
         router,
         endpoints: Arc::new(discovered.endpoints),
         streaming: Arc::new(streaming),
+        parameter_models: Arc::new(ParameterModel::of_endpoints(&schemas)),
         prefetch: settings.prefetch.max(1),
         max_request_bytes: settings.max_request_bytes,
         cors: settings.cors,
@@ -427,7 +431,18 @@ async fn answer(
     endpoint: Option<&str>,
 ) -> Response {
     match request_json::from_json_bytes(body, endpoint) {
-        Ok(req) => {
+        Ok(mut req) => {
+            // The endpoint's parameters model, as Python Jina's face applies it.
+            if let Some(model) = endpoint.and_then(|e| s.parameter_models.get(e)) {
+                let given = req.parameters.as_ref().map(request::struct_to_json);
+                match model.check(given) {
+                    Ok(checked) => req.parameters = checked.map(|p| request::json_to_struct(&p)),
+                    Err(refusals) => {
+                        let detail = parameters::detail(&refusals);
+                        return (StatusCode::UNPROCESSABLE_ENTITY, Json(detail)).into_response();
+                    }
+                }
+            }
             // `POST /post` to an endpoint nobody binds: Python Jina's face has no such route.
             let target = request::endpoint(&req);
             let served = |e: &String| e == target || e == crate::executor::DEFAULT_ENDPOINT;

@@ -9,6 +9,7 @@
 mod deployment;
 mod grpc;
 mod http;
+mod parameters;
 mod ratelimit;
 mod router;
 

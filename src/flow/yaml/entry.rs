@@ -435,7 +435,10 @@ pub(super) fn read_entries(list: &str, v: &Value, p: &mut Parsed) {
             p.errors.push(Diagnostic::new(
                 line,
                 list,
-                format!("expected a list (or a map of name to settings), found {}", describe(v)),
+                format!(
+                    "expected a list (or a map of name to settings), found {}",
+                    describe(v)
+                ),
             ));
             return;
         }

@@ -59,6 +59,9 @@ CASES = {
     'when_join': ('/index', typed_docs(), {}),
     'no_endpoint': ('/nowhere', docs(2), {}),
     'custom_schema': ('/nested', docs(2), {'return_type': DocList[ResultDoc]}),
+    'params_model': ('/typed', docs(1), {'parameters': {'text': 'hi'}}),
+    'params_model_invalid': ('/typed', docs(1), {'parameters': {'top_k': 'many'}}),
+    'params_model_missing': ('/typed', docs(1), {'parameters': {'top_k': 4}}),
 }
 
 endpoint, inputs, kwargs = CASES[case]

@@ -191,3 +191,23 @@ class Nested(Executor):
             )
             for d in docs
         )
+
+
+from pydantic import BaseModel
+
+
+class SearchParams(BaseModel):
+    """A parameters model, as Jina 3's executors declare one."""
+    text: str
+    top_k: int = 3
+
+
+class Typed(Executor):
+    """Reads its parameters through a pydantic model."""
+
+    @requests(on='/typed')
+    def typed(self, docs: DocList[Doc], parameters: SearchParams, **kwargs) -> DocList[Doc]:
+        for d in docs:
+            d.tags['text'] = parameters.text
+            d.tags['top_k'] = parameters.top_k
+        return docs
