@@ -114,6 +114,57 @@ async fn jina_2s_flow_keys_are_honoured_or_said_to_change_nothing() {
     assert!(!out.contains("did you mean"), "{out}");
 }
 
+#[test]
+fn jina_3s_keys_that_would_change_what_runs_are_refused_with_the_reason() {
+    let files = Files::new();
+    // Each refused alone, with its line and why; none is called unknown.
+    for (key, why) in [
+        ("floating: true", "a floating executor"),
+        (
+            "no_reduce: true",
+            "always merges its parents' documents by id",
+        ),
+        (
+            "stateful: true",
+            "RAFT-replicated stateful executors are not supported",
+        ),
+        ("reload: true", "restart the Flow"),
+        ("output_array_type: numpy", "arrays keep the type they have"),
+    ] {
+        let out = refused(
+            &files,
+            &format!("executors:\n  - name: e\n    uses: Visit\n    {key}\n"),
+            &format!(
+                "flow.yml:4: executors[0].{}",
+                key.split(':').next().unwrap()
+            ),
+        );
+        assert!(
+            out.contains(why) && !out.contains("unknown key"),
+            "{key}: {out}"
+        );
+    }
+    let out = refused(
+        &files,
+        "gateway:\n  no_debug_endpoints: true\nexecutors:\n  - {name: e, uses: Visit}\n",
+        "choosing which HTTP routes the gateway serves is not supported",
+    );
+    assert!(out.contains("flow.yml:2"), "{out}");
+    // Jina 3's keys that change nothing here run, each said to be ignored.
+    let (flow, _) = serve(
+        &files,
+        "executors:\n  - name: e\n    uses: Visit\n    grpc_server_options: {grpc.max_send_message_length: -1}\n    allow_concurrent: true\n    native: true\n",
+        &[],
+    );
+    let out = flow.output();
+    for key in ["grpc_server_options", "allow_concurrent", "native"] {
+        assert!(
+            out.contains(&format!("executors[0].{key}:")),
+            "{key}: {out}"
+        );
+    }
+}
+
 #[tokio::test]
 async fn a_flow_level_workspace_is_each_executors_when_it_gives_none() {
     let files = Files::new();

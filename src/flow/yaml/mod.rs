@@ -51,6 +51,9 @@ const EXECUTOR_LISTS: &[&str] = &["executors", "pods", "deployments"];
 /// any other key is an error: ignoring it could change what runs (a typo of `executors` would
 /// start a Flow without executors), so it names the nearest known key.
 fn not_read(key: &str, path: &str, line: Option<usize>, known: &[&str], p: &mut Parsed) {
+    if let Some(why) = not_honoured(key) {
+        return p.errors.push(Diagnostic::new(line, path, why));
+    }
     match harmless(key) {
         Some(why) => p.warnings.push(Diagnostic::new(line, path, why)),
         None => {
@@ -121,6 +124,39 @@ fn substitute(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<String
     }
 }
 
+/// Why a key of Jina's own is refused here: ignoring it would change what runs, or weaken
+/// what a user asked to hide, and this runtime cannot do what it asks.
+fn not_honoured(key: &str) -> Option<&'static str> {
+    Some(match key {
+        "floating" => {
+            "a floating executor (nothing waits for it, its answer goes nowhere) is not supported here; give it `needs` like any other, or run it in a Flow of its own"
+        }
+        "no_reduce" | "disable_reduce" => {
+            "a join here always merges its parents' documents by id (Jina's reduce); handing them over unmerged is not supported"
+        }
+        "stateful" | "raft_configuration" | "peer_ports" => {
+            "RAFT-replicated stateful executors are not supported here; use replicas of a stateless executor, or one copy with a workspace"
+        }
+        "reload" => {
+            "reloading an executor's code when it changes is not supported here; restart the Flow"
+        }
+        "exit_on_exceptions" => {
+            "stopping an executor on a given exception is not supported here (`restart:` says what a copy that exits does)"
+        }
+        "provider" | "provider_endpoint" => {
+            "serving as a cloud provider's endpoint (SageMaker, Azure) is not supported here"
+        }
+        "output_array_type" => {
+            "converting a Python executor's arrays to another type is not supported here: arrays keep the type they have"
+        }
+        "no_crud_endpoints" | "no_debug_endpoints" | "expose_endpoints" => {
+            "choosing which HTTP routes the gateway serves is not supported here: it serves every executor endpoint, /post, /status and /dry_run (docs/yaml.md)"
+        }
+        "expose_graphql_endpoint" => "the gateway here serves no GraphQL",
+        _ => return None,
+    })
+}
+
 /// Why a key of Jina's own is ignored here, for the ones that change nothing.
 fn harmless(key: &str) -> Option<&'static str> {
     Some(match key {
@@ -154,6 +190,18 @@ fn harmless(key: &str) -> Option<&'static str> {
         "method" | "read_only" => "Jina 2's runtime mode, which changes nothing here; ignored",
         "show_exc_info" => {
             "errors here always carry the exception's name and message (no Python tracebacks); ignored"
+        }
+        "grpc_server_options" | "grpc_channel_options" | "compression" => {
+            "Jina 3's gRPC tuning: this runtime sets its own gRPC options (no compression); ignored"
+        }
+        "native" | "runtime_cls" => {
+            "every executor here already runs in this runtime's own worker; ignored"
+        }
+        "allow_concurrent" => {
+            "an executor's requests here are answered concurrently already (a blocking handler on a thread of its own); ignored"
+        }
+        "noblock_on_start" | "quiet_remote_logs" => {
+            "Jina 3's start-up and remote-log settings, which change nothing here; ignored"
         }
         _ => return None,
     })
