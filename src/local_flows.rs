@@ -260,10 +260,9 @@ pub(crate) enum PickError {
         running: Vec<FlowRecord>,
     },
     #[error(
-        "the Flow '{}' (pid {}) is starting: its executors are not all ready yet; try again when `jina flows` shows its addresses",
-        flow.name, flow.pid
+        "the Flow '{name}' (pid {pid}) is starting: its executors are not all ready yet; try again when `jina flows` shows its addresses"
     )]
-    Starting { flow: FlowRecord },
+    Starting { name: String, pid: u32 },
     #[error(
         "the Flow '{flow}' does not serve {protocol} (it serves {serves}); pick another --protocol"
     )]
@@ -313,7 +312,10 @@ pub(crate) fn pick(
         },
     };
     if flow.state == FlowState::Starting {
-        return Err(PickError::Starting { flow });
+        return Err(PickError::Starting {
+            name: flow.name,
+            pid: flow.pid,
+        });
     }
     let chosen = match protocol {
         Some(p) => flow.port_of(p).map(|port| (p, port)),

@@ -460,9 +460,11 @@ impl Deployment {
 
     /// Sends `requests` (one, or the parents of a join) through this executor and returns its
     /// answer. A failure to get one comes back as an ERROR response naming the executor.
-    pub(crate) async fn process(&self, requests: Vec<DataRequestProto>) -> DataRequestProto {
-        if let Some(when) = &self.policy.when {
-            return self.process_matching(when, requests).await;
+    pub(crate) async fn process(&self, mut requests: Vec<DataRequestProto>) -> DataRequestProto {
+        if let Some(when) = &self.policy.when
+            && let Err(answer) = self.keep_matching(when, &mut requests)
+        {
+            return answer;
         }
         let fallback = requests.first().cloned().unwrap_or_default();
         match self.try_process(requests).await {
@@ -473,20 +475,22 @@ impl Deployment {
 
     /// Jina 3's `when`: only the documents that match go to the executor (those of each
     /// parent of a join, filtered apart), and only what it answers goes on; a document that
-    /// does not match stops here, as in Python Jina.
-    async fn process_matching(
+    /// does not match stops here, as in Python Jina. A parent's error, or documents that
+    /// cannot be read, are the answer.
+    #[allow(
+        clippy::result_large_err,
+        reason = "the error is the answer to send on, on a cold path"
+    )]
+    fn keep_matching(
         &self,
         when: &crate::document::Query,
-        mut requests: Vec<DataRequestProto>,
-    ) -> DataRequestProto {
-        for req in &mut requests {
+        requests: &mut [DataRequestProto],
+    ) -> Result<(), DataRequestProto> {
+        for req in requests {
             if request::is_error(req) {
-                return req.clone();
+                return Err(req.clone());
             }
-            let docs = match request::docs(req) {
-                Ok(d) => d,
-                Err(e) => return self.decode_error(req.clone(), e),
-            };
+            let docs = request::docs(req).map_err(|e| self.decode_error(req.clone(), e))?;
             let matching: Vec<_> = docs
                 .into_vec()
                 .into_iter()
@@ -494,11 +498,7 @@ impl Deployment {
                 .collect();
             request::set_docs(req, matching.into());
         }
-        let fallback = requests.first().cloned().unwrap_or_default();
-        match self.try_process(requests).await {
-            Ok(r) => r,
-            Err(e) => self.call_error(fallback, e),
-        }
+        Ok(())
     }
 
     fn decode_error(&self, mut req: DataRequestProto, e: prost::DecodeError) -> DataRequestProto {
