@@ -31,6 +31,16 @@ fn serve(
     (flow, ports)
 }
 
+/// The executors that visited one document posted to `/` over gRPC, in order.
+async fn visits_of_one_document(port: u16) -> Vec<String> {
+    let answers = post_grpc(
+        port,
+        vec![request("/", vec![jina::Document::from_text("hi")])],
+    )
+    .await;
+    visits(&answers[0]).remove(0).1
+}
+
 /// Each returned document's id with the executors that visited it (`Visit` adds a match
 /// named after its copy); an ERROR answer fails the test.
 fn visits(answer: &DataRequestProto) -> Vec<(String, Vec<String>)> {
@@ -248,12 +258,10 @@ async fn pods_lists_the_executors_as_in_jina_1() {
         "jtype: Flow\nversion: '1'\nwith: {protocol: [grpc]}\npods:\n  - {name: first, uses: Visit}\n  - {name: second, uses: Visit}\n",
         &[],
     );
-    let answers = post_grpc(
-        ports["GRPC"],
-        vec![request("/", vec![jina::Document::from_text("hi")])],
-    )
-    .await;
-    assert_eq!(visits(&answers[0])[0].1, ["first", "second"]);
+    assert_eq!(
+        visits_of_one_document(ports["GRPC"]).await,
+        ["first", "second"]
+    );
 }
 
 #[test]
@@ -654,12 +662,7 @@ async fn jina_1s_pods_map_is_a_chain_in_its_order() {
         "!Flow\npods:\n  second:\n    uses: Visit\n  first:\n    uses: Visit\n  joined:\n    uses: Visit\n    needs: [second, first]\n",
         &[],
     );
-    let answers = post_grpc(
-        ports["GRPC"],
-        vec![request("/", vec![jina::Document::from_text("hi")])],
-    )
-    .await;
-    let seen = &visits(&answers[0])[0].1;
+    let seen = &visits_of_one_document(ports["GRPC"]).await;
     assert_eq!(seen, &["second", "first", "joined"]);
     // An entry with no settings is an executor with defaults; a value of another kind is an
     // error naming its line.
@@ -680,12 +683,7 @@ async fn an_inline_tag_under_uses_names_the_executor() {
         "executors:\n  - name: tagged\n    uses: !Visit\n      metas:\n        name: from-the-tag\n  - name: bare\n    uses: !Visit {}\n",
         &[],
     );
-    let answers = post_grpc(
-        ports["GRPC"],
-        vec![request("/", vec![jina::Document::from_text("hi")])],
-    )
-    .await;
-    let seen = &visits(&answers[0])[0].1;
+    let seen = &visits_of_one_document(ports["GRPC"]).await;
     assert_eq!(seen.len(), 2, "{seen:?}");
     assert_eq!(seen[1], "bare");
     // A tag on something that is not a mapping says what it found.
