@@ -33,7 +33,30 @@ pub(crate) fn listen_local(port: u16) -> Result<std::net::TcpListener, ListenErr
 }
 
 /// A free TCP port on this machine (bound, then released for a child that binds it itself).
+///
+/// It is taken below the kernel's ephemeral range when it can be: a port from that range may
+/// be handed to any outgoing connection in the moment between its release here and the
+/// child's bind (a Python executor then fails with `PortAlreadyUsed`), while one below it is
+/// only ever taken by an explicit bind.
 pub fn free_port() -> Result<u16, ListenError> {
+    let ephemeral_start = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32768);
+    if ephemeral_start > 11_024 {
+        let span = u128::from(ephemeral_start - 10_000);
+        let mut seed = uuid::Uuid::new_v4().as_u128();
+        for _ in 0..32 {
+            let port = 10_000 + (seed % span) as u16;
+            seed /= span;
+            if seed == 0 {
+                seed = uuid::Uuid::new_v4().as_u128();
+            }
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return Ok(port);
+            }
+        }
+    }
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
