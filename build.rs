@@ -13,7 +13,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         out.join("jina_descriptor.bin"),
         with_canonical_data_field(fds.clone()).encode_to_vec(),
     )?;
-    tonic_prost_build::configure().bytes(".").compile_fds(fds)?;
+    tonic_prost_build::configure()
+        .bytes(".")
+        .codec_path("crate::grpc::Codec")
+        .compile_fds(fds)?;
     Ok(())
 }
 

@@ -16,14 +16,85 @@ macro_rules! unlimited {
     };
 }
 
-/// Caps what a generated server decodes at `$limit` bytes (tonic answers RESOURCE_EXHAUSTED
-/// over it) and lifts the cap on what it sends.
+/// Caps what a generated server decodes at `$limit` bytes (over it: RESOURCE_EXHAUSTED, see
+/// [`over_limit_is_resource_exhausted`]) and lifts the cap on what it sends.
 #[macro_export]
 macro_rules! limited {
     ($svc:expr, $limit:expr) => {
         $svc.max_decoding_message_size($limit)
             .max_encoding_message_size(usize::MAX)
     };
+}
+
+/// The codec of every service generated from `proto/` (build.rs names it): prost's, except
+/// that bytes which are not the message expected are the sender's error, INVALID_ARGUMENT
+/// naming the message, where prost's codec says INTERNAL.
+#[derive(Debug, Clone, Default)]
+pub struct Codec<T, U>(tonic_prost::ProstCodec<T, U>);
+
+impl<T, U> tonic::codec::Codec for Codec<T, U>
+where
+    T: prost::Message + Send + 'static,
+    U: prost::Message + Default + Send + 'static,
+{
+    type Encode = T;
+    type Decode = U;
+    type Encoder = <tonic_prost::ProstCodec<T, U> as tonic::codec::Codec>::Encoder;
+    type Decoder = Decoder<U>;
+
+    fn encoder(&mut self) -> Self::Encoder {
+        self.0.encoder()
+    }
+
+    fn decoder(&mut self) -> Self::Decoder {
+        Decoder(self.0.decoder())
+    }
+}
+
+/// [`Codec`]'s decoder.
+#[derive(Debug)]
+pub struct Decoder<U>(tonic_prost::ProstDecoder<U>);
+
+impl<U: prost::Message + Default> tonic::codec::Decoder for Decoder<U> {
+    type Item = U;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        buf: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<U>, tonic::Status> {
+        self.0.decode(buf).map_err(|status| {
+            let name = std::any::type_name::<U>()
+                .rsplit("::")
+                .next()
+                .unwrap_or("message");
+            tonic::Status::invalid_argument(format!(
+                "the message could not be read as a {name}: {}",
+                status.message()
+            ))
+        })
+    }
+
+    fn buffer_settings(&self) -> tonic::codec::BufferSettings {
+        self.0.buffer_settings()
+    }
+}
+
+/// A message over a server's limit is refused by tonic with OUT_OF_RANGE before any handler
+/// runs; gRPC's code for "too big for me" is RESOURCE_EXHAUSTED, which a `Call` stream already
+/// gives. This rewrites the code of such an answer (it is trailers-only: the status is in its
+/// headers) on every unary method alike.
+pub fn over_limit_is_resource_exhausted<B>(mut response: http::Response<B>) -> http::Response<B> {
+    const OUT_OF_RANGE: i32 = tonic::Code::OutOfRange as i32;
+    let headers = response.headers_mut();
+    let code = headers
+        .get("grpc-status")
+        .and_then(|v| v.to_str().ok()?.parse::<i32>().ok());
+    if code == Some(OUT_OF_RANGE) {
+        let code = tonic::Code::ResourceExhausted as i32;
+        headers.insert("grpc-status", http::HeaderValue::from(code));
+    }
+    response
 }
 
 /// HTTP/2 flow-control windows: a big request (megabytes of tensors) flows without waiting
@@ -91,6 +162,9 @@ pub async fn serve(
         });
     }
     let server = server_builder()
+        .layer(tower::util::MapResponseLayer::new(
+            over_limit_is_resource_exhausted,
+        ))
         .add_routes(routes)
         .add_service(health_service)
         .add_service(reflection_v1())
@@ -134,27 +208,50 @@ fn reflection_v1alpha() -> tonic_reflection::server::v1alpha::ServerReflectionSe
         .expect("our descriptor set is valid")
 }
 
-/// The endpoint of `host:port`, over TLS when `tls` says whom to trust.
+/// How to reach `host:port` over gRPC, over TLS when `tls` says whom to trust.
 pub fn endpoint(
     host: &str,
     port: u16,
     connect_timeout: Duration,
     tls: Option<&crate::tls::ClientTls>,
-) -> Result<Endpoint, String> {
-    let scheme = if tls.is_some() { "https" } else { "http" };
-    let mut endpoint = Endpoint::from_shared(format!("{scheme}://{host}:{port}"))
+) -> Result<Dial, String> {
+    // `http` even over TLS: our connector does the handshake, and tonic refuses an `https`
+    // URI unless its own TLS does.
+    let endpoint = Endpoint::from_shared(format!("http://{host}:{port}"))
         .map_err(|e| format!("bad address {host}:{port}: {e}"))?
         .connect_timeout(connect_timeout)
         .tcp_nodelay(true)
         .http2_keep_alive_interval(Duration::from_secs(30))
         .initial_stream_window_size(Some(STREAM_WINDOW))
         .initial_connection_window_size(Some(CONNECTION_WINDOW));
-    if let Some(tls) = tls {
-        endpoint = endpoint
-            .tls_config(tls.grpc(host))
-            .map_err(|e| format!("TLS to {host}:{port}: {e}"))?;
+    Ok(Dial {
+        endpoint,
+        tls: tls.map(|t| t.grpc(connect_timeout)),
+    })
+}
+
+/// A gRPC endpoint and the TLS it is reached over (our connector: see [`crate::tls::ClientTls`]).
+pub struct Dial {
+    endpoint: Endpoint,
+    tls: Option<crate::tls::GrpcConnector>,
+}
+
+impl Dial {
+    /// Connects now.
+    pub async fn connect(self) -> Result<Channel, tonic::transport::Error> {
+        match self.tls {
+            Some(tls) => self.endpoint.connect_with_connector(tls).await,
+            None => self.endpoint.connect().await,
+        }
     }
-    Ok(endpoint)
+
+    /// Connects on the first call, and again after the connection is lost.
+    pub fn connect_lazy(self) -> Channel {
+        match self.tls {
+            Some(tls) => self.endpoint.connect_with_connector_lazy(tls),
+            None => self.endpoint.connect_lazy(),
+        }
+    }
 }
 
 /// A lazily connecting channel to `host:port`: one HTTP/2 connection, requests multiplexed.
@@ -214,7 +311,7 @@ pub fn balanced_channel(
                             std::net::SocketAddr::V6(a) => format!("[{}]", a.ip()),
                         };
                         if let Ok(endpoint) = endpoint(&host, new.port(), connect_timeout, None) {
-                            let _ = changes.send(Change::Insert(*new, endpoint)).await;
+                            let _ = changes.send(Change::Insert(*new, endpoint.endpoint)).await;
                         }
                     }
                     if found != known {

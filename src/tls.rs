@@ -203,10 +203,13 @@ impl axum::serve::Listener for TlsIncoming {
     }
 }
 
-/// What a client trusts: the system's roots, or the certificates of a CA file.
+/// What a client trusts: the system's roots, or the certificates of a CA file. A certificate
+/// in that file is also trusted as itself (pinned): a server that presents exactly it is
+/// accepted whatever its name, issuer or CA flag, as curl and Python's gRPC accept a
+/// self-signed `openssl req -x509` certificate given as the CA. That is how a client trusts
+/// the certificate a Flow on this machine recorded, or the one its owner handed out.
 #[derive(Clone)]
 pub struct ClientTls {
-    ca_pem: Option<Vec<u8>>,
     config: Arc<rustls::ClientConfig>,
 }
 
@@ -217,46 +220,65 @@ impl std::fmt::Debug for ClientTls {
 }
 
 impl ClientTls {
-    /// Trusts `ca_file` when given, else the system's roots.
+    /// Trusts `ca_file` when given (its certificates as roots and as pins), else the system's
+    /// roots.
     pub fn new(ca_file: Option<&Path>) -> Result<ClientTls, TlsError> {
         let mut roots = rustls::RootCertStore::empty();
-        let ca_pem = match ca_file {
+        let mut pinned = vec![];
+        match ca_file {
             Some(path) => {
                 let pem = read(path)?;
                 for cert in certificates(path, &pem)? {
-                    roots
-                        .add(cert)
-                        .map_err(|_| TlsError::NoCertificate { path: path.into() })?;
+                    // A certificate webpki cannot take as a root may still be pinned.
+                    let _ = roots.add(cert.clone());
+                    pinned.push(cert);
                 }
-                Some(pem)
             }
             None => {
                 for cert in rustls_native_certs::load_native_certs().certs {
                     let _ = roots.add(cert);
                 }
-                None
             }
-        };
-        if roots.is_empty() {
+        }
+        if roots.is_empty() && pinned.is_empty() {
             return Err(TlsError::NoRoots);
         }
-        let config = rustls::ClientConfig::builder_with_provider(install_provider())
+        let provider = install_provider();
+        let webpki = match roots.is_empty() {
+            true => None,
+            false => Some(
+                rustls::client::WebPkiServerVerifier::builder_with_provider(
+                    Arc::new(roots),
+                    provider.clone(),
+                )
+                .build()
+                .map_err(|_| TlsError::NoRoots)?,
+            ),
+        };
+        let verifier = PinnedOrIssued {
+            pinned,
+            webpki,
+            provider: provider.clone(),
+        };
+        let config = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .expect("ring supports the default protocol versions")
-            .with_root_certificates(roots)
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(verifier))
             .with_no_client_auth();
         Ok(ClientTls {
-            ca_pem,
             config: Arc::new(config),
         })
     }
 
-    /// The configuration for a tonic channel to `host`.
-    pub fn grpc(&self, host: &str) -> tonic::transport::ClientTlsConfig {
-        let config = tonic::transport::ClientTlsConfig::new().domain_name(host);
-        match &self.ca_pem {
-            Some(pem) => config.ca_certificate(tonic::transport::Certificate::from_pem(pem)),
-            None => config.with_native_roots(),
+    /// A connector for tonic channels to `host` (HTTP/2 by ALPN), with this trust: tonic's
+    /// own TLS knows roots only, and would refuse a pinned certificate.
+    pub(crate) fn grpc(&self, connect_timeout: Duration) -> GrpcConnector {
+        let mut config = (*self.config).clone();
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        GrpcConnector {
+            config: Arc::new(config),
+            connect_timeout,
         }
     }
 
@@ -265,5 +287,131 @@ impl ClientTls {
         let mut config = (*self.config).clone();
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         config
+    }
+}
+
+/// A server is trusted when it presents a pinned certificate, or else a chain to a root that
+/// webpki accepts for its name.
+#[derive(Debug)]
+struct PinnedOrIssued {
+    pinned: Vec<CertificateDer<'static>>,
+    webpki: Option<Arc<rustls::client::WebPkiServerVerifier>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl rustls::client::danger::ServerCertVerifier for PinnedOrIssued {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &rustls_pki_types::ServerName<'_>,
+        ocsp_response: &[u8],
+        now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        if self
+            .pinned
+            .iter()
+            .any(|p| p.as_ref() == end_entity.as_ref())
+        {
+            return Ok(rustls::client::danger::ServerCertVerified::assertion());
+        }
+        match &self.webpki {
+            Some(webpki) => webpki.verify_server_cert(
+                end_entity,
+                intermediates,
+                server_name,
+                ocsp_response,
+                now,
+            ),
+            None => Err(rustls::Error::InvalidCertificate(
+                rustls::CertificateError::UnknownIssuer,
+            )),
+        }
+    }
+
+    // The handshake's signatures are checked against the presented certificate's key either
+    // way: a pinned certificate proves nothing without its private key.
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider
+            .signature_verification_algorithms
+            .supported_schemes()
+    }
+}
+
+/// Opens TLS connections for a tonic channel: TCP (no Nagle delay), then the handshake with
+/// a [`ClientTls`]'s trust, naming the host of the channel's URI.
+#[derive(Clone)]
+pub(crate) struct GrpcConnector {
+    config: Arc<rustls::ClientConfig>,
+    connect_timeout: Duration,
+}
+
+type TlsConnection = hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<TcpStream>>;
+
+impl tower::Service<http::Uri> for GrpcConnector {
+    type Response = TlsConnection;
+    type Error = std::io::Error;
+    type Future =
+        std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<TlsConnection>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, uri: http::Uri) -> Self::Future {
+        let config = self.config.clone();
+        let wait = self.connect_timeout;
+        Box::pin(async move {
+            let invalid = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, why);
+            let host = uri
+                .host()
+                .unwrap_or_default()
+                .trim_matches(['[', ']'])
+                .to_string();
+            let port = uri.port_u16().unwrap_or(443);
+            let name = rustls_pki_types::ServerName::try_from(host.clone())
+                .map_err(|e| invalid(format!("{host}: not a server name: {e}")))?;
+            let tcp = tokio::time::timeout(wait, TcpStream::connect((host.as_str(), port)))
+                .await
+                .map_err(|_| {
+                    std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
+                })??;
+            let _ = tcp.set_nodelay(true);
+            let tls = tokio_rustls::TlsConnector::from(config)
+                .connect(name, tcp)
+                .await?;
+            Ok(hyper_util::rt::TokioIo::new(tls))
+        })
     }
 }

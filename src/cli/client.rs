@@ -475,12 +475,28 @@ pub(super) async fn ping(args: PingArgs) -> anyhow::Result<()> {
     let timeout = std::time::Duration::from_secs_f64(args.timeout.max(0.001));
     let tls = args.tls.client(&target)?;
     match target.protocol {
-        Protocol::Grpc if what == PingTarget::Flow => {
-            flow_dry_run(host, port, timeout, tls.as_ref()).await?
+        Protocol::Grpc => {
+            let asked = match what {
+                PingTarget::Flow => flow_dry_run(host, port, timeout, tls.as_ref()).await,
+                PingTarget::Process => {
+                    crate::grpc::check_serving_tls(host, port, timeout, tls.as_ref())
+                        .await
+                        .map_err(|e| anyhow!(e))
+                }
+            };
+            // A plain-text ping of a TLS port (or of a REST face) says what the port speaks, as
+            // `client post` does, rather than h2's "protocol error".
+            if let Err(e) = asked {
+                let hint = match tls {
+                    None => {
+                        crate::client::mismatch_hint(&format!("{host}:{port}"), Protocol::Grpc)
+                            .await
+                    }
+                    Some(_) => None,
+                };
+                return Err(hint.map_or(e, |h| anyhow!(h)));
+            }
         }
-        Protocol::Grpc => crate::grpc::check_serving_tls(host, port, timeout, tls.as_ref())
-            .await
-            .map_err(|e| anyhow!(e))?,
         protocol => {
             Client::connect_tls(protocol, host, port, timeout, tls.as_ref()).await?;
         }

@@ -49,12 +49,20 @@ pub(super) struct GatewayArgs {
     /// Let web pages of other sites call the REST face
     #[arg(long)]
     pub cors: bool,
+    /// Host names (or globs: `*.example.com`, `*` for any) the REST and WebSocket faces answer
+    /// to, besides IP addresses, localhost and this machine's name (a DNS-rebinding guard)
+    #[arg(long, num_args = 1.., value_parser = parse_host_pattern)]
+    pub allowed_hosts: Vec<String>,
     /// Serve gRPC, HTTPS and WSS with this certificate chain (PEM; with --ssl-keyfile)
     #[arg(long, requires = "ssl_keyfile")]
     pub ssl_certfile: Option<std::path::PathBuf>,
     /// The private key of --ssl-certfile (PEM)
     #[arg(long, requires = "ssl_certfile")]
     pub ssl_keyfile: Option<std::path::PathBuf>,
+}
+
+fn parse_host_pattern(s: &str) -> Result<String, String> {
+    crate::gateway::check_host_pattern(s).map(|()| s.to_string())
 }
 
 fn parse_protocol(s: &str) -> Result<Protocol, String> {
@@ -287,6 +295,7 @@ pub(super) async fn run(args: GatewayArgs) -> anyhow::Result<()> {
             if tls.is_some() {
                 spec.tls = tls;
             }
+            spec.allowed_hosts.extend(args.allowed_hosts);
             (graph, topology, spec, policies)
         }
         (None, description) => {
@@ -305,6 +314,7 @@ pub(super) async fn run(args: GatewayArgs) -> anyhow::Result<()> {
                 timeout_send,
                 max_request_bytes: args.max_request_bytes,
                 cors: args.cors,
+                allowed_hosts: args.allowed_hosts,
                 tls,
                 ..Default::default()
             };

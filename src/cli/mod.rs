@@ -97,6 +97,9 @@ pub fn main_with(registry: crate::executor::Registry) -> ExitCode {
         return ExitCode::from(1);
     }
     let cli = Cli::parse();
+    // Before anything can build a TLS client (reqwest, bollard, tonic): a path that reaches one
+    // first, such as Ctrl-C while a Flow starts, would otherwise panic for want of a provider.
+    crate::tls::install_provider();
     // Servers trade memory for fewer page faults; a client keeps glibc's defaults, which give
     // its big buffers back at once (its memory is bounded by its budget, see `client`).
     match cli.command {

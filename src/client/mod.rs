@@ -16,6 +16,7 @@ mod transport;
 
 pub use inputs::{Documents, FieldResolver, InputError, InputFormat};
 pub use transport::Transport;
+pub(crate) use transport::mismatch_hint;
 
 use crate::document::{Document, DocumentArray};
 use crate::flow::Protocol;

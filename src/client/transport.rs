@@ -498,7 +498,7 @@ async fn what_it_speaks(address: &str) -> Option<Speaks> {
 
 /// A hint for a client of `protocol` that met a port speaking something else; None when the
 /// port speaks what was asked (or could not be probed).
-async fn mismatch_hint(address: &str, protocol: Protocol) -> Option<String> {
+pub(crate) async fn mismatch_hint(address: &str, protocol: Protocol) -> Option<String> {
     match (what_it_speaks(address).await?, protocol) {
         (Speaks::Tls, _) => Some(format!(
             "{address} serves TLS: connect with --tls (or --ca-file CA.pem)"

@@ -195,7 +195,17 @@ mod tests {
         );
         assert_eq!(
             command[5..],
-            ["--protocol", "grpc", "http", "--port", "9000", "9001"]
+            [
+                "--protocol",
+                "grpc",
+                "http",
+                "--port",
+                "9000",
+                "9001",
+                "--allowed-hosts",
+                "gateway",
+                "gateway.*"
+            ]
         );
     }
 

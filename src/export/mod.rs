@@ -197,6 +197,9 @@ fn gateway_command(
     command.extend(protocols.iter().map(|p| p.as_str().to_string()));
     command.push("--port".into());
     command.extend(ports.iter().map(u16::to_string));
+    // Clients in the deployment reach the gateway by its service name (compose's `gateway`,
+    // Kubernetes' `gateway.NAMESPACE.svc...`): names its Host guard must answer to.
+    command.extend(["--allowed-hosts", "gateway", "gateway.*"].map(String::from));
     (command, ports)
 }
 

@@ -203,6 +203,9 @@ pub struct GatewaySpec {
     pub max_request_bytes: usize,
     /// Jina's `cors`: let web pages of other origins call the REST face.
     pub cors: bool,
+    /// Host names (globs) the REST and WebSocket faces answer to besides addresses, loopback
+    /// names and this machine's: the DNS-rebinding guard (`gateway::hosts`).
+    pub allowed_hosts: Vec<String>,
     /// Serve gRPC, HTTPS and WSS with this identity.
     pub tls: Option<TlsFiles>,
     /// Jina's `monitoring`: Prometheus metrics from the gateway, and from every executor that
@@ -229,6 +232,7 @@ impl Default for GatewaySpec {
             timeout_send: None,
             max_request_bytes: crate::request::DEFAULT_MAX_REQUEST_BYTES,
             cors: false,
+            allowed_hosts: vec![],
             tls: None,
             name: None,
             monitoring: false,

@@ -43,21 +43,17 @@ impl GrpcGateway {
     }
 }
 
-/// The status a `Call` stream ends with after a message that could not be read: too large
-/// stays RESOURCE_EXHAUSTED; anything else (bytes that are no `DataRequestProto`) is the
-/// client's error, INVALID_ARGUMENT, not tonic's INTERNAL.
+/// The status a `Call` stream ends with after a message that could not be read: too large is
+/// RESOURCE_EXHAUSTED, bytes that are no `DataRequestProto` INVALID_ARGUMENT ([`crate::grpc::Codec`]
+/// says so); anything else (the stream broke off) is as the transport gave it.
 fn stream_error(status: Status) -> Status {
     match status.code() {
-        tonic::Code::ResourceExhausted | tonic::Code::Cancelled => status,
-        // tonic says OUT_OF_RANGE for a message over the limit on a stream.
+        // tonic says OUT_OF_RANGE for a message over the limit.
         tonic::Code::OutOfRange => Status::resource_exhausted(format!(
             "a request on the Call stream is over the gateway's limit (max_request_bytes): {}",
             status.message()
         )),
-        _ => Status::invalid_argument(format!(
-            "a message on the Call stream could not be read as a DataRequestProto: {}",
-            status.message()
-        )),
+        _ => status,
     }
 }
 

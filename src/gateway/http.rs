@@ -43,6 +43,9 @@ struct AppState {
     prefetch: usize,
     max_request_bytes: usize,
     cors: bool,
+    allowed_hosts: super::AllowedHosts,
+    /// `https` when the face serves TLS: an `Origin` of the other scheme is another site.
+    scheme: &'static str,
 }
 
 /// The REST + WebSocket application.
@@ -67,6 +70,12 @@ pub(super) async fn app(router: Arc<Router>, settings: &super::Settings) -> axum
         prefetch: settings.prefetch.max(1),
         max_request_bytes: settings.max_request_bytes,
         cors: settings.cors,
+        allowed_hosts: settings.allowed_hosts.clone(),
+        scheme: if settings.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        },
     };
     let app = axum::Router::new()
         .route("/", get(index))
@@ -128,19 +137,26 @@ fn bad_request(message: String) -> Response {
     error_response(StatusCode::BAD_REQUEST, message)
 }
 
-/// Whether the request's `Origin` is another site than the gateway it was sent to (by `Host`).
-/// No `Origin` (a program, not a browser) is no cross-origin request.
-fn cross_origin(headers: &axum::http::HeaderMap) -> Option<String> {
+/// Whether the request's `Origin` is another site than the gateway it was sent to: another
+/// host (by `Host`) or another scheme than the face serves. No `Origin` (a program, not a
+/// browser) is no cross-origin request.
+fn cross_origin(headers: &axum::http::HeaderMap, host: &str, scheme: &str) -> Option<String> {
     let origin = headers.get(axum::http::header::ORIGIN)?.to_str().ok()?;
-    let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or_default();
-    let origin_host = origin.split_once("://").map_or(origin, |(_, rest)| rest);
-    (!origin_host.eq_ignore_ascii_case(host)).then(|| origin.to_string())
+    let same = origin
+        .split_once("://")
+        .is_some_and(|(s, rest)| s.eq_ignore_ascii_case(scheme) && rest.eq_ignore_ascii_case(host));
+    (!same).then(|| origin.to_string())
 }
 
-/// Keeps web pages of other sites from driving the Flow: without `cors: true`, a request
+fn host_header(headers: &axum::http::HeaderMap) -> &str {
+    headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or_default()
+}
+
+/// Keeps web pages of other sites from driving the Flow: a `Host` the gateway does not answer
+/// to is refused (403; see `gateway::hosts`: DNS rebinding); without `cors: true`, a request
 /// whose `Origin` is another site is refused (403); and a POST whose body is not
 /// `application/json` is refused (415) whatever the setting: a form or `text/plain` POST is
 /// what a page may send anywhere without asking first.
@@ -150,8 +166,22 @@ async fn browser_safety(
     next: axum::middleware::Next,
 ) -> Response {
     let headers = req.headers();
+    // HTTP/1.1 requires Host; HTTP/2 sends `:authority`, which hyper gives as the URI's.
+    let host = match host_header(headers) {
+        "" => req.uri().authority().map_or("", |a| a.as_str()),
+        h => h,
+    };
+    if !s.allowed_hosts.allows(host) {
+        let name = host.rsplit_once(':').map_or(host, |(n, _)| n);
+        return error_response(
+            StatusCode::FORBIDDEN,
+            format!(
+                "Host '{host}' is not a name this gateway answers to (a guard against DNS rebinding); if it is yours, add it to the gateway's allowed_hosts (with: {{allowed_hosts: [{name}]}}, or --allowed-hosts)"
+            ),
+        );
+    }
     if !s.cors
-        && let Some(origin) = cross_origin(headers)
+        && let Some(origin) = cross_origin(headers, host, s.scheme)
     {
         return error_response(
             StatusCode::FORBIDDEN,

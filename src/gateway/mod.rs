@@ -8,6 +8,7 @@
 
 mod deployment;
 mod grpc;
+mod hosts;
 mod http;
 mod parameters;
 mod ratelimit;
@@ -15,6 +16,9 @@ mod router;
 
 pub(crate) use deployment::Deployment;
 pub(crate) use router::Router;
+
+use hosts::AllowedHosts;
+pub(crate) use hosts::check_pattern as check_host_pattern;
 
 use crate::flow::{CallPolicy, GatewaySpec, Graph, Protocol};
 use crate::tls::{ClientTls, ServerTls};
@@ -29,6 +33,15 @@ use tokio::net::TcpListener;
 pub enum GatewayError {
     #[error("port {port} ({protocol}) is busy (address in use)")]
     PortBusy { port: u16, protocol: &'static str },
+    /// One port named for two protocols: the second could never bind it.
+    #[error(
+        "port {port} is given twice (for {first} and {second}); give each protocol its own port"
+    )]
+    PortTwice {
+        port: u16,
+        first: &'static str,
+        second: &'static str,
+    },
     #[error("cannot listen on {address} ({protocol}): {error}")]
     Listen {
         address: String,
@@ -63,6 +76,16 @@ impl Listeners {
         let mut bound = vec![];
         for (i, protocol) in spec.protocols.iter().enumerate() {
             let port = spec.ports.get(i).copied().unwrap_or(0);
+            let earlier = spec.ports[..i.min(spec.ports.len())]
+                .iter()
+                .position(|p| *p == port);
+            if let Some(j) = earlier.filter(|_| port != 0) {
+                return Err(GatewayError::PortTwice {
+                    port,
+                    first: spec.protocols[j].as_str(),
+                    second: protocol.as_str(),
+                });
+            }
             let listener = TcpListener::bind((spec.host.as_str(), port))
                 .await
                 .map_err(|source| match source.kind() {
@@ -123,6 +146,8 @@ pub(crate) struct Settings {
     pub max_request_bytes: usize,
     /// Let pages of other origins call the REST face (Jina's `cors`).
     pub cors: bool,
+    /// The names the REST and WebSocket faces answer to.
+    pub allowed_hosts: AllowedHosts,
     pub tls: Option<ServerTls>,
 }
 
@@ -134,6 +159,7 @@ impl Settings {
             prefetch: spec.prefetch.max(1),
             max_request_bytes: spec.max_request_bytes,
             cors: spec.cors,
+            allowed_hosts: AllowedHosts::new(&spec.allowed_hosts, &spec.host),
             tls: spec
                 .tls
                 .as_ref()

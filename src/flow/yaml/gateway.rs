@@ -150,6 +150,18 @@ pub(super) const GATEWAY_KEYS: &[GatewayKey] = &[
         write: |g, _| g.cors.then(|| json!(true)),
     },
     Key {
+        name: "allowed_hosts",
+        read: |v, g, _| {
+            let names = one_or_many(v, "a host name")?;
+            for n in &names {
+                crate::gateway::check_host_pattern(n)?;
+            }
+            g.allowed_hosts = names;
+            Ok(())
+        },
+        write: |g, _| (!g.allowed_hosts.is_empty()).then(|| json!(g.allowed_hosts)),
+    },
+    Key {
         name: "monitoring",
         read: |v, g, _| {
             g.monitoring = boolean(v)?;

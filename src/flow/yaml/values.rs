@@ -37,9 +37,19 @@ pub(super) fn integer(v: &Value, min: i64, max: i64) -> Result<i64, String> {
 
 pub(super) fn ports(v: &Value) -> Result<Vec<u16>, String> {
     let one = |v: &Value| integer(v, 1, 65535).map(|n| n as u16);
-    match v {
-        Value::Sequence(items) => items.iter().map(one).collect(),
-        v => one(v).map(|p| vec![p]),
+    let ports: Vec<u16> = match v {
+        Value::Sequence(items) => items.iter().map(one).collect::<Result<_, _>>()?,
+        v => vec![one(v)?],
+    };
+    match ports
+        .iter()
+        .enumerate()
+        .find(|(i, p)| ports[..*i].contains(p))
+    {
+        Some((_, twice)) => Err(format!(
+            "port {twice} is given twice; give each protocol its own port"
+        )),
+        None => Ok(ports),
     }
 }
 
