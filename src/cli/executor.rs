@@ -27,6 +27,7 @@ pub(super) async fn run(args: ExecutorFlags) -> anyhow::Result<()> {
     let settings = server::ServeSettings {
         tls,
         max_request_bytes: (args.max_request_bytes > 0).then_some(args.max_request_bytes),
+        admission: crate::request::Admission::new(args.max_request_docs, args.max_in_flight_bytes),
     };
 
     let listener = match args.listen_fd {

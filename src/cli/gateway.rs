@@ -46,6 +46,12 @@ pub(super) struct GatewayArgs {
     /// The largest request taken on any face, in bytes
     #[arg(long, default_value_t = crate::request::DEFAULT_MAX_REQUEST_BYTES)]
     pub max_request_bytes: usize,
+    /// The most documents one request may hold, chunks and matches included (0: no limit)
+    #[arg(long, default_value_t = crate::request::DEFAULT_MAX_REQUEST_DOCS)]
+    pub max_request_docs: usize,
+    /// The memory the requests in flight may take, estimated before they are read (0: no limit)
+    #[arg(long, default_value_t = crate::request::DEFAULT_MAX_IN_FLIGHT_BYTES)]
+    pub max_in_flight_bytes: usize,
     /// Let web pages of other sites call the REST face
     #[arg(long)]
     pub cors: bool,
@@ -313,6 +319,8 @@ pub(super) async fn run(args: GatewayArgs) -> anyhow::Result<()> {
                 prefetch: args.prefetch,
                 timeout_send,
                 max_request_bytes: args.max_request_bytes,
+                max_request_docs: args.max_request_docs,
+                max_in_flight_bytes: args.max_in_flight_bytes,
                 cors: args.cors,
                 allowed_hosts: args.allowed_hosts,
                 tls,

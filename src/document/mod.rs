@@ -84,6 +84,12 @@ pub fn new_id() -> String {
 }
 
 impl Document {
+    /// This document and every one nested in it (chunks and matches, at every depth).
+    pub fn count_all(&self) -> usize {
+        let nested = |docs: &DocumentArray| docs.iter().map(Document::count_all).sum::<usize>();
+        1 + nested(&self.chunks) + nested(&self.matches)
+    }
+
     /// A document with a fresh id and nothing else.
     pub fn new() -> Self {
         Self::default()

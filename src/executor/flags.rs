@@ -49,6 +49,13 @@ pub struct ExecutorFlags {
     /// The largest request taken, in bytes (0: no limit)
     #[arg(long, default_value_t = crate::request::DEFAULT_MAX_REQUEST_BYTES)]
     pub max_request_bytes: usize,
+    /// The most documents one request may hold, chunks and matches included (0: no limit)
+    #[arg(long, default_value_t = crate::request::DEFAULT_MAX_REQUEST_DOCS)]
+    pub max_request_docs: usize,
+    /// The memory the requests being handled at once may take, estimated before they are
+    /// decoded; more waits its turn, one request over it is refused (0: no limit)
+    #[arg(long, default_value_t = crate::request::DEFAULT_MAX_IN_FLIGHT_BYTES)]
+    pub max_in_flight_bytes: usize,
     /// Serve Prometheus metrics at /metrics (Jina 3's flag)
     #[arg(long)]
     pub monitoring: bool,
@@ -87,6 +94,8 @@ impl ExecutorFlags {
             ssl_certfile: None,
             ssl_keyfile: None,
             max_request_bytes: crate::request::DEFAULT_MAX_REQUEST_BYTES,
+            max_request_docs: crate::request::DEFAULT_MAX_REQUEST_DOCS,
+            max_in_flight_bytes: crate::request::DEFAULT_MAX_IN_FLIGHT_BYTES,
             monitoring: false,
             port_monitoring: None,
             tracing: Default::default(),
@@ -153,6 +162,10 @@ impl ExecutorFlags {
         args.extend([
             "--max-request-bytes".into(),
             self.max_request_bytes.to_string(),
+            "--max-request-docs".into(),
+            self.max_request_docs.to_string(),
+            "--max-in-flight-bytes".into(),
+            self.max_in_flight_bytes.to_string(),
         ]);
         for (flag, path) in [
             ("--ssl-certfile", &self.ssl_certfile),
@@ -308,6 +321,8 @@ mod tests {
         flags.name = Some("enc/shard-1/rep-0".into());
         flags.host = "127.0.0.1".into();
         flags.max_request_bytes = 0;
+        flags.max_request_docs = 7;
+        flags.max_in_flight_bytes = 1 << 20;
         flags.listen_fd = Some(3);
         flags.monitoring = true;
         flags.port_monitoring = Some(9090);

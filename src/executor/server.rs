@@ -54,6 +54,8 @@ pub(crate) struct ExecutorService {
     /// Endpoint → its batching queue, started with the first request (on the runtime that
     /// serves, with the metrics set by then).
     batchers: Arc<OnceLock<HashMap<String, Batcher>>>,
+    /// What it takes at once (`ServeSettings::admission`).
+    admission: request::Admission,
 }
 
 /// The gRPC metadata key with which our gateway hands an executor the parents of a join to
@@ -83,6 +85,13 @@ impl Incoming {
     fn endpoint(&self) -> &str {
         self.first().map(request::endpoint).unwrap_or_default()
     }
+
+    fn parts(&self) -> impl Iterator<Item = &DataRequestProto> {
+        match self {
+            Incoming::One(req) => std::slice::from_ref(req).iter(),
+            Incoming::Join(list) | Incoming::Many(list) => list.iter(),
+        }
+    }
 }
 
 /// What a handler is called with: the documents and, when several requests came, each one's.
@@ -103,6 +112,7 @@ impl ExecutorService {
             instance: Arc::new(instance),
             metrics: None,
             batchers: Arc::default(),
+            admission: request::Admission::new(0, 0),
         }
     }
 
@@ -155,6 +165,16 @@ impl ExecutorService {
             .map(request::request_id)
             .unwrap_or_default();
         let span = self.request_span(request_id, metadata);
+        // Weighed before anything is decoded; the room is held until the answer is sent. A
+        // request no handler takes goes back undecoded (see `answer_now`).
+        let parts: Vec<&[u8]> = incoming.parts().map(|r| &r.data[..]).collect();
+        let decoded = self.instance.table.resolve(incoming.endpoint()).is_some()
+            || matches!(incoming, Incoming::Join(_));
+        let _room = self
+            .admission
+            .admit_decoded(&parts, decoded)
+            .await
+            .map_err(|over| Status::resource_exhausted(over.to_string()))?;
         self.answer_measured(incoming).instrument(span).await
     }
 
@@ -615,11 +635,13 @@ impl JinaInfoRpc for ExecutorService {
     }
 }
 
-/// How an executor serves: TLS, and the largest request it takes.
+/// How an executor serves: TLS, the largest request it takes, and what it admits at once.
 pub(crate) struct ServeSettings {
     pub tls: Option<crate::tls::ServerTls>,
     /// None: no limit (a Flow's own child: the gateway has checked every request).
     pub max_request_bytes: Option<usize>,
+    /// Documents per request (each part of a join on its own) and memory in flight.
+    pub admission: request::Admission,
 }
 
 /// Serves `service` on `listener` until `shutdown` resolves, then finishes the requests in
@@ -631,6 +653,10 @@ pub(crate) async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let limit = settings.max_request_bytes.unwrap_or(usize::MAX);
+    let service = ExecutorService {
+        admission: settings.admission,
+        ..service
+    };
     let routes = tonic::service::Routes::new(crate::limited!(
         JinaSingleDataRequestRpcServer::new(service.clone()),
         limit

@@ -133,6 +133,18 @@ impl Flow {
         self
     }
 
+    /// The most documents one request may hold, chunks and matches included (0: no limit).
+    pub fn max_request_docs(mut self, docs: usize) -> Flow {
+        self.spec.gateway.max_request_docs = docs;
+        self
+    }
+
+    /// The memory the requests each process handles at once may take (0: no limit).
+    pub fn max_in_flight_bytes(mut self, bytes: usize) -> Flow {
+        self.spec.gateway.max_in_flight_bytes = bytes;
+        self
+    }
+
     /// Let web pages of other sites call the REST face (Jina's `cors`).
     pub fn cors(mut self, cors: bool) -> Flow {
         self.spec.gateway.cors = cors;

@@ -201,6 +201,11 @@ pub struct GatewaySpec {
     pub timeout_send: Option<Duration>,
     /// The largest request the gateway takes, on every protocol.
     pub max_request_bytes: usize,
+    /// The most documents one request may hold, at any depth (0: no limit).
+    pub max_request_docs: usize,
+    /// The memory the requests one process (the gateway, each executor) handles at once may
+    /// take, estimated before they are decoded (0: no limit).
+    pub max_in_flight_bytes: usize,
     /// Jina's `cors`: let web pages of other origins call the REST face.
     pub cors: bool,
     /// Host names (globs) the REST and WebSocket faces answer to besides addresses, loopback
@@ -231,6 +236,8 @@ impl Default for GatewaySpec {
             env: BTreeMap::new(),
             timeout_send: None,
             max_request_bytes: crate::request::DEFAULT_MAX_REQUEST_BYTES,
+            max_request_docs: crate::request::DEFAULT_MAX_REQUEST_DOCS,
+            max_in_flight_bytes: crate::request::DEFAULT_MAX_IN_FLIGHT_BYTES,
             cors: false,
             allowed_hosts: vec![],
             tls: None,

@@ -31,6 +31,7 @@ pub(super) struct GrpcGateway {
     router: Arc<Router>,
     prefetch: usize,
     max_request_bytes: usize,
+    admission: crate::request::Admission,
 }
 
 impl GrpcGateway {
@@ -39,7 +40,28 @@ impl GrpcGateway {
             router,
             prefetch: settings.prefetch.max(1),
             max_request_bytes: settings.max_request_bytes,
+            admission: settings.admission.clone(),
         }
+    }
+
+    /// Takes room in the gateway's budget for `req` (its bytes as received, and as sent on to
+    /// an executor), waiting for it; refuses a request over `max_request_docs` (counted at
+    /// the top level: the gateway does not decode documents; executors count every depth) or
+    /// one that could never fit.
+    async fn admit(
+        &self,
+        req: &DataRequestProto,
+    ) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
+        let over = |o: crate::request::OverLimit| Status::resource_exhausted(o.to_string());
+        self.admission
+            .check_docs(crate::request::doc_count(req))
+            .map_err(over)?;
+        let needed = 2 * prost::Message::encoded_len(req);
+        self.admission
+            .budget
+            .admit_within(needed)
+            .await
+            .map_err(over)
     }
 }
 
@@ -81,16 +103,27 @@ impl JinaRpc for GrpcGateway {
                 }
             })
         });
-        // At most `prefetch` requests of this stream, and at most a budget of bytes, are in
-        // flight: the next one is read from the client only when there is room.
-        let budget = crate::request::ByteBudget::new(crate::request::DEFAULT_IN_FLIGHT_BYTES);
+        // At most `prefetch` requests of this stream are in flight, and the next one is read
+        // from the client only once the gateway's budget has room for it. One it refuses ends
+        // the stream with that status, after the answers to those before it.
+        let gateway = self.clone();
+        let set_refused = failed.clone();
         let answers = requests
             .then(move |r| {
-                let budget = budget.clone();
+                let gateway = gateway.clone();
                 async move {
-                    let room = budget.admit(&r).await;
+                    let room = gateway.admit(&r).await;
                     (r, room)
                 }
+            })
+            .scan((), move |_, (r, room)| {
+                futures::future::ready(match room {
+                    Ok(room) => Some((r, room)),
+                    Err(refused) => {
+                        *set_refused.lock().unwrap() = Some(refused);
+                        None
+                    }
+                })
             })
             .map(move |(r, room)| {
                 let router = router.clone();
@@ -122,9 +155,9 @@ impl JinaSingleDataRequestRpc for GrpcGateway {
     ) -> Result<Response<DataRequestProto>, Status> {
         let metadata = req.metadata().clone();
         let adopt = |span: &tracing::Span| crate::telemetry::adopt_from_metadata(span, &metadata);
-        Ok(Response::new(
-            self.router.route_with(req.into_inner(), adopt).await,
-        ))
+        let req = req.into_inner();
+        let _room = self.admit(&req).await?;
+        Ok(Response::new(self.router.route_with(req, adopt).await))
     }
 }
 

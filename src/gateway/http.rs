@@ -17,7 +17,7 @@ use super::router::Router;
 use crate::document::Document;
 use crate::proto::jina::SingleDocumentRequestProto;
 use crate::request;
-use crate::request::json as request_json;
+use crate::request::json::{self as request_json, JsonError};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
@@ -42,6 +42,8 @@ struct AppState {
     parameter_models: Arc<std::collections::HashMap<String, ParameterModel>>,
     prefetch: usize,
     max_request_bytes: usize,
+    /// Documents per request and the memory of requests in flight, shared with every face.
+    admission: request::Admission,
     cors: bool,
     allowed_hosts: super::AllowedHosts,
     /// `https` when the face serves TLS: an `Origin` of the other scheme is another site.
@@ -69,6 +71,7 @@ pub(super) async fn app(router: Arc<Router>, settings: &super::Settings) -> axum
         parameter_models: Arc::new(ParameterModel::of_endpoints(&schemas)),
         prefetch: settings.prefetch.max(1),
         max_request_bytes: settings.max_request_bytes,
+        admission: settings.admission.clone(),
         cors: settings.cors,
         allowed_hosts: settings.allowed_hosts.clone(),
         scheme: if settings.tls.is_some() {
@@ -222,7 +225,7 @@ async fn read_body(
     body: axum::body::Body,
     limit: usize,
 ) -> Result<Bytes, Response> {
-    let bytes = read_limited(body, limit).await?;
+    let bytes = read_limited(body, declared_length(headers, limit), limit).await?;
     if !headers.contains_key(axum::http::header::CONTENT_TYPE)
         && !bytes.iter().all(u8::is_ascii_whitespace)
     {
@@ -231,7 +234,23 @@ async fn read_body(
     Ok(bytes)
 }
 
-async fn read_limited(body: axum::body::Body, limit: usize) -> Result<Bytes, Response> {
+/// The body's Content-Length, at most `limit`; `limit` when it gives none.
+fn declared_length(headers: &axum::http::HeaderMap, limit: usize) -> usize {
+    headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+        .unwrap_or(limit)
+        .min(limit)
+}
+
+/// Reads the body into one buffer of the declared size (no copies as it grows: a 64 MB body
+/// costs 64 MB, given back whole when it is dropped), refusing it once it passes `limit`.
+async fn read_limited(
+    mut body: axum::body::Body,
+    declared: usize,
+    limit: usize,
+) -> Result<Bytes, Response> {
+    use http_body_util::BodyExt;
     let too_large = || {
         error_response(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -240,16 +259,57 @@ async fn read_limited(body: axum::body::Body, limit: usize) -> Result<Bytes, Res
             ),
         )
     };
-    axum::body::to_bytes(body, limit).await.map_err(|e| {
-        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&e);
-        while let Some(c) = cause {
-            if c.is::<http_body_util::LengthLimitError>() {
-                return too_large();
+    let mut buf = Vec::with_capacity(declared);
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| bad_request(format!("cannot read the request body: {e}")))?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > limit {
+                return Err(too_large());
             }
-            cause = c.source();
+            buf.extend_from_slice(&data);
         }
-        bad_request(format!("cannot read the request body: {e}"))
-    })
+    }
+    Ok(Bytes::from(buf))
+}
+
+/// Reads a JSON body once the gateway's budget has room for it (its declared size; the
+/// requests before it give theirs back as they are answered), then takes room for what it will
+/// become ([`request::json_decoded_bytes`]): a body that could never fit is a 413, one that
+/// does not fit now a 503 to retry. The room is held until the answer is written.
+async fn read_admitted(
+    s: &AppState,
+    headers: &axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> Result<(Bytes, tokio::sync::OwnedSemaphorePermit), Response> {
+    let declared = declared_length(headers, s.max_request_bytes);
+    let budget = &s.admission.budget;
+    let mut room = budget.admit_bytes(declared).await;
+    let body = read_body(headers, body, s.max_request_bytes).await?;
+    let needed = request::json_decoded_bytes(&body);
+    if needed > budget.total_bytes() {
+        return Err(over_limit(request::OverLimit::Memory {
+            needed,
+            budget: budget.total_bytes(),
+        }));
+    }
+    if needed > declared && !budget.try_grow(&mut room, needed - declared) {
+        let mut busy = error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!(
+                "the gateway is busy: the requests in flight hold its budget of {} bytes (max_in_flight_bytes); try again",
+                budget.total_bytes()
+            ),
+        );
+        busy.headers_mut()
+            .insert(axum::http::header::RETRY_AFTER, 1.into());
+        return Err(busy);
+    }
+    Ok((body, room))
+}
+
+/// A request refused before it is read: 413 with the limit and how to raise it.
+fn over_limit(over: request::OverLimit) -> Response {
+    error_response(StatusCode::PAYLOAD_TOO_LARGE, over.to_string())
 }
 
 async fn post_jina2(
@@ -257,7 +317,7 @@ async fn post_jina2(
     headers: axum::http::HeaderMap,
     body: axum::body::Body,
 ) -> Response {
-    let body = match read_body(&headers, body, s.max_request_bytes).await {
+    let (body, _room) = match read_admitted(&s, &headers, body).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -274,7 +334,7 @@ async fn post_endpoint(
     if !s.endpoints.contains(&endpoint) {
         return not_served(&s, &endpoint);
     }
-    let body = match read_body(&headers, body, s.max_request_bytes).await {
+    let (body, _room) = match read_admitted(&s, &headers, body).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -299,7 +359,7 @@ async fn stream_endpoint(
             .on_upgrade(move |socket| streaming_socket(socket, s, endpoint))
             .into_response();
     }
-    let body = match read_body(&parts.headers, body, s.max_request_bytes).await {
+    let (body, room) = match read_admitted(&s, &parts.headers, body).await {
         Ok(b) => b,
         Err(r) => return r,
     };
@@ -319,7 +379,12 @@ async fn stream_endpoint(
         Ok(d) => d,
         Err(e) => return bad_request(format!("request body: {e}")),
     };
+    drop(fields);
+    if let Err(over) = s.admission.check_docs(doc.count_all()) {
+        return over_limit(over);
+    }
     let req = crate::request::new_single_document_request(&endpoint, &doc, &Default::default());
+    drop((body, room));
     let adopt = |span: &tracing::Span| crate::telemetry::adopt_from_headers(span, &parts.headers);
     let replies = match s.router.stream_doc(req, adopt).await {
         Ok(r) => r,
@@ -460,7 +525,7 @@ async fn answer(
     body: &[u8],
     endpoint: Option<&str>,
 ) -> Response {
-    match request_json::from_json_bytes(body, endpoint) {
+    match request_json::from_json_bytes(body, endpoint, json_limits(s)) {
         Ok(mut req) => {
             // The endpoint's parameters model, as Python Jina's face applies it.
             if let Some(model) = endpoint.and_then(|e| s.parameter_models.get(e)) {
@@ -496,7 +561,16 @@ async fn answer(
             )
                 .into_response()
         }
-        Err(e) => bad_request(e),
+        Err(JsonError::Invalid(e)) => bad_request(e),
+        Err(JsonError::OverLimit(over)) => over_limit(over),
+    }
+}
+
+/// What a JSON request may become at this gateway.
+fn json_limits(s: &AppState) -> request_json::JsonLimits {
+    request_json::JsonLimits {
+        max_docs: s.admission.max_docs,
+        max_bytes: s.max_request_bytes,
     }
 }
 
@@ -588,8 +662,10 @@ async fn websocket(socket: WebSocket, s: AppState) {
     let (mut sink, stream) = socket.split();
     let router = s.router.clone();
     let limit = s.max_request_bytes;
+    let limits = json_limits(&s);
+    let admission = s.admission.clone();
     let close = Arc::new(std::sync::Mutex::new(None::<axum::extract::ws::CloseFrame>));
-    let set_close = close.clone();
+    let (set_close, set_refused) = (close.clone(), close.clone());
     let mut answers = stream
         .scan((), move |_, m| {
             let next = match m {
@@ -603,11 +679,37 @@ async fn websocket(socket: WebSocket, s: AppState) {
             };
             futures::future::ready(next)
         })
-        .map(move |message| {
-            let router = router.clone();
-            tokio::spawn(async move { answer_frame(&router, message).await })
+        // The next frame is read only once this one has room in the gateway's budget; a
+        // frame that could never fit closes the socket (1009), after the answers before it.
+        .then(move |message| {
+            let budget = admission.budget.clone();
+            async move {
+                let needed = match &message {
+                    Message::Text(text) => request::json_decoded_bytes(text.as_bytes()),
+                    other => 2 * other.clone().into_data().len(),
+                };
+                (budget.admit_within(needed).await, message)
+            }
         })
-        .buffer_unordered(s.prefetch);
+        .scan((), move |_, (room, message)| {
+            futures::future::ready(match room {
+                Ok(room) => Some((room, message)),
+                Err(over) => {
+                    *set_refused.lock().unwrap() = Some(over_limit_close(&over));
+                    None
+                }
+            })
+        })
+        .map(move |(room, message)| {
+            let router = router.clone();
+            tokio::spawn(async move {
+                let reply = answer_frame(&router, message, limits).await;
+                drop(room);
+                reply
+            })
+        })
+        .buffer_unordered(s.prefetch)
+        .boxed();
     while let Some(joined) = answers.next().await {
         let Ok(Some(reply)) = joined else { continue };
         // As Python Jina's face: a request that could not reach an executor closes the socket.
@@ -618,6 +720,14 @@ async fn websocket(socket: WebSocket, s: AppState) {
     }
     let frame = close.lock().unwrap().take();
     let _ = sink.send(Message::Close(frame)).await;
+}
+
+/// The close frame (1009, message too big) for a request over a limit.
+fn over_limit_close(over: &request::OverLimit) -> axum::extract::ws::CloseFrame {
+    axum::extract::ws::CloseFrame {
+        code: axum::extract::ws::close_code::SIZE,
+        reason: over.short().into(),
+    }
 }
 
 /// The close frame for a frame that could not be read.
@@ -673,10 +783,15 @@ fn in_transit_close(answer: &crate::proto::jina::DataRequestProto) -> Option<Mes
     })))
 }
 
-async fn answer_frame(router: &Router, message: Message) -> Option<Message> {
+async fn answer_frame(
+    router: &Router,
+    message: Message,
+    limits: request_json::JsonLimits,
+) -> Option<Message> {
+    let refused = |over: &request::OverLimit| Some(Message::Close(Some(over_limit_close(over))));
     match message {
         Message::Text(text) => {
-            let reply = match request_json::from_json_bytes(text.as_bytes(), None) {
+            let reply = match request_json::from_json_bytes(text.as_bytes(), None, limits) {
                 Ok(req) => {
                     let answer = router.route(req).await;
                     if let Some(close) = in_transit_close(&answer) {
@@ -685,7 +800,8 @@ async fn answer_frame(router: &Router, message: Message) -> Option<Message> {
                     let json = request_json::to_json_bytes(&answer);
                     String::from_utf8(json).expect("serde_json writes UTF-8")
                 }
-                Err(e) => {
+                Err(JsonError::OverLimit(over)) => return refused(&over),
+                Err(JsonError::Invalid(e)) => {
                     // Only on this cold path is the frame read whole, for its request id.
                     let body = serde_json::from_str::<Value>(&text).unwrap_or_default();
                     let id = body
@@ -709,6 +825,12 @@ async fn answer_frame(router: &Router, message: Message) -> Option<Message> {
                     ));
                 }
             };
+            if let Some(limit) = limits.max_docs
+                && let found = request::doc_count(&req)
+                && found > limit
+            {
+                return refused(&request::OverLimit::Docs { found, limit });
+            }
             let answer = router.route(req).await;
             Some(
                 in_transit_close(&answer)

@@ -144,6 +144,9 @@ pub(crate) struct Settings {
     pub prefetch: usize,
     /// The largest request taken, in bytes, on every face.
     pub max_request_bytes: usize,
+    /// Documents per request, and the memory of the requests in flight: one for the whole
+    /// gateway, every face alike.
+    pub admission: crate::request::Admission,
     /// Let pages of other origins call the REST face (Jina's `cors`).
     pub cors: bool,
     /// The names the REST and WebSocket faces answer to.
@@ -158,6 +161,10 @@ impl Settings {
         Ok(Settings {
             prefetch: spec.prefetch.max(1),
             max_request_bytes: spec.max_request_bytes,
+            admission: crate::request::Admission::new(
+                spec.max_request_docs,
+                spec.max_in_flight_bytes,
+            ),
             cors: spec.cors,
             allowed_hosts: AllowedHosts::new(&spec.allowed_hosts, &spec.host),
             tls: spec

@@ -143,8 +143,11 @@ impl LocalCopies {
             host: "127.0.0.1".into(),
             name: Some(copy.label.clone()),
             listen_fd: Some(INHERITED_LISTENER_FD),
-            // The gateway checked every request's size already.
+            // The gateway checked every request's size already; what a request becomes once
+            // decoded is checked here, where it is decoded.
             max_request_bytes: 0,
+            max_request_docs: context.spec.gateway.max_request_docs,
+            max_in_flight_bytes: context.spec.gateway.max_in_flight_bytes,
             tracing: TracingFlags::from(context.spec.gateway.tracing.as_ref()),
             ..self.monitored(context, copy, ExecutorFlags::new(uses.to_arg(), port))?
         };
@@ -354,6 +357,7 @@ impl InProcessServers {
         let settings = crate::executor::server::ServeSettings {
             tls: None,
             max_request_bytes: None,
+            admission: crate::request::Admission::default(),
         };
         self.stops.push(stop);
         self.tasks.push(tokio::spawn(async move {

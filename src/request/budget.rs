@@ -37,6 +37,38 @@ impl ByteBudget {
         }
     }
 
+    /// The whole budget, in bytes (a budget of 0 bytes has no limit).
+    pub fn total_bytes(&self) -> usize {
+        self.total as usize * UNIT
+    }
+
+    /// Waits until `bytes` fit and takes them; refuses at once what could never fit.
+    pub async fn admit_within(
+        &self,
+        bytes: usize,
+    ) -> Result<OwnedSemaphorePermit, super::OverLimit> {
+        if bytes > self.total_bytes() {
+            return Err(super::OverLimit::Memory {
+                needed: bytes,
+                budget: self.total_bytes(),
+            });
+        }
+        Ok(self.admit_bytes(bytes).await)
+    }
+
+    /// Takes `bytes` more for `permit` if they are free now: growing never waits, so two
+    /// requests that each hold part of the budget cannot wait for each other.
+    pub fn try_grow(&self, permit: &mut OwnedSemaphorePermit, bytes: usize) -> bool {
+        let units = bytes.div_ceil(UNIT).min(u32::MAX as usize) as u32;
+        match self.permits.clone().try_acquire_many_owned(units) {
+            Ok(more) => {
+                permit.merge(more);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
     /// Waits until `request` fits, and takes its size; dropping the permit gives it back.
     pub async fn admit(&self, request: &DataRequestProto) -> OwnedSemaphorePermit {
         self.admit_bytes(request.encoded_len()).await
@@ -50,6 +82,70 @@ impl ByteBudget {
             .acquire_many_owned(units)
             .await
             .expect("the budget is never closed")
+    }
+}
+
+/// What one process admits: requests of at most `max_docs` documents each, and no more
+/// requests at once than its budget of memory holds (see [`super::Weight`]).
+#[derive(Clone, Debug)]
+pub struct Admission {
+    pub max_docs: Option<usize>,
+    pub budget: ByteBudget,
+}
+
+impl Admission {
+    /// `max_docs` documents per request and `in_flight_bytes` of requests at once (0: no limit).
+    pub fn new(max_docs: usize, in_flight_bytes: usize) -> Admission {
+        Admission {
+            max_docs: (max_docs > 0).then_some(max_docs),
+            budget: ByteBudget::new(in_flight_bytes),
+        }
+    }
+
+    /// Admits requests whose documents are `parts` (a request's `data`, or a join's), each
+    /// within `max_docs`, waiting for room for what they will take: their bytes twice (as
+    /// received and as answered) and, when they are to be `decoded`, the cost of their
+    /// documents and values. Bytes that cannot be weighed are admitted at their size: decoding
+    /// them fails soon after.
+    pub async fn admit_decoded(
+        &self,
+        parts: &[&[u8]],
+        decoded: bool,
+    ) -> Result<OwnedSemaphorePermit, super::OverLimit> {
+        let mut total = super::Weight::default();
+        let mut bytes = 0usize;
+        for part in parts {
+            bytes += part.len();
+            let Ok(weight) = super::weigh(part) else {
+                continue;
+            };
+            self.check_docs(weight.docs)?;
+            total.docs += weight.docs;
+            total.values += weight.values;
+        }
+        let bytes = bytes.saturating_mul(2);
+        let needed = match decoded {
+            true => total.decoded_bytes(bytes),
+            false => bytes,
+        };
+        self.budget.admit_within(needed).await
+    }
+
+    /// Refuses `docs` documents over `max_docs`.
+    pub fn check_docs(&self, docs: usize) -> Result<(), super::OverLimit> {
+        match self.max_docs {
+            Some(limit) if docs > limit => Err(super::OverLimit::Docs { found: docs, limit }),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Default for Admission {
+    fn default() -> Self {
+        Admission::new(
+            super::DEFAULT_MAX_REQUEST_DOCS,
+            super::DEFAULT_MAX_IN_FLIGHT_BYTES,
+        )
     }
 }
 

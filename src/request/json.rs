@@ -17,52 +17,145 @@ pub fn from_json(body: &Value, endpoint: Option<&str>) -> Result<DataRequestProt
     let body = body
         .as_object()
         .ok_or("the request body must be a JSON object")?;
+    let never = std::cell::Cell::new(None);
+    let unlimited = Limited {
+        limits: JsonLimits::NONE,
+        over: &never,
+    };
     let data = match body.get("data") {
         None | Some(Value::Null) => None,
         // Jina 2 also accepted {"docs": [...]} under data.
         Some(Value::Object(o))
             if o.len() == 1 && matches!(o.get("docs"), Some(Value::Array(_))) =>
         {
-            Some(docs_from_values(&o["docs"]).map_err(|e| format!("data.docs: {e}"))?)
+            Some(docs_from_values(&o["docs"], unlimited).map_err(|e| format!("data.docs: {e}"))?)
         }
         // One document, as Python Jina's face takes it.
         Some(one @ Value::Object(_)) => Some(
-            docs_from_values(&Value::Array(vec![one.clone()])).map_err(|e| format!("data: {e}"))?,
+            docs_from_values(&Value::Array(vec![one.clone()]), unlimited)
+                .map_err(|e| format!("data: {e}"))?,
         ),
-        Some(v) => Some(docs_from_values(v).map_err(|e| format!("data: {e}"))?),
+        Some(v) => Some(docs_from_values(v, unlimited).map_err(|e| format!("data: {e}"))?),
     };
     envelope(body, data, endpoint)
 }
 
+/// What a JSON body may become: documents (at every depth) and bytes of wire form.
+#[derive(Clone, Copy, Debug)]
+pub struct JsonLimits {
+    pub max_docs: Option<usize>,
+    pub max_bytes: usize,
+}
+
+impl JsonLimits {
+    /// No limit (a trusted caller's body).
+    pub const NONE: JsonLimits = JsonLimits {
+        max_docs: None,
+        max_bytes: usize::MAX,
+    };
+}
+
+/// Why a JSON body is not a request.
+#[derive(Debug, thiserror::Error)]
+pub enum JsonError {
+    /// Not JSON, or not a request: the message names the field.
+    #[error("{0}")]
+    Invalid(String),
+    /// A request, but more than this process takes.
+    #[error(transparent)]
+    OverLimit(#[from] super::OverLimit),
+}
+
 /// Reads a request body from its bytes, as [`from_json`] does, but each document goes from
 /// JSON to its wire form on its own: no tree of the whole body, no list of decoded documents,
-/// so memory stays a small multiple of the body however many documents it holds.
-pub fn from_json_bytes(body: &[u8], endpoint: Option<&str>) -> Result<DataRequestProto, String> {
+/// so memory stays a small multiple of the body however many documents it holds. The
+/// documents stop being read at the first one over `limits`.
+pub fn from_json_bytes(
+    body: &[u8],
+    endpoint: Option<&str>,
+    limits: JsonLimits,
+) -> Result<DataRequestProto, JsonError> {
     use serde::de::DeserializeSeed;
     // The body is optional (a parameters-free request with no documents, like `curl -X POST`).
     if body.iter().all(u8::is_ascii_whitespace) {
-        return envelope(&Map::new(), None, endpoint);
+        return envelope(&Map::new(), None, endpoint).map_err(JsonError::Invalid);
     }
+    let over = std::cell::Cell::new(None);
     let mut de = serde_json::Deserializer::from_slice(body);
-    let parsed = BodySeed
-        .deserialize(&mut de)
-        .and_then(|b| de.end().map(|()| b))
-        .map_err(|e| match e.classify() {
+    let parsed = BodySeed {
+        limits: Limited {
+            limits,
+            over: &over,
+        },
+    }
+    .deserialize(&mut de)
+    .and_then(|b| de.end().map(|()| b));
+    if let Some(over) = over.take() {
+        return Err(JsonError::OverLimit(over));
+    }
+    let parsed = parsed.map_err(|e| {
+        JsonError::Invalid(match e.classify() {
             serde_json::error::Category::Data => e.to_string(),
             _ => format!("the request body is not valid JSON: {e}"),
-        })?;
-    envelope(&parsed.fields, parsed.data, endpoint)
+        })
+    })?;
+    envelope(&parsed.fields, parsed.data, endpoint).map_err(JsonError::Invalid)
+}
+
+/// The limits of one body being read, and the first one it went over.
+#[derive(Clone, Copy)]
+struct Limited<'a> {
+    limits: JsonLimits,
+    over: &'a std::cell::Cell<Option<super::OverLimit>>,
+}
+
+impl Limited<'_> {
+    /// Writes `doc` unless the request then goes over a limit (recorded, and an error).
+    fn push<E: serde::de::Error>(
+        &self,
+        writer: &mut DocsWriter,
+        docs: &mut usize,
+        doc: Document,
+    ) -> Result<(), E> {
+        *docs += doc.count_all();
+        let over = match self.limits.max_docs {
+            Some(limit) if *docs > limit => Some(super::OverLimit::Docs {
+                found: *docs,
+                limit,
+            }),
+            _ => None,
+        };
+        if over.is_none() {
+            writer.push(&doc.into_proto());
+        }
+        let over = over.or_else(|| {
+            (writer.len() > self.limits.max_bytes).then_some(super::OverLimit::Bytes {
+                limit: self.limits.max_bytes,
+            })
+        });
+        match over {
+            Some(over) => {
+                let message = over.to_string();
+                self.over.set(Some(over));
+                Err(E::custom(message))
+            }
+            None => Ok(()),
+        }
+    }
 }
 
 /// Documents given as JSON values, in their wire form.
-fn docs_from_values(v: &Value) -> Result<bytes::Bytes, String> {
+fn docs_from_values(v: &Value, limits: Limited) -> Result<bytes::Bytes, String> {
     let items = v
         .as_array()
         .ok_or_else(|| format!("documents must be a JSON list, not {}", json_kind(v)))?;
     let mut writer = DocsWriter::default();
+    let mut docs = 0;
     for (i, item) in items.iter().enumerate() {
         let doc = Document::from_json(item).map_err(|e| format!("document {i}: {e}"))?;
-        writer.push(&doc.into_proto());
+        limits
+            .push::<serde_json::Error>(&mut writer, &mut docs, doc)
+            .map_err(|e| e.to_string())?;
     }
     Ok(writer.finish())
 }
@@ -74,9 +167,11 @@ struct Body {
     data: Option<bytes::Bytes>,
 }
 
-struct BodySeed;
+struct BodySeed<'a> {
+    limits: Limited<'a>,
+}
 
-impl<'de> serde::de::DeserializeSeed<'de> for BodySeed {
+impl<'de> serde::de::DeserializeSeed<'de> for BodySeed<'_> {
     type Value = Body;
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Body, D::Error> {
@@ -84,7 +179,7 @@ impl<'de> serde::de::DeserializeSeed<'de> for BodySeed {
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for BodySeed {
+impl<'de> serde::de::Visitor<'de> for BodySeed<'_> {
     type Value = Body;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
@@ -98,7 +193,10 @@ impl<'de> serde::de::Visitor<'de> for BodySeed {
         };
         while let Some(key) = map.next_key::<String>()? {
             if key == "data" {
-                body.data = map.next_value_seed(DataSeed { path: "data" })?;
+                body.data = map.next_value_seed(DataSeed {
+                    path: "data",
+                    limits: self.limits,
+                })?;
             } else {
                 let value = map.next_value()?;
                 body.fields.insert(key, value);
@@ -109,11 +207,12 @@ impl<'de> serde::de::Visitor<'de> for BodySeed {
 }
 
 /// `data`: a list of documents, null, Jina 2's `{"docs": [...]}`, or one document.
-struct DataSeed {
+struct DataSeed<'a> {
     path: &'static str,
+    limits: Limited<'a>,
 }
 
-impl<'de> serde::de::DeserializeSeed<'de> for DataSeed {
+impl<'de> serde::de::DeserializeSeed<'de> for DataSeed<'_> {
     type Value = Option<bytes::Bytes>;
 
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
@@ -121,7 +220,7 @@ impl<'de> serde::de::DeserializeSeed<'de> for DataSeed {
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for DataSeed {
+impl<'de> serde::de::Visitor<'de> for DataSeed<'_> {
     type Value = Option<bytes::Bytes>;
 
     fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
@@ -138,13 +237,13 @@ impl<'de> serde::de::Visitor<'de> for DataSeed {
 
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
         let mut writer = DocsWriter::default();
-        let mut i = 0;
+        let (mut i, mut docs) = (0, 0);
         // One document's JSON at a time: parsed, turned into its wire form, dropped.
         while let Some(item) = seq.next_element::<Value>()? {
             let doc = Document::from_json(&item).map_err(|e| {
                 serde::de::Error::custom(format!("{}: document {i}: {e}", self.path))
             })?;
-            writer.push(&doc.into_proto());
+            self.limits.push(&mut writer, &mut docs, doc)?;
             i += 1;
         }
         Ok(Some(writer.finish()))
@@ -168,7 +267,7 @@ impl<'de> serde::de::Visitor<'de> for DataSeed {
         let path = self.path;
         match value {
             Value::Null => Ok(None),
-            value => docs_from_values(&value)
+            value => docs_from_values(&value, self.limits)
                 .map(Some)
                 .map_err(|e| serde::de::Error::custom(format!("{path}: {e}"))),
         }
@@ -471,6 +570,7 @@ fn route_json(r: &RouteProto) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::request::OverLimit;
 
     #[test]
     fn reads_jina2_and_jina3_bodies_and_writes_them_back() {
@@ -502,7 +602,8 @@ mod tests {
     fn bytes_in_and_out_match_the_value_forms() {
         let body = json!({"data": [{"id": "a", "text": "x", "tags": {"k": 1}}, {"id": "b"}],
             "parameters": {"p": true}, "execEndpoint": "/index", "header": {"timeout": 250}});
-        let from_bytes = from_json_bytes(body.to_string().as_bytes(), None).unwrap();
+        let from_bytes =
+            from_json_bytes(body.to_string().as_bytes(), None, JsonLimits::NONE).unwrap();
         let from_value = from_json(&body, None).unwrap();
         assert_eq!(from_bytes.header.as_ref().unwrap().timeout, Some(250));
         assert_eq!(
@@ -514,7 +615,12 @@ mod tests {
         let pieces: Vec<u8> = to_json_pieces(from_bytes.clone()).flatten().collect();
         assert_eq!(serde_json::from_slice::<Value>(&pieces).unwrap(), written);
         // Jina 2's {"docs": [...]} under data, and no body at all.
-        let j2 = from_json_bytes(br#"{"data": {"docs": [{"id": "z"}]}}"#, Some("/x")).unwrap();
+        let j2 = from_json_bytes(
+            br#"{"data": {"docs": [{"id": "z"}]}}"#,
+            Some("/x"),
+            JsonLimits::NONE,
+        )
+        .unwrap();
         assert_eq!(
             super::super::docs(&j2).unwrap().iter().next().unwrap().id,
             "z"
@@ -522,7 +628,7 @@ mod tests {
         // One document as `data`, as Python Jina's face takes it; the route's endpoint wins.
         let body = br#"{"data": {"id": "one", "text": "hi"}, "execEndpoint": "/other"}"#;
         for req in [
-            from_json_bytes(body, Some("/x")).unwrap(),
+            from_json_bytes(body, Some("/x"), JsonLimits::NONE).unwrap(),
             from_json(&serde_json::from_slice(body).unwrap(), Some("/x")).unwrap(),
         ] {
             let docs = super::super::docs(&req).unwrap();
@@ -530,21 +636,57 @@ mod tests {
             assert_eq!(docs[0].text.as_deref(), Some("hi"));
             assert_eq!(super::super::endpoint(&req), "/x");
         }
-        let empty = from_json_bytes(b"  ", Some("/x")).unwrap();
+        let empty = from_json_bytes(b"  ", Some("/x"), JsonLimits::NONE).unwrap();
         assert_eq!(super::super::endpoint(&empty), "/x");
         assert!(super::super::docs(&empty).unwrap().is_empty());
     }
 
     #[test]
     fn bytes_errors_name_the_field_or_say_it_is_not_json() {
-        let e = from_json_bytes(br#"{"data": [{"text": 1}]}"#, None).unwrap_err();
+        let e = from_json_bytes(br#"{"data": [{"text": 1}]}"#, None, JsonLimits::NONE)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("data: document 0: field 'text'"), "{e}");
-        let e = from_json_bytes(br#"{"data": "nope"}"#, None).unwrap_err();
+        let e = from_json_bytes(br#"{"data": "nope"}"#, None, JsonLimits::NONE)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("documents must be a JSON list"), "{e}");
-        let e = from_json_bytes(br#"{"data": [}"#, None).unwrap_err();
+        let e = from_json_bytes(br#"{"data": [}"#, None, JsonLimits::NONE)
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("the request body is not valid JSON"), "{e}");
-        let e = from_json_bytes(br#"{"parameters": 3}"#, None).unwrap_err();
+        let e = from_json_bytes(br#"{"parameters": 3}"#, None, JsonLimits::NONE)
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "'parameters' must be an object");
+    }
+
+    #[test]
+    fn documents_stop_being_read_at_the_first_over_a_limit() {
+        let limits = JsonLimits {
+            max_docs: Some(3),
+            max_bytes: usize::MAX,
+        };
+        let body = br#"{"data": [{}, {"chunks": [{}, {}]}, {}]}"#;
+        match from_json_bytes(body, None, limits) {
+            Err(JsonError::OverLimit(OverLimit::Docs { found: 4, limit: 3 })) => {}
+            other => panic!("{other:?}"),
+        }
+        let one = br#"{"data": {"docs": [{}, {}, {}, {}]}}"#;
+        assert!(matches!(
+            from_json_bytes(one, None, limits),
+            Err(JsonError::OverLimit(OverLimit::Docs { .. }))
+        ));
+        let small = JsonLimits {
+            max_docs: None,
+            max_bytes: 100,
+        };
+        let body = format!(r#"{{"data": [{{"text": "{}"}}]}}"#, "x".repeat(200));
+        assert!(matches!(
+            from_json_bytes(body.as_bytes(), None, small),
+            Err(JsonError::OverLimit(OverLimit::Bytes { limit: 100 }))
+        ));
+        assert!(from_json_bytes(br#"{"data": [{}, {}, {}]}"#, None, limits).is_ok());
     }
 
     #[test]

@@ -6,10 +6,15 @@
 //! a request, so that they agree on defaults (such as the default endpoint).
 
 mod budget;
+mod cost;
 mod structs;
 
 pub mod json;
-pub use budget::{ByteBudget, DEFAULT_IN_FLIGHT_BYTES};
+pub use budget::{Admission, ByteBudget, DEFAULT_IN_FLIGHT_BYTES};
+pub use cost::{
+    DEFAULT_MAX_IN_FLIGHT_BYTES, DEFAULT_MAX_REQUEST_DOCS, OverLimit, Unreadable, Weight,
+    json_decoded_bytes, json_values, weigh, weigh_all,
+};
 pub use structs::{json_to_struct, struct_to_json};
 
 use crate::document::DocumentArray;

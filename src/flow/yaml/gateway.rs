@@ -142,6 +142,27 @@ pub(super) const GATEWAY_KEYS: &[GatewayKey] = &[
         },
     },
     Key {
+        name: "max_request_docs",
+        read: |v, g, _| {
+            g.max_request_docs = integer(v, 0, i64::MAX)? as usize;
+            Ok(())
+        },
+        write: |g, default| {
+            (g.max_request_docs != default.max_request_docs).then(|| json!(g.max_request_docs))
+        },
+    },
+    Key {
+        name: "max_in_flight_bytes",
+        read: |v, g, _| {
+            g.max_in_flight_bytes = integer(v, 0, i64::MAX)? as usize;
+            Ok(())
+        },
+        write: |g, default| {
+            (g.max_in_flight_bytes != default.max_in_flight_bytes)
+                .then(|| json!(g.max_in_flight_bytes))
+        },
+    },
+    Key {
         name: "cors",
         read: |v, g, _| {
             g.cors = boolean(v)?;
