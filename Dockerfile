@@ -12,7 +12,10 @@
 ARG BASE=debian:bookworm-slim
 
 FROM ${BASE} AS runtime
-RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/jina jina
+RUN useradd --system --uid 10001 --user-group --create-home --home-dir /home/jina jina \
+ && install -d -o jina -g jina /workspace
+# Where `jina export` puts an executor's workspace, on a volume it declares: a new volume
+# takes this folder's owner, so the executor (not root) can write its index there.
 WORKDIR /home/jina
 # The port this container serves on: what `jina ping` below checks, and where the Flow's
 # `docker://` executors and `jina export`'s services are told to listen.

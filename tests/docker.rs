@@ -470,6 +470,63 @@ async fn an_exported_compose_project_serves_the_flow_and_down_leaves_nothing() {
     assert_eq!(networks.trim(), "", "networks left after down");
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn an_index_written_in_a_compose_deployment_survives_down_and_up() {
+    let _turn = turn();
+    let image = project_image();
+    let files = Files::new();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(files.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let grpc = free_port();
+    // The indexer names no workspace: `jina executor`'s default would be inside its container.
+    let flow = files.write(
+        "flow.yml",
+        &format!(
+            "jtype: Flow\nwith: {{port: {grpc}}}\nexecutors:\n  - {{name: enc, uses: NgramEncoder}}\n  - {{name: idx, uses: VectorIndexer}}\n"
+        ),
+    );
+    let out = files.dir.path().join("docker-compose.yml");
+    let (code, said) = run(&[
+        "export",
+        "docker-compose",
+        flow.to_str().unwrap(),
+        out.to_str().unwrap(),
+        "--image",
+        image,
+    ]);
+    assert_eq!(code, 0, "{said}");
+    let project = ComposeProject {
+        name: format!("jinaws{}", std::process::id()),
+        file: out,
+    };
+    let gateway = format!("{}_gateway_1", project.name);
+    let (ok, up) = project.compose(&["up", "-d"]);
+    assert!(ok, "docker-compose up: {up}");
+    wait_healthy(&gateway);
+    let docs = texts(&["a red apple", "a blue sky", "green grass"]);
+    let answers = post_grpc(grpc, vec![request("/index", docs)]).await;
+    assert!(
+        !jina::request::is_error(&answers[0]),
+        "{:?}",
+        answers[0].header
+    );
+
+    let (ok, down) = project.compose(&["down", "--timeout", "5"]);
+    assert!(ok, "docker-compose down: {down}");
+    let (ok, up) = project.compose(&["up", "-d"]);
+    assert!(ok, "docker-compose up again: {up}");
+    wait_healthy(&gateway);
+    let answers = post_grpc(grpc, vec![request("/search", texts(&["a red apple"]))]).await;
+    let found = jina::request::docs(&answers[0]).unwrap();
+    let matches: Vec<_> = found[0]
+        .matches
+        .iter()
+        .filter_map(|m| m.text.clone())
+        .collect();
+    assert_eq!(matches.len(), 3, "the index came back whole: {matches:?}");
+    assert_eq!(matches[0], "a red apple");
+}
+
 /// Containers and a network a test made, removed when it ends, pass or fail.
 #[derive(Default)]
 struct Made {

@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, PersistentVolumeClaim, Service};
 use std::collections::BTreeMap;
 
 /// Every YAML document of every file in `dir`, by kind.
@@ -17,6 +17,7 @@ struct Objects {
     services: BTreeMap<String, Service>,
     config_maps: Vec<ConfigMap>,
     namespaces: Vec<Namespace>,
+    claims: BTreeMap<String, PersistentVolumeClaim>,
 }
 
 fn read_back(dir: &std::path::Path) -> Objects {
@@ -45,6 +46,11 @@ fn read_back(dir: &std::path::Path) -> Objects {
                 "Namespace" => objects
                     .namespaces
                     .push(serde_yaml_ng::from_value(value).unwrap()),
+                "PersistentVolumeClaim" => {
+                    objects
+                        .claims
+                        .insert(name, serde_yaml_ng::from_value(value).unwrap());
+                }
                 other => panic!("unexpected kind {other}"),
             }
         }
@@ -160,6 +166,51 @@ fn kubernetes_manifests_have_a_deployment_per_shard_and_parse_back_as_objects() 
     assert!(
         gateway.contains(r#""idx":{"shards":[["idx-shard-0.search.svc:8081"],["idx-shard-1.search.svc:8081"]],"tail":"idx-tail.search.svc:8081"}"#),
         "{gateway}"
+    );
+    // The index's workspace (the Flow gives its every copy one) is a claim of each
+    // Deployment's, shared by its replicas, that the pod mounts at /workspace and whose files
+    // its user's group owns; executors without a workspace have none.
+    assert_eq!(
+        objects.claims.keys().collect::<Vec<_>>(),
+        [
+            "idx-shard-0-workspace",
+            "idx-shard-1-workspace",
+            "idx-tail-workspace"
+        ]
+    );
+    let claim = objects.claims["idx-shard-0-workspace"]
+        .spec
+        .clone()
+        .unwrap();
+    assert_eq!(claim.access_modes.unwrap(), ["ReadWriteMany"]);
+    let pod = |name: &str| {
+        objects.deployments[name]
+            .spec
+            .clone()
+            .unwrap()
+            .template
+            .spec
+            .unwrap()
+    };
+    let shard = pod("idx-shard-0");
+    let volume = shard
+        .volumes
+        .unwrap()
+        .into_iter()
+        .find(|v| v.name == "workspace")
+        .unwrap();
+    assert_eq!(
+        volume.persistent_volume_claim.unwrap().claim_name,
+        "idx-shard-0-workspace"
+    );
+    assert_eq!(shard.security_context.unwrap().fs_group, Some(10001));
+    assert!(args("idx-shard-0").contains(r#""workspace":"/workspace""#));
+    let mounts = container("idx-shard-0").volume_mounts.unwrap();
+    assert!(mounts.iter().any(|m| m.mount_path == "/workspace"));
+    assert!(
+        pod("split")
+            .volumes
+            .is_none_or(|v| v.iter().all(|v| v.name != "workspace"))
     );
     let data = objects.config_maps[0].data.clone().unwrap();
     assert_eq!(

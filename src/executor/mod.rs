@@ -141,6 +141,9 @@ pub trait Executor: Sized + Send + Sync + 'static {
     const NAME: &'static str;
     /// One line for listings.
     const SUMMARY: &'static str = "";
+    /// Whether it keeps data in its workspace (an index) that must outlive its process: a
+    /// deployment (`jina export`) then gives it a volume of its own.
+    const KEEPS_WORKSPACE: bool = false;
     /// The constructor arguments.
     type Args: DeserializeOwned;
 

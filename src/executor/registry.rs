@@ -21,6 +21,8 @@ type Build = fn(&Map<String, Value>, &Metas) -> Result<Box<dyn Runner>, BuildErr
 pub struct Entry {
     pub name: &'static str,
     pub summary: &'static str,
+    /// [`Executor::KEEPS_WORKSPACE`].
+    pub keeps_workspace: bool,
     build: Build,
 }
 
@@ -30,6 +32,7 @@ impl Entry {
         Entry {
             name: E::NAME,
             summary: E::SUMMARY,
+            keeps_workspace: E::KEEPS_WORKSPACE,
             build: instance::build::<E>,
         }
     }
@@ -39,6 +42,7 @@ impl Entry {
         Entry {
             name,
             summary,
+            keeps_workspace: E::KEEPS_WORKSPACE,
             build: instance::build::<E>,
         }
     }

@@ -37,6 +37,7 @@ pub(crate) fn to_compose(
     refuse_tls(spec)?;
     let mount = format!("{}:{}", folder.display(), super::FLOW_DIR);
     let mut services = Map::new();
+    let mut volumes = Map::new();
     let mut addresses = Map::new();
     for (i, exec) in spec.executors.iter().enumerate() {
         let name = spec.name_of(i);
@@ -62,12 +63,19 @@ pub(crate) fn to_compose(
                 service["entrypoint"] = json!(entrypoint);
             }
             service["command"] = json!(container.args);
-            let volumes = match container.reads_flow_files {
+            let mut mounts = match container.reads_flow_files {
                 true => vec![mount.clone()],
                 false => exec.volumes.clone(),
             };
-            if !volumes.is_empty() {
-                service["volumes"] = json!(volumes);
+            // A named volume per executor, shared by its copies as their folder is when the
+            // Flow runs them: it outlives `down` (not `down --volumes`).
+            if container.declared_workspace {
+                let volume = format!("{}-workspace", dns_name(&name));
+                mounts.push(format!("{volume}:{}", super::WORKSPACE_DIR));
+                volumes.insert(volume, json!({}));
+            }
+            if !mounts.is_empty() {
+                service["volumes"] = json!(mounts);
             }
             service["environment"] = json!(container.env);
             service["healthcheck"] =
@@ -109,7 +117,10 @@ pub(crate) fn to_compose(
         gateway["depends_on"] = Value::Object(depends_on);
     }
     services.insert("gateway".into(), gateway);
-    let file = json!({"version": "2.4", "services": services});
+    let mut file = json!({"version": "2.4", "services": services});
+    if !volumes.is_empty() {
+        file["volumes"] = Value::Object(volumes);
+    }
     Ok(serde_yaml_ng::to_string(&file).unwrap_or_default())
 }
 

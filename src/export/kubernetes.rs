@@ -9,8 +9,9 @@
 //! - The gateway is a Deployment with a plain Service on the Flow's ports. It runs `jina
 //!   gateway --uses /flow/FLOW.yml`, with each executor at `SERVICE.NAMESPACE.svc:8081`.
 //! - The Flow's YAML, and the executor YAML files it names, are a ConfigMap mounted at
-//!   `/flow` in the gateway and in native executors. A workspace is an emptyDir at
-//!   `/workspace`: it lasts as long as the pod.
+//!   `/flow` in the gateway and in native executors. A workspace is a PersistentVolumeClaim
+//!   the export declares (one per Deployment), mounted at `/workspace`: an index outlives its
+//!   pods.
 //! - Readiness and liveness probes run `jina ping`.
 
 use super::{
@@ -21,17 +22,23 @@ use crate::flow::{CheckedFlow, ExecutorSpec};
 use crate::orchestrate::{CopySpec, Role, copies_of};
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
 use k8s_openapi::api::core::v1::{
-    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EmptyDirVolumeSource, EnvVar,
-    ExecAction, KeyToPath, Namespace, PodSpec, PodTemplateSpec, Probe, Service, ServicePort,
-    ServiceSpec, Volume, VolumeMount,
+    ConfigMap, ConfigMapVolumeSource, Container, ContainerPort, EnvVar, ExecAction, KeyToPath,
+    Namespace, PersistentVolumeClaim, PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, Service, ServicePort, ServiceSpec, Volume,
+    VolumeMount, VolumeResourceRequirements,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// Where a workspace is inside an executor's pod.
-const WORKSPACE_DIR: &str = "/workspace";
+use super::WORKSPACE_DIR;
+
+/// What a workspace claim asks for; edit the manifest for a bigger index.
+const WORKSPACE_SIZE: &str = "1Gi";
+/// The image's user (see Dockerfile): the claim's files are its group's, so it can write.
+const IMAGE_GROUP: i64 = 10001;
 
 /// Choices the Flow YAML does not make.
 #[derive(Clone, Debug)]
@@ -218,14 +225,29 @@ impl Export<'_> {
         if p.reads_flow_files {
             volumes.push(files_volume(&self.files_map, &self.files));
         }
-        if p.workspace {
+        let claim = p.workspace.then(|| self.workspace_claim(p));
+        if let Some(claim) = &claim {
             volumes.push(Volume {
                 name: "workspace".into(),
-                empty_dir: Some(EmptyDirVolumeSource::default()),
+                persistent_volume_claim: Some(PersistentVolumeClaimVolumeSource {
+                    claim_name: claim.metadata.name.clone().unwrap_or_default(),
+                    read_only: None,
+                }),
                 ..Default::default()
             });
         }
-        let deployment = deployment(self.meta(&p.name), p.replicas, p.pod.clone(), volumes);
+        let mut deployment = deployment(self.meta(&p.name), p.replicas, p.pod.clone(), volumes);
+        if claim.is_some()
+            && let Some(pod) = deployment
+                .spec
+                .as_mut()
+                .and_then(|d| d.template.spec.as_mut())
+        {
+            pod.security_context = Some(PodSecurityContext {
+                fs_group: Some(IMAGE_GROUP),
+                ..Default::default()
+            });
+        }
         let service = Service {
             metadata: self.meta(&p.name),
             spec: Some(ServiceSpec {
@@ -237,9 +259,38 @@ impl Export<'_> {
             }),
             ..Default::default()
         };
+        let mut objects = vec![];
+        if let Some(claim) = &claim {
+            objects.push(to_yaml(claim));
+        }
+        objects.extend([to_yaml(&deployment), to_yaml(&service)]);
         Manifest {
             file: format!("{}.yml", p.name),
-            yaml: documents(&[to_yaml(&deployment), to_yaml(&service)]),
+            yaml: documents(&objects),
+        }
+    }
+
+    /// The claim of a Deployment's workspace: its replicas share it, as a Flow's copies share
+    /// a folder, so several of them need a volume many nodes can mount.
+    fn workspace_claim(&self, p: &Pending) -> PersistentVolumeClaim {
+        let access = match p.replicas {
+            1 => "ReadWriteOnce",
+            _ => "ReadWriteMany",
+        };
+        PersistentVolumeClaim {
+            metadata: self.meta(&format!("{}-workspace", p.name)),
+            spec: Some(PersistentVolumeClaimSpec {
+                access_modes: Some(vec![access.into()]),
+                resources: Some(VolumeResourceRequirements {
+                    requests: Some(BTreeMap::from([(
+                        "storage".to_string(),
+                        Quantity(WORKSPACE_SIZE.into()),
+                    )])),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
         }
     }
 

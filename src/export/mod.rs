@@ -48,7 +48,16 @@ struct CopyContainer {
     reads_flow_files: bool,
     /// Where its workspace is inside the container, if it has one.
     workspace: Option<String>,
+    /// Whether that workspace is the export's own [`WORKSPACE_DIR`], on a volume the export
+    /// declares (one the Flow left to its default, which would be inside the container and
+    /// lost with it).
+    declared_workspace: bool,
 }
+
+/// Where a native executor keeps its workspace inside its container when the Flow gives it
+/// none: a volume the export declares is mounted there, so that an index outlives the
+/// container (`down` / `up`, a rollout). The image makes it, owned by its user.
+pub(crate) const WORKSPACE_DIR: &str = "/workspace";
 
 /// The address of an external executor as another container reaches it, or None for one of
 /// the Flow's own.
@@ -88,17 +97,30 @@ fn copy_container(
         why: why.into(),
     };
     let mut overrides = copy.overrides.clone();
-    let workspace = match overrides
+    // A native executor that keeps an index: `jina executor`'s default workspace would be in
+    // its container, and gone with it.
+    let keeps_workspace = match copy.served {
+        Served::ByJina(uses) => crate::executor::ExecutorConfig::from_uses_text(uses)
+            .ok()
+            .and_then(|c| crate::executor::Registry::current().find(&c.jtype).copied())
+            .is_some_and(|entry| entry.keeps_workspace),
+        _ => false,
+    };
+    let (workspace, declared_workspace) = match overrides
         .uses_metas
         .get("workspace")
         .and_then(|w| w.as_str())
     {
-        Some(host) => Some(workspace_at(host).ok_or_else(|| {
-            unsupported(
-                "its workspace lies outside the Flow's folder, which is what the services mount",
-            )
-        })?),
-        None => None,
+        Some(host) => (
+            Some(workspace_at(host).ok_or_else(|| {
+                unsupported(
+                    "its workspace lies outside the Flow's folder, which is what the services mount",
+                )
+            })?),
+            false,
+        ),
+        None if keeps_workspace => (Some(WORKSPACE_DIR.to_string()), true),
+        None => (None, false),
     };
     if let Some(w) = &workspace {
         overrides
@@ -153,6 +175,7 @@ fn copy_container(
         env,
         reads_flow_files,
         workspace,
+        declared_workspace,
     })
 }
 

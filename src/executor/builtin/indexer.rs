@@ -300,6 +300,7 @@ impl Executor for VectorIndexer {
     const NAME: &'static str = "VectorIndexer";
     const SUMMARY: &'static str =
         "stores embeddings in redb; /index /search /update /delete /clear /status";
+    const KEEPS_WORKSPACE: bool = true;
     type Args = Args;
 
     fn new(args: Args, metas: &Metas) -> Result<Self, BoxError> {
