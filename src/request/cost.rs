@@ -258,9 +258,10 @@ mod tests {
         assert!(weigh(&[0x0a, 0xff, 0xff]).is_err());
         let mut doc = Document::from_text("leaf");
         for _ in 0..80 {
-            let mut parent = Document::default();
-            parent.chunks = DocumentArray::from(vec![doc]);
-            doc = parent;
+            doc = Document {
+                chunks: DocumentArray::from(vec![doc]),
+                ..Document::default()
+            };
         }
         assert!(weigh(&data_of(vec![doc])).is_err());
     }
