@@ -112,10 +112,14 @@ impl Admission {
         parts: &[&[u8]],
         decoded: bool,
     ) -> Result<OwnedSemaphorePermit, super::OverLimit> {
+        let bytes: usize = parts.iter().map(|p| p.len()).sum();
+        let bytes = bytes.saturating_mul(2);
+        if !decoded {
+            // Undecoded, a request costs its bytes whatever it holds: nothing to weigh.
+            return self.budget.admit_within(bytes).await;
+        }
         let mut total = super::Weight::default();
-        let mut bytes = 0usize;
         for part in parts {
-            bytes += part.len();
             let Ok(weight) = super::weigh(part) else {
                 continue;
             };
@@ -123,12 +127,7 @@ impl Admission {
             total.docs += weight.docs;
             total.values += weight.values;
         }
-        let bytes = bytes.saturating_mul(2);
-        let needed = match decoded {
-            true => total.decoded_bytes(bytes),
-            false => bytes,
-        };
-        self.budget.admit_within(needed).await
+        self.budget.admit_within(total.decoded_bytes(bytes)).await
     }
 
     /// Refuses `docs` documents over `max_docs`.
