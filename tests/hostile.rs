@@ -119,6 +119,38 @@ async fn a_json_bomb_is_refused_before_it_costs_memory_and_ten_do_not_multiply_i
     assert_eq!(code, 200);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ten_big_grpc_messages_at_once_wait_their_turn_before_they_are_read() {
+    let flow = start_flow("  - {name: e, uses: Visit}\n");
+    let gateway = flow.proc.child.id();
+    // 60 MB of 30 million empty documents, as one message: refused by its document count,
+    // but only once read; ten at once must not all be read at once.
+    let empty_docs: Vec<u8> = [0x0a, 0x00].repeat(30_000_000);
+    let mut bomb = request::new_request("/", &DocumentArray::default(), &Default::default());
+    bomb.data = field(1, &empty_docs).into();
+    drop(empty_docs);
+    let before = rss_mb(gateway);
+    let sends = (0..10).map(|_| {
+        let bomb = bomb.clone();
+        let port = flow.grpc;
+        tokio::spawn(async move {
+            let mut unary = jina::proto::jina::jina_single_data_request_rpc_client::JinaSingleDataRequestRpcClient::new(channel(port).await)
+                .max_encoding_message_size(usize::MAX);
+            unary.process_single_data(bomb).await.unwrap_err()
+        })
+    });
+    for status in futures::future::join_all(sends).await {
+        let status = status.unwrap();
+        assert_eq!(status.code(), tonic::Code::ResourceExhausted, "{status:?}");
+        assert!(status.message().contains("max_request_docs"), "{status:?}");
+    }
+    let peak = peak_mb(gateway);
+    eprintln!("gateway: {before} MB before, peak {peak} MB for ten 60 MB messages at once");
+    // The budget (256 MiB) holds two such messages (each counted twice: as received and as
+    // sent on); the others wait with a stream's window read.
+    assert!(peak < 400, "ten gRPC messages at once: peak {peak} MB");
+}
+
 #[tokio::test]
 async fn too_many_documents_are_refused_on_every_face_naming_max_request_docs() {
     use futures::{SinkExt, StreamExt};

@@ -158,6 +158,7 @@ impl ExecutorService {
         &self,
         incoming: Incoming,
         metadata: &tonic::metadata::MetadataMap,
+        arrived: Option<tokio::sync::OwnedSemaphorePermit>,
     ) -> Result<DataRequestProto, Status> {
         use tracing::Instrument;
         let request_id = incoming
@@ -172,7 +173,7 @@ impl ExecutorService {
             || matches!(incoming, Incoming::Join(_));
         let _room = self
             .admission
-            .admit_decoded(&parts, decoded)
+            .admit_decoded(&parts, decoded, arrived)
             .await
             .map_err(|over| Status::resource_exhausted(over.to_string()))?;
         self.answer_measured(incoming).instrument(span).await
@@ -580,7 +581,8 @@ impl JinaSingleDataRequestRpc for ExecutorService {
         req: tonic::Request<DataRequestProto>,
     ) -> Result<Response<DataRequestProto>, Status> {
         let metadata = req.metadata().clone();
-        let answer = self.answer(Incoming::One(req.into_inner()), &metadata);
+        let arrived = crate::grpc::Admitted::of(req.extensions()).and_then(|a| a.next());
+        let answer = self.answer(Incoming::One(req.into_inner()), &metadata, arrived);
         Ok(Response::new(answer.await?))
     }
 }
@@ -592,12 +594,13 @@ impl JinaDataRequestRpc for ExecutorService {
         req: tonic::Request<DataRequestListProto>,
     ) -> Result<Response<DataRequestProto>, Status> {
         let metadata = req.metadata().clone();
+        let arrived = crate::grpc::Admitted::of(req.extensions()).and_then(|a| a.next());
         let list = req.into_inner().requests;
         let incoming = match metadata.contains_key(JOIN_METADATA) {
             true => Incoming::Join(list),
             false => Incoming::Many(list),
         };
-        let answer = self.answer(incoming, &metadata);
+        let answer = self.answer(incoming, &metadata, arrived);
         Ok(Response::new(answer.await?))
     }
 }
@@ -653,18 +656,22 @@ pub(crate) async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let limit = settings.max_request_bytes.unwrap_or(usize::MAX);
+    // Each message takes room as it arrives (its bytes, and its answer's), before tonic
+    // reads it; the handler grows that room to what decoding will take.
+    let admit = crate::grpc::AdmitMessages::new(&settings.admission.budget, limit);
     let service = ExecutorService {
         admission: settings.admission,
         ..service
     };
-    let routes = tonic::service::Routes::new(crate::limited!(
+    use tower::Layer;
+    let routes = tonic::service::Routes::new(admit.layer(crate::limited!(
         JinaSingleDataRequestRpcServer::new(service.clone()),
         limit
-    ))
-    .add_service(crate::limited!(
+    )))
+    .add_service(admit.layer(crate::limited!(
         JinaDataRequestRpcServer::new(service.clone()),
         limit
-    ))
+    )))
     .add_service(crate::limited!(
         JinaSingleDocumentRequestRpcServer::new(service.clone()),
         limit
@@ -853,7 +860,7 @@ mod tests {
             let docs: DocumentArray = vec![Document::from_text("hi")].into();
             let req = request::new_request(endpoint, &docs, &Map::new());
             let answer = service
-                .answer(Incoming::One(req), &Default::default())
+                .answer(Incoming::One(req), &Default::default(), None)
                 .await
                 .unwrap();
             let docs = request::docs(&answer).unwrap();

@@ -44,13 +44,15 @@ impl GrpcGateway {
         }
     }
 
-    /// Takes room in the gateway's budget for `req` (its bytes as received, and as sent on to
-    /// an executor), waiting for it; refuses a request over `max_request_docs` (counted at
-    /// the top level: the gateway does not decode documents; executors count every depth) or
-    /// one that could never fit.
+    /// Holds room in the gateway's budget for `req` (its bytes as received, and as sent on to
+    /// an executor): the room it took as it came off the wire (`arrived`, see
+    /// [`crate::grpc::AdmitMessages`]), else waited for now; refuses a request over
+    /// `max_request_docs` (counted at the top level: the gateway does not decode documents;
+    /// executors count every depth) or one that could never fit.
     async fn admit(
         &self,
         req: &DataRequestProto,
+        arrived: Option<tokio::sync::OwnedSemaphorePermit>,
     ) -> Result<tokio::sync::OwnedSemaphorePermit, Status> {
         let over = |o: crate::request::OverLimit| Status::resource_exhausted(o.to_string());
         self.admission
@@ -58,8 +60,7 @@ impl GrpcGateway {
             .map_err(over)?;
         let needed = 2 * prost::Message::encoded_len(req);
         self.admission
-            .budget
-            .admit_within(needed)
+            .admit_more(arrived, needed)
             .await
             .map_err(over)
     }
@@ -90,6 +91,7 @@ impl JinaRpc for GrpcGateway {
         let router = self.router.clone();
         // The client's trace context, for every request of the stream.
         let metadata = Arc::new(req.metadata().clone());
+        let arrived = crate::grpc::Admitted::of(req.extensions());
         // A message that cannot be read ends the stream: the requests before it are still
         // answered, then the stream ends with that message's error.
         let failed = Arc::new(std::sync::Mutex::new(None::<Status>));
@@ -111,8 +113,9 @@ impl JinaRpc for GrpcGateway {
         let answers = requests
             .then(move |r| {
                 let gateway = gateway.clone();
+                let room = arrived.as_ref().and_then(|a| a.next());
                 async move {
-                    let room = gateway.admit(&r).await;
+                    let room = gateway.admit(&r, room).await;
                     (r, room)
                 }
             })
@@ -155,8 +158,9 @@ impl JinaSingleDataRequestRpc for GrpcGateway {
     ) -> Result<Response<DataRequestProto>, Status> {
         let metadata = req.metadata().clone();
         let adopt = |span: &tracing::Span| crate::telemetry::adopt_from_metadata(span, &metadata);
+        let arrived = crate::grpc::Admitted::of(req.extensions()).and_then(|a| a.next());
         let req = req.into_inner();
-        let _room = self.admit(&req).await?;
+        let _room = self.admit(&req, arrived).await?;
         Ok(Response::new(self.router.route_with(req, adopt).await))
     }
 }
@@ -224,19 +228,24 @@ pub(super) async fn serve(
     options: crate::grpc::ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
+    use tower::Layer;
     let limit = gateway.max_request_bytes;
-    let routes =
-        tonic::service::Routes::new(crate::limited!(JinaRpcServer::new(gateway.clone()), limit))
-            .add_service(crate::limited!(
-                JinaSingleDataRequestRpcServer::new(gateway.clone()),
-                limit
-            ))
-            .add_service(crate::limited!(
-                JinaSingleDocumentRequestRpcServer::new(gateway.clone()),
-                limit
-            ))
-            .add_service(JinaGatewayDryRunRpcServer::new(gateway.clone()))
-            .add_service(JinaDiscoverEndpointsRpcServer::new(gateway.clone()))
-            .add_service(JinaInfoRpcServer::new(gateway));
+    // Each message takes room as it arrives (as received, and as sent on), before tonic reads
+    // it: ten big messages at once wait their turn instead of all being read.
+    let admit = crate::grpc::AdmitMessages::new(&gateway.admission.budget, limit);
+    let routes = tonic::service::Routes::new(
+        admit.layer(crate::limited!(JinaRpcServer::new(gateway.clone()), limit)),
+    )
+    .add_service(admit.layer(crate::limited!(
+        JinaSingleDataRequestRpcServer::new(gateway.clone()),
+        limit
+    )))
+    .add_service(crate::limited!(
+        JinaSingleDocumentRequestRpcServer::new(gateway.clone()),
+        limit
+    ))
+    .add_service(JinaGatewayDryRunRpcServer::new(gateway.clone()))
+    .add_service(JinaDiscoverEndpointsRpcServer::new(gateway.clone()))
+    .add_service(JinaInfoRpcServer::new(gateway));
     crate::grpc::serve(routes, listener, options, shutdown).await
 }

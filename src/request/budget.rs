@@ -103,31 +103,56 @@ impl Admission {
     }
 
     /// Admits requests whose documents are `parts` (a request's `data`, or a join's), each
-    /// within `max_docs`, waiting for room for what they will take: their bytes twice (as
-    /// received and as answered) and, when they are to be `decoded`, the cost of their
-    /// documents and values. Bytes that cannot be weighed are admitted at their size: decoding
-    /// them fails soon after.
+    /// within `max_docs`, for what they will take: their bytes twice (as received and as
+    /// answered) and, when they are to be `decoded`, the cost of their documents and values.
+    /// `arrived` is the room taken for them as they came off the wire (see
+    /// `grpc::AdmitMessages`): it is grown to the estimate if the budget has room now, and
+    /// otherwise given back while the whole estimate is waited for (never waiting while
+    /// holding). Bytes that cannot be weighed are admitted at their size: decoding them fails
+    /// soon after.
     pub async fn admit_decoded(
         &self,
         parts: &[&[u8]],
         decoded: bool,
+        arrived: Option<OwnedSemaphorePermit>,
     ) -> Result<OwnedSemaphorePermit, super::OverLimit> {
         let bytes: usize = parts.iter().map(|p| p.len()).sum();
-        let bytes = bytes.saturating_mul(2);
-        if !decoded {
-            // Undecoded, a request costs its bytes whatever it holds: nothing to weigh.
-            return self.budget.admit_within(bytes).await;
+        let mut needed = bytes.saturating_mul(2);
+        if decoded {
+            let mut total = super::Weight::default();
+            for part in parts {
+                let Ok(weight) = super::weigh(part) else {
+                    continue;
+                };
+                self.check_docs(weight.docs)?;
+                total.docs += weight.docs;
+                total.values += weight.values;
+            }
+            needed = total.decoded_bytes(needed);
         }
-        let mut total = super::Weight::default();
-        for part in parts {
-            let Ok(weight) = super::weigh(part) else {
-                continue;
-            };
-            self.check_docs(weight.docs)?;
-            total.docs += weight.docs;
-            total.values += weight.values;
+        self.admit_more(arrived, needed).await
+    }
+
+    /// Holds room for `needed` bytes: `held` if it is enough, grown if the budget has room
+    /// now, else given back and `needed` waited for; refused if it could never fit.
+    pub async fn admit_more(
+        &self,
+        held: Option<OwnedSemaphorePermit>,
+        needed: usize,
+    ) -> Result<OwnedSemaphorePermit, super::OverLimit> {
+        if needed > self.budget.total_bytes() {
+            return Err(super::OverLimit::Memory {
+                needed,
+                budget: self.budget.total_bytes(),
+            });
         }
-        self.budget.admit_within(total.decoded_bytes(bytes)).await
+        if let Some(mut held) = held {
+            let have = held.num_permits() * UNIT;
+            if have >= needed || self.budget.try_grow(&mut held, needed - have) {
+                return Ok(held);
+            }
+        }
+        Ok(self.budget.admit_bytes(needed).await)
     }
 
     /// Refuses `docs` documents over `max_docs`.

@@ -2,6 +2,10 @@
 //! limits, reflection, `_status` info, and channels to peers. Nothing here knows what a
 //! request means.
 
+mod admission;
+
+pub use admission::{AdmitMessages, Admitted, AdmittedBody, AdmittedService};
+
 use crate::proto::jina::JinaInfoProto;
 use std::time::Duration;
 use tonic::transport::{Channel, Endpoint, Server};
