@@ -389,21 +389,14 @@ impl Drop for ComposeProject {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn an_exported_compose_project_serves_the_flow_and_down_leaves_nothing() {
-    let _turn = turn();
-    let image = project_image();
+/// Writes `flow_yaml` into a folder the containers' user can read, exports it as a compose
+/// project of the project's image, and names the project `name` + this test's pid.
+fn export_compose(flow_yaml: &str, name: &str) -> (Files, ComposeProject) {
     let files = Files::new();
     // Containers run as a user, not root: the mounted Flow folder must be readable.
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(files.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let (grpc, http) = (free_port(), free_port());
-    let flow = files.write(
-        "flow.yml",
-        &format!(
-            "jtype: Flow\nwith: {{protocol: [grpc, http], port: [{grpc}, {http}]}}\nexecutors:\n  - {{name: split, uses: Sentencizer, replicas: 2}}\n  - {{name: left, uses: Visit, needs: split}}\n  - {{name: right, uses: 'docker://{image}', entrypoint: jina executor --uses Visit, needs: split}}\n  - {{name: join, uses: Visit, needs: [left, right]}}\n"
-        ),
-    );
+    let flow = files.write("flow.yml", flow_yaml);
     let out = files.dir.path().join("docker-compose.yml");
     let (code, said) = run(&[
         "export",
@@ -411,13 +404,27 @@ async fn an_exported_compose_project_serves_the_flow_and_down_leaves_nothing() {
         flow.to_str().unwrap(),
         out.to_str().unwrap(),
         "--image",
-        image,
+        project_image(),
     ]);
     assert_eq!(code, 0, "{said}");
     let project = ComposeProject {
-        name: format!("jinatest{}", std::process::id()),
+        name: format!("{name}{}", std::process::id()),
         file: out,
     };
+    (files, project)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_exported_compose_project_serves_the_flow_and_down_leaves_nothing() {
+    let _turn = turn();
+    let image = project_image();
+    let (grpc, http) = (free_port(), free_port());
+    let (_files, project) = export_compose(
+        &format!(
+            "jtype: Flow\nwith: {{protocol: [grpc, http], port: [{grpc}, {http}]}}\nexecutors:\n  - {{name: split, uses: Sentencizer, replicas: 2}}\n  - {{name: left, uses: Visit, needs: split}}\n  - {{name: right, uses: 'docker://{image}', entrypoint: jina executor --uses Visit, needs: split}}\n  - {{name: join, uses: Visit, needs: [left, right]}}\n"
+        ),
+        "jinatest",
+    );
     let (ok, up) = project.compose(&["up", "-d"]);
     assert!(ok, "docker-compose up: {up}");
     // `up -d` returns once the gateway is created; its health check says when it serves.
@@ -473,32 +480,14 @@ async fn an_exported_compose_project_serves_the_flow_and_down_leaves_nothing() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_index_written_in_a_compose_deployment_survives_down_and_up() {
     let _turn = turn();
-    let image = project_image();
-    let files = Files::new();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(files.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let grpc = free_port();
     // The indexer names no workspace: `jina executor`'s default would be inside its container.
-    let flow = files.write(
-        "flow.yml",
+    let (_files, project) = export_compose(
         &format!(
             "jtype: Flow\nwith: {{port: {grpc}}}\nexecutors:\n  - {{name: enc, uses: NgramEncoder}}\n  - {{name: idx, uses: VectorIndexer}}\n"
         ),
+        "jinaws",
     );
-    let out = files.dir.path().join("docker-compose.yml");
-    let (code, said) = run(&[
-        "export",
-        "docker-compose",
-        flow.to_str().unwrap(),
-        out.to_str().unwrap(),
-        "--image",
-        image,
-    ]);
-    assert_eq!(code, 0, "{said}");
-    let project = ComposeProject {
-        name: format!("jinaws{}", std::process::id()),
-        file: out,
-    };
     let gateway = format!("{}_gateway_1", project.name);
     let (ok, up) = project.compose(&["up", "-d"]);
     assert!(ok, "docker-compose up: {up}");

@@ -19,16 +19,6 @@ use jina::request;
 use serde_json::{Value, json};
 use std::time::Duration;
 
-/// A field of `/proc/<pid>/status`, in kB.
-fn status_kb(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
-}
-
 /// What requests made a process hold at its peak, in MB: its peak RSS less the binary's own
 /// pages (the debug binary's code is tens of MB; a release build's a few).
 fn peak_mb(pid: u32) -> u64 {
@@ -153,8 +143,6 @@ async fn ten_big_grpc_messages_at_once_wait_their_turn_before_they_are_read() {
 
 #[tokio::test]
 async fn too_many_documents_are_refused_on_every_face_naming_max_request_docs() {
-    use futures::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message;
     let flow = start_flow_with("  max_request_docs: 1000\n", "  - {name: e, uses: Visit}\n");
     let names_the_limit = |text: &str| {
         assert!(
@@ -219,24 +207,10 @@ async fn too_many_documents_are_refused_on_every_face_naming_max_request_docs() 
     names_the_limit(&status.description);
 
     // WebSocket: close 1009 with the limit.
-    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/", flow.ws))
-        .await
-        .unwrap();
     let frame = String::from_utf8(empty_docs_body(1001)).unwrap();
-    socket.send(Message::Text(frame.into())).await.unwrap();
-    let close = loop {
-        match socket.next().await {
-            Some(Ok(Message::Close(frame))) => break frame.expect("a reason"),
-            Some(Ok(_)) => continue,
-            other => panic!("expected a close frame, got {other:?}"),
-        }
-    };
-    assert_eq!(u16::from(close.code), 1009);
-    assert!(
-        close.reason.contains("max_request_docs"),
-        "{}",
-        close.reason
-    );
+    let (code, reason) = websocket_close_after(flow.ws, frame).await;
+    assert_eq!(code, 1009);
+    assert!(reason.contains("max_request_docs"), "{reason}");
 }
 
 /// A length-delimited protobuf field.
@@ -366,6 +340,28 @@ fn self_signed_ca_cert(files: &Files, name: &str) -> (std::path::PathBuf, std::p
     )
 }
 
+/// `jina client post` of `inputs` over TLS to 127.0.0.1:`port`, trusting the file `ca`.
+fn post_tls(port: u16, protocol: &str, ca: &str, inputs: &str) -> (i32, String) {
+    run(&[
+        "client",
+        "post",
+        "/",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        &port.to_string(),
+        "--protocol",
+        protocol,
+        "--tls",
+        "--ca-file",
+        ca,
+        "--inputs",
+        inputs,
+        "--output",
+        "-",
+    ])
+}
+
 #[tokio::test]
 async fn the_client_trusts_the_certificate_it_is_given_and_only_that() {
     let files = Files::new();
@@ -388,44 +384,12 @@ async fn the_client_trusts_the_certificate_it_is_given_and_only_that() {
         ("http", flow.http),
         ("websocket", flow.ws),
     ] {
-        let port = port.to_string();
-        let (code, out) = run(&[
-            "client",
-            "post",
-            "/",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--protocol",
-            protocol,
-            "--tls",
-            "--ca-file",
-            ca,
-            "--inputs",
-            inputs,
-            "--output",
-            "-",
-        ]);
+        let post = |ca: &str| post_tls(port, protocol, ca, inputs);
+        let (code, out) = post(ca);
         assert_eq!(code, 0, "{protocol}: {out}");
         assert!(out.contains("hello"), "{protocol}: {out}");
         // Another certificate is no trust in this one.
-        let (code, out) = run(&[
-            "client",
-            "post",
-            "/",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port,
-            "--protocol",
-            protocol,
-            "--tls",
-            "--ca-file",
-            other.to_str().unwrap(),
-            "--inputs",
-            inputs,
-        ]);
+        let (code, out) = post(other.to_str().unwrap());
         assert_ne!(
             code, 0,
             "{protocol}: a stranger's certificate was trusted: {out}"
@@ -449,20 +413,7 @@ async fn the_client_trusts_the_certificate_it_is_given_and_only_that() {
     // A leaf signed by a CA, given as the file to trust: pinned too.
     let certs = certificates();
     let leaf_flow = certs.start_flow("  - {name: e, uses: Visit}\n");
-    let (code, out) = run(&[
-        "client",
-        "post",
-        "/",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        &leaf_flow.grpc.to_string(),
-        "--tls",
-        "--ca-file",
-        certs.cert.to_str().unwrap(),
-        "--inputs",
-        inputs,
-    ]);
+    let (code, out) = post_tls(leaf_flow.grpc, "grpc", certs.cert.to_str().unwrap(), inputs);
     assert_eq!(code, 0, "{out}");
 }
 

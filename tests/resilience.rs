@@ -260,8 +260,6 @@ async fn garbage_on_the_call_stream_is_invalid_argument_after_the_answers_before
 
 #[tokio::test]
 async fn one_size_limit_holds_on_grpc_http_and_websocket() {
-    use futures::{SinkExt, StreamExt};
-    use tokio_tungstenite::tungstenite::Message;
     let flow = start_flow_with(
         "  max_request_bytes: 100000\n",
         "  - {name: e, uses: Visit}\n",
@@ -295,28 +293,10 @@ async fn one_size_limit_holds_on_grpc_http_and_websocket() {
     let (code, _) = post_http(flow.http, "/post", json!({"data": [{"text": "small"}]})).await;
     assert_eq!(code, 200);
     // WebSocket: a close frame with code 1009 and the reason.
-    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/", flow.ws))
-        .await
-        .unwrap();
-    socket
-        .send(Message::Text(
-            json!({"data": [{"text": big}]}).to_string().into(),
-        ))
-        .await
-        .unwrap();
-    let close = loop {
-        match socket.next().await {
-            Some(Ok(Message::Close(frame))) => break frame.expect("a close frame with a reason"),
-            Some(Ok(_)) => continue,
-            other => panic!("expected a close frame, got {other:?}"),
-        }
-    };
-    assert_eq!(u16::from(close.code), 1009);
-    assert!(
-        close.reason.contains("max_request_bytes"),
-        "{}",
-        close.reason
-    );
+    let frame = json!({"data": [{"text": big}]}).to_string();
+    let (code, reason) = websocket_close_after(flow.ws, frame).await;
+    assert_eq!(code, 1009);
+    assert!(reason.contains("max_request_bytes"), "{reason}");
 }
 
 #[tokio::test]
@@ -484,16 +464,6 @@ fn a_stopped_executor_with_a_slow_request_exits_within_the_grace() {
         "took {took:?}; the grace is 3 s"
     );
     let _ = request.join();
-}
-
-/// A field of `/proc/<pid>/status`, in kB.
-fn status_kb(pid: u32, field: &str) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .and_then(|v| v.split_whitespace().next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }
 
 #[tokio::test]

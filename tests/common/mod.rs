@@ -356,6 +356,37 @@ pub async fn post_http(port: u16, path: &str, body: serde_json::Value) -> (u16, 
     (status, r.json().await.expect("JSON answer"))
 }
 
+/// A field of `/proc/<pid>/status`, in kB.
+pub fn status_kb(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
+}
+
+/// Sends `frame` as a WebSocket text frame to the gateway on `port` and waits for the close
+/// frame the gateway answers with: its code and reason.
+pub async fn websocket_close_after(port: u16, frame: String) -> (u16, String) {
+    use futures::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let (mut socket, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/"))
+        .await
+        .unwrap();
+    socket.send(Message::Text(frame.into())).await.unwrap();
+    loop {
+        match socket.next().await {
+            Some(Ok(Message::Close(Some(close)))) => {
+                return (u16::from(close.code), close.reason.to_string());
+            }
+            Some(Ok(Message::Close(None))) => panic!("a close frame without a reason"),
+            Some(Ok(_)) => continue,
+            other => panic!("expected a close frame, got {other:?}"),
+        }
+    }
+}
+
 /// Sends JSON requests as WebSocket text frames and collects one answer per request.
 pub async fn post_ws(port: u16, bodies: Vec<serde_json::Value>) -> Vec<serde_json::Value> {
     use futures::{SinkExt, StreamExt};
