@@ -286,12 +286,7 @@ async fn read_admitted(
     let mut room = budget.admit_bytes(declared).await;
     let body = read_body(headers, body, s.max_request_bytes).await?;
     let needed = request::json_decoded_bytes(&body);
-    if needed > budget.total_bytes() {
-        return Err(over_limit(request::OverLimit::Memory {
-            needed,
-            budget: budget.total_bytes(),
-        }));
-    }
+    budget.fits(needed).map_err(over_limit)?;
     if needed > declared && !budget.try_grow(&mut room, needed - declared) {
         let mut busy = error_response(
             StatusCode::SERVICE_UNAVAILABLE,

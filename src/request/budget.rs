@@ -1,17 +1,18 @@
-//! A budget of bytes in flight, so that big documents cannot make a client or the gateway hold
-//! more than a few requests' worth of memory, however large the input.
+//! A budget of bytes in flight, so that big documents cannot make a process hold more than a
+//! few requests' worth of memory, however large the input: a client's (its requests' encoded
+//! size) and each server process's ([`Admission`]: what its requests take once read, see
+//! `cost.rs`).
 //!
-//! Each request takes its encoded size out of the budget before it is sent on (waiting while
-//! the budget is spent) and gives it back when its permit is dropped. A request larger than
-//! the whole budget waits until nothing else is in flight, then goes alone.
+//! Each request takes its bytes out of the budget (waiting while the budget is spent) and gives
+//! them back when its permit is dropped. A client's request larger than the whole budget waits
+//! until nothing else is in flight, then goes alone; a server refuses one ([`ByteBudget::fits`]).
 
 use crate::proto::jina::DataRequestProto;
 use prost::Message;
 use std::sync::Arc;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-/// The default for clients and for each gateway stream: room for a few big requests, little
-/// next to a machine's memory.
+/// The default for clients: room for a few big requests, little next to a machine's memory.
 pub const DEFAULT_IN_FLIGHT_BYTES: usize = 16 << 20;
 
 /// Counted in KiB so that a budget of gigabytes fits a semaphore's permits.
@@ -42,17 +43,23 @@ impl ByteBudget {
         self.total as usize * UNIT
     }
 
+    /// Refuses `needed` bytes that could never fit, however long they waited.
+    pub fn fits(&self, needed: usize) -> Result<(), super::OverLimit> {
+        match needed > self.total_bytes() {
+            true => Err(super::OverLimit::Memory {
+                needed,
+                budget: self.total_bytes(),
+            }),
+            false => Ok(()),
+        }
+    }
+
     /// Waits until `bytes` fit and takes them; refuses at once what could never fit.
     pub async fn admit_within(
         &self,
         bytes: usize,
     ) -> Result<OwnedSemaphorePermit, super::OverLimit> {
-        if bytes > self.total_bytes() {
-            return Err(super::OverLimit::Memory {
-                needed: bytes,
-                budget: self.total_bytes(),
-            });
-        }
+        self.fits(bytes)?;
         Ok(self.admit_bytes(bytes).await)
     }
 
@@ -140,12 +147,7 @@ impl Admission {
         held: Option<OwnedSemaphorePermit>,
         needed: usize,
     ) -> Result<OwnedSemaphorePermit, super::OverLimit> {
-        if needed > self.budget.total_bytes() {
-            return Err(super::OverLimit::Memory {
-                needed,
-                budget: self.budget.total_bytes(),
-            });
-        }
+        self.budget.fits(needed)?;
         if let Some(mut held) = held {
             let have = held.num_permits() * UNIT;
             if have >= needed || self.budget.try_grow(&mut held, needed - have) {

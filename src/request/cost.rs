@@ -49,11 +49,6 @@ impl Weight {
             .saturating_add(self.docs.saturating_mul(BYTES_PER_DOC))
             .saturating_add(self.values.saturating_mul(BYTES_PER_VALUE))
     }
-
-    fn add(&mut self, other: Weight) {
-        self.docs += other.docs;
-        self.values += other.values;
-    }
 }
 
 /// Why a request is refused before it is read. Each message says how to raise the limit.
@@ -195,18 +190,9 @@ fn weigh_node(node: &[u8], depth: u32, w: &mut Weight) -> Result<(), Unreadable>
     })
 }
 
-/// The weight of several requests' `data` together (a join's parts).
-pub fn weigh_all<'a>(parts: impl IntoIterator<Item = &'a [u8]>) -> Result<Weight, Unreadable> {
-    let mut total = Weight::default();
-    for part in parts {
-        total.add(weigh(part)?);
-    }
-    Ok(total)
-}
-
 /// The values of a JSON text, over-counted from its structure alone (each `{`, `[`, `,` and
 /// `:` outside strings, plus one): one pass, nothing built.
-pub fn json_values(body: &[u8]) -> usize {
+fn json_values(body: &[u8]) -> usize {
     let (mut values, mut in_string, mut escaped) = (1usize, false, false);
     for &b in body {
         if in_string {

@@ -13,7 +13,7 @@ pub mod json;
 pub use budget::{Admission, ByteBudget, DEFAULT_IN_FLIGHT_BYTES};
 pub use cost::{
     DEFAULT_MAX_IN_FLIGHT_BYTES, DEFAULT_MAX_REQUEST_DOCS, OverLimit, Unreadable, Weight,
-    json_decoded_bytes, json_values, weigh, weigh_all,
+    json_decoded_bytes, weigh,
 };
 pub use structs::{json_to_struct, struct_to_json};
 
