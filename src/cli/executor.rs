@@ -1,20 +1,79 @@
 //! `jina executor`: serve one executor over gRPC until Ctrl-C or SIGTERM.
 
-use crate::executor::{ExecutorConfig, ExecutorFlags, server};
+use crate::executor::python::Chosen;
+use crate::executor::{
+    BoxError, ExecutorConfig, ExecutorFlags, HostedExecutor, HostedLoad, Instance, UsesText, server,
+};
+use std::sync::Arc;
 use anyhow::{Context, anyhow};
 
 pub(super) async fn run(args: ExecutorFlags) -> anyhow::Result<()> {
-    let config = ExecutorConfig::from_uses(&args.uses)?;
+    let config = config_of(&args)?;
     let overrides = args.overrides()?;
     if config.is_python() {
-        if args.ssl_certfile.is_some() {
-            return Err(anyhow!(
-                "--ssl-certfile: a Python executor is served by Python Jina, which serves no TLS for one executor"
-            ));
-        }
         return serve_python(&args).await;
     }
-    let mut instance = config.instantiate(&overrides)?;
+    let instance = config.instantiate(&overrides)?;
+    serve(&args, instance, &config.jtype).await
+}
+
+/// The executor's config: its YAML, or (`--uses CLASS --py-modules FILE`, Jina 3's way) a
+/// Python class named by the flags.
+fn config_of(args: &ExecutorFlags) -> anyhow::Result<ExecutorConfig> {
+    if args.py_modules.is_empty() {
+        return Ok(ExecutorConfig::from_uses(&args.uses)?);
+    }
+    let mut config = match UsesText::parse(&args.uses, None) {
+        Ok(UsesText::YamlFile(_) | UsesText::InlineYaml(_)) => {
+            ExecutorConfig::from_uses(&args.uses)?
+        }
+        _ => ExecutorConfig::named(args.uses.trim()),
+    };
+    config.metas.py_modules.extend(args.py_modules.iter().cloned());
+    Ok(config)
+}
+
+/// Serves a Python executor that a host built (`python -m jina_rs.executor FLAGS`, the
+/// `jina-rs` Python package): `argv` are `jina executor`'s flags, and `load` builds the
+/// executor from what the config and the flags say. Runs until Ctrl-C or SIGTERM, then closes
+/// the executor. Errors are printed as `jina executor` prints them; returns the exit status.
+pub fn serve_hosted(
+    argv: Vec<std::ffi::OsString>,
+    load: impl FnOnce(HostedLoad) -> Result<Arc<dyn HostedExecutor>, BoxError>,
+) -> u8 {
+    #[derive(clap::Parser)]
+    #[command(name = "python -m jina_rs.executor")]
+    struct Host {
+        #[command(flatten)]
+        flags: ExecutorFlags,
+    }
+    let args = match <Host as clap::Parser>::try_parse_from(
+        std::iter::once("python -m jina_rs.executor".into()).chain(argv),
+    ) {
+        Ok(host) => host.flags,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    crate::tls::install_provider();
+    crate::allocator::tune_for_big_messages();
+    let result = super::block_on(async move {
+        let config = config_of(&args)?;
+        let overrides = args.overrides()?;
+        let name = args.name.clone().unwrap_or_else(|| config.jtype.clone());
+        let wanted = config.hosted_load(&overrides, &name, args.copy)?;
+        let executor = load(wanted).map_err(|e| anyhow!("{e}"))?;
+        let instance = config.instantiate_hosted(executor.clone(), name, &overrides)?;
+        let served = serve(&args, instance, &config.jtype).await;
+        executor.close();
+        served
+    });
+    super::exit_status(result)
+}
+
+/// Serves a built executor on the flags' socket until Ctrl-C or SIGTERM.
+async fn serve(args: &ExecutorFlags, mut instance: Instance, jtype: &str) -> anyhow::Result<()> {
     let traces = match args.tracing.export() {
         Some(export) => Some(crate::telemetry::start(&export, &instance.name)?),
         None => None,
@@ -41,7 +100,7 @@ pub(super) async fn run(args: ExecutorFlags) -> anyhow::Result<()> {
         _ => anyhow!("cannot listen on {}:{}: {e}", args.host, args.port_in),
     })?;
     instance.open()?;
-    let jtype = config.jtype.clone();
+    let jtype = jtype.to_string();
     let mut service = server::ExecutorService::new(instance);
     if args.monitoring {
         let mut registry = prometheus_client::registry::Registry::default();
@@ -74,29 +133,42 @@ pub(super) async fn run(args: ExecutorFlags) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// An executor whose class lives in Python (`metas.py_modules`) is served by Python Jina, under
-/// our guard so that its forked worker stops with it.
+/// A Python executor (`metas.py_modules`, or `--py-modules`), served as `executor::python`'s
+/// rule says: this process becomes our host (`python -m jina_rs.executor` with the same
+/// flags), or runs Python Jina's `jina executor` under our guard (its forked worker stops
+/// with it).
 async fn serve_python(args: &ExecutorFlags) -> anyhow::Result<()> {
-    let yaml = std::path::Path::new(args.uses.trim());
-    if !yaml.is_file() {
-        return Err(anyhow!(
-            "uses: a Python executor (metas.py_modules) must be given as a YAML file"
-        ));
-    }
     let name = args.name.as_deref().unwrap_or("executor");
     crate::logging::init(name);
-    let python = ExecutorFlags {
-        uses: yaml.display().to_string(),
+    let python = crate::executor::python::interpreter();
+    if crate::executor::python::choose(args.python_runtime, &python)? == Chosen::JinaRs {
+        tracing::info!("a Python executor: serving it with jina-rs's host ({python})");
+        let command = crate::executor::python::host_command(&python, args);
+        // This process becomes the host: signals, exit status and an inherited socket are
+        // its own, with nothing in between.
+        let error = std::os::unix::process::CommandExt::exec(
+            std::process::Command::new(&command[0]).args(&command[1..]),
+        );
+        return Err(anyhow!("cannot start {python}: {error}"));
+    }
+    if args.ssl_certfile.is_some() {
+        return Err(anyhow!(
+            "--ssl-certfile: Python Jina serves no TLS for one executor (jina-rs's host does: pip install jina-rs)"
+        ));
+    }
+    tracing::info!("a Python executor: serving it with Python Jina ({python})");
+    let python_flags = ExecutorFlags {
+        uses: args.uses.trim().into(),
         name: Some(name.into()),
-        // Python Jina serves no TLS for one executor (refused above), and these are ours.
+        // These are ours: Python Jina reads none of them.
         ..ExecutorFlags::new("", args.port_in).with_overrides(&args.overrides()?)
     };
-    let command = python.python_command(&[]);
-    tracing::info!(
-        "a Python executor: serving it with Python Jina ({})",
-        command[0]
-    );
-    let command: Vec<std::ffi::OsString> = command.into_iter().map(Into::into).collect();
+    let command: Vec<std::ffi::OsString> = python_flags
+        .python_command(&args.py_modules)
+        .into_iter()
+        .chain(args.copy.to_args())
+        .map(Into::into)
+        .collect();
     match crate::orchestrate::guard::run(
         &command,
         crate::orchestrate::guard::Parent::Independent,

@@ -12,6 +12,8 @@ mod flow;
 mod gateway;
 mod hello;
 
+pub use executor::serve_hosted;
+
 use crate::executor::json_object;
 use clap::{Parser, Subcommand};
 use std::io::Write;
@@ -118,8 +120,19 @@ pub fn main_with(registry: crate::executor::Registry) -> ExitCode {
         Command::Export(command) => export::run(command),
         Command::Daemon(args) => block_on(daemon::run(args)),
     };
+    exit_code(result)
+}
+
+/// A command's outcome as its exit status: an error is printed first, each line as Jina prints
+/// one (`error: ...`).
+fn exit_code(result: anyhow::Result<()>) -> ExitCode {
+    ExitCode::from(exit_status(result))
+}
+
+/// [`exit_code`] as a number (what a host in Python exits with).
+fn exit_status(result: anyhow::Result<()>) -> u8 {
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
         Err(e) => {
             // A Flow YAML with several mistakes reports each on its own line.
             // writeln!, not eprintln!: a closed stderr is no reason to panic.
@@ -127,7 +140,7 @@ pub fn main_with(registry: crate::executor::Registry) -> ExitCode {
             for line in format!("{e:#}").lines() {
                 let _ = writeln!(stderr, "error: {line}");
             }
-            ExitCode::from(1)
+            1
         }
     }
 }

@@ -285,17 +285,81 @@ impl ExecutorConfig {
         let mut with = self.with.clone();
         with.extend(overrides.uses_with.clone());
         let name = metas.name.clone().unwrap_or_else(|| self.jtype.clone());
-        let mut instance = entry
-            .instantiate(
-                name,
-                &with,
-                metas,
-                [
-                    ("requests", &self.requests),
-                    ("uses_requests", &overrides.uses_requests),
-                ],
-            )
+        let instance = entry
+            .instantiate(name, &with, metas, self.request_layers(overrides))
             .map_err(|e| self.build_error(e, overrides))?;
+        self.batched(instance, overrides)
+    }
+
+    /// What a host of a Python executor is asked to build for this config, after the
+    /// overrides: `name` is the copy's name, `copy` which copy it is.
+    pub fn hosted_load(
+        &self,
+        overrides: &Overrides,
+        name: &str,
+        copy: super::CopyFlags,
+    ) -> Result<super::HostedLoad, ConfigError> {
+        let metas = self.metas_with(overrides)?;
+        let mut with = self.with.clone();
+        with.extend(overrides.uses_with.clone());
+        let py_modules = metas
+            .py_modules
+            .iter()
+            .map(|module| match &self.base_dir {
+                Some(dir) if module.ends_with(".py") && !Path::new(module).is_absolute() => {
+                    dir.join(module).display().to_string()
+                }
+                _ => module.clone(),
+            })
+            .collect();
+        let workspace = metas.workspace.as_ref().map(|w| match &self.base_dir {
+            Some(dir) if Path::new(w).is_relative() => dir.join(w),
+            _ => PathBuf::from(w),
+        });
+        let metas = match serde_json::to_value(&metas) {
+            Ok(Value::Object(map)) => map,
+            _ => Map::new(),
+        };
+        Ok(super::HostedLoad {
+            jtype: self.jtype.clone(),
+            py_modules,
+            with,
+            metas,
+            name: name.to_string(),
+            workspace,
+            copy,
+            origin: self.origin.clone(),
+        })
+    }
+
+    /// Serves a hosted executor built from this config: its request table is the code's
+    /// bindings with this config's `requests` and the overrides laid over them.
+    pub fn instantiate_hosted(
+        &self,
+        executor: std::sync::Arc<dyn super::HostedExecutor>,
+        name: String,
+        overrides: &Overrides,
+    ) -> Result<Instance, ConfigError> {
+        let metas = self.metas_with(overrides)?;
+        let runner = Box::new(super::hosted::Hosted::new(executor));
+        let instance = Instance::new(name, metas, runner, self.request_layers(overrides))
+            .map_err(|e| self.build_error(e, overrides))?;
+        self.batched(instance, overrides)
+    }
+
+    /// The layers of `requests` over an executor's own bindings: its YAML's, then the Flow's.
+    fn request_layers<'a>(
+        &'a self,
+        overrides: &'a Overrides,
+    ) -> [(&'static str, &'a IndexMap<String, String>); 2] {
+        [
+            ("requests", &self.requests),
+            ("uses_requests", &overrides.uses_requests),
+        ]
+    }
+
+    /// `instance` with this config's `dynamic_batching` and the Flow's laid over its code's.
+    fn batched(&self, mut instance: Instance, overrides: &Overrides) -> Result<Instance, ConfigError> {
         instance
             .batch("dynamic_batching", &self.dynamic_batching)
             .map_err(|e| ConfigError {

@@ -68,6 +68,19 @@ pub struct ExecutorFlags {
     /// over, so no other process can take it in between); --port-in then only names it
     #[arg(long, hide = true)]
     pub listen_fd: Option<i32>,
+
+    /// Python files (or modules) that define the class `--uses` names, as Jina's
+    /// `--py-modules` (a YAML's `py_modules` need not be repeated here).
+    #[arg(long, num_args = 1..)]
+    pub py_modules: Vec<String>,
+
+    /// Which runtime serves a Python executor: ours (the `jina-rs` Python package), Python
+    /// Jina's, or ours when the executor's Python has it (docs/executors.md).
+    #[arg(long, value_enum, default_value_t)]
+    pub python_runtime: super::PythonRuntime,
+
+    #[command(flatten)]
+    pub copy: super::CopyFlags,
 }
 
 /// A flag whose value makes no sense.
@@ -100,6 +113,9 @@ impl ExecutorFlags {
             port_monitoring: None,
             tracing: Default::default(),
             listen_fd: None,
+            py_modules: vec![],
+            python_runtime: Default::default(),
+            copy: Default::default(),
         }
     }
 
@@ -178,6 +194,16 @@ impl ExecutorFlags {
         if let Some(fd) = self.listen_fd {
             args.extend(["--listen-fd".into(), fd.to_string()]);
         }
+        if !self.py_modules.is_empty() {
+            args.push("--py-modules".into());
+            args.extend(self.py_modules.iter().cloned());
+        }
+        if self.python_runtime != super::PythonRuntime::default() {
+            args.extend(["--python-runtime".into(), self.python_runtime.to_string()]);
+        }
+        if self.copy != super::CopyFlags::default() {
+            args.extend(self.copy.to_args());
+        }
         args.extend(self.portable_args());
         args
     }
@@ -236,7 +262,7 @@ impl ExecutorFlags {
     /// `python -m jina executor ...`: Python Jina serving `uses` (a YAML file, or a class found
     /// in `py_modules`), the interpreter from `JINA_PYTHON`, else `python3`.
     pub fn python_command(&self, py_modules: &[String]) -> Vec<String> {
-        let python = std::env::var("JINA_PYTHON").unwrap_or_else(|_| "python3".into());
+        let python = super::python::interpreter();
         let mut command: Vec<String> = [&python, "-m", "jina", "executor", "--uses", &self.uses]
             .into_iter()
             .map(str::to_string)

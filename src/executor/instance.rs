@@ -59,6 +59,25 @@ pub enum HandlerKind {
     Stream,
 }
 
+/// What a blocking handler answers: new documents (`None`: it changed them in place) and, from
+/// a Python handler that returned a dict, its results, which the answer carries under
+/// `__results__` keyed by the executor's name (as Python Jina's worker does).
+#[derive(Debug, Default)]
+pub struct Answer {
+    pub docs: Option<DocumentArray>,
+    pub results: Option<Value>,
+}
+
+impl Answer {
+    /// New documents or none, and no results: what a Rust handler answers.
+    pub fn docs(docs: Option<DocumentArray>) -> Answer {
+        Answer {
+            docs,
+            results: None,
+        }
+    }
+}
+
 /// An executor of some type, callable by handler index.
 pub(crate) trait Runner: Send + Sync {
     fn open(&mut self) -> Result<(), BoxError>;
@@ -75,7 +94,7 @@ pub(crate) trait Runner: Send + Sync {
         parameters: &Parameters,
         endpoint: &str,
         metas: &Metas,
-    ) -> Result<Option<DocumentArray>, HandlerError>;
+    ) -> Result<Answer, HandlerError>;
     fn call_async(
         &self,
         index: usize,
@@ -136,7 +155,7 @@ impl<E: Executor> Runner for Typed<E> {
         parameters: &Parameters,
         endpoint: &str,
         metas: &Metas,
-    ) -> Result<Option<DocumentArray>, HandlerError> {
+    ) -> Result<Answer, HandlerError> {
         match self.requests.handlers.get(index).map(|h| &h.run) {
             Some(Run::Blocking(run)) => run(
                 &self.executor,
@@ -145,7 +164,8 @@ impl<E: Executor> Runner for Typed<E> {
                 parameters,
                 endpoint,
                 metas,
-            ),
+            )
+            .map(Answer::docs),
             _ => Err(not_a_handler(index)),
         }
     }
@@ -325,7 +345,7 @@ impl Instance {
         docs_matrix: Option<&[DocumentArray]>,
         parameters: &Parameters,
         endpoint: &str,
-    ) -> Result<Option<DocumentArray>, HandlerError> {
+    ) -> Result<Answer, HandlerError> {
         self.runner
             .call_blocking(index, docs, docs_matrix, parameters, endpoint, &self.metas)
     }

@@ -70,6 +70,8 @@ pub mod builtin;
 mod config;
 mod flags;
 mod handlers;
+mod hosted;
+pub mod python;
 mod instance;
 mod registry;
 mod schema;
@@ -85,7 +87,9 @@ pub use handlers::{
     AsyncCall, Call, DEFAULT_ENDPOINT, Endpoints, Reply, RequestTable, Requests, StreamCall,
     UnknownHandler,
 };
-pub use instance::{BuildError, HandlerKind, Instance, OpenError};
+pub use python::PythonRuntime;
+pub use hosted::{CopyFlags, HostedCall, HostedExecutor, HostedLoad};
+pub use instance::{Answer, BuildError, HandlerKind, Instance, OpenError};
 pub use registry::{AlreadyInstalled, Entry, Registry};
 pub(crate) use server::JOIN_METADATA;
 pub use uses::{ImageRef, Served, Uses, UsesText, resolve as resolve_uses};
@@ -108,6 +112,8 @@ pub struct HandlerError {
     /// The kind of error, as Python would name its exception class (e.g. `ValueError`).
     pub name: String,
     pub message: String,
+    /// Where it happened, as Python's traceback lines (a Python handler's; none for Rust).
+    pub stacks: Vec<String>,
 }
 
 impl HandlerError {
@@ -116,7 +122,14 @@ impl HandlerError {
         HandlerError {
             name: name.into(),
             message: message.into(),
+            stacks: vec![],
         }
+    }
+
+    /// The error with its traceback, as Python Jina's status carries one.
+    pub fn with_stacks(mut self, stacks: Vec<String>) -> Self {
+        self.stacks = stacks;
+        self
     }
 }
 

@@ -13,7 +13,9 @@
 //! documents, one message each. A client that goes away drops the handler's stream.
 
 use super::batching::{Batcher, CallHandler};
-use super::{DEFAULT_ENDPOINT, HandlerError, HandlerKind, Instance, Parameters, schema};
+use super::{
+    Answer, DEFAULT_ENDPOINT, HandlerError, HandlerKind, Instance, Parameters, schema,
+};
 use crate::document::{Document, DocumentArray};
 use crate::metrics::ExecutorMetrics;
 use crate::proto::jina::{
@@ -293,8 +295,12 @@ impl ExecutorService {
             &endpoint,
         );
         match outcome {
-            Ok(Some(new_docs)) => request::set_docs(&mut req, new_docs),
-            Ok(None) => request::set_docs(&mut req, docs),
+            Ok(answer) => {
+                request::set_docs(&mut req, answer.docs.unwrap_or(docs));
+                if let Some(results) = answer.results {
+                    request::set_results(&mut req, &self.instance.name, results);
+                }
+            }
             Err(e) => self.fail(&mut req, e),
         }
         req
@@ -331,10 +337,11 @@ impl ExecutorService {
     fn fail(&self, req: &mut DataRequestProto, e: HandlerError) {
         tracing::Span::current().record("otel.status_code", "ERROR");
         tracing::warn!("{} failed: {}", request::endpoint(req), e);
-        request::set_error(
-            req,
-            request::error_status(&e.name, &e.message, &self.instance.name),
-        );
+        let mut status = request::error_status(&e.name, &e.message, &self.instance.name);
+        if let Some(exception) = status.exception.as_mut() {
+            exception.stacks = e.stacks;
+        }
+        request::set_error(req, status);
     }
 
     /// Answers `stream_doc`: what the endpoint's handler yields for the one document, a
@@ -453,7 +460,7 @@ fn call_blocking_recorded(
     (docs, matrix): (&mut DocumentArray, Option<&[DocumentArray]>),
     parameters: &Parameters,
     endpoint: &str,
-) -> Result<Option<DocumentArray>, HandlerError> {
+) -> Result<Answer, HandlerError> {
     let (start, count) = (std::time::Instant::now(), docs.len());
     let outcome = std::panic::catch_unwind(AssertUnwindSafe(|| {
         instance.call_blocking(index, docs, matrix, parameters, endpoint)
@@ -538,8 +545,9 @@ async fn invoke(
                 let mut docs = docs;
                 let metrics = metrics.as_deref();
                 let input = (&mut docs, matrix.as_deref());
+                // A batch's results have no one request to go to (Python Jina drops them too).
                 call_blocking_recorded(&instance, metrics, index, input, &parameters, &endpoint)
-                    .map(|new| new.unwrap_or(docs))
+                    .map(|answer| answer.docs.unwrap_or(docs))
             };
             return off_the_runtime(run).await.unwrap_or_else(|e| {
                 Err(HandlerError::new(

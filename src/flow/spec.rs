@@ -281,6 +281,8 @@ pub struct ExecutorSpec {
     /// Jina 3's `py_modules` on the entry (paths resolved against the YAML's folder): `uses`
     /// then names a Python class (or YAML) for Python Jina to serve.
     pub py_modules: Vec<String>,
+    /// Which runtime serves it when it is a Python executor (`executor::python`'s rule).
+    pub python_runtime: crate::executor::PythonRuntime,
     /// Jina's `timeout_send` (ms; -1 waits forever); None takes the Flow's.
     pub timeout_send: Option<i64>,
     /// Jina's `retries`: other replicas a failed call may be tried on; None: each once.

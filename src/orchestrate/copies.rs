@@ -43,17 +43,14 @@ impl CopyId {
         }
     }
 
-    /// Python Jina's flags for the runtime args.
-    pub(crate) fn python_flags(&self) -> Vec<String> {
-        [
-            ("--shard-id", self.shard),
-            ("--shards", self.shards),
-            ("--replica-id", self.replica),
-            ("--replicas", self.replicas),
-        ]
-        .into_iter()
-        .flat_map(|(flag, n)| [flag.to_string(), n.to_string()])
-        .collect()
+    /// The runtime args as `jina executor`'s flags (ours and Python Jina's).
+    pub(crate) fn flags(&self) -> crate::executor::CopyFlags {
+        crate::executor::CopyFlags {
+            shard_id: self.shard,
+            shards: self.shards,
+            replica_id: self.replica,
+            replicas: self.replicas,
+        }
     }
 }
 

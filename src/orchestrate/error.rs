@@ -14,6 +14,12 @@ pub enum StartError {
         executor: String,
         error: ConfigError,
     },
+    /// A Python executor, and no runtime to serve it.
+    #[error("{executor}: {error}")]
+    NoPythonRuntime {
+        executor: String,
+        error: crate::executor::python::NoPythonRuntime,
+    },
     #[error("{executor}: {error}")]
     Listen {
         executor: String,

@@ -130,15 +130,7 @@ impl LocalCopies {
         copy: &CopySpec,
         uses: &UsesText,
     ) -> Result<Child, StartError> {
-        let listen_error = |error| StartError::Listen {
-            executor: copy.label.clone(),
-            error,
-        };
-        let socket = listen_local(copy.port.unwrap_or(0)).map_err(listen_error)?;
-        let port = socket
-            .local_addr()
-            .map_err(|e| listen_error(ListenError::of("127.0.0.1", 0, e)))?
-            .port();
+        let (socket, port) = listener_for(copy)?;
         let flags = ExecutorFlags {
             host: "127.0.0.1".into(),
             name: Some(copy.label.clone()),
@@ -163,8 +155,10 @@ impl LocalCopies {
         })
     }
 
-    /// Python Jina's `jina executor` under the guard: Python Jina forks its worker, and the
-    /// guard sees that no fork outlives the Flow. It binds its own port.
+    /// A Python executor: our host when the executor's Python has it (a child that takes the
+    /// socket the Flow binds, as ours do), else Python Jina's `jina executor` under the guard
+    /// (it forks a worker, and the guard sees that no fork outlives the Flow; it binds its
+    /// own port). The rule is `executor::python`'s; the log says which each copy gets.
     fn python_child(
         &mut self,
         context: &ExecutorContext,
@@ -172,14 +166,46 @@ impl LocalCopies {
         uses: &str,
         py_modules: &[String],
     ) -> Result<Child, StartError> {
-        let port = fixed_or_free_port(copy.port, &copy.label)?;
+        let python = crate::executor::python::interpreter();
+        let chosen = crate::executor::python::choose(context.exec.python_runtime, &python)
+            .map_err(|error| StartError::NoPythonRuntime {
+                executor: copy.label.clone(),
+                error,
+            })?;
         let tracing = context.spec.gateway.tracing.as_ref();
+        let mut env = context.env.clone();
+        if chosen == crate::executor::python::Chosen::JinaRs {
+            tracing::info!("{}: a Python executor, served by jina-rs's host ({python})", copy.label);
+            let (socket, port) = listener_for(copy)?;
+            let flags = ExecutorFlags {
+                host: "127.0.0.1".into(),
+                name: Some(copy.python_name.clone()),
+                listen_fd: Some(INHERITED_LISTENER_FD),
+                max_request_bytes: 0,
+                py_modules: py_modules.to_vec(),
+                copy: copy.id.flags(),
+                max_request_docs: context.spec.gateway.max_request_docs,
+                max_in_flight_bytes: context.spec.gateway.max_in_flight_bytes,
+                tracing: TracingFlags::from(tracing),
+                ..self.monitored(context, copy, ExecutorFlags::new(uses, port))?
+            };
+            let mut command = crate::executor::python::host_command(&python, &flags).into_iter();
+            return Ok(Child {
+                program: command.next().unwrap_or_default().into(),
+                args: command.collect(),
+                env,
+                port,
+                listener: Some(socket),
+                merges_joins: true,
+            });
+        }
+        tracing::info!("{}: a Python executor, served by Python Jina ({python})", copy.label);
+        let port = fixed_or_free_port(copy.port, &copy.label)?;
         let flags = ExecutorFlags {
             name: Some(copy.python_name.clone()),
             tracing: TracingFlags::from(tracing),
             ..self.monitored(context, copy, ExecutorFlags::new(uses, port))?
         };
-        let mut env = context.env.clone();
         if tracing.is_some() {
             env.extend(crate::telemetry::TraceExport::python_env());
         }
@@ -188,7 +214,7 @@ impl LocalCopies {
             args: ["guard".to_string(), "--".into()]
                 .into_iter()
                 .chain(flags.python_command(py_modules))
-                .chain(copy.id.python_flags())
+                .chain(copy.id.flags().to_args())
                 .collect(),
             env,
             port,
@@ -322,6 +348,21 @@ fn external(exec: &ExecutorSpec, name: &str) -> Result<DeploymentAddresses, Star
         tail: None,
         tls: exec.tls,
     })
+}
+
+/// A loopback socket for the copy (its fixed port, or a free one) that the Flow binds and its
+/// child takes over, and its port.
+fn listener_for(copy: &CopySpec) -> Result<(std::net::TcpListener, u16), StartError> {
+    let listen_error = |error| StartError::Listen {
+        executor: copy.label.clone(),
+        error,
+    };
+    let socket = listen_local(copy.port.unwrap_or(0)).map_err(listen_error)?;
+    let port = socket
+        .local_addr()
+        .map_err(|e| listen_error(ListenError::of("127.0.0.1", 0, e)))?
+        .port();
+    Ok((socket, port))
 }
 
 /// The copy's fixed port, or a free one: for a program that binds its port itself (Python

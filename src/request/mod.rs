@@ -432,6 +432,23 @@ fn gather(
 /// Where Python executors put what their handlers return (a dict), keyed by the copy's name.
 pub const RESULTS_KEY: &str = "__results__";
 
+/// Puts what executor `name` returned under `__results__[name]` in the request's parameters.
+pub fn set_results(req: &mut DataRequestProto, name: &str, results: Value) {
+    let params = req.parameters.get_or_insert_with(Struct::default);
+    let entry = params
+        .fields
+        .entry(RESULTS_KEY.to_string())
+        .or_insert_with(|| prost_types::Value {
+            kind: Some(Kind::StructValue(Struct::default())),
+        });
+    if struct_value_mut(entry).is_none() {
+        entry.kind = Some(Kind::StructValue(Struct::default()));
+    }
+    if let Some(all) = struct_value_mut(entry) {
+        all.fields.insert(name.to_string(), structs::json_to_value(&results));
+    }
+}
+
 /// Lays the `__results__` of `later` over those of `params`, key by key (the other parameters
 /// are the first request's, as Python Jina's worker and head reduce requests). Parameters stay
 /// a `Struct` on the whole request path: nothing here goes through JSON.

@@ -41,7 +41,7 @@ fn value_to_json(v: &PValue) -> Value {
     }
 }
 
-fn json_to_value(v: &Value) -> PValue {
+pub(crate) fn json_to_value(v: &Value) -> PValue {
     let kind = match v {
         Value::Null => Kind::NullValue(0),
         Value::Bool(b) => Kind::BoolValue(*b),

@@ -273,6 +273,19 @@ pub(super) const ENTRY_KEYS: &[EntryKey] = &[
         write: |e, _| non_empty(json!(e.py_modules)),
     },
     Key {
+        name: "python_runtime",
+        read: |v, e, _| {
+            e.python_runtime = serde_json::to_value(v)
+                .and_then(serde_json::from_value)
+                .map_err(|_| "auto, jina-rs or jina".to_string())?;
+            Ok(())
+        },
+        write: |e, _| {
+            (e.python_runtime != crate::executor::PythonRuntime::Auto)
+                .then(|| json!(e.python_runtime.to_string()))
+        },
+    },
+    Key {
         name: "when",
         read: |v, e, _| {
             let query = serde_json::to_value(v).map_err(|e| e.to_string())?;

@@ -1,0 +1,298 @@
+"""The host of one Python executor in jina-rs's runtime: loads the user's files and class,
+builds the executor as Jina does, and calls its handlers for the server in `_native`.
+
+It owns what Jina's worker does around a handler: the schema of `docs` (the handler's
+annotation, or `request_schema`), the arguments it is given, what its return means (`None`:
+changed in place; documents; a dict: results), coroutines and generators. It does not read
+YAML or sockets: `_native` (jina-rs's server) gives it each request's fields and takes back
+documents.
+"""
+import asyncio
+import importlib
+import importlib.util
+import inspect
+import os
+import sys
+import threading
+import traceback
+import types
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+from docarray import BaseDoc, DocList
+from docarray.array.any_array import AnyDocArray
+
+from jina_rs import _executor
+
+ndarray_type = np.ndarray
+
+
+def make_ndarray(buffer, dtype, shape):
+    """A writable array over a received buffer, as DocArray reads one."""
+    array = np.frombuffer(buffer, dtype=dtype)
+    return array.reshape(shape) if shape else array
+
+
+class HostError(Exception):
+    """A mistake in the user's files, said in one line that names the file and line."""
+
+
+def _install_jina_alias():
+    """`from jina import Executor, requests` in the user's files gives ours: in this process the
+    executor runs on jina-rs, whatever else is installed."""
+    alias = types.ModuleType('jina')
+    alias.__doc__ = 'jina-rs host: the names an executor imports from jina'
+    alias.__version__ = '3.34.0'
+    alias.__path__ = []  # a package, so `import jina.x` fails with a clear ModuleNotFoundError
+    for name in ('Executor', 'requests', 'dynamic_batching', 'monitor'):
+        setattr(alias, name, getattr(_executor, name))
+    sys.modules['jina'] = alias
+
+
+def _where(error: BaseException, files: List[str]) -> str:
+    """`FILE:LINE: Kind: message` of an error, at the deepest frame in the user's files."""
+    if isinstance(error, SyntaxError) and error.filename:
+        return f'{error.filename}:{error.lineno}: SyntaxError: {error.msg}'
+    frames = traceback.extract_tb(error.__traceback__)
+    mine = [f for f in frames if os.path.abspath(f.filename) in files] or frames[-1:]
+    place = f'{mine[-1].filename}:{mine[-1].lineno}: ' if mine else ''
+    return f'{place}{type(error).__name__}: {error}'
+
+
+def _import(py_modules: List[str]) -> List[types.ModuleType]:
+    files = [os.path.abspath(m) for m in py_modules if m.endswith('.py')]
+    modules = []
+    for module in py_modules:
+        try:
+            if module.endswith('.py'):
+                path = os.path.abspath(module)
+                if not os.path.isfile(path):
+                    raise HostError(f'{path}: no such file (py_modules)')
+                folder = os.path.dirname(path)
+                if folder not in sys.path:
+                    sys.path.insert(0, folder)
+                name = os.path.splitext(os.path.basename(path))[0]
+                spec = importlib.util.spec_from_file_location(name, path)
+                loaded = importlib.util.module_from_spec(spec)
+                sys.modules[name] = loaded
+                spec.loader.exec_module(loaded)
+            else:
+                loaded = importlib.import_module(module)
+        except HostError:
+            raise
+        except BaseException as e:  # a user's file may raise anything while it loads
+            raise HostError(_where(e, files)) from None
+        modules.append(loaded)
+    return modules
+
+
+def _docs_schema(fn, binding) -> type:
+    """The document type a handler's `docs` (or `doc`) is read as."""
+    from docarray.documents.legacy import LegacyDocument
+
+    if binding.request_schema is not None:
+        schema = binding.request_schema
+    else:
+        hints = getattr(fn, '__annotations__', {})
+        schema = hints.get('docs', hints.get('doc'))
+    # `DocList[MyDoc]` (a class, or a typing alias under newer DocArray) names its documents'.
+    doc_type = getattr(schema, 'doc_type', None)
+    if isinstance(doc_type, type) and issubclass(doc_type, BaseDoc):
+        schema = doc_type
+    if not (isinstance(schema, type) and issubclass(schema, BaseDoc)):
+        schema = LegacyDocument
+    return schema
+
+
+def _parameters_model(fn):
+    """A pydantic model that a handler's `parameters` is declared as, if any."""
+    hint = getattr(fn, '__annotations__', {}).get('parameters')
+    try:
+        from pydantic import BaseModel
+
+        if isinstance(hint, type) and issubclass(hint, BaseModel):
+            return hint
+    except ImportError:
+        pass
+    return None
+
+
+class Handler:
+    """One bound method, and how to call it."""
+
+    def __init__(self, name, fn, binding):
+        self.name = name
+        self.fn = fn
+        self.endpoints = binding.on
+        self.schema = _docs_schema(fn, binding)
+        self.doc_list = DocList[self.schema]
+        self.parameters_model = _parameters_model(fn)
+        spec = inspect.getfullargspec(fn)
+        self.takes = None if spec.varkw else set(spec.args) | set(spec.kwonlyargs)
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.is_generator = inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn)
+        self.is_async_generator = inspect.isasyncgenfunction(fn)
+        batching = getattr(fn, '__jina_rs_batching__', None)
+        self.batching = batching if batching and batching[0] else None
+
+    def arguments(self, given: Dict[str, Any]) -> Dict[str, Any]:
+        if self.takes is None:
+            return given
+        return {k: v for k, v in given.items() if k in self.takes}
+
+    def parameters(self, parameters):
+        if self.parameters_model is None:
+            return parameters
+        own = {k: v for k, v in parameters.items() if not k.startswith('__')}
+        return self.parameters_model(**own)
+
+
+_loops = threading.local()
+
+
+def _run(coroutine):
+    """Runs a handler's coroutine to its end on this thread's own event loop."""
+    loop = getattr(_loops, 'loop', None)
+    if loop is None:
+        loop = _loops.loop = asyncio.new_event_loop()
+    return loop.run_until_complete(coroutine)
+
+
+class Loaded:
+    """The user's executor, built, with its handler table for `_native`."""
+
+    def __init__(self, executor, handlers: List[Handler]):
+        self.executor = executor
+        self.handlers = handlers
+        self.bindings = [(h.name, h.endpoints) for h in handlers]
+        self.streams = [h.is_generator for h in handlers]
+        self.batching = [
+            (endpoint, h.batching[0], h.batching[1])
+            for h in handlers
+            if h.batching
+            for endpoint in h.endpoints
+        ]
+
+    def call(self, index, fields, matrix, parameters, endpoint):
+        """Runs handler `index` on the documents' fields: returns (documents, results)."""
+        handler = self.handlers[index]
+        docs = handler.doc_list([handler.schema(**f) for f in fields])
+        given = {'docs': docs, 'parameters': handler.parameters(parameters), 'docs_matrix': None, 'docs_map': None, 'tracing_context': None}
+        if matrix is not None:
+            given['docs_matrix'] = [handler.doc_list([handler.schema(**f) for f in row]) for row in matrix]
+        answer = handler.fn(self.executor, **handler.arguments(given))
+        if handler.is_async:
+            answer = _run(answer)
+        if answer is None:
+            return docs, None
+        if isinstance(answer, dict):
+            return docs, answer
+        if isinstance(answer, BaseDoc):
+            return [answer], None
+        if isinstance(answer, (AnyDocArray, list, tuple)):
+            return answer, None
+        raise TypeError(
+            f'{handler.name} returned {type(answer).__name__}: a handler returns None (documents '
+            'changed in place), documents (a DocList) or a dict (results)'
+        )
+
+    def stream(self, index, fields, parameters, endpoint):
+        """Starts generator `index` on one document: an iterator of documents."""
+        handler = self.handlers[index]
+        doc = handler.schema(**fields)
+        given = {'doc': doc, 'parameters': handler.parameters(parameters), 'tracing_context': None}
+        items = handler.fn(self.executor, **handler.arguments(given))
+        if handler.is_async_generator:
+            return _sync_iter(items)
+        return iter(items)
+
+    def close(self):
+        close = getattr(self.executor, 'close', None)
+        if close is not None:
+            answer = close()
+            if inspect.iscoroutine(answer):
+                _run(answer)
+
+
+def _sync_iter(agen):
+    while True:
+        try:
+            yield _run(agen.__anext__())
+        except StopAsyncIteration:
+            return
+
+
+def _handlers(cls) -> List[Handler]:
+    found, seen = [], set()
+    for klass in cls.__mro__:
+        for name, fn in vars(klass).items():
+            if name in seen:
+                continue
+            seen.add(name)
+            binding = getattr(fn, '__jina_rs_binding__', None)
+            if binding is not None:
+                found.append(Handler(name, fn, binding))
+    return found
+
+
+def load(request: Dict[str, Any]) -> Loaded:
+    """Imports the executor's files, finds its class and builds it, as Jina does; a mistake is
+    one line naming the file and line (HostError)."""
+    _install_jina_alias()
+    origin = request['origin']
+    jtype = request['jtype']
+    py_modules = request['py_modules']
+    files = [os.path.abspath(m) for m in py_modules if m.endswith('.py')]
+    modules = _import(py_modules)
+    cls = next((getattr(m, jtype) for m in reversed(modules) if hasattr(m, jtype)), None)
+    if cls is None:
+        classes = sorted(
+            n for m in modules for n, v in vars(m).items()
+            if isinstance(v, type) and issubclass(v, _executor.Executor) and v is not _executor.Executor
+        )
+        raise HostError(
+            f'{origin}: jtype {jtype}: no such class in {", ".join(py_modules)} '
+            f'(executors there: {", ".join(classes) or "none"})'
+        )
+    if not (isinstance(cls, type) and issubclass(cls, _executor.Executor)):
+        raise HostError(f'{origin}: jtype {jtype} is not an Executor (from jina import Executor)')
+    try:
+        handlers = _handlers(cls)
+    except TypeError as e:
+        raise HostError(str(e)) from None
+    metas = dict(request['metas'])
+    metas.setdefault('name', request['name'])
+    runtime_args = {
+        'name': request['name'],
+        'shard_id': request['shard_id'],
+        'shards': request['shards'],
+        'replica_id': request['replica_id'],
+        'replicas': request['replicas'],
+        'workspace': request['workspace'],
+    }
+    try:
+        executor = cls(
+            **request['with'],
+            metas=metas,
+            runtime_args=runtime_args,
+            workspace=request['workspace'],
+        )
+    except BaseException as e:
+        raise HostError(_where(e, files)) from None
+    return Loaded(executor, handlers)
+
+
+class _Host:
+    """What `_native` calls: `load`, and the types it must recognise."""
+
+    BaseDoc = BaseDoc
+    AnyDocArray = AnyDocArray
+    ndarray_type = ndarray_type
+    make_ndarray = staticmethod(make_ndarray)
+    load = staticmethod(load)
+
+
+def serve(argv: List[str]) -> int:
+    from jina_rs import _native
+
+    return _native.serve(argv, _Host())

@@ -1,0 +1,522 @@
+//! `jina_rs._native`: jina-rs's executor server inside a Python process, calling a user's Jina
+//! executor.
+//!
+//! This crate owns the crossing between the two languages: documents (DocArray v2's wire form,
+//! which the server decodes, to and from Python values that the user's schema validates),
+//! calls made with the interpreter's lock, and a Python exception as the error status Jina
+//! shows. What the executor is and how its handlers are called is the Python side's
+//! (`jina_rs/_host.py`); how requests are served is the jina crate's (`HostedExecutor`). The
+//! server runs with the lock released; each call takes it for as long as Python runs.
+
+use jina::executor::{
+    Answer, BoxError, DynamicBatching, HandlerError, HostedCall, HostedExecutor, HostedLoad,
+    Parameters,
+};
+use jina::proto::docarray::{
+    DenseNdArrayProto, DictOfAnyProto, DocListProto, DocProto, ListOfAnyProto, NdArrayProto,
+    NodeProto, node_proto,
+};
+use jina::{Document, DocumentArray};
+use pyo3::exceptions::PyValueError;
+use pyo3::prelude::*;
+use pyo3::types::{
+    PyBool, PyByteArray, PyBytes, PyDict, PyFloat, PyFrozenSet, PyInt, PyList, PySet, PyString,
+    PyTuple,
+};
+use serde_json::Value;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Serves the executor that `host` builds, with `jina executor`'s flags `argv`, until Ctrl-C
+/// or SIGTERM; returns the exit status.
+#[pyfunction]
+fn serve(py: Python<'_>, argv: Vec<String>, host: Py<PyAny>) -> u8 {
+    py.detach(move || {
+        jina::cli::serve_hosted(argv.into_iter().map(Into::into).collect(), |load| {
+            Python::attach(|py| PythonExecutor::load(py, host, load))
+                .map(|e| Arc::new(e) as Arc<dyn HostedExecutor>)
+        })
+    })
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(serve, m)?)?;
+    Ok(())
+}
+
+/// The user's executor as `jina_rs._host.Loaded` holds it, and the Python types the
+/// conversion must recognise.
+struct PythonExecutor {
+    loaded: Py<PyAny>,
+    bindings: Vec<(String, Vec<String>)>,
+    streams: Vec<bool>,
+    batching: Vec<(String, DynamicBatching)>,
+    types: Types,
+}
+
+/// Python types and helpers, looked up once.
+struct Types {
+    base_doc: Py<PyAny>,
+    doc_list: Py<PyAny>,
+    ndarray: Py<PyAny>,
+    /// `ndarray(buffer, dtype, shape)`: a writable numpy array.
+    make_ndarray: Py<PyAny>,
+}
+
+impl PythonExecutor {
+    fn load(py: Python<'_>, host: Py<PyAny>, load: HostedLoad) -> Result<PythonExecutor, BoxError> {
+        let request = PyDict::new(py);
+        let workspace = load.workspace.as_ref().map(|w| w.display().to_string());
+        let copy = load.copy;
+        let items: [(&str, Py<PyAny>); 10] = [
+            ("jtype", load.jtype.into_pyobject(py)?.into_any().unbind()),
+            ("py_modules", load.py_modules.into_pyobject(py)?.into_any().unbind()),
+            ("with", json_to_py(py, &Value::Object(load.with))?),
+            ("metas", json_to_py(py, &Value::Object(load.metas))?),
+            ("name", load.name.into_pyobject(py)?.into_any().unbind()),
+            ("workspace", workspace.into_pyobject(py)?.into_any().unbind()),
+            ("shard_id", copy.shard_id.into_pyobject(py)?.into_any().unbind()),
+            ("shards", copy.shards.into_pyobject(py)?.into_any().unbind()),
+            ("replica_id", copy.replica_id.into_pyobject(py)?.into_any().unbind()),
+            ("replicas", copy.replicas.into_pyobject(py)?.into_any().unbind()),
+        ];
+        for (key, value) in items {
+            request.set_item(key, value)?;
+        }
+        request.set_item("origin", load.origin)?;
+        let loaded = host
+            .bind(py)
+            .call_method1("load", (request,))
+            .map_err(|e| -> BoxError { e.value(py).to_string().into() })?;
+        let bindings: Vec<(String, Vec<String>)> = loaded.getattr("bindings")?.extract()?;
+        let streams: Vec<bool> = loaded.getattr("streams")?.extract()?;
+        let batching: Vec<(String, usize, u64)> = loaded.getattr("batching")?.extract()?;
+        let types = Types {
+            base_doc: host.getattr(py, "BaseDoc")?,
+            doc_list: host.getattr(py, "AnyDocArray")?,
+            ndarray: host.getattr(py, "ndarray_type")?,
+            make_ndarray: host.getattr(py, "make_ndarray")?,
+        };
+        Ok(PythonExecutor {
+            loaded: loaded.unbind(),
+            bindings,
+            streams,
+            batching: batching
+                .into_iter()
+                .map(|(endpoint, preferred_batch_size, timeout)| {
+                    (
+                        endpoint,
+                        DynamicBatching {
+                            preferred_batch_size,
+                            timeout,
+                        },
+                    )
+                })
+                .collect(),
+            types,
+        })
+    }
+}
+
+impl HostedExecutor for PythonExecutor {
+    fn bindings(&self) -> Vec<(String, Vec<String>)> {
+        self.bindings.clone()
+    }
+
+    fn batching(&self) -> Vec<(String, DynamicBatching)> {
+        self.batching.clone()
+    }
+
+    fn streams(&self, index: usize) -> bool {
+        self.streams.get(index).copied().unwrap_or(false)
+    }
+
+    fn call(&self, index: usize, call: HostedCall<'_>) -> Result<Answer, HandlerError> {
+        // Encoded here, without the lock: the wire form of each document.
+        let docs: Vec<DocProto> = call.docs.iter().map(Document::to_proto).collect();
+        let matrix: Option<Vec<Vec<DocProto>>> = call
+            .docs_matrix
+            .map(|rows| rows.iter().map(|row| row.iter().map(Document::to_proto).collect()).collect());
+        let answered = Python::attach(|py| -> PyResult<_> {
+            let fields = docs_to_py(py, &self.types, &docs)?;
+            let matrix = match &matrix {
+                Some(rows) => {
+                    let list = PyList::empty(py);
+                    for row in rows {
+                        list.append(docs_to_py(py, &self.types, row)?)?;
+                    }
+                    list.into_any()
+                }
+                None => py.None().into_bound(py),
+            };
+            let parameters = json_to_py(py, &Value::Object(call.parameters.clone()))?;
+            let (out, results): (Bound<PyAny>, Bound<PyAny>) = self
+                .loaded
+                .bind(py)
+                .call_method1("call", (index, fields, matrix, parameters, call.endpoint))?
+                .extract()?;
+            let out = docs_from_py(&self.types, &out)?;
+            let results = match results.is_none() {
+                true => None,
+                false => Some(py_to_json(&results)?),
+            };
+            Ok((out, results))
+        });
+        let (out, results) = answered.map_err(handler_error)?;
+        let docs = keep_unknown_fields(call.docs, &docs, out);
+        Ok(Answer {
+            docs: Some(docs),
+            results,
+        })
+    }
+
+    fn call_stream(
+        &self,
+        index: usize,
+        doc: Document,
+        parameters: &Parameters,
+        endpoint: &str,
+        emit: &mut dyn FnMut(Document) -> bool,
+    ) -> Result<(), HandlerError> {
+        let proto = doc.to_proto();
+        let generator = Python::attach(|py| -> PyResult<Py<PyAny>> {
+            let fields = doc_fields_to_py(py, &self.types, &proto)?;
+            let parameters = json_to_py(py, &Value::Object(parameters.clone()))?;
+            Ok(self
+                .loaded
+                .bind(py)
+                .call_method1("stream", (index, fields, parameters, endpoint))?
+                .unbind())
+        })
+        .map_err(handler_error)?;
+        loop {
+            // One item at a time with the lock; sent on without it.
+            let next = Python::attach(|py| -> PyResult<Option<DocProto>> {
+                match generator.bind(py).call_method0("__next__") {
+                    Ok(item) => Ok(Some(doc_from_py(&self.types, &item)?)),
+                    Err(e) if e.is_instance_of::<pyo3::exceptions::PyStopIteration>(py) => Ok(None),
+                    Err(e) => Err(e),
+                }
+            })
+            .map_err(handler_error)?;
+            let Some(proto) = next else { return Ok(()) };
+            if !emit(Document::from_proto(proto)) {
+                let _ = Python::attach(|py| generator.bind(py).call_method0("close").map(drop));
+                return Ok(());
+            }
+        }
+    }
+
+    fn close(&self) {
+        Python::attach(|py| {
+            if let Err(e) = self.loaded.bind(py).call_method0("close") {
+                let error = handler_error(e);
+                eprintln!("close() failed: {}: {}", error.name, error.message);
+            }
+        });
+    }
+}
+
+/// A Python exception as the error Jina's status shows: its class name, its message and its
+/// traceback's lines.
+fn handler_error(e: PyErr) -> HandlerError {
+    Python::attach(|py| {
+        let name = e
+            .get_type(py)
+            .name()
+            .map(|n| n.to_string())
+            .unwrap_or_else(|_| "Exception".into());
+        let message = e.value(py).to_string();
+        let stacks = py
+            .import("traceback")
+            .and_then(|tb| {
+                let trace = e.traceback(py).map(|t| t.into_any()).unwrap_or(py.None().into_bound(py));
+                tb.call_method1("format_exception", (e.get_type(py), e.value(py), trace))
+            })
+            .and_then(|lines| lines.extract::<Vec<String>>())
+            .unwrap_or_default();
+        HandlerError::new(name, message).with_stacks(stacks)
+    })
+}
+
+/// Documents out keep the fields their schema did not know, from the document they came from
+/// (same position and id): Python Jina drops them; a Flow of ours must not lose data.
+fn keep_unknown_fields(input: &DocumentArray, sent: &[DocProto], out: Vec<DocProto>) -> DocumentArray {
+    let _ = input;
+    out.into_iter()
+        .enumerate()
+        .map(|(i, mut proto)| {
+            if let Some(before) = sent.get(i)
+                && same_id(before, &proto)
+            {
+                for (key, node) in &before.data {
+                    proto.data.entry(key.clone()).or_insert_with(|| node.clone());
+                }
+            }
+            Document::from_proto(proto)
+        })
+        .collect()
+}
+
+fn same_id(a: &DocProto, b: &DocProto) -> bool {
+    let id = |d: &DocProto| match d.data.get("id").and_then(|n| n.content.as_ref()) {
+        Some(node_proto::Content::Text(t)) => Some(t.clone()),
+        _ => None,
+    };
+    id(a).is_some() && id(a) == id(b)
+}
+
+// ---- DocArray's wire form to Python values ----
+
+fn docs_to_py<'py>(py: Python<'py>, types: &Types, docs: &[DocProto]) -> PyResult<Bound<'py, PyList>> {
+    let list = PyList::empty(py);
+    for doc in docs {
+        list.append(doc_fields_to_py(py, types, doc)?)?;
+    }
+    Ok(list)
+}
+
+/// A document as a dict of its fields, for the user's schema to validate.
+fn doc_fields_to_py<'py>(py: Python<'py>, types: &Types, doc: &DocProto) -> PyResult<Bound<'py, PyDict>> {
+    let fields = PyDict::new(py);
+    for (key, node) in &doc.data {
+        fields.set_item(key, node_to_py(py, types, node)?)?;
+    }
+    Ok(fields)
+}
+
+fn node_to_py<'py>(py: Python<'py>, types: &Types, node: &NodeProto) -> PyResult<Bound<'py, PyAny>> {
+    use node_proto::Content;
+    let list_of = |items: &ListOfAnyProto| -> PyResult<Vec<Bound<'py, PyAny>>> {
+        items.data.iter().map(|n| node_to_py(py, types, n)).collect()
+    };
+    Ok(match &node.content {
+        None => py.None().into_bound(py),
+        Some(Content::Text(s)) => PyString::new(py, s).into_any(),
+        Some(Content::Integer(i)) => i.into_pyobject(py)?.into_any(),
+        Some(Content::Float(f)) => f.into_pyobject(py)?.into_any(),
+        Some(Content::Boolean(b)) => PyBool::new(py, *b).to_owned().into_any(),
+        Some(Content::Blob(b)) => PyBytes::new(py, b).into_any(),
+        Some(Content::Ndarray(array)) => {
+            let dense = array.dense.clone().unwrap_or_default();
+            types.make_ndarray.bind(py).call1((
+                PyByteArray::new(py, &dense.buffer),
+                dense.dtype,
+                PyTuple::new(py, dense.shape)?,
+            ))?
+        }
+        Some(Content::Doc(doc)) => doc_fields_to_py(py, types, doc)?.into_any(),
+        Some(Content::DocArray(docs)) => docs_to_py(py, types, &docs.docs)?.into_any(),
+        Some(Content::List(items)) => PyList::new(py, list_of(items)?)?.into_any(),
+        Some(Content::Tuple(items)) => PyTuple::new(py, list_of(items)?)?.into_any(),
+        Some(Content::Set(items)) => PySet::new(py, list_of(items)?)?.into_any(),
+        Some(Content::Dict(dict)) => {
+            let out = PyDict::new(py);
+            for (key, value) in &dict.data {
+                out.set_item(key, node_to_py(py, types, value)?)?;
+            }
+            out.into_any()
+        }
+    })
+}
+
+// ---- Python values to DocArray's wire form, as DocArray writes them ----
+
+fn docs_from_py(types: &Types, docs: &Bound<'_, PyAny>) -> PyResult<Vec<DocProto>> {
+    docs.try_iter()?
+        .map(|doc| doc_from_py(types, &doc?))
+        .collect()
+}
+
+/// A document (a `BaseDoc`) as its wire form: each field of its schema, by name.
+fn doc_from_py(types: &Types, doc: &Bound<'_, PyAny>) -> PyResult<DocProto> {
+    let py = doc.py();
+    if !doc.is_instance(types.base_doc.bind(py))? {
+        return Err(PyValueError::new_err(format!(
+            "a handler returned {} where a document (a BaseDoc) was expected",
+            doc.get_type().name()?
+        )));
+    }
+    let fields = doc.getattr("__dict__")?;
+    let fields = fields.cast::<PyDict>()?;
+    let mut data = HashMap::with_capacity(fields.len());
+    for (key, value) in fields.iter() {
+        let key: String = key.extract()?;
+        let node = value_to_node(types, &value)
+            .map_err(|e| PyValueError::new_err(format!("field `{key}`: {e}")))?;
+        data.insert(key, node);
+    }
+    Ok(DocProto { data: data.into_iter().collect() })
+}
+
+fn node(content: node_proto::Content, docarray_type: Option<String>) -> NodeProto {
+    NodeProto {
+        content: Some(content),
+        docarray_type: docarray_type.map(node_proto::DocarrayType::Type),
+    }
+}
+
+/// A docarray type's name on the wire (`id`, `ndarray`, `image_url`): its `_proto_type_name`.
+fn proto_type_name(value: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
+    match value.get_type().getattr("_proto_type_name") {
+        Ok(name) => Ok(name.extract().ok()),
+        Err(_) => Ok(None),
+    }
+}
+
+fn value_to_node(types: &Types, value: &Bound<'_, PyAny>) -> PyResult<NodeProto> {
+    use node_proto::Content;
+    let py = value.py();
+    let list = |items: &Bound<'_, PyAny>| -> PyResult<ListOfAnyProto> {
+        Ok(ListOfAnyProto {
+            data: items
+                .try_iter()?
+                .map(|item| value_to_node(types, &item?))
+                .collect::<PyResult<_>>()?,
+        })
+    };
+    if value.is_none() {
+        return Ok(NodeProto::default());
+    }
+    // bool before int: Python's bool is an int.
+    if value.is_instance_of::<PyBool>() {
+        return Ok(node(Content::Boolean(value.extract()?), None));
+    }
+    if value.is_instance_of::<PyInt>() {
+        return Ok(node(Content::Integer(value.extract()?), None));
+    }
+    if value.is_instance_of::<PyFloat>() {
+        return Ok(node(Content::Float(value.extract()?), None));
+    }
+    if value.is_instance_of::<PyString>() {
+        let kind = proto_type_name(value)?;
+        return Ok(node(Content::Text(value.extract()?), kind));
+    }
+    if value.is_instance_of::<PyBytes>() {
+        return Ok(node(Content::Blob(bytes_of(value)?), None));
+    }
+    if value.is_instance(types.ndarray.bind(py))? {
+        let kind = proto_type_name(value)?.unwrap_or_else(|| "ndarray".into());
+        let dense = DenseNdArrayProto {
+            buffer: bytes_of(&value.call_method0("tobytes")?)?,
+            shape: value.getattr("shape")?.extract()?,
+            dtype: value.getattr("dtype")?.getattr("str")?.extract()?,
+        };
+        let array = NdArrayProto {
+            dense: Some(dense),
+            parameters: None,
+        };
+        return Ok(node(Content::Ndarray(array), Some(kind)));
+    }
+    if value.is_instance(types.base_doc.bind(py))? {
+        return Ok(node(Content::Doc(doc_from_py(types, value)?), None));
+    }
+    if value.is_instance(types.doc_list.bind(py))? {
+        let docs = DocListProto {
+            docs: docs_from_py(types, value)?,
+        };
+        return Ok(node(Content::DocArray(docs), None));
+    }
+    if let Ok(dict) = value.cast::<PyDict>() {
+        let mut data = HashMap::with_capacity(dict.len());
+        for (key, item) in dict.iter() {
+            let key: String = key
+                .extract()
+                .map_err(|_| PyValueError::new_err("only text keys can be sent"))?;
+            data.insert(key, value_to_node(types, &item)?);
+        }
+        return Ok(node(
+            Content::Dict(DictOfAnyProto {
+                data: data.into_iter().collect(),
+            }),
+            None,
+        ));
+    }
+    if value.is_instance_of::<PyList>() {
+        return Ok(node(Content::List(list(value)?), None));
+    }
+    if value.is_instance_of::<PyTuple>() {
+        return Ok(node(Content::Tuple(list(value)?), None));
+    }
+    if value.is_instance_of::<PySet>() || value.is_instance_of::<PyFrozenSet>() {
+        return Ok(node(Content::Set(list(value)?), None));
+    }
+    Err(PyValueError::new_err(format!(
+        "{} cannot be sent (DocArray's wire form takes text, numbers, bytes, arrays, documents, lists and dicts)",
+        value.get_type().name()?
+    )))
+}
+
+/// The bytes of a Python `bytes`.
+fn bytes_of(value: &Bound<'_, PyAny>) -> PyResult<bytes::Bytes> {
+    Ok(value.cast::<PyBytes>()?.as_bytes().to_vec().into())
+}
+
+// ---- JSON (parameters, results, with:) ----
+
+fn json_to_py(py: Python<'_>, value: &Value) -> PyResult<Py<PyAny>> {
+    Ok(match value {
+        Value::Null => py.None(),
+        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any().unbind(),
+        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => i.into_pyobject(py)?.into_any().unbind(),
+            (None, Some(f)) => f.into_pyobject(py)?.into_any().unbind(),
+            (None, None) => py.None(),
+        },
+        Value::String(s) => PyString::new(py, s).into_any().unbind(),
+        Value::Array(items) => {
+            let list = PyList::empty(py);
+            for item in items {
+                list.append(json_to_py(py, item)?)?;
+            }
+            list.into_any().unbind()
+        }
+        Value::Object(map) => {
+            let dict = PyDict::new(py);
+            for (key, item) in map {
+                dict.set_item(key, json_to_py(py, item)?)?;
+            }
+            dict.into_any().unbind()
+        }
+    })
+}
+
+fn py_to_json(value: &Bound<'_, PyAny>) -> PyResult<Value> {
+    if value.is_none() {
+        return Ok(Value::Null);
+    }
+    if value.is_instance_of::<PyBool>() {
+        return Ok(Value::Bool(value.extract()?));
+    }
+    if value.is_instance_of::<PyInt>() {
+        return Ok(match value.extract::<i64>() {
+            Ok(i) => Value::from(i),
+            Err(_) => Value::from(value.extract::<f64>()?),
+        });
+    }
+    if value.is_instance_of::<PyFloat>() {
+        return Ok(serde_json::Number::from_f64(value.extract()?).map_or(Value::Null, Value::Number));
+    }
+    if value.is_instance_of::<PyString>() {
+        return Ok(Value::String(value.extract()?));
+    }
+    if let Ok(dict) = value.cast::<PyDict>() {
+        let mut map = serde_json::Map::new();
+        for (key, item) in dict.iter() {
+            map.insert(key.str()?.to_string(), py_to_json(&item)?);
+        }
+        return Ok(Value::Object(map));
+    }
+    if value.is_instance_of::<PyList>() || value.is_instance_of::<PyTuple>() {
+        return value
+            .try_iter()?
+            .map(|item| py_to_json(&item?))
+            .collect::<PyResult<Vec<_>>>()
+            .map(Value::Array);
+    }
+    Err(PyValueError::new_err(format!(
+        "a handler's result of type {} cannot be sent (results are JSON: dict, list, text, numbers)",
+        value.get_type().name()?
+    )))
+}
