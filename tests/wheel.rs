@@ -1,92 +1,242 @@
 //! The Python wheel, as a Python user gets it: `deploy/build-wheel` builds it (maturin, from
-//! PyPI), `pip install` puts it into a fresh venv with no Python Jina, and the venv's `jina`
-//! runs a Flow that the venv's `jina client` posts to.
+//! PyPI), `pip install` puts it into a fresh venv with no Python Jina ([`host_python`]), and
+//! the venv's `jina` runs a Flow of executor files written as for Jina
+//! (tests/python-executors/, unchanged), served by our host, which a client then drives over
+//! the wire: sync and async handlers, a generator, `with:`, results, an exception with its
+//! traceback, `runtime_args`, `workspace` and `close()`; and mistakes in those files stop the
+//! Flow with the file and line.
 
 mod common;
 
 use common::*;
-use std::process::{Command, Stdio};
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::Duration;
 
-const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/python-executors");
 
-fn sh(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("{program}: {e}"));
-    let text = text_of(&out);
-    assert!(out.status.success(), "{program} {args:?}: {text}");
-    text
+/// The fixtures, in a fresh folder.
+fn fixtures() -> Files {
+    let files = Files::new();
+    copy_dir(Path::new(FIXTURES), files.dir.path());
+    files
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            copy_dir(&path, &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(&path, to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+/// The venv's `jina`, in `dir`, with the venv's Python for executors (as its PATH gives).
+fn start_venv_flow(python: &Path, dir: &Path, args: &[&str]) -> Proc {
+    let jina = python.with_file_name("jina");
+    let command: Vec<&str> = std::iter::once(jina.to_str().unwrap())
+        .chain(args.iter().copied())
+        .collect();
+    let bin = python.parent().unwrap().as_os_str();
+    Proc::start_cmd(
+        &command,
+        Some(dir),
+        &[
+            ("JINA_PYTHON", python.as_os_str()),
+            (
+                "PATH",
+                &std::ffi::OsString::from(format!("{}:/usr/bin:/bin", bin.to_string_lossy())),
+            ),
+        ],
+    )
+}
+
+fn post(client: &reqwest::Client, port: u16, body: Value) -> Value {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        client
+            .post(format!("http://127.0.0.1:{port}/post"))
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    })
 }
 
 #[test]
-fn pip_install_of_the_wheel_gives_the_jina_command_and_it_runs_a_flow() {
-    let files = Files::new();
-    let wheels = files.dir.path().join("wheels");
-    // The debug build the other tests run: quick, and the same code.
-    sh(
-        &format!("{ROOT}/deploy/build-wheel"),
-        &[wheels.to_str().unwrap(), "--profile", "dev"],
-    );
-    let wheel = std::fs::read_dir(&wheels)
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.extension().is_some_and(|x| x == "whl"))
-        .expect("a wheel");
-    let venv = files.dir.path().join("venv");
-    sh("python3", &["-m", "venv", venv.to_str().unwrap()]);
-    let pip = venv.join("bin/pip");
-    // The wheel needs nothing from an index.
-    sh(
-        pip.to_str().unwrap(),
-        &["install", "--quiet", "--no-index", wheel.to_str().unwrap()],
-    );
-    let python = venv.join("bin/python");
+fn pip_install_of_the_wheel_serves_jina_executor_files_unchanged() {
+    let python = host_python();
     let no_jina = Command::new(&python)
         .args(["-c", "import jina"])
         .output()
         .unwrap();
     assert!(!no_jina.status.success(), "Python Jina is not in this venv");
+    let jina: PathBuf = python.with_file_name("jina");
+    let version = Command::new(&jina).arg("--version").output().unwrap();
+    assert!(text_of(&version).contains("jina"), "{}", text_of(&version));
 
-    let jina = venv.join("bin/jina");
-    let jina = jina.to_str().unwrap();
-    assert!(sh(jina, &["--version"]).contains("jina"));
-    let port = free_port().to_string();
-    let flow_yaml = files.write(
-        "flow.yml",
-        &format!(
-            "jtype: Flow\nwith: {{port: {port}}}\nexecutors:\n  - {{name: visit, uses: Visit}}\n"
-        ),
-    );
-    let flow = Command::new(jina)
-        .args(["flow", "--uses", flow_yaml.to_str().unwrap()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    struct Stop(std::process::Child);
-    impl Drop for Stop {
-        fn drop(&mut self) {
-            unsafe { libc::kill(self.0.id() as i32, libc::SIGINT) };
-            let _ = self.0.wait();
-        }
+    let files = fixtures();
+    let dir = files.dir.path();
+    let (grpc, http) = (free_port(), free_port());
+    let flow = std::fs::read_to_string(dir.join("flow.yml"))
+        .unwrap()
+        .replace(
+            "jtype: Flow\n",
+            &format!("jtype: Flow\nwith:\n  protocol: [grpc, http]\n  port: [{grpc}, {http}]\n"),
+        );
+    files.write("flow.yml", &flow);
+    let mut proc = start_venv_flow(&python, dir, &["flow", "--uses", "flow.yml"]);
+    proc.wait_for("Flow is ready to use", Duration::from_secs(60));
+    let log = proc.output();
+    for name in ["upper", "measure"] {
+        assert!(
+            log.contains(&format!(
+                "{name}: a Python executor, served by jina-rs's host"
+            )),
+            "the log says which runtime serves each copy:\n{log}"
+        );
     }
-    let _flow = Stop(flow);
-    let inputs = files.write("in.jsonl", "{\"text\": \"from pip\"}\n");
-    let mut answer = String::new();
-    let ready = eventually(Duration::from_secs(30), || {
-        let out = Command::new(jina)
-            .args(["client", "post", "/", "--port", &port, "--inputs"])
-            .arg(&inputs)
-            .args(["--output", "-"])
-            .output()
-            .unwrap();
-        answer = text_of(&out);
-        out.status.success()
-    });
-    assert!(ready, "{answer}");
-    assert!(answer.contains("from pip"), "{answer}");
-    assert!(answer.contains("visit"), "the executor saw it: {answer}");
+    let client = http_client();
+
+    // /index: Upper (sync, in place, `with: {suffix: '!'}`) then Measure's default handler
+    // (async, returns new documents; `parameters`; `runtime_args`).
+    let answer = post(
+        &client,
+        http,
+        json!({"execEndpoint": "/index", "data": [{"text": "hello"}, {"text": "jina"}], "parameters": {"factor": 2}}),
+    );
+    let docs = answer["data"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{answer}"));
+    assert_eq!(docs.len(), 2, "{answer}");
+    assert_eq!(docs[0]["text"], "HELLO!", "{answer}");
+    assert_eq!(docs[1]["text"], "JINA!", "{answer}");
+    assert_eq!(docs[0]["tags"]["copy"], "measure/rep-0", "{answer}");
+    assert_eq!(docs[0]["tags"]["factor"], 2, "{answer}");
+
+    // A dict is the results, under the copy's name; `self.workspace` is WORKSPACE/NAME.
+    let answer = post(
+        &client,
+        http,
+        json!({"execEndpoint": "/stats", "data": [{"text": "a"}]}),
+    );
+    let results = &answer["parameters"]["__results__"]["measure/rep-0"];
+    assert_eq!(results["docs"], 1, "{answer}");
+    let workspace = results["workspace"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{answer}"));
+    assert!(
+        workspace.starts_with(&dir.join("workspace").display().to_string()),
+        "{answer}"
+    );
+
+    // An exception: an error status with its name, its message and its traceback.
+    let answer = post(
+        &client,
+        http,
+        json!({"execEndpoint": "/fail", "data": [{"text": "a"}]}),
+    );
+    let exception = &answer["header"]["status"]["exception"];
+    assert_eq!(exception["name"], "RuntimeError", "{answer}");
+    assert_eq!(exception["args"][0], "failing on purpose", "{answer}");
+    let stacks = exception["stacks"].to_string();
+    assert!(
+        stacks.contains("my_executors.py"),
+        "the traceback: {answer}"
+    );
+
+    // A generator answers a streaming endpoint, one document at a time.
+    let out = Command::new(&jina)
+        .args([
+            "client",
+            "stream",
+            "/count",
+            "--port",
+            &grpc.to_string(),
+            "--text",
+            "n",
+        ])
+        .output()
+        .unwrap();
+    let text = text_of(&out);
+    assert!(out.status.success(), "{text}");
+    // Upper binds /index only, so the stream goes through to Measure untouched.
+    assert!(
+        text.contains("n 0") && text.contains("n 1") && text.contains("n 2"),
+        "{text}"
+    );
+
+    // Ctrl-C: `close()` runs in each copy before it exits.
+    proc.signal(libc::SIGINT);
+    assert!(
+        proc.wait_exit(Duration::from_secs(20)).is_some(),
+        "{}",
+        proc.output()
+    );
+    let closed = dir.join(workspace).join("closed");
+    assert!(
+        closed.is_file(),
+        "close() ran: {}\n{}",
+        closed.display(),
+        proc.output()
+    );
+}
+
+#[test]
+fn a_mistake_in_an_executor_file_stops_the_flow_naming_the_file_and_line() {
+    let python = host_python();
+    let files = fixtures();
+    let dir = files.dir.path();
+    let cases = [
+        ("broken/syntax.py", "Broken", "syntax.py:6: SyntaxError"),
+        (
+            "broken/signature.py",
+            "Broken",
+            "signature.py:6: handler `Broken.foo`",
+        ),
+        (
+            "broken/failing_import.py",
+            "Broken",
+            "failing_import.py:2: ModuleNotFoundError: No module named 'a_module_that_is_not_installed'",
+        ),
+        (
+            "broken/other.py",
+            "Missing",
+            "jtype Missing: no such class in",
+        ),
+    ];
+    for (file, class, expected) in cases {
+        files.write(
+            "broken.yml",
+            &format!(
+                "jtype: Flow\nwith: {{port: {}}}\nexecutors:\n  - {{name: b, uses: {class}, py_modules: {file}}}\n",
+                free_port()
+            ),
+        );
+        let mut proc = start_venv_flow(&python, dir, &["flow", "--uses", "broken.yml"]);
+        let status = proc
+            .wait_exit(Duration::from_secs(60))
+            .unwrap_or_else(|| panic!("{file}: the Flow did not stop:\n{}", proc.output()));
+        let log = proc.output();
+        assert!(!status.success(), "{file}:\n{log}");
+        assert!(
+            log.contains(expected),
+            "{file}: wanted `{expected}`:\n{log}"
+        );
+        assert_eq!(
+            log.matches(expected).count(),
+            1,
+            "{file}: said once:\n{log}"
+        );
+    }
 }

@@ -15,6 +15,22 @@ DEFAULT_ENDPOINT = '/default'
 HANDLER_ARGS = ('docs', 'parameters', 'docs_matrix', 'docs_map', 'tracing_context')
 
 
+class HandlerSignatureError(TypeError):
+    """A handler that cannot take what Jina passes it; the message names its file and line."""
+
+
+def _def_line(fn) -> str:
+    """`FILE:LINE` of a function's `def` (below its decorators)."""
+    try:
+        lines, start = inspect.getsourcelines(fn)
+        for offset, line in enumerate(lines):
+            if line.lstrip().startswith(('def ', 'async def ')):
+                return f'{inspect.getsourcefile(fn)}:{start + offset}'
+    except (OSError, TypeError):
+        pass
+    return f'{fn.__code__.co_filename}:{fn.__code__.co_firstlineno}'
+
+
 class _Binding:
     """What `@requests` records on a function."""
 
@@ -39,9 +55,8 @@ def requests(
         generator = inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn)
         wanted = {'doc'} if generator else {'docs'}
         if not spec.varkw and not wanted.issubset(spec.args):
-            where = f'{inspect.getsourcefile(fn)}:{fn.__code__.co_firstlineno}'
-            raise TypeError(
-                f'{where}: handler `{fn.__qualname__}` takes {spec.args[1:]}: it must take '
+            raise HandlerSignatureError(
+                f'{_def_line(fn)}: handler `{fn.__qualname__}` takes {spec.args[1:]}: it must take '
                 f'`{"doc" if generator else "docs"}` and `**kwargs`'
             )
         endpoints = [on] if isinstance(on, str) else list(on or [DEFAULT_ENDPOINT])

@@ -78,8 +78,8 @@ def _import(py_modules: List[str]) -> List[types.ModuleType]:
                 spec.loader.exec_module(loaded)
             else:
                 loaded = importlib.import_module(module)
-        except HostError:
-            raise
+        except (HostError, _executor.HandlerSignatureError) as e:
+            raise HostError(str(e)) from None
         except BaseException as e:  # a user's file may raise anything while it loads
             raise HostError(_where(e, files)) from None
         modules.append(loaded)
@@ -117,6 +117,37 @@ def _parameters_model(fn):
     return None
 
 
+def _json_schema(model) -> Optional[dict]:
+    """A model's JSON schema as Python Jina's endpoint discovery reports it."""
+    from docarray.documents.legacy import LegacyDocument
+
+    try:
+        if model is LegacyDocument or not issubclass(model, BaseDoc):
+            return model.schema()
+        try:
+            from docarray.utils.create_dynamic_doc_class import create_pure_python_type_model
+
+            model = create_pure_python_type_model(model)
+        except ImportError:
+            pass
+        own = getattr(model, 'model_json_schema', None)
+        return own() if own is not None else model.schema()
+    except Exception:  # a schema pydantic cannot write: discovery shows our Document's
+        return None
+
+
+def _response_schema(fn, binding, request_schema) -> type:
+    """The document type a handler answers with: `response_schema`, its return annotation,
+    else what it reads."""
+    schema = binding.response_schema or getattr(fn, '__annotations__', {}).get('return')
+    doc_type = getattr(schema, 'doc_type', None)
+    if isinstance(doc_type, type) and issubclass(doc_type, BaseDoc):
+        return doc_type
+    if isinstance(schema, type) and issubclass(schema, BaseDoc):
+        return schema
+    return request_schema
+
+
 class Handler:
     """One bound method, and how to call it."""
 
@@ -134,6 +165,24 @@ class Handler:
         self.is_async_generator = inspect.isasyncgenfunction(fn)
         batching = getattr(fn, '__jina_rs_batching__', None)
         self.batching = batching if batching and batching[0] else None
+        self.response = _response_schema(fn, binding, self.schema)
+
+    def endpoint_schema(self) -> Optional[dict]:
+        """What endpoint discovery reports for each of its endpoints."""
+        request, response = _json_schema(self.schema), _json_schema(self.response)
+        if request is None or response is None:
+            return None
+        model = self.parameters_model
+        return {
+            'input': {'name': self.schema.__name__, 'model': request},
+            'output': {'name': self.response.__name__, 'model': response},
+            'is_generator': self.is_generator,
+            'is_singleton_doc': self.is_generator,
+            'parameters': {
+                'name': model.__name__ if model is not None else None,
+                'model': _json_schema(model) if model is not None else None,
+            },
+        }
 
     def arguments(self, given: Dict[str, Any]) -> Dict[str, Any]:
         if self.takes is None:
@@ -166,6 +215,7 @@ class Loaded:
         self.handlers = handlers
         self.bindings = [(h.name, h.endpoints) for h in handlers]
         self.streams = [h.is_generator for h in handlers]
+        self.schemas = [h.endpoint_schema() for h in handlers]
         self.batching = [
             (endpoint, h.batching[0], h.batching[1])
             for h in handlers
@@ -178,8 +228,14 @@ class Loaded:
         handler = self.handlers[index]
         docs = handler.doc_list([handler.schema(**f) for f in fields])
         given = {'docs': docs, 'parameters': handler.parameters(parameters), 'docs_matrix': None, 'docs_map': None, 'tracing_context': None}
+        # As Python Jina's worker: one row per request that came (a single one is `docs`
+        # itself), none when they hold no documents at all.
         if matrix is not None:
             given['docs_matrix'] = [handler.doc_list([handler.schema(**f) for f in row]) for row in matrix]
+        elif len(docs):
+            given['docs_matrix'] = [docs]
+        if given['docs_matrix'] is not None and not any(len(row) for row in given['docs_matrix']):
+            given['docs_matrix'] = None
         answer = handler.fn(self.executor, **handler.arguments(given))
         if handler.is_async:
             answer = _run(answer)

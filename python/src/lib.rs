@@ -52,6 +52,7 @@ struct PythonExecutor {
     bindings: Vec<(String, Vec<String>)>,
     streams: Vec<bool>,
     batching: Vec<(String, DynamicBatching)>,
+    schemas: Vec<Option<Value>>,
     types: Types,
 }
 
@@ -71,15 +72,30 @@ impl PythonExecutor {
         let copy = load.copy;
         let items: [(&str, Py<PyAny>); 10] = [
             ("jtype", load.jtype.into_pyobject(py)?.into_any().unbind()),
-            ("py_modules", load.py_modules.into_pyobject(py)?.into_any().unbind()),
+            (
+                "py_modules",
+                load.py_modules.into_pyobject(py)?.into_any().unbind(),
+            ),
             ("with", json_to_py(py, &Value::Object(load.with))?),
             ("metas", json_to_py(py, &Value::Object(load.metas))?),
             ("name", load.name.into_pyobject(py)?.into_any().unbind()),
-            ("workspace", workspace.into_pyobject(py)?.into_any().unbind()),
-            ("shard_id", copy.shard_id.into_pyobject(py)?.into_any().unbind()),
+            (
+                "workspace",
+                workspace.into_pyobject(py)?.into_any().unbind(),
+            ),
+            (
+                "shard_id",
+                copy.shard_id.into_pyobject(py)?.into_any().unbind(),
+            ),
             ("shards", copy.shards.into_pyobject(py)?.into_any().unbind()),
-            ("replica_id", copy.replica_id.into_pyobject(py)?.into_any().unbind()),
-            ("replicas", copy.replicas.into_pyobject(py)?.into_any().unbind()),
+            (
+                "replica_id",
+                copy.replica_id.into_pyobject(py)?.into_any().unbind(),
+            ),
+            (
+                "replicas",
+                copy.replicas.into_pyobject(py)?.into_any().unbind(),
+            ),
         ];
         for (key, value) in items {
             request.set_item(key, value)?;
@@ -92,6 +108,11 @@ impl PythonExecutor {
         let bindings: Vec<(String, Vec<String>)> = loaded.getattr("bindings")?.extract()?;
         let streams: Vec<bool> = loaded.getattr("streams")?.extract()?;
         let batching: Vec<(String, usize, u64)> = loaded.getattr("batching")?.extract()?;
+        let schemas = loaded
+            .getattr("schemas")?
+            .try_iter()?
+            .map(|schema| py_to_json(&schema?).map(|s| (!s.is_null()).then_some(s)))
+            .collect::<PyResult<_>>()?;
         let types = Types {
             base_doc: host.getattr(py, "BaseDoc")?,
             doc_list: host.getattr(py, "AnyDocArray")?,
@@ -114,6 +135,7 @@ impl PythonExecutor {
                     )
                 })
                 .collect(),
+            schemas,
             types,
         })
     }
@@ -132,12 +154,18 @@ impl HostedExecutor for PythonExecutor {
         self.streams.get(index).copied().unwrap_or(false)
     }
 
+    fn endpoint_schema(&self, index: usize) -> Option<Value> {
+        self.schemas.get(index).cloned().flatten()
+    }
+
     fn call(&self, index: usize, call: HostedCall<'_>) -> Result<Answer, HandlerError> {
         // Encoded here, without the lock: the wire form of each document.
         let docs: Vec<DocProto> = call.docs.iter().map(Document::to_proto).collect();
-        let matrix: Option<Vec<Vec<DocProto>>> = call
-            .docs_matrix
-            .map(|rows| rows.iter().map(|row| row.iter().map(Document::to_proto).collect()).collect());
+        let matrix: Option<Vec<Vec<DocProto>>> = call.docs_matrix.map(|rows| {
+            rows.iter()
+                .map(|row| row.iter().map(Document::to_proto).collect())
+                .collect()
+        });
         let answered = Python::attach(|py| -> PyResult<_> {
             let fields = docs_to_py(py, &self.types, &docs)?;
             let matrix = match &matrix {
@@ -228,21 +256,33 @@ fn handler_error(e: PyErr) -> HandlerError {
             .map(|n| n.to_string())
             .unwrap_or_else(|_| "Exception".into());
         let message = e.value(py).to_string();
+        let description = e.value(py).repr().map(|r| r.to_string()).ok();
         let stacks = py
             .import("traceback")
             .and_then(|tb| {
-                let trace = e.traceback(py).map(|t| t.into_any()).unwrap_or(py.None().into_bound(py));
+                let trace = e
+                    .traceback(py)
+                    .map(|t| t.into_any())
+                    .unwrap_or(py.None().into_bound(py));
                 tb.call_method1("format_exception", (e.get_type(py), e.value(py), trace))
             })
             .and_then(|lines| lines.extract::<Vec<String>>())
             .unwrap_or_default();
-        HandlerError::new(name, message).with_stacks(stacks)
+        let error = HandlerError::new(name, message).with_stacks(stacks);
+        match description {
+            Some(description) => error.with_description(description),
+            None => error,
+        }
     })
 }
 
 /// Documents out keep the fields their schema did not know, from the document they came from
 /// (same position and id): Python Jina drops them; a Flow of ours must not lose data.
-fn keep_unknown_fields(input: &DocumentArray, sent: &[DocProto], out: Vec<DocProto>) -> DocumentArray {
+fn keep_unknown_fields(
+    input: &DocumentArray,
+    sent: &[DocProto],
+    out: Vec<DocProto>,
+) -> DocumentArray {
     let _ = input;
     out.into_iter()
         .enumerate()
@@ -251,7 +291,10 @@ fn keep_unknown_fields(input: &DocumentArray, sent: &[DocProto], out: Vec<DocPro
                 && same_id(before, &proto)
             {
                 for (key, node) in &before.data {
-                    proto.data.entry(key.clone()).or_insert_with(|| node.clone());
+                    proto
+                        .data
+                        .entry(key.clone())
+                        .or_insert_with(|| node.clone());
                 }
             }
             Document::from_proto(proto)
@@ -269,7 +312,11 @@ fn same_id(a: &DocProto, b: &DocProto) -> bool {
 
 // ---- DocArray's wire form to Python values ----
 
-fn docs_to_py<'py>(py: Python<'py>, types: &Types, docs: &[DocProto]) -> PyResult<Bound<'py, PyList>> {
+fn docs_to_py<'py>(
+    py: Python<'py>,
+    types: &Types,
+    docs: &[DocProto],
+) -> PyResult<Bound<'py, PyList>> {
     let list = PyList::empty(py);
     for doc in docs {
         list.append(doc_fields_to_py(py, types, doc)?)?;
@@ -278,7 +325,11 @@ fn docs_to_py<'py>(py: Python<'py>, types: &Types, docs: &[DocProto]) -> PyResul
 }
 
 /// A document as a dict of its fields, for the user's schema to validate.
-fn doc_fields_to_py<'py>(py: Python<'py>, types: &Types, doc: &DocProto) -> PyResult<Bound<'py, PyDict>> {
+fn doc_fields_to_py<'py>(
+    py: Python<'py>,
+    types: &Types,
+    doc: &DocProto,
+) -> PyResult<Bound<'py, PyDict>> {
     let fields = PyDict::new(py);
     for (key, node) in &doc.data {
         fields.set_item(key, node_to_py(py, types, node)?)?;
@@ -286,10 +337,18 @@ fn doc_fields_to_py<'py>(py: Python<'py>, types: &Types, doc: &DocProto) -> PyRe
     Ok(fields)
 }
 
-fn node_to_py<'py>(py: Python<'py>, types: &Types, node: &NodeProto) -> PyResult<Bound<'py, PyAny>> {
+fn node_to_py<'py>(
+    py: Python<'py>,
+    types: &Types,
+    node: &NodeProto,
+) -> PyResult<Bound<'py, PyAny>> {
     use node_proto::Content;
     let list_of = |items: &ListOfAnyProto| -> PyResult<Vec<Bound<'py, PyAny>>> {
-        items.data.iter().map(|n| node_to_py(py, types, n)).collect()
+        items
+            .data
+            .iter()
+            .map(|n| node_to_py(py, types, n))
+            .collect()
     };
     Ok(match &node.content {
         None => py.None().into_bound(py),
@@ -347,7 +406,9 @@ fn doc_from_py(types: &Types, doc: &Bound<'_, PyAny>) -> PyResult<DocProto> {
             .map_err(|e| PyValueError::new_err(format!("field `{key}`: {e}")))?;
         data.insert(key, node);
     }
-    Ok(DocProto { data: data.into_iter().collect() })
+    Ok(DocProto {
+        data: data.into_iter().collect(),
+    })
 }
 
 fn node(content: node_proto::Content, docarray_type: Option<String>) -> NodeProto {
@@ -496,7 +557,9 @@ fn py_to_json(value: &Bound<'_, PyAny>) -> PyResult<Value> {
         });
     }
     if value.is_instance_of::<PyFloat>() {
-        return Ok(serde_json::Number::from_f64(value.extract()?).map_or(Value::Null, Value::Number));
+        return Ok(
+            serde_json::Number::from_f64(value.extract()?).map_or(Value::Null, Value::Number)
+        );
     }
     if value.is_instance_of::<PyString>() {
         return Ok(Value::String(value.extract()?));

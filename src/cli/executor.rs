@@ -4,8 +4,8 @@ use crate::executor::python::Chosen;
 use crate::executor::{
     BoxError, ExecutorConfig, ExecutorFlags, HostedExecutor, HostedLoad, Instance, UsesText, server,
 };
-use std::sync::Arc;
 use anyhow::{Context, anyhow};
+use std::sync::Arc;
 
 pub(super) async fn run(args: ExecutorFlags) -> anyhow::Result<()> {
     let config = config_of(&args)?;
@@ -29,7 +29,10 @@ fn config_of(args: &ExecutorFlags) -> anyhow::Result<ExecutorConfig> {
         }
         _ => ExecutorConfig::named(args.uses.trim()),
     };
-    config.metas.py_modules.extend(args.py_modules.iter().cloned());
+    config
+        .metas
+        .py_modules
+        .extend(args.py_modules.iter().cloned());
     Ok(config)
 }
 

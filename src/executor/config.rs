@@ -359,7 +359,11 @@ impl ExecutorConfig {
     }
 
     /// `instance` with this config's `dynamic_batching` and the Flow's laid over its code's.
-    fn batched(&self, mut instance: Instance, overrides: &Overrides) -> Result<Instance, ConfigError> {
+    fn batched(
+        &self,
+        mut instance: Instance,
+        overrides: &Overrides,
+    ) -> Result<Instance, ConfigError> {
         instance
             .batch("dynamic_batching", &self.dynamic_batching)
             .map_err(|e| ConfigError {

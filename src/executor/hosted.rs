@@ -33,6 +33,9 @@ pub trait HostedExecutor: Send + Sync + 'static {
     fn batching(&self) -> Vec<(String, DynamicBatching)>;
     /// Whether handler `index` is a generator: one document in, a stream out.
     fn streams(&self, index: usize) -> bool;
+    /// Handler `index`'s schema entry for endpoint discovery (`input`, `output`,
+    /// `parameters`, `is_generator`, `is_singleton_doc`), as Python Jina reports it.
+    fn endpoint_schema(&self, index: usize) -> Option<Value>;
     /// Calls handler `index`; blocking is allowed (the server calls it off its runtime).
     fn call(&self, index: usize, call: HostedCall<'_>) -> Result<Answer, HandlerError>;
     /// Calls generator `index` on one document; `emit` takes each document it yields and
@@ -147,6 +150,14 @@ impl Runner for Hosted {
 
     fn batching(&self) -> Vec<(String, DynamicBatching)> {
         self.executor.batching()
+    }
+
+    fn endpoint_schema(&self, index: usize) -> Option<Value> {
+        self.executor.endpoint_schema(index)
+    }
+
+    fn lists_default_only_when_bound(&self) -> bool {
+        true
     }
 
     fn kind(&self, index: usize) -> Option<super::HandlerKind> {

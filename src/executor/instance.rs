@@ -112,6 +112,16 @@ pub(crate) trait Runner: Send + Sync {
         endpoint: String,
         metas: Arc<Metas>,
     ) -> BoxStream<'static, Result<Document, HandlerError>>;
+    /// Handler `index`'s own schema entry for endpoint discovery, when its code declares one
+    /// (a Python executor's document and parameters models); `None`: our Document's.
+    fn endpoint_schema(&self, _index: usize) -> Option<Value> {
+        None
+    }
+    /// Whether it lists `/default` only when a handler answers it, as Python Jina does (a
+    /// Python executor); ours always list it.
+    fn lists_default_only_when_bound(&self) -> bool {
+        false
+    }
 }
 
 struct Typed<E> {
@@ -379,6 +389,19 @@ impl Instance {
     ) -> BoxStream<'static, Result<Document, HandlerError>> {
         self.runner
             .call_stream(index, doc, parameters, endpoint, self.metas.clone())
+    }
+
+    /// What endpoint discovery reports for `endpoint`: its handler's own schema when its code
+    /// declares one, else our Document's.
+    pub fn endpoint_schema(&self, endpoint: &str) -> Option<Value> {
+        self.table
+            .resolve(endpoint)
+            .and_then(|i| self.runner.endpoint_schema(i))
+    }
+
+    /// Whether endpoint discovery lists `/default` only when a handler answers it.
+    pub fn lists_default_only_when_bound(&self) -> bool {
+        self.runner.lists_default_only_when_bound()
     }
 
     /// Whether a streaming handler answers `endpoint` (what endpoint discovery calls

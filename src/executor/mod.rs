@@ -71,8 +71,8 @@ mod config;
 mod flags;
 mod handlers;
 mod hosted;
-pub mod python;
 mod instance;
+pub mod python;
 mod registry;
 mod schema;
 pub(crate) mod server;
@@ -87,9 +87,9 @@ pub use handlers::{
     AsyncCall, Call, DEFAULT_ENDPOINT, Endpoints, Reply, RequestTable, Requests, StreamCall,
     UnknownHandler,
 };
-pub use python::PythonRuntime;
 pub use hosted::{CopyFlags, HostedCall, HostedExecutor, HostedLoad};
 pub use instance::{Answer, BuildError, HandlerKind, Instance, OpenError};
+pub use python::PythonRuntime;
 pub use registry::{AlreadyInstalled, Entry, Registry};
 pub(crate) use server::JOIN_METADATA;
 pub use uses::{ImageRef, Served, Uses, UsesText, resolve as resolve_uses};
@@ -114,6 +114,9 @@ pub struct HandlerError {
     pub message: String,
     /// Where it happened, as Python's traceback lines (a Python handler's; none for Rust).
     pub stacks: Vec<String>,
+    /// The status's description when not `name: message` (a Python exception's `repr`, as
+    /// Python Jina's worker writes it).
+    pub description: Option<String>,
 }
 
 impl HandlerError {
@@ -123,12 +126,19 @@ impl HandlerError {
             name: name.into(),
             message: message.into(),
             stacks: vec![],
+            description: None,
         }
     }
 
     /// The error with its traceback, as Python Jina's status carries one.
     pub fn with_stacks(mut self, stacks: Vec<String>) -> Self {
         self.stacks = stacks;
+        self
+    }
+
+    /// The error with the description its status shows.
+    pub fn with_description(mut self, description: String) -> Self {
+        self.description = Some(description);
         self
     }
 }

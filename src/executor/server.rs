@@ -13,9 +13,7 @@
 //! documents, one message each. A client that goes away drops the handler's stream.
 
 use super::batching::{Batcher, CallHandler};
-use super::{
-    Answer, DEFAULT_ENDPOINT, HandlerError, HandlerKind, Instance, Parameters, schema,
-};
+use super::{Answer, DEFAULT_ENDPOINT, HandlerError, HandlerKind, Instance, Parameters, schema};
 use crate::document::{Document, DocumentArray};
 use crate::metrics::ExecutorMetrics;
 use crate::proto::jina::{
@@ -338,6 +336,9 @@ impl ExecutorService {
         tracing::Span::current().record("otel.status_code", "ERROR");
         tracing::warn!("{} failed: {}", request::endpoint(req), e);
         let mut status = request::error_status(&e.name, &e.message, &self.instance.name);
+        if let Some(description) = e.description {
+            status.description = description;
+        }
         if let Some(exception) = status.exception.as_mut() {
             exception.stacks = e.stacks;
         }
@@ -434,15 +435,27 @@ impl ExecutorService {
 
     /// The endpoints this executor answers, with a schema for each.
     pub(crate) fn endpoints(&self) -> EndpointsProto {
-        let mut endpoints = vec![DRY_RUN_ENDPOINT.to_string(), DEFAULT_ENDPOINT.to_string()];
-        for e in self.instance.table.endpoints() {
+        let instance = &self.instance;
+        let mut endpoints = vec![DRY_RUN_ENDPOINT.to_string()];
+        if !instance.lists_default_only_when_bound()
+            || instance.table.resolve(DEFAULT_ENDPOINT).is_some()
+        {
+            endpoints.push(DEFAULT_ENDPOINT.to_string());
+        }
+        for e in instance.table.endpoints() {
             if !endpoints.iter().any(|x| x == e) {
                 endpoints.push(e.to_string());
             }
         }
         let schemas: Map<String, Value> = endpoints
             .iter()
-            .map(|e| (e.clone(), schema::endpoint_schema(self.instance.streams(e))))
+            .map(|e| {
+                let own = instance.endpoint_schema(e);
+                (
+                    e.clone(),
+                    own.unwrap_or_else(|| schema::endpoint_schema(instance.streams(e))),
+                )
+            })
             .collect();
         EndpointsProto {
             endpoints,

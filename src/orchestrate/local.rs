@@ -175,7 +175,10 @@ impl LocalCopies {
         let tracing = context.spec.gateway.tracing.as_ref();
         let mut env = context.env.clone();
         if chosen == crate::executor::python::Chosen::JinaRs {
-            tracing::info!("{}: a Python executor, served by jina-rs's host ({python})", copy.label);
+            tracing::info!(
+                "{}: a Python executor, served by jina-rs's host ({python})",
+                copy.label
+            );
             let (socket, port) = listener_for(copy)?;
             let flags = ExecutorFlags {
                 host: "127.0.0.1".into(),
@@ -199,7 +202,10 @@ impl LocalCopies {
                 merges_joins: true,
             });
         }
-        tracing::info!("{}: a Python executor, served by Python Jina ({python})", copy.label);
+        tracing::info!(
+            "{}: a Python executor, served by Python Jina ({python})",
+            copy.label
+        );
         let port = fixed_or_free_port(copy.port, &copy.label)?;
         let flags = ExecutorFlags {
             name: Some(copy.python_name.clone()),

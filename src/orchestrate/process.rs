@@ -368,9 +368,13 @@ fn spawn(plan: &LaunchPlan) -> Result<Running, StartError> {
         relays.push(tokio::spawn(async move {
             let mut lines = BufReader::new(stream).lines();
             while let Ok(Some(line)) = lines.next_line().await {
+                // A child's own `error: ...` line (what it says as it exits) is shown once, in
+                // the Flow's message about its exit, which quotes its last lines.
                 // Ignore a closed stderr: the relay must keep draining the child's pipe, or the
                 // child blocks on its next log line.
-                let _ = writeln!(std::io::stderr(), "{line}");
+                if !line.starts_with("error: ") {
+                    let _ = writeln!(std::io::stderr(), "{line}");
+                }
                 let mut t = tail.lock().unwrap();
                 if t.len() == TAIL_LINES {
                     t.pop_front();

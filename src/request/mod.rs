@@ -445,7 +445,8 @@ pub fn set_results(req: &mut DataRequestProto, name: &str, results: Value) {
         entry.kind = Some(Kind::StructValue(Struct::default()));
     }
     if let Some(all) = struct_value_mut(entry) {
-        all.fields.insert(name.to_string(), structs::json_to_value(&results));
+        all.fields
+            .insert(name.to_string(), structs::json_to_value(&results));
     }
 }
 

@@ -687,3 +687,74 @@ pub async fn wait_daemon_empty(base: &str, token: &str, within: Duration) -> Vec
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// A venv with jina-rs's wheel installed (built from this tree with `deploy/build-wheel
+/// --profile dev`) and no Python Jina: the Python of a user who ran `pip install jina-rs`.
+/// Built once per test run; test binaries that run at the same time wait on a file lock.
+/// `JINA_HOST_PYTHON` names one made already (while working on the host).
+#[allow(dead_code)]
+pub fn host_python() -> PathBuf {
+    const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+    if let Some(python) = std::env::var_os("JINA_HOST_PYTHON") {
+        return PathBuf::from(python);
+    }
+    static DONE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DONE.get_or_init(|| {
+        let target = Path::new(ROOT).join("target");
+        std::fs::create_dir_all(&target).unwrap();
+        let lock = std::fs::File::create(target.join("host-venv.lock")).unwrap();
+        // SAFETY: flock on a file this function owns; released when `lock` is dropped.
+        assert_eq!(
+            unsafe { libc::flock(std::os::fd::AsRawFd::as_raw_fd(&lock), libc::LOCK_EX) },
+            0
+        );
+        let run = |program: &Path, args: &[&str]| {
+            let out = Command::new(program).args(args).output().unwrap();
+            assert!(
+                out.status.success(),
+                "{} {args:?}: {}",
+                program.display(),
+                text_of(&out)
+            );
+        };
+        let wheels = target.join("host-wheel");
+        let _ = std::fs::remove_dir_all(&wheels);
+        run(
+            &Path::new(ROOT).join("deploy/build-wheel"),
+            &[wheels.to_str().unwrap(), "--profile", "dev"],
+        );
+        let wheel = std::fs::read_dir(&wheels)
+            .unwrap()
+            .flatten()
+            .map(|e| e.path())
+            .find(|p| p.extension().is_some_and(|x| x == "whl"))
+            .expect("a wheel");
+        let venv = target.join("host-venv");
+        let python = venv.join("bin/python");
+        if !python.exists() {
+            run(
+                Path::new("python3"),
+                &["-m", "venv", venv.to_str().unwrap()],
+            );
+        }
+        // Its dependencies from PyPI the first time; this tree's wheel every time.
+        run(
+            &python,
+            &["-m", "pip", "install", "--quiet", wheel.to_str().unwrap()],
+        );
+        run(
+            &python,
+            &[
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--force-reinstall",
+                "--no-deps",
+                wheel.to_str().unwrap(),
+            ],
+        );
+        python
+    })
+    .clone()
+}

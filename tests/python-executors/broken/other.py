@@ -1,0 +1,7 @@
+from jina import Executor, requests
+
+
+class Other(Executor):
+    @requests
+    def foo(self, docs, **kwargs):
+        pass
