@@ -90,6 +90,19 @@ def tree_cpu_seconds(pid):
     return found
 
 
+def stop_group(proc):
+    """Stops a Flow started in its own session: Ctrl-C to its group, then SIGKILL if it
+    does not stop within 30 s."""
+    import signal
+
+    try:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=30)
+    except Exception:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def write_section(marker, body):
     """Replaces (or appends) the section of bench/RESULTS.md that starts with marker."""
     results = os.path.join(ROOT, 'bench/RESULTS.md')

@@ -20,17 +20,20 @@ B9 the user's path: `jina client post` reading an NDJSON file of 1,000 100 KB te
    Python Jina's own `Flow.post` of the same documents (built in memory first, bench/flow_post.py),
    request_size 10; and our client's peak RSS at request_size 10 and at the default, 100.
 B10 idle executor copies: a Flow of one executor with 16 replicas, idle after a warm-up request:
-   each copy's RSS, PSS and private memory (/proc/PID/smaps_rollup)."""
+   each copy's RSS, PSS and private memory (/proc/PID/smaps_rollup).
+B11 Python executors (bench/python_executors.py): a no-op and a text-touching executor written
+   for Jina, under Python Jina's Flow, our Flow with Python Jina's runtime, and our Flow with our
+   host: docs/s at 100 docs per request, p50 of a 1-doc request, time to ready, RSS per copy."""
 import datetime
 import json
 import os
 import platform
-import signal
 import subprocess
 import sys
 import time
 
-from benchlib import ROOT, children, driver, free_port, memory_mb, tree_cpu_seconds, tree_rss_mb, write_section
+import python_executors
+from benchlib import ROOT, children, driver, free_port, memory_mb, stop_group, tree_cpu_seconds, tree_rss_mb, write_section
 
 JINA = os.path.join(ROOT, 'target/release/jina')
 PEER = os.environ.get('JINA_PEER_VENV', os.path.join(ROOT, 'target/peer-venv'))
@@ -72,12 +75,7 @@ class Flow:
         self.rss_mb = tree_rss_mb(self.proc.pid)
 
     def stop(self):
-        try:
-            os.killpg(self.proc.pid, signal.SIGINT)
-            self.proc.wait(timeout=30)
-        except Exception:
-            os.killpg(self.proc.pid, signal.SIGKILL)
-            self.proc.wait()
+        stop_group(self.proc)
 
 
 def measure(system, workdir):
@@ -284,6 +282,7 @@ def main():
     idle = measure_idle_copies(workdir)
     cli = measure_cli(workdir)
     observed = measure_observability(workdir)
+    hosted = python_executors.measure(workdir, os.path.join(ROOT, 'target/bench-host-venv/bin/python'))
     python = measure('python', workdir)
     python.update(measure_big('python', workdir))
     rows = [
@@ -340,7 +339,11 @@ def main():
                           f'warmed up; in each of {OBSERVABILITY_ROUNDS} rounds each ran B1 and B4 once, in a rotating order; medians.')
     print(observability)
 
-    write_section('## Flow benchmark against Python Jina', f'— `bench/run`\n\n{header}\n\n{table}\n\n{floor_note}\n\n{big}\n\n{big_note}\n\n{cli_rows}\n\n{cli_note}\n\n{idle_note}\n\n{observability}\n\n{observability_note}\n')
+    b11 = python_executors.table(hosted)
+    print(b11)
+    b11_note = python_executors.NOTE
+
+    write_section('## Flow benchmark against Python Jina', f'— `bench/run`\n\n{header}\n\n{table}\n\n{floor_note}\n\n{big}\n\n{big_note}\n\n{cli_rows}\n\n{cli_note}\n\n{idle_note}\n\n{observability}\n\n{observability_note}\n\n{b11}\n\n{b11_note}\n')
 
 if __name__ == '__main__':
     main()

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 
-from benchlib import ROOT, children, driver, free_port, rss_mb, tree_rss_mb, write_section
+from benchlib import ROOT, children, driver, free_port, rss_mb, stop_group, tree_rss_mb, write_section
 
 JINA = os.path.join(ROOT, 'target/release/jina')
 MINUTES = float(sys.argv[2]) if len(sys.argv) > 2 else 10.0
@@ -69,12 +69,7 @@ def main():
         time.sleep(2)
         gateway_end, tree_end = rss_mb(flow.pid), tree_rss_mb(flow.pid)
     finally:
-        try:
-            os.killpg(flow.pid, signal.SIGINT)
-            flow.wait(timeout=30)
-        except Exception:
-            os.killpg(flow.pid, signal.SIGKILL)
-            flow.wait()
+        stop_group(flow)
     restarts = open(os.path.join(workdir, 'soak.log')).read().count('restarted and ready')
     lines = [
         f'| requests sent | {soak["sent"]:,} ({soak["sent"] / took:,.0f}/s, 80% of the measured maximum {peak["docs_per_s"]:,.0f}/s) |',

@@ -41,6 +41,25 @@ pub(crate) fn tune_for_bounded_memory() {
     }
 }
 
+/// Arenas of a hosted Python executor: glibc gives each thread that allocates its own arena
+/// (up to 8 per core), and a host's handlers run on the server's blocking threads; two keep
+/// its memory near what one copy needs.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+const HOSTED_ARENAS: libc::c_int = 2;
+
+/// A Python executor's host: memory per copy matters more than big messages, so freed memory
+/// goes back at once (the client's thresholds), in few arenas. Call it before the server's
+/// threads start.
+pub(crate) fn tune_for_a_hosted_executor() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: as in `tune_for_big_messages`.
+    unsafe {
+        libc::mallopt(libc::M_ARENA_MAX, HOSTED_ARENAS);
+        libc::mallopt(libc::M_MMAP_THRESHOLD, CLIENT_MMAP_THRESHOLD);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, CLIENT_TRIM_THRESHOLD);
+    }
+}
+
 /// Applies the settings above. Call it first thing in `main`, before any thread starts.
 pub(crate) fn tune_for_big_messages() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]

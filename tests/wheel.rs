@@ -88,11 +88,16 @@ fn pip_install_of_the_wheel_serves_jina_executor_files_unchanged() {
     let files = fixtures();
     let dir = files.dir.path();
     let (grpc, http) = (free_port(), free_port());
+    let metrics = free_port();
     let flow = std::fs::read_to_string(dir.join("flow.yml"))
         .unwrap()
         .replace(
             "jtype: Flow\n",
             &format!("jtype: Flow\nwith:\n  protocol: [grpc, http]\n  port: [{grpc}, {http}]\n"),
+        )
+        .replace(
+            "monitoring: true\n",
+            &format!("monitoring: true\n    port_monitoring: {metrics}\n"),
         );
     files.write("flow.yml", &flow);
     let mut proc = start_venv_flow(&python, dir, &["flow", "--uses", "flow.yml"]);
@@ -176,6 +181,26 @@ fn pip_install_of_the_wheel_serves_jina_executor_files_unchanged() {
         "{text}"
     );
 
+    // A hosted copy has what a native one has: here, its handlers' times in /metrics.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let scraped = runtime.block_on(async {
+        client
+            .get(format!("http://127.0.0.1:{metrics}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    assert!(
+        scraped.contains("jina_process_request_seconds") && scraped.contains("/stats"),
+        "{scraped}"
+    );
+
     // Ctrl-C: `close()` runs in each copy before it exits.
     proc.signal(libc::SIGINT);
     assert!(
@@ -238,5 +263,92 @@ fn a_mistake_in_an_executor_file_stops_the_flow_naming_the_file_and_line() {
             1,
             "{file}: said once:\n{log}"
         );
+    }
+}
+
+#[test]
+fn beside_python_jina_in_one_venv_both_keep_working() {
+    let Some(peer) = peer_python() else { return };
+    let host = host_python();
+    let files = fixtures();
+    let dir = files.dir.path();
+    // A venv that sees Python Jina's packages (pydantic 1, DocArray 0.40) and gets our wheel
+    // on top, without its dependencies: what `pip install jina-rs` does in a Jina user's venv.
+    let venv = dir.join("both");
+    let run = |program: &Path, args: &[&str]| {
+        let out = Command::new(program)
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{} {args:?}: {}",
+            program.display(),
+            text_of(&out)
+        );
+        text_of(&out)
+    };
+    run(
+        Path::new("python3"),
+        &["-m", "venv", venv.to_str().unwrap()],
+    );
+    let python = venv.join("bin/python");
+    let site = |python: &Path| {
+        run(
+            python,
+            &[
+                "-c",
+                "import sysconfig; print(sysconfig.get_paths()['purelib'])",
+            ],
+        )
+        .trim()
+        .to_string()
+    };
+    std::fs::write(Path::new(&site(&python)).join("peer.pth"), site(&peer)).unwrap();
+    let _ = host;
+    let Some(wheel) = host_wheel() else {
+        // JINA_HOST_PYTHON named a venv made by hand: no wheel to install here.
+        return;
+    };
+    run(
+        &python,
+        &[
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            wheel.to_str().unwrap(),
+        ],
+    );
+
+    // `import jina` is Python Jina's; its command still runs; ours is `bin/jina`.
+    let imported = run(&python, &["-c", "import jina; print(jina.__version__)"]);
+    assert!(imported.contains("3.34"), "{imported}");
+    let theirs = run(&python, &["-m", "jina", "--version"]);
+    assert!(theirs.contains("3.34"), "{theirs}");
+
+    // A Flow of ours serves the same executor with each runtime, in this venv.
+    for (runtime, said) in [
+        ("jina-rs", "served by jina-rs's host"),
+        ("jina", "served by Python Jina"),
+    ] {
+        let port = free_port();
+        files.write(
+            "both.yml",
+            &format!(
+                "jtype: Flow\nwith: {{protocol: http, port: {port}}}\nexecutors:\n  - {{name: upper, uses: upper.yml, python_runtime: {runtime}}}\n"
+            ),
+        );
+        let mut flow = start_venv_flow(&python, dir, &["flow", "--uses", "both.yml"]);
+        flow.wait_for("Flow is ready to use", Duration::from_secs(120));
+        assert!(flow.output().contains(said), "{runtime}: {}", flow.output());
+        let answer = post(
+            &http_client(),
+            port,
+            json!({"execEndpoint": "/index", "data": [{"text": "both"}]}),
+        );
+        assert_eq!(answer["data"][0]["text"], "BOTH!", "{runtime}: {answer}");
     }
 }

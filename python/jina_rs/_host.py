@@ -224,33 +224,30 @@ class Loaded:
         ]
 
     def call(self, index, fields, matrix, parameters, endpoint):
-        """Runs handler `index` on the documents' fields: returns (documents, results)."""
+        """Runs handler `index` on the documents' fields: returns (documents, results), or for an
+        `async def` handler a coroutine that does."""
         handler = self.handlers[index]
-        docs = handler.doc_list([handler.schema(**f) for f in fields])
+        schema, doc_list = handler.schema, handler.doc_list
+        # Each document is validated by its schema as it is built; the list holds nothing
+        # else, so DocList's own check of each item (as costly again) is skipped.
+        docs = doc_list([schema(**f) for f in fields], False)
         given = {'docs': docs, 'parameters': handler.parameters(parameters), 'docs_matrix': None, 'docs_map': None, 'tracing_context': None}
         # As Python Jina's worker: one row per request that came (a single one is `docs`
         # itself), none when they hold no documents at all.
         if matrix is not None:
-            given['docs_matrix'] = [handler.doc_list([handler.schema(**f) for f in row]) for row in matrix]
+            given['docs_matrix'] = [doc_list([schema(**f) for f in row], False) for row in matrix]
         elif len(docs):
             given['docs_matrix'] = [docs]
         if given['docs_matrix'] is not None and not any(len(row) for row in given['docs_matrix']):
             given['docs_matrix'] = None
         answer = handler.fn(self.executor, **handler.arguments(given))
         if handler.is_async:
-            answer = _run(answer)
-        if answer is None:
-            return docs, None
-        if isinstance(answer, dict):
-            return docs, answer
-        if isinstance(answer, BaseDoc):
-            return [answer], None
-        if isinstance(answer, (AnyDocArray, list, tuple)):
-            return answer, None
-        raise TypeError(
-            f'{handler.name} returned {type(answer).__name__}: a handler returns None (documents '
-            'changed in place), documents (a DocList) or a dict (results)'
-        )
+            return self._awaited(handler, answer, docs)
+        return _answered(handler, answer, docs)
+
+    async def _awaited(self, handler, coroutine, docs):
+        """An `async def` handler's call: awaited by the host with the others queued with it."""
+        return _answered(handler, await coroutine, docs)
 
     def stream(self, index, fields, parameters, endpoint):
         """Starts generator `index` on one document: an iterator of documents."""
@@ -268,6 +265,31 @@ class Loaded:
             answer = close()
             if inspect.iscoroutine(answer):
                 _run(answer)
+
+
+def _answered(handler, answer, docs):
+    """What a handler's return means: (documents, results)."""
+    if answer is None:
+        return docs, None
+    if isinstance(answer, dict):
+        return docs, answer
+    if isinstance(answer, BaseDoc):
+        return [answer], None
+    if isinstance(answer, (AnyDocArray, list, tuple)):
+        return answer, None
+    raise TypeError(
+        f'{handler.name} returned {type(answer).__name__}: a handler returns None (documents '
+        'changed in place), documents (a DocList) or a dict (results)'
+    )
+
+
+def gather(coroutines):
+    """Runs coroutines together on this thread's event loop: each one's result or exception."""
+
+    async def together():
+        return await asyncio.gather(*coroutines, return_exceptions=True)
+
+    return _run(together())
 
 
 def _sync_iter(agen):

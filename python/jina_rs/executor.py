@@ -7,8 +7,13 @@ import sys
 
 
 def main() -> int:
+    import signal
+
     from jina_rs import _host
 
+    # Ctrl-C and SIGTERM are the server's to handle (it stops cleanly, then calls `close()`);
+    # Python's own handler would raise KeyboardInterrupt once it returns.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
     return _host.serve(sys.argv[1:])
 
 

@@ -45,14 +45,20 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     Ok(())
 }
 
-/// The user's executor as `jina_rs._host.Loaded` holds it, and the Python types the
-/// conversion must recognise.
+/// The user's executor: what the server asks of it, and the queue of its Python thread.
 struct PythonExecutor {
-    loaded: Py<PyAny>,
+    python: Arc<Loaded>,
+    jobs: std::sync::mpsc::Sender<Job>,
     bindings: Vec<(String, Vec<String>)>,
     streams: Vec<bool>,
     batching: Vec<(String, DynamicBatching)>,
     schemas: Vec<Option<Value>>,
+}
+
+/// The executor as `jina_rs._host.Loaded` holds it, and the Python types the conversion must
+/// recognise.
+struct Loaded {
+    loaded: Py<PyAny>,
     types: Types,
 }
 
@@ -119,8 +125,13 @@ impl PythonExecutor {
             ndarray: host.getattr(py, "ndarray_type")?,
             make_ndarray: host.getattr(py, "make_ndarray")?,
         };
-        Ok(PythonExecutor {
+        let python = Arc::new(Loaded {
             loaded: loaded.unbind(),
+            types,
+        });
+        Ok(PythonExecutor {
+            python,
+            jobs: python_thread(),
             bindings,
             streams,
             batching: batching
@@ -136,8 +147,122 @@ impl PythonExecutor {
                 })
                 .collect(),
             schemas,
-            types,
         })
+    }
+
+    /// Runs `step` on the Python thread and waits for what it sends back.
+    fn on_python<T: Send + 'static>(
+        &self,
+        step: impl FnOnce(Python<'_>, &Loaded, Reply<T>) -> Pending + Send + 'static,
+    ) -> Result<T, HandlerError> {
+        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+        let python = self.python.clone();
+        let job: Job = Box::new(move |py| step(py, &python, reply));
+        let gone = || HandlerError::new("RuntimeError", "the executor's Python thread stopped");
+        self.jobs.send(job).map_err(|_| gone())?;
+        answer.recv().map_err(|_| gone())?
+    }
+}
+
+/// Where a job sends its outcome.
+type Reply<T> = std::sync::mpsc::SyncSender<Result<T, HandlerError>>;
+
+/// Work for the Python thread, run with the interpreter's lock.
+type Job = Box<dyn FnOnce(Python<'_>) -> Pending + Send>;
+
+/// What a job left to do: nothing, or a coroutine (an `async def` handler's) to await, and
+/// what to do with its outcome.
+enum Pending {
+    Done,
+    Awaiting {
+        coroutine: Py<PyAny>,
+        finish: Box<dyn FnOnce(Python<'_>, PyResult<Bound<'_, PyAny>>) + Send>,
+    },
+}
+
+/// Starts the thread that runs every call into the user's code, and returns its queue.
+///
+/// One thread, as Python Jina's worker runs one sync handler at a time (its executor lock):
+/// it takes the interpreter's lock once for all the work queued, rather than each server
+/// thread contending for it per request, and waits for work without it. The coroutines of
+/// `async def` handlers queued together run together on its event loop.
+fn python_thread() -> std::sync::mpsc::Sender<Job> {
+    let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+    // Behind a lock only so that waiting, with the interpreter's lock released, may borrow it.
+    let queue = std::sync::Mutex::new(queue);
+    std::thread::Builder::new()
+        .name("python".into())
+        .spawn(move || {
+            Python::attach(|py| {
+                let try_next = || {
+                    queue
+                        .lock()
+                        .map_err(|_| ())
+                        .and_then(|q| q.try_recv().map_err(|_| ()))
+                };
+                let wait_next = || {
+                    queue
+                        .lock()
+                        .map_err(|_| ())
+                        .and_then(|q| q.recv().map_err(|_| ()))
+                };
+                loop {
+                    let next = queue.lock().map(|q| q.try_recv());
+                    let first = match next
+                        .unwrap_or(Err(std::sync::mpsc::TryRecvError::Disconnected))
+                    {
+                        Ok(job) => job,
+                        Err(std::sync::mpsc::TryRecvError::Disconnected) => return,
+                        Err(std::sync::mpsc::TryRecvError::Empty) => match py.detach(wait_next) {
+                            Ok(job) => job,
+                            Err(_) => return,
+                        },
+                    };
+                    let mut awaiting = vec![];
+                    for job in std::iter::once(first).chain(std::iter::from_fn(|| try_next().ok()))
+                    {
+                        if let Pending::Awaiting { coroutine, finish } = job(py) {
+                            awaiting.push((coroutine, finish));
+                        }
+                    }
+                    if !awaiting.is_empty() {
+                        await_all(py, awaiting);
+                    }
+                }
+            })
+        })
+        .expect("start the Python thread");
+    jobs
+}
+
+/// Runs the coroutines together on the thread's event loop and hands each its outcome.
+fn await_all(
+    py: Python<'_>,
+    awaiting: Vec<(
+        Py<PyAny>,
+        Box<dyn FnOnce(Python<'_>, PyResult<Bound<'_, PyAny>>) + Send>,
+    )>,
+) {
+    let (coroutines, finishes): (Vec<_>, Vec<_>) = awaiting.into_iter().unzip();
+    let outcomes = py
+        .import("jina_rs._host")
+        .and_then(|host| host.getattr("gather"))
+        .and_then(|gather| gather.call1((coroutines,)))
+        .and_then(|list| list.extract::<Vec<Bound<'_, PyAny>>>());
+    match outcomes {
+        Ok(outcomes) => {
+            for (outcome, finish) in outcomes.into_iter().zip(finishes) {
+                match outcome.is_instance_of::<pyo3::exceptions::PyBaseException>() {
+                    true => finish(py, Err(PyErr::from_value(outcome))),
+                    false => finish(py, Ok(outcome)),
+                }
+            }
+        }
+        Err(e) => {
+            for finish in finishes {
+                finish(py, Err(e.clone_ref(py)));
+            }
+        }
     }
 }
 
@@ -159,42 +284,57 @@ impl HostedExecutor for PythonExecutor {
     }
 
     fn call(&self, index: usize, call: HostedCall<'_>) -> Result<Answer, HandlerError> {
-        // Encoded here, without the lock: the wire form of each document.
+        // Encoded here, off the Python thread: the wire form of each document.
         let docs: Vec<DocProto> = call.docs.iter().map(Document::to_proto).collect();
         let matrix: Option<Vec<Vec<DocProto>>> = call.docs_matrix.map(|rows| {
             rows.iter()
                 .map(|row| row.iter().map(Document::to_proto).collect())
                 .collect()
         });
-        let answered = Python::attach(|py| -> PyResult<_> {
-            let fields = docs_to_py(py, &self.types, &docs)?;
-            let matrix = match &matrix {
-                Some(rows) => {
-                    let list = PyList::empty(py);
-                    for row in rows {
-                        list.append(docs_to_py(py, &self.types, row)?)?;
+        let parameters = call.parameters.clone();
+        let endpoint = call.endpoint.to_string();
+        let sent = Arc::new(docs);
+        let fields = sent.clone();
+        let (out, results) = self.on_python(move |py, python, reply| {
+            let started = (|| -> PyResult<Bound<'_, PyAny>> {
+                let types = &python.types;
+                let fields = docs_to_py(py, types, &fields)?;
+                let matrix = match &matrix {
+                    Some(rows) => {
+                        let list = PyList::empty(py);
+                        for row in rows {
+                            list.append(docs_to_py(py, types, row)?)?;
+                        }
+                        list.into_any()
                     }
-                    list.into_any()
+                    None => py.None().into_bound(py),
+                };
+                let parameters = json_to_py(py, &Value::Object(parameters))?;
+                python
+                    .loaded
+                    .bind(py)
+                    .call_method1("call", (index, fields, matrix, parameters, endpoint))
+            })();
+            let python = python.clone_for(py);
+            let finish = move |py: Python<'_>, outcome: PyResult<Bound<'_, PyAny>>| {
+                let answer = outcome
+                    .and_then(|answer| read_answer(&python.types, &answer))
+                    .map_err(|e| handler_error(py, e));
+                let _ = reply.send(answer);
+            };
+            match started {
+                Ok(answer) if is_coroutine(&answer) => Pending::Awaiting {
+                    coroutine: answer.unbind(),
+                    finish: Box::new(finish),
+                },
+                outcome => {
+                    finish(py, outcome);
+                    Pending::Done
                 }
-                None => py.None().into_bound(py),
-            };
-            let parameters = json_to_py(py, &Value::Object(call.parameters.clone()))?;
-            let (out, results): (Bound<PyAny>, Bound<PyAny>) = self
-                .loaded
-                .bind(py)
-                .call_method1("call", (index, fields, matrix, parameters, call.endpoint))?
-                .extract()?;
-            let out = docs_from_py(&self.types, &out)?;
-            let results = match results.is_none() {
-                true => None,
-                false => Some(py_to_json(&results)?),
-            };
-            Ok((out, results))
-        });
-        let (out, results) = answered.map_err(handler_error)?;
-        let docs = keep_unknown_fields(call.docs, &docs, out);
+            }
+        })?;
         Ok(Answer {
-            docs: Some(docs),
+            docs: Some(keep_unknown_fields(&sent, out)),
             results,
         })
     }
@@ -208,48 +348,96 @@ impl HostedExecutor for PythonExecutor {
         emit: &mut dyn FnMut(Document) -> bool,
     ) -> Result<(), HandlerError> {
         let proto = doc.to_proto();
-        let generator = Python::attach(|py| -> PyResult<Py<PyAny>> {
-            let fields = doc_fields_to_py(py, &self.types, &proto)?;
-            let parameters = json_to_py(py, &Value::Object(parameters.clone()))?;
-            Ok(self
-                .loaded
-                .bind(py)
-                .call_method1("stream", (index, fields, parameters, endpoint))?
-                .unbind())
-        })
-        .map_err(handler_error)?;
+        let parameters = parameters.clone();
+        let endpoint = endpoint.to_string();
+        let generator = self.on_python(move |py, python, reply| {
+            let started = (|| -> PyResult<Py<PyAny>> {
+                let fields = doc_fields_to_py(py, &python.types, &proto)?;
+                let parameters = json_to_py(py, &Value::Object(parameters))?;
+                Ok(python
+                    .loaded
+                    .bind(py)
+                    .call_method1("stream", (index, fields, parameters, endpoint))?
+                    .unbind())
+            })();
+            let _ = reply.send(started.map_err(|e| handler_error(py, e)));
+            Pending::Done
+        })?;
+        let generator = Arc::new(generator);
         loop {
-            // One item at a time with the lock; sent on without it.
-            let next = Python::attach(|py| -> PyResult<Option<DocProto>> {
-                match generator.bind(py).call_method0("__next__") {
-                    Ok(item) => Ok(Some(doc_from_py(&self.types, &item)?)),
+            // One item at a time on the Python thread; sent on from here.
+            let next = generator.clone();
+            let item = self.on_python(move |py, python, reply| {
+                let item = match next.bind(py).call_method0("__next__") {
+                    Ok(item) => doc_from_py(&python.types, &item).map(Some),
                     Err(e) if e.is_instance_of::<pyo3::exceptions::PyStopIteration>(py) => Ok(None),
                     Err(e) => Err(e),
-                }
-            })
-            .map_err(handler_error)?;
-            let Some(proto) = next else { return Ok(()) };
+                };
+                let _ = reply.send(item.map_err(|e| handler_error(py, e)));
+                Pending::Done
+            })?;
+            let Some(proto) = item else { return Ok(()) };
             if !emit(Document::from_proto(proto)) {
-                let _ = Python::attach(|py| generator.bind(py).call_method0("close").map(drop));
+                let _ = self.on_python(move |py, _, reply| {
+                    let closed = generator.bind(py).call_method0("close").map(drop);
+                    let _ = reply.send(closed.map_err(|e| handler_error(py, e)));
+                    Pending::Done
+                });
                 return Ok(());
             }
         }
     }
 
     fn close(&self) {
-        Python::attach(|py| {
-            if let Err(e) = self.loaded.bind(py).call_method0("close") {
-                let error = handler_error(e);
-                eprintln!("close() failed: {}: {}", error.name, error.message);
-            }
+        let closed = self.on_python(|py, python, reply| {
+            let closed = python.loaded.bind(py).call_method0("close").map(drop);
+            let _ = reply.send(closed.map_err(|e| handler_error(py, e)));
+            Pending::Done
         });
+        if let Err(error) = closed {
+            eprintln!("close() failed: {}: {}", error.name, error.message);
+        }
     }
+}
+
+impl Loaded {
+    /// The same objects, owned anew (for a closure that outlives this borrow).
+    fn clone_for(&self, py: Python<'_>) -> Loaded {
+        Loaded {
+            loaded: self.loaded.clone_ref(py),
+            types: Types {
+                base_doc: self.types.base_doc.clone_ref(py),
+                doc_list: self.types.doc_list.clone_ref(py),
+                ndarray: self.types.ndarray.clone_ref(py),
+                make_ndarray: self.types.make_ndarray.clone_ref(py),
+            },
+        }
+    }
+}
+
+/// Whether a handler's answer is a coroutine still to be awaited (an `async def` handler's).
+fn is_coroutine(value: &Bound<'_, PyAny>) -> bool {
+    value.hasattr("__await__").unwrap_or(false) && !value.is_instance_of::<PyTuple>()
+}
+
+/// What `Loaded.call` answers, `(documents, results)`, in the wire form.
+fn read_answer(
+    types: &Types,
+    answer: &Bound<'_, PyAny>,
+) -> PyResult<(Vec<DocProto>, Option<Value>)> {
+    let (out, results): (Bound<PyAny>, Bound<PyAny>) = answer.extract()?;
+    let out = docs_from_py(types, &out)?;
+    let results = match results.is_none() {
+        true => None,
+        false => Some(py_to_json(&results)?),
+    };
+    Ok((out, results))
 }
 
 /// A Python exception as the error Jina's status shows: its class name, its message and its
 /// traceback's lines.
-fn handler_error(e: PyErr) -> HandlerError {
-    Python::attach(|py| {
+fn handler_error(py: Python<'_>, e: PyErr) -> HandlerError {
+    {
         let name = e
             .get_type(py)
             .name()
@@ -273,17 +461,12 @@ fn handler_error(e: PyErr) -> HandlerError {
             Some(description) => error.with_description(description),
             None => error,
         }
-    })
+    }
 }
 
 /// Documents out keep the fields their schema did not know, from the document they came from
 /// (same position and id): Python Jina drops them; a Flow of ours must not lose data.
-fn keep_unknown_fields(
-    input: &DocumentArray,
-    sent: &[DocProto],
-    out: Vec<DocProto>,
-) -> DocumentArray {
-    let _ = input;
+fn keep_unknown_fields(sent: &[DocProto], out: Vec<DocProto>) -> DocumentArray {
     out.into_iter()
         .enumerate()
         .map(|(i, mut proto)| {
@@ -420,10 +603,12 @@ fn node(content: node_proto::Content, docarray_type: Option<String>) -> NodeProt
 
 /// A docarray type's name on the wire (`id`, `ndarray`, `image_url`): its `_proto_type_name`.
 fn proto_type_name(value: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
-    match value.get_type().getattr("_proto_type_name") {
-        Ok(name) => Ok(name.extract().ok()),
-        Err(_) => Ok(None),
-    }
+    // Looked up without raising: an AttributeError per plain value would cost more than the
+    // rest of its conversion.
+    Ok(match value.get_type().getattr_opt("_proto_type_name")? {
+        Some(name) => name.extract().ok(),
+        None => None,
+    })
 }
 
 fn value_to_node(types: &Types, value: &Bound<'_, PyAny>) -> PyResult<NodeProto> {
@@ -449,6 +634,9 @@ fn value_to_node(types: &Types, value: &Bound<'_, PyAny>) -> PyResult<NodeProto>
     }
     if value.is_instance_of::<PyFloat>() {
         return Ok(node(Content::Float(value.extract()?), None));
+    }
+    if value.is_exact_instance_of::<PyString>() {
+        return Ok(node(Content::Text(value.extract()?), None));
     }
     if value.is_instance_of::<PyString>() {
         let kind = proto_type_name(value)?;

@@ -60,7 +60,7 @@ pub fn serve_hosted(
         }
     };
     crate::tls::install_provider();
-    crate::allocator::tune_for_big_messages();
+    crate::allocator::tune_for_a_hosted_executor();
     let result = super::block_on(async move {
         let config = config_of(&args)?;
         let overrides = args.overrides()?;

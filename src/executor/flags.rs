@@ -359,6 +359,14 @@ mod tests {
             traces_exporter_host: "collector".into(),
             traces_exporter_port: 4318,
         };
+        flags.py_modules = vec!["a.py".into(), "pkg.mod".into()];
+        flags.python_runtime = super::super::PythonRuntime::JinaRs;
+        flags.copy = super::super::CopyFlags {
+            shard_id: 1,
+            shards: 2,
+            replica_id: 1,
+            replicas: 3,
+        };
         assert_eq!(read_back(flags.to_args()), flags);
         let mut want = overrides.clone();
         want.uses_metas

@@ -688,6 +688,17 @@ pub async fn wait_daemon_empty(base: &str, token: &str, within: Duration) -> Vec
     }
 }
 
+/// The wheel [`host_python`] built and installed, if it built one.
+#[allow(dead_code)]
+pub fn host_wheel() -> Option<PathBuf> {
+    let wheels = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/host-wheel");
+    std::fs::read_dir(wheels)
+        .ok()?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "whl"))
+}
+
 /// A venv with jina-rs's wheel installed (built from this tree with `deploy/build-wheel
 /// --profile dev`) and no Python Jina: the Python of a user who ran `pip install jina-rs`.
 /// Built once per test run; test binaries that run at the same time wait on a file lock.
@@ -723,12 +734,7 @@ pub fn host_python() -> PathBuf {
             &Path::new(ROOT).join("deploy/build-wheel"),
             &[wheels.to_str().unwrap(), "--profile", "dev"],
         );
-        let wheel = std::fs::read_dir(&wheels)
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .find(|p| p.extension().is_some_and(|x| x == "whl"))
-            .expect("a wheel");
+        let wheel = host_wheel().expect("a wheel");
         let venv = target.join("host-venv");
         let python = venv.join("bin/python");
         if !python.exists() {
