@@ -8,6 +8,7 @@
 //! (`jina_rs/_host.py`); how requests are served is the jina crate's (`HostedExecutor`). The
 //! server runs with the lock released; each call takes it for as long as Python runs.
 
+use futures::future::BoxFuture;
 use jina::executor::{
     Answer, BoxError, DynamicBatching, HandlerError, HostedCall, HostedExecutor, HostedLoad,
     Parameters,
@@ -150,22 +151,36 @@ impl PythonExecutor {
         })
     }
 
-    /// Runs `step` on the Python thread and waits for what it sends back.
+    /// Queues `step` for the Python thread; the receiver gets what it sends back.
     fn on_python<T: Send + 'static>(
         &self,
         step: impl FnOnce(Python<'_>, &Loaded, Reply<T>) -> Pending + Send + 'static,
-    ) -> Result<T, HandlerError> {
-        let (reply, answer) = std::sync::mpsc::sync_channel(1);
+    ) -> tokio::sync::oneshot::Receiver<Result<T, HandlerError>> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
         let python = self.python.clone();
         let job: Job = Box::new(move |py| step(py, &python, reply));
-        let gone = || HandlerError::new("RuntimeError", "the executor's Python thread stopped");
-        self.jobs.send(job).map_err(|_| gone())?;
-        answer.recv().map_err(|_| gone())?
+        // A send fails only once the thread is gone; the dropped reply then says so.
+        let _ = self.jobs.send(job);
+        answer
+    }
+
+    /// [`PythonExecutor::on_python`], waiting here for the answer (off the server's runtime).
+    fn on_python_blocking<T: Send + 'static>(
+        &self,
+        step: impl FnOnce(Python<'_>, &Loaded, Reply<T>) -> Pending + Send + 'static,
+    ) -> Result<T, HandlerError> {
+        self.on_python(step)
+            .blocking_recv()
+            .unwrap_or_else(|_| Err(python_gone()))
     }
 }
 
+fn python_gone() -> HandlerError {
+    HandlerError::new("RuntimeError", "the executor's Python thread stopped")
+}
+
 /// Where a job sends its outcome.
-type Reply<T> = std::sync::mpsc::SyncSender<Result<T, HandlerError>>;
+type Reply<T> = tokio::sync::oneshot::Sender<Result<T, HandlerError>>;
 
 /// Work for the Python thread, run with the interpreter's lock.
 type Job = Box<dyn FnOnce(Python<'_>) -> Pending + Send>;
@@ -176,9 +191,12 @@ enum Pending {
     Done,
     Awaiting {
         coroutine: Py<PyAny>,
-        finish: Box<dyn FnOnce(Python<'_>, PyResult<Bound<'_, PyAny>>) + Send>,
+        finish: Finish,
     },
 }
+
+/// What is done with an awaited coroutine's outcome.
+type Finish = Box<dyn FnOnce(Python<'_>, PyResult<Bound<'_, PyAny>>) + Send>;
 
 /// Starts the thread that runs every call into the user's code, and returns its queue.
 ///
@@ -236,13 +254,7 @@ fn python_thread() -> std::sync::mpsc::Sender<Job> {
 }
 
 /// Runs the coroutines together on the thread's event loop and hands each its outcome.
-fn await_all(
-    py: Python<'_>,
-    awaiting: Vec<(
-        Py<PyAny>,
-        Box<dyn FnOnce(Python<'_>, PyResult<Bound<'_, PyAny>>) + Send>,
-    )>,
-) {
+fn await_all(py: Python<'_>, awaiting: Vec<(Py<PyAny>, Finish)>) {
     let (coroutines, finishes): (Vec<_>, Vec<_>) = awaiting.into_iter().unzip();
     let outcomes = py
         .import("jina_rs._host")
@@ -283,7 +295,11 @@ impl HostedExecutor for PythonExecutor {
         self.schemas.get(index).cloned().flatten()
     }
 
-    fn call(&self, index: usize, call: HostedCall<'_>) -> Result<Answer, HandlerError> {
+    fn call(
+        &self,
+        index: usize,
+        call: HostedCall,
+    ) -> BoxFuture<'static, Result<Answer, HandlerError>> {
         // Encoded here, off the Python thread: the wire form of each document.
         let docs: Vec<DocProto> = call.docs.iter().map(Document::to_proto).collect();
         let matrix: Option<Vec<Vec<DocProto>>> = call.docs_matrix.map(|rows| {
@@ -291,11 +307,14 @@ impl HostedExecutor for PythonExecutor {
                 .map(|row| row.iter().map(Document::to_proto).collect())
                 .collect()
         });
-        let parameters = call.parameters.clone();
-        let endpoint = call.endpoint.to_string();
+        let HostedCall {
+            parameters,
+            endpoint,
+            ..
+        } = call;
         let sent = Arc::new(docs);
         let fields = sent.clone();
-        let (out, results) = self.on_python(move |py, python, reply| {
+        let answer = self.on_python(move |py, python, reply| {
             let started = (|| -> PyResult<Bound<'_, PyAny>> {
                 let types = &python.types;
                 let fields = docs_to_py(py, types, &fields)?;
@@ -332,10 +351,13 @@ impl HostedExecutor for PythonExecutor {
                     Pending::Done
                 }
             }
-        })?;
-        Ok(Answer {
-            docs: Some(keep_unknown_fields(&sent, out)),
-            results,
+        });
+        Box::pin(async move {
+            let (out, results) = answer.await.unwrap_or_else(|_| Err(python_gone()))?;
+            Ok(Answer {
+                docs: Some(keep_unknown_fields(&sent, out)),
+                results,
+            })
         })
     }
 
@@ -350,7 +372,7 @@ impl HostedExecutor for PythonExecutor {
         let proto = doc.to_proto();
         let parameters = parameters.clone();
         let endpoint = endpoint.to_string();
-        let generator = self.on_python(move |py, python, reply| {
+        let generator = self.on_python_blocking(move |py, python, reply| {
             let started = (|| -> PyResult<Py<PyAny>> {
                 let fields = doc_fields_to_py(py, &python.types, &proto)?;
                 let parameters = json_to_py(py, &Value::Object(parameters))?;
@@ -367,7 +389,7 @@ impl HostedExecutor for PythonExecutor {
         loop {
             // One item at a time on the Python thread; sent on from here.
             let next = generator.clone();
-            let item = self.on_python(move |py, python, reply| {
+            let item = self.on_python_blocking(move |py, python, reply| {
                 let item = match next.bind(py).call_method0("__next__") {
                     Ok(item) => doc_from_py(&python.types, &item).map(Some),
                     Err(e) if e.is_instance_of::<pyo3::exceptions::PyStopIteration>(py) => Ok(None),
@@ -378,7 +400,7 @@ impl HostedExecutor for PythonExecutor {
             })?;
             let Some(proto) = item else { return Ok(()) };
             if !emit(Document::from_proto(proto)) {
-                let _ = self.on_python(move |py, _, reply| {
+                let _ = self.on_python_blocking(move |py, _, reply| {
                     let closed = generator.bind(py).call_method0("close").map(drop);
                     let _ = reply.send(closed.map_err(|e| handler_error(py, e)));
                     Pending::Done
@@ -389,7 +411,7 @@ impl HostedExecutor for PythonExecutor {
     }
 
     fn close(&self) {
-        let closed = self.on_python(|py, python, reply| {
+        let closed = self.on_python_blocking(|py, python, reply| {
             let closed = python.loaded.bind(py).call_method0("close").map(drop);
             let _ = reply.send(closed.map_err(|e| handler_error(py, e)));
             Pending::Done

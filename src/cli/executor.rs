@@ -69,8 +69,9 @@ pub fn serve_hosted(
         let executor = load(wanted).map_err(|e| anyhow!("{e}"))?;
         let instance = config.instantiate_hosted(executor.clone(), name, &overrides)?;
         let served = serve(&args, instance, &config.jtype).await;
-        executor.close();
-        served
+        // Off the runtime: closing waits for the executor's own code.
+        let closing = tokio::task::spawn_blocking(move || executor.close()).await;
+        served.and(closing.map_err(|e| anyhow!("close() did not finish: {e}")))
     });
     super::exit_status(result)
 }

@@ -17,12 +17,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// What one call of a hosted handler is given.
-pub struct HostedCall<'a> {
-    pub docs: &'a DocumentArray,
+pub struct HostedCall {
+    pub docs: DocumentArray,
     /// One row per request, when several came (a `uses_after`'s shards).
-    pub docs_matrix: Option<&'a [DocumentArray]>,
-    pub parameters: &'a Parameters,
-    pub endpoint: &'a str,
+    pub docs_matrix: Option<Vec<DocumentArray>>,
+    pub parameters: Parameters,
+    pub endpoint: String,
 }
 
 /// An executor hosted outside Rust, callable by handler index.
@@ -36,8 +36,14 @@ pub trait HostedExecutor: Send + Sync + 'static {
     /// Handler `index`'s schema entry for endpoint discovery (`input`, `output`,
     /// `parameters`, `is_generator`, `is_singleton_doc`), as Python Jina reports it.
     fn endpoint_schema(&self, index: usize) -> Option<Value>;
-    /// Calls handler `index`; blocking is allowed (the server calls it off its runtime).
-    fn call(&self, index: usize, call: HostedCall<'_>) -> Result<Answer, HandlerError>;
+    /// Calls handler `index`: a future of its answer. It must not block the server's runtime;
+    /// a host runs the call elsewhere (the Python host, on its Python thread) and the future
+    /// waits for it without holding a thread.
+    fn call(
+        &self,
+        index: usize,
+        call: HostedCall,
+    ) -> BoxFuture<'static, Result<Answer, HandlerError>>;
     /// Calls generator `index` on one document; `emit` takes each document it yields and
     /// answers false once no one listens, when the generator should stop.
     fn call_stream(
@@ -163,41 +169,41 @@ impl Runner for Hosted {
     fn kind(&self, index: usize) -> Option<super::HandlerKind> {
         (index < self.bindings.len()).then(|| match self.executor.streams(index) {
             true => super::HandlerKind::Stream,
-            false => super::HandlerKind::Blocking,
+            false => super::HandlerKind::Async,
         })
     }
 
     fn call_blocking(
         &self,
         index: usize,
-        docs: &mut DocumentArray,
-        docs_matrix: Option<&[DocumentArray]>,
-        parameters: &Parameters,
-        endpoint: &str,
+        _: &mut DocumentArray,
+        _: Option<&[DocumentArray]>,
+        _: &Parameters,
+        _: &str,
         _: &Metas,
     ) -> Result<Answer, HandlerError> {
-        self.executor.call(
-            index,
-            HostedCall {
-                docs,
-                docs_matrix,
-                parameters,
-                endpoint,
-            },
-        )
+        // Every hosted handler is a future (or a generator): the host runs the code itself.
+        Err(not_a_handler(index))
     }
 
     fn call_async(
         &self,
         index: usize,
-        _: DocumentArray,
-        _: Option<Vec<DocumentArray>>,
-        _: &Parameters,
-        _: String,
+        docs: DocumentArray,
+        docs_matrix: Option<Vec<DocumentArray>>,
+        parameters: &Parameters,
+        endpoint: String,
         _: Arc<Metas>,
-    ) -> BoxFuture<'static, Result<DocumentArray, HandlerError>> {
-        // Every hosted handler is blocking or a generator: the host runs coroutines itself.
-        Box::pin(std::future::ready(Err(not_a_handler(index))))
+    ) -> BoxFuture<'static, Result<Answer, HandlerError>> {
+        self.executor.call(
+            index,
+            HostedCall {
+                docs,
+                docs_matrix,
+                parameters: parameters.clone(),
+                endpoint,
+            },
+        )
     }
 
     fn call_stream(

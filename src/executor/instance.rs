@@ -9,6 +9,7 @@ use super::batching::DynamicBatching;
 use super::handlers::{RequestTable, Requests, Run, UnknownHandler};
 use super::{BoxError, Executor, HandlerError, Metas, Parameters};
 use crate::document::{Document, DocumentArray};
+use futures::FutureExt;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use indexmap::IndexMap;
@@ -103,7 +104,7 @@ pub(crate) trait Runner: Send + Sync {
         parameters: &Parameters,
         endpoint: String,
         metas: Arc<Metas>,
-    ) -> BoxFuture<'static, Result<DocumentArray, HandlerError>>;
+    ) -> BoxFuture<'static, Result<Answer, HandlerError>>;
     fn call_stream(
         &self,
         index: usize,
@@ -188,15 +189,18 @@ impl<E: Executor> Runner for Typed<E> {
         parameters: &Parameters,
         endpoint: String,
         metas: Arc<Metas>,
-    ) -> BoxFuture<'static, Result<DocumentArray, HandlerError>> {
+    ) -> BoxFuture<'static, Result<Answer, HandlerError>> {
         match self.requests.handlers.get(index).map(|h| &h.run) {
-            Some(Run::Async(run)) => run(
-                self.executor.clone(),
-                docs,
-                docs_matrix,
-                parameters,
-                endpoint,
-                metas,
+            Some(Run::Async(run)) => Box::pin(
+                run(
+                    self.executor.clone(),
+                    docs,
+                    docs_matrix,
+                    parameters,
+                    endpoint,
+                    metas,
+                )
+                .map(|answered| answered.map(|docs| Answer::docs(Some(docs)))),
             ),
             _ => Box::pin(std::future::ready(Err(not_a_handler(index)))),
         }
@@ -368,7 +372,7 @@ impl Instance {
         docs_matrix: Option<Vec<DocumentArray>>,
         parameters: &Parameters,
         endpoint: String,
-    ) -> BoxFuture<'static, Result<DocumentArray, HandlerError>> {
+    ) -> BoxFuture<'static, Result<Answer, HandlerError>> {
         self.runner.call_async(
             index,
             docs,

@@ -142,7 +142,9 @@ impl ExecutorService {
                             parameters,
                             name.clone(),
                         );
-                        Box::pin(call)
+                        // A batch's results have no one request to go to (Python Jina drops
+                        // them too).
+                        Box::pin(call.map(|answered| answered.map(|a| a.docs.unwrap_or_default())))
                     });
                     Some((endpoint.clone(), Batcher::start(settings.clone(), call)))
                 })
@@ -313,7 +315,12 @@ impl ExecutorService {
         let (instance, metrics) = (self.instance.clone(), self.metrics.clone());
         let outcome = invoke(instance, metrics, index, decoded, parameters, endpoint).await;
         match outcome {
-            Ok(docs) => request::set_docs(&mut req, docs),
+            Ok(answer) => {
+                request::set_docs(&mut req, answer.docs.unwrap_or_default());
+                if let Some(results) = answer.results {
+                    request::set_results(&mut req, &self.instance.name, results);
+                }
+            }
             Err(e) => self.fail(&mut req, e),
         }
         req
@@ -402,7 +409,10 @@ impl ExecutorService {
                 );
                 futures::stream::once(tracing::Instrument::instrument(call, span.clone()))
                     .flat_map(|answer| match answer {
-                        Ok(docs) => futures::stream::iter(docs.into_iter().map(Ok)).boxed(),
+                        Ok(answer) => {
+                            let docs = answer.docs.unwrap_or_default();
+                            futures::stream::iter(docs.into_iter().map(Ok)).boxed()
+                        }
                         Err(e) => futures::stream::once(std::future::ready(Err(e))).boxed(),
                     })
                     .boxed()
@@ -541,7 +551,7 @@ async fn invoke(
     Decoded { docs, matrix }: Decoded,
     parameters: Parameters,
     endpoint: String,
-) -> Result<DocumentArray, HandlerError> {
+) -> Result<Answer, HandlerError> {
     let (start, count) = (std::time::Instant::now(), docs.len());
     let outcome = match instance.kind(index) {
         HandlerKind::Async => {
@@ -551,16 +561,20 @@ async fn invoke(
                 .await
                 .unwrap_or_else(|panic| Err(panicked(panic)))
         }
-        HandlerKind::Stream => gather_stream(&instance, index, docs, &parameters, &endpoint).await,
+        HandlerKind::Stream => gather_stream(&instance, index, docs, &parameters, &endpoint)
+            .await
+            .map(|docs| Answer::docs(Some(docs))),
         // Recorded where it runs.
         HandlerKind::Blocking => {
             let run = move || {
                 let mut docs = docs;
                 let metrics = metrics.as_deref();
                 let input = (&mut docs, matrix.as_deref());
-                // A batch's results have no one request to go to (Python Jina drops them too).
                 call_blocking_recorded(&instance, metrics, index, input, &parameters, &endpoint)
-                    .map(|answer| answer.docs.unwrap_or(docs))
+                    .map(|answer| Answer {
+                        docs: Some(answer.docs.unwrap_or(docs)),
+                        results: answer.results,
+                    })
             };
             return off_the_runtime(run).await.unwrap_or_else(|e| {
                 Err(HandlerError::new(
