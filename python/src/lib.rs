@@ -6,7 +6,8 @@
 //! calls made with the interpreter's lock, and a Python exception as the error status Jina
 //! shows. What the executor is and how its handlers are called is the Python side's
 //! (`jina_rs/_host.py`); how requests are served is the jina crate's (`HostedExecutor`). The
-//! server runs with the lock released; each call takes it for as long as Python runs.
+//! server runs with the lock released; one Python thread per copy runs every call into the
+//! user's code (see `python_thread`).
 
 use futures::future::BoxFuture;
 use jina::executor::{
@@ -132,7 +133,7 @@ impl PythonExecutor {
         });
         Ok(PythonExecutor {
             python,
-            jobs: python_thread(),
+            jobs: python_thread()?,
             bindings,
             streams,
             batching: batching
@@ -204,41 +205,20 @@ type Finish = Box<dyn FnOnce(Python<'_>, PyResult<Bound<'_, PyAny>>) + Send>;
 /// it takes the interpreter's lock once for all the work queued, rather than each server
 /// thread contending for it per request, and waits for work without it. The coroutines of
 /// `async def` handlers queued together run together on its event loop.
-fn python_thread() -> std::sync::mpsc::Sender<Job> {
+fn python_thread() -> std::io::Result<std::sync::mpsc::Sender<Job>> {
     let (jobs, queue) = std::sync::mpsc::channel::<Job>();
     // Behind a lock only so that waiting, with the interpreter's lock released, may borrow it.
     let queue = std::sync::Mutex::new(queue);
     std::thread::Builder::new()
         .name("python".into())
         .spawn(move || {
+            let queued = || queue.lock().ok().and_then(|q| q.try_recv().ok());
+            let wait = || queue.lock().ok().and_then(|q| q.recv().ok());
             Python::attach(|py| {
-                let try_next = || {
-                    queue
-                        .lock()
-                        .map_err(|_| ())
-                        .and_then(|q| q.try_recv().map_err(|_| ()))
-                };
-                let wait_next = || {
-                    queue
-                        .lock()
-                        .map_err(|_| ())
-                        .and_then(|q| q.recv().map_err(|_| ()))
-                };
-                loop {
-                    let next = queue.lock().map(|q| q.try_recv());
-                    let first = match next
-                        .unwrap_or(Err(std::sync::mpsc::TryRecvError::Disconnected))
-                    {
-                        Ok(job) => job,
-                        Err(std::sync::mpsc::TryRecvError::Disconnected) => return,
-                        Err(std::sync::mpsc::TryRecvError::Empty) => match py.detach(wait_next) {
-                            Ok(job) => job,
-                            Err(_) => return,
-                        },
-                    };
+                // Ends when the server drops the queue's sender.
+                while let Some(first) = queued().or_else(|| py.detach(wait)) {
                     let mut awaiting = vec![];
-                    for job in std::iter::once(first).chain(std::iter::from_fn(|| try_next().ok()))
-                    {
+                    for job in std::iter::once(first).chain(std::iter::from_fn(queued)) {
                         if let Pending::Awaiting { coroutine, finish } = job(py) {
                             awaiting.push((coroutine, finish));
                         }
@@ -248,9 +228,8 @@ fn python_thread() -> std::sync::mpsc::Sender<Job> {
                     }
                 }
             })
-        })
-        .expect("start the Python thread");
-    jobs
+        })?;
+    Ok(jobs)
 }
 
 /// Runs the coroutines together on the thread's event loop and hands each its outcome.
