@@ -275,20 +275,7 @@ fn beside_python_jina_in_one_venv_both_keep_working() {
     // A venv that sees Python Jina's packages (pydantic 1, DocArray 0.40) and gets our wheel
     // on top, without its dependencies: what `pip install jina-rs` does in a Jina user's venv.
     let venv = dir.join("both");
-    let run = |program: &Path, args: &[&str]| {
-        let out = Command::new(program)
-            .args(args)
-            .current_dir(dir)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{} {args:?}: {}",
-            program.display(),
-            text_of(&out)
-        );
-        text_of(&out)
-    };
+    let run = run_ok;
     run(
         Path::new("python3"),
         &["-m", "venv", venv.to_str().unwrap()],

@@ -688,6 +688,23 @@ pub async fn wait_daemon_empty(base: &str, token: &str, within: Duration) -> Vec
     }
 }
 
+/// Runs any program to completion, and panics with its output unless it succeeds; returns
+/// its output.
+#[allow(dead_code)]
+pub fn run_ok(program: &Path, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e}", program.display()));
+    assert!(
+        out.status.success(),
+        "{} {args:?}: {}",
+        program.display(),
+        text_of(&out)
+    );
+    text_of(&out)
+}
+
 /// The wheel [`host_python`] built and installed, if it built one.
 #[allow(dead_code)]
 pub fn host_wheel() -> Option<PathBuf> {
@@ -720,13 +737,7 @@ pub fn host_python() -> PathBuf {
             0
         );
         let run = |program: &Path, args: &[&str]| {
-            let out = Command::new(program).args(args).output().unwrap();
-            assert!(
-                out.status.success(),
-                "{} {args:?}: {}",
-                program.display(),
-                text_of(&out)
-            );
+            run_ok(program, args);
         };
         let wheels = target.join("host-wheel");
         let _ = std::fs::remove_dir_all(&wheels);
