@@ -20,13 +20,22 @@ pub const JINA: &str = match (
     (None, None) => panic!("no binary to test"),
 };
 
-/// A free TCP port on loopback (bound, then released).
+/// A free TCP port on loopback (bound, then released), never one this process was given
+/// before: the kernel may hand the same port out twice in a row once it is released, and two
+/// faces of one Flow must not get the same.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: Mutex<std::collections::BTreeSet<u16>> =
+        Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        if GIVEN.lock().unwrap().insert(port) {
+            return port;
+        }
+    }
 }
 
 /// A running `jina` process. Killed (with its process group) on drop.
