@@ -269,7 +269,8 @@ fn a_mistake_in_an_executor_file_stops_the_flow_naming_the_file_and_line() {
 #[test]
 fn beside_python_jina_in_one_venv_both_keep_working() {
     let Some(peer) = peer_python() else { return };
-    let host = host_python();
+    // Builds and installs this tree's wheel, which `host_wheel` then finds.
+    host_python();
     let files = fixtures();
     let dir = files.dir.path();
     // A venv that sees Python Jina's packages (pydantic 1, DocArray 0.40) and gets our wheel
@@ -293,7 +294,6 @@ fn beside_python_jina_in_one_venv_both_keep_working() {
         .to_string()
     };
     std::fs::write(Path::new(&site(&python)).join("peer.pth"), site(&peer)).unwrap();
-    let _ = host;
     let Some(wheel) = host_wheel() else {
         // JINA_HOST_PYTHON named a venv made by hand: no wheel to install here.
         return;
