@@ -1,6 +1,7 @@
 //! Process-wide settings of the C allocator, made once at start by the command line.
 //!
-//! It owns only the allocator's thresholds; it must not allocate on anyone's behalf.
+//! It owns only the allocator's thresholds, and the one call that hands free memory back; it
+//! must not allocate on anyone's behalf.
 //!
 //! Big messages (a request of ten 600 KB tensors is 6 MB) are allocated and freed several
 //! times per hop: tonic's decode and encode buffers, and each answer. glibc serves blocks
@@ -57,6 +58,17 @@ pub(crate) fn tune_for_a_hosted_executor() {
         libc::mallopt(libc::M_ARENA_MAX, HOSTED_ARENAS);
         libc::mallopt(libc::M_MMAP_THRESHOLD, CLIENT_MMAP_THRESHOLD);
         libc::mallopt(libc::M_TRIM_THRESHOLD, CLIENT_TRIM_THRESHOLD);
+    }
+}
+
+/// Gives the kernel back the free memory of every arena, not only the top of each heap: a
+/// hosted executor calls it when its queue runs dry, so that an idle copy holds what it
+/// needs, not what a burst of queued requests once took.
+pub fn give_back_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages; it takes the allocator's own locks.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

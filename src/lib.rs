@@ -10,6 +10,7 @@
 
 #![warn(unreachable_pub)]
 
+pub mod allocator;
 pub mod cli;
 pub mod client;
 pub mod document;
@@ -20,7 +21,6 @@ pub mod proto;
 pub mod request;
 pub mod tls;
 
-mod allocator;
 mod container;
 mod daemon;
 mod errors;

@@ -104,6 +104,17 @@ def _docs_schema(fn, binding) -> type:
     return schema
 
 
+def _builder(schema):
+    """How a document of `schema` is built from its fields: by pydantic 2's validator itself
+    when the schema keeps BaseModel's own `__init__` (which does just that, at twice the cost
+    per document), else by calling the class."""
+    init_owner = next(c for c in schema.__mro__ if '__init__' in vars(c))
+    validator = getattr(schema, '__pydantic_validator__', None)
+    if init_owner.__module__.startswith('pydantic.') and type(validator).__name__ == 'SchemaValidator':
+        return validator.validate_python
+    return lambda fields: schema(**fields)
+
+
 def _parameters_model(fn):
     """A pydantic model that a handler's `parameters` is declared as, if any."""
     hint = getattr(fn, '__annotations__', {}).get('parameters')
@@ -157,6 +168,7 @@ class Handler:
         self.endpoints = binding.on
         self.schema = _docs_schema(fn, binding)
         self.doc_list = DocList[self.schema]
+        self.build = _builder(self.schema)
         self.parameters_model = _parameters_model(fn)
         spec = inspect.getfullargspec(fn)
         self.takes = None if spec.varkw else set(spec.args) | set(spec.kwonlyargs)
@@ -223,21 +235,27 @@ class Loaded:
             for endpoint in h.endpoints
         ]
 
-    def call(self, index, fields, matrix, parameters, endpoint):
+    def call(self, index, fields, matrix, sources, parameters, endpoint):
         """Runs handler `index` on the documents' fields: returns (documents, results), or for an
-        `async def` handler a coroutine that does."""
+        `async def` handler a coroutine that does. `sources` names the executor each request
+        came from (one per row of `matrix`, else one), the keys of `docs_map`."""
         handler = self.handlers[index]
-        schema, doc_list = handler.schema, handler.doc_list
+        build, doc_list = handler.build, handler.doc_list
         # Each document is validated by its schema as it is built; the list holds nothing
         # else, so DocList's own check of each item (as costly again) is skipped.
-        docs = doc_list([schema(**f) for f in fields], False)
+        docs = doc_list([build(f) for f in fields], False)
         given = {'docs': docs, 'parameters': handler.parameters(parameters), 'docs_matrix': None, 'docs_map': None, 'tracing_context': None}
         # As Python Jina's worker: one row per request that came (a single one is `docs`
         # itself), none when they hold no documents at all.
         if matrix is not None:
-            given['docs_matrix'] = [doc_list([schema(**f) for f in row], False) for row in matrix]
+            given['docs_matrix'] = [doc_list([build(f) for f in row], False) for row in matrix]
         elif len(docs):
             given['docs_matrix'] = [docs]
+        if sources:
+            # As Python Jina's worker: each request's documents under the executor it came
+            # from, a later one replacing an earlier one of the same name.
+            rows = given['docs_matrix'] if matrix is not None else [docs]
+            given['docs_map'] = dict(zip(sources, rows))
         if given['docs_matrix'] is not None and not any(len(row) for row in given['docs_matrix']):
             given['docs_matrix'] = None
         answer = handler.fn(self.executor, **handler.arguments(given))
@@ -252,7 +270,7 @@ class Loaded:
     def stream(self, index, fields, parameters, endpoint):
         """Starts generator `index` on one document: an iterator of documents."""
         handler = self.handlers[index]
-        doc = handler.schema(**fields)
+        doc = handler.build(fields)
         given = {'doc': doc, 'parameters': handler.parameters(parameters), 'tracing_context': None}
         items = handler.fn(self.executor, **handler.arguments(given))
         if handler.is_async_generator:

@@ -11,7 +11,7 @@
 
 use futures::future::BoxFuture;
 use jina::executor::{
-    Answer, BoxError, DynamicBatching, HandlerError, HostedCall, HostedExecutor, HostedLoad,
+    Answer, BoxError, DynamicBatching, HandlerError, HostedExecutor, HostedLoad, OwnedCall,
     Parameters,
 };
 use jina::proto::docarray::{
@@ -199,6 +199,9 @@ enum Pending {
 /// What is done with an awaited coroutine's outcome.
 type Finish = Box<dyn FnOnce(Python<'_>, PyResult<Bound<'_, PyAny>>) + Send>;
 
+/// How long the Python thread's queue stays dry before the copy's free memory goes back.
+const IDLE: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Starts the thread that runs every call into the user's code, and returns its queue.
 ///
 /// One thread, as Python Jina's worker runs one sync handler at a time (its executor lock):
@@ -213,7 +216,18 @@ fn python_thread() -> std::io::Result<std::sync::mpsc::Sender<Job>> {
         .name("python".into())
         .spawn(move || {
             let queued = || queue.lock().ok().and_then(|q| q.try_recv().ok());
-            let wait = || queue.lock().ok().and_then(|q| q.recv().ok());
+            // Once the queue has been dry a moment, what the requests took goes back.
+            let wait = || {
+                let queue = queue.lock().ok()?;
+                match queue.recv_timeout(IDLE) {
+                    Ok(job) => Some(job),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                        jina::allocator::give_back_free_memory();
+                        queue.recv().ok()
+                    }
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => None,
+                }
+            };
             Python::attach(|py| {
                 // Ends when the server drops the queue's sender.
                 while let Some(first) = queued().or_else(|| py.detach(wait)) {
@@ -277,7 +291,7 @@ impl HostedExecutor for PythonExecutor {
     fn call(
         &self,
         index: usize,
-        call: HostedCall,
+        call: OwnedCall,
     ) -> BoxFuture<'static, Result<Answer, HandlerError>> {
         // Encoded here, off the Python thread: the wire form of each document.
         let docs: Vec<DocProto> = call.docs.iter().map(Document::to_proto).collect();
@@ -286,7 +300,8 @@ impl HostedExecutor for PythonExecutor {
                 .map(|row| row.iter().map(Document::to_proto).collect())
                 .collect()
         });
-        let HostedCall {
+        let OwnedCall {
+            sources,
             parameters,
             endpoint,
             ..
@@ -308,10 +323,10 @@ impl HostedExecutor for PythonExecutor {
                     None => py.None().into_bound(py),
                 };
                 let parameters = json_to_py(py, &Value::Object(parameters))?;
-                python
-                    .loaded
-                    .bind(py)
-                    .call_method1("call", (index, fields, matrix, parameters, endpoint))
+                python.loaded.bind(py).call_method1(
+                    "call",
+                    (index, fields, matrix, sources, parameters, endpoint),
+                )
             })();
             let python = python.clone_for(py);
             let finish = move |py: Python<'_>, outcome: PyResult<Bound<'_, PyAny>>| {

@@ -7,7 +7,7 @@
 //! must not know Python: every call into the interpreter lives in the extension crate.
 
 use super::batching::DynamicBatching;
-use super::instance::{Answer, Runner};
+use super::instance::{Answer, OwnedCall, Runner};
 use super::{BoxError, HandlerError, Metas, Parameters};
 use crate::document::{Document, DocumentArray};
 use futures::future::BoxFuture;
@@ -15,15 +15,6 @@ use futures::stream::BoxStream;
 use serde_json::{Map, Value};
 use std::path::PathBuf;
 use std::sync::Arc;
-
-/// What one call of a hosted handler is given.
-pub struct HostedCall {
-    pub docs: DocumentArray,
-    /// One row per request, when several came (a `uses_after`'s shards).
-    pub docs_matrix: Option<Vec<DocumentArray>>,
-    pub parameters: Parameters,
-    pub endpoint: String,
-}
 
 /// An executor hosted outside Rust, callable by handler index.
 pub trait HostedExecutor: Send + Sync + 'static {
@@ -42,7 +33,7 @@ pub trait HostedExecutor: Send + Sync + 'static {
     fn call(
         &self,
         index: usize,
-        call: HostedCall,
+        call: OwnedCall,
     ) -> BoxFuture<'static, Result<Answer, HandlerError>>;
     /// Calls generator `index` on one document; `emit` takes each document it yields and
     /// answers false once no one listens, when the generator should stop.
@@ -189,21 +180,10 @@ impl Runner for Hosted {
     fn call_async(
         &self,
         index: usize,
-        docs: DocumentArray,
-        docs_matrix: Option<Vec<DocumentArray>>,
-        parameters: &Parameters,
-        endpoint: String,
+        call: OwnedCall,
         _: Arc<Metas>,
     ) -> BoxFuture<'static, Result<Answer, HandlerError>> {
-        self.executor.call(
-            index,
-            HostedCall {
-                docs,
-                docs_matrix,
-                parameters: parameters.clone(),
-                endpoint,
-            },
-        )
+        self.executor.call(index, call)
     }
 
     fn call_stream(

@@ -79,6 +79,18 @@ impl Answer {
     }
 }
 
+/// What an async or hosted handler's call is given, owned: a request's documents and fields.
+pub struct OwnedCall {
+    pub docs: DocumentArray,
+    /// One row per request, when several came (a `uses_after`'s shards).
+    pub docs_matrix: Option<Vec<DocumentArray>>,
+    /// The executor each request came from (its last route; `gateway` on the first hop), one
+    /// per row of `docs_matrix`, else one for `docs`: the keys of Python Jina's `docs_map`.
+    pub sources: Vec<Option<String>>,
+    pub parameters: Parameters,
+    pub endpoint: String,
+}
+
 /// An executor of some type, callable by handler index.
 pub(crate) trait Runner: Send + Sync {
     fn open(&mut self) -> Result<(), BoxError>;
@@ -99,10 +111,7 @@ pub(crate) trait Runner: Send + Sync {
     fn call_async(
         &self,
         index: usize,
-        docs: DocumentArray,
-        docs_matrix: Option<Vec<DocumentArray>>,
-        parameters: &Parameters,
-        endpoint: String,
+        call: OwnedCall,
         metas: Arc<Metas>,
     ) -> BoxFuture<'static, Result<Answer, HandlerError>>;
     fn call_stream(
@@ -184,20 +193,17 @@ impl<E: Executor> Runner for Typed<E> {
     fn call_async(
         &self,
         index: usize,
-        docs: DocumentArray,
-        docs_matrix: Option<Vec<DocumentArray>>,
-        parameters: &Parameters,
-        endpoint: String,
+        call: OwnedCall,
         metas: Arc<Metas>,
     ) -> BoxFuture<'static, Result<Answer, HandlerError>> {
         match self.requests.handlers.get(index).map(|h| &h.run) {
             Some(Run::Async(run)) => Box::pin(
                 run(
                     self.executor.clone(),
-                    docs,
-                    docs_matrix,
-                    parameters,
-                    endpoint,
+                    call.docs,
+                    call.docs_matrix,
+                    &call.parameters,
+                    call.endpoint,
                     metas,
                 )
                 .map(|answered| answered.map(|docs| Answer::docs(Some(docs)))),
@@ -368,19 +374,9 @@ impl Instance {
     pub fn call_async(
         &self,
         index: usize,
-        docs: DocumentArray,
-        docs_matrix: Option<Vec<DocumentArray>>,
-        parameters: &Parameters,
-        endpoint: String,
+        call: OwnedCall,
     ) -> BoxFuture<'static, Result<Answer, HandlerError>> {
-        self.runner.call_async(
-            index,
-            docs,
-            docs_matrix,
-            parameters,
-            endpoint,
-            self.metas.clone(),
-        )
+        self.runner.call_async(index, call, self.metas.clone())
     }
 
     /// Runs streaming handler `index` on one document: a stream that owns what it needs.

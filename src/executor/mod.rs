@@ -87,8 +87,8 @@ pub use handlers::{
     AsyncCall, Call, DEFAULT_ENDPOINT, Endpoints, Reply, RequestTable, Requests, StreamCall,
     UnknownHandler,
 };
-pub use hosted::{CopyFlags, HostedCall, HostedExecutor, HostedLoad};
-pub use instance::{Answer, BuildError, HandlerKind, Instance, OpenError};
+pub use hosted::{CopyFlags, HostedExecutor, HostedLoad};
+pub use instance::{Answer, BuildError, HandlerKind, Instance, OpenError, OwnedCall};
 pub use python::PythonRuntime;
 pub use registry::{AlreadyInstalled, Entry, Registry};
 pub(crate) use server::JOIN_METADATA;

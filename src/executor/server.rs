@@ -13,7 +13,9 @@
 //! documents, one message each. A client that goes away drops the handler's stream.
 
 use super::batching::{Batcher, CallHandler};
-use super::{Answer, DEFAULT_ENDPOINT, HandlerError, HandlerKind, Instance, Parameters, schema};
+use super::{
+    Answer, DEFAULT_ENDPOINT, HandlerError, HandlerKind, Instance, OwnedCall, Parameters, schema,
+};
 use crate::document::{Document, DocumentArray};
 use crate::metrics::ExecutorMetrics;
 use crate::proto::jina::{
@@ -98,11 +100,18 @@ impl Incoming {
 struct Decoded {
     docs: DocumentArray,
     matrix: Option<Vec<DocumentArray>>,
+    /// The executor each request came from ([`OwnedCall::sources`]); none for documents that
+    /// came without a request of their own (a batch, a streamed document).
+    sources: Vec<Option<String>>,
 }
 
 impl Decoded {
     fn one(docs: DocumentArray) -> Decoded {
-        Decoded { docs, matrix: None }
+        Decoded {
+            docs,
+            matrix: None,
+            sources: Vec::new(),
+        }
     }
 }
 
@@ -171,14 +180,21 @@ impl ExecutorService {
         // Weighed before anything is decoded; the room is held until the answer is sent. A
         // request no handler takes goes back undecoded (see `answer_now`).
         let parts: Vec<&[u8]> = incoming.parts().map(|r| &r.data[..]).collect();
-        let decoded = self.instance.table.resolve(incoming.endpoint()).is_some()
-            || matches!(incoming, Incoming::Join(_));
+        let handled = self.instance.table.resolve(incoming.endpoint()).is_some();
+        let decoded = handled || matches!(incoming, Incoming::Join(_));
         let _room = self
             .admission
             .admit_decoded(&parts, decoded, arrived)
             .await
             .map_err(|over| Status::resource_exhausted(over.to_string()))?;
-        self.answer_measured(incoming).instrument(span).await
+        let mut answer = self.answer_measured(incoming).instrument(span).await;
+        if let (true, Ok(answer)) = (handled, &mut answer) {
+            // As Python Jina's worker signs a request it handled: the next executor reads it
+            // as `last_executor` (a `uses_after` gets each shard's answer signed so).
+            let deployment = self.instance.name.split('/').next().unwrap_or_default();
+            answer.routes.push(request::start_route(deployment));
+        }
+        answer
     }
 
     /// The `request` span of one request (what JSON logs take the request id from), a child
@@ -256,18 +272,31 @@ impl ExecutorService {
     /// apart. A request that cannot be decoded comes back without documents, marked with the
     /// error.
     fn decode(&self, incoming: Incoming) -> (DataRequestProto, Option<Decoded>) {
+        let mut sources: Vec<_> = incoming.parts().map(request::last_executor).collect();
         let decoded = match incoming {
             Incoming::One(req) => match request::docs(&req) {
                 Ok(docs) => Ok((req, docs, None)),
                 Err(e) => Err((req, e)),
             },
-            Incoming::Join(list) => request::merge(list).map(|(req, docs)| (req, docs, None)),
+            // One request, as Python Jina's gateway hands a join on: its last executor is
+            // the last parent's (the merged routes end with it).
+            Incoming::Join(list) => request::merge(list).map(|(req, docs)| {
+                sources = vec![request::last_executor(&req)];
+                (req, docs, None)
+            }),
             Incoming::Many(list) => {
                 request::stack(list).map(|(req, docs, matrix)| (req, docs, Some(matrix)))
             }
         };
         match decoded {
-            Ok((req, docs, matrix)) => (req, Some(Decoded { docs, matrix })),
+            Ok((req, docs, matrix)) => (
+                req,
+                Some(Decoded {
+                    docs,
+                    matrix,
+                    sources,
+                }),
+            ),
             Err((mut req, e)) => {
                 self.fail(&mut req, HandlerError::new("DecodeError", e.to_string()));
                 (req, None)
@@ -277,7 +306,10 @@ impl ExecutorService {
 
     fn run_blocking(&self, handler: Option<usize>, incoming: Incoming) -> DataRequestProto {
         let (mut req, decoded) = self.decode(incoming);
-        let Some(Decoded { mut docs, matrix }) = decoded else {
+        let Some(Decoded {
+            mut docs, matrix, ..
+        }) = decoded
+        else {
             return req;
         };
         let Some(index) = handler else {
@@ -548,14 +580,27 @@ async fn invoke(
     instance: Arc<Instance>,
     metrics: Option<Arc<ExecutorMetrics>>,
     index: usize,
-    Decoded { docs, matrix }: Decoded,
+    Decoded {
+        docs,
+        matrix,
+        sources,
+    }: Decoded,
     parameters: Parameters,
     endpoint: String,
 ) -> Result<Answer, HandlerError> {
     let (start, count) = (std::time::Instant::now(), docs.len());
     let outcome = match instance.kind(index) {
         HandlerKind::Async => {
-            let call = instance.call_async(index, docs, matrix, &parameters, endpoint.clone());
+            let call = instance.call_async(
+                index,
+                OwnedCall {
+                    docs,
+                    docs_matrix: matrix,
+                    sources,
+                    parameters: parameters.clone(),
+                    endpoint: endpoint.clone(),
+                },
+            );
             AssertUnwindSafe(call)
                 .catch_unwind()
                 .await

@@ -179,9 +179,10 @@ impl Walk<'_> {
         if request::is_error(&answer) {
             call.record("otel.status_code", "ERROR");
         }
-        answer.routes.clear();
         route.end_time = Some(request::now());
         route.status = answer.header.as_ref().and_then(|h| h.status.clone());
+        // What the next executor reads as the executor before it (`last_executor`).
+        answer.routes = vec![route.clone()];
         self.routes.lock().unwrap().push(route);
         answer
     }
@@ -489,7 +490,8 @@ impl Router {
                 return req;
             }
         };
-        req.routes.clear();
+        // As Python Jina's gateway sends it: the first executor's `last_executor` is `gateway`.
+        req.routes = vec![gateway_route.clone()];
         let walk = Walk {
             router: self,
             target,

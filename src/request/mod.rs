@@ -100,6 +100,11 @@ pub fn request_id(req: &DataRequestProto) -> &str {
     req.header.as_ref().map_or("", |h| h.request_id.as_str())
 }
 
+/// The executor the request last passed (its last route), as Python Jina's `last_executor`.
+pub fn last_executor(req: &DataRequestProto) -> Option<String> {
+    req.routes.last().map(|r| r.executor.clone())
+}
+
 /// The request's parameters as JSON (empty when none).
 pub fn parameters(req: &DataRequestProto) -> Map<String, Value> {
     req.parameters

@@ -45,13 +45,20 @@ class Stamp(Executor):
 
 
 class Count(Executor):
-    """Tags every document with the number of chunks it has, and says how many it saw."""
+    """Tags every document with the number of chunks it has, and says how many it saw and from
+    where."""
 
     @requests
-    def count(self, docs: DocList[Doc], **kwargs) -> DocList[Doc]:
+    def count(self, docs: DocList[Doc], docs_matrix=None, docs_map=None, **kwargs) -> DocList[Doc]:
         for d in docs:
             d.tags['chunks_seen'] = len(d.chunks or [])
-        return {'docs_seen': len(docs)}
+        # Where its documents came from: each request's last executor (`docs_map`) and how
+        # many documents each request held (`docs_matrix`).
+        return {
+            'docs_seen': len(docs),
+            'came_from': {str(k): len(v) for k, v in (docs_map or {}).items()},
+            'rows': [len(row) for row in docs_matrix or []],
+        }
 
 
 class ShardId(Executor):
