@@ -7,7 +7,6 @@ changed in place; documents; a dict: results), coroutines and generators. It doe
 YAML or sockets: `_native` (jina-rs's server) gives it each request's fields and takes back
 documents.
 """
-import asyncio
 import importlib
 import importlib.util
 import inspect
@@ -88,8 +87,6 @@ def _import(py_modules: List[str]) -> List[types.ModuleType]:
 
 def _docs_schema(fn, binding) -> type:
     """The document type a handler's `docs` (or `doc`) is read as."""
-    from docarray.documents.legacy import LegacyDocument
-
     if binding.request_schema is not None:
         schema = binding.request_schema
     else:
@@ -100,6 +97,9 @@ def _docs_schema(fn, binding) -> type:
     if isinstance(doc_type, type) and issubclass(doc_type, BaseDoc):
         schema = doc_type
     if not (isinstance(schema, type) and issubclass(schema, BaseDoc)):
+        # Imported only when a handler names no schema (about 1 MB a copy need not hold).
+        from docarray.documents.legacy import LegacyDocument
+
         schema = LegacyDocument
     return schema
 
@@ -130,10 +130,9 @@ def _parameters_model(fn):
 
 def _json_schema(model) -> Optional[dict]:
     """A model's JSON schema as Python Jina's endpoint discovery reports it."""
-    from docarray.documents.legacy import LegacyDocument
-
+    legacy = sys.modules.get('docarray.documents.legacy')
     try:
-        if model is LegacyDocument or not issubclass(model, BaseDoc):
+        if (legacy is not None and model is legacy.LegacyDocument) or not issubclass(model, BaseDoc):
             return model.schema()
         try:
             from docarray.utils.create_dynamic_doc_class import create_pure_python_type_model
@@ -215,6 +214,9 @@ def _run(coroutine):
     """Runs a handler's coroutine to its end on this thread's own event loop."""
     loop = getattr(_loops, 'loop', None)
     if loop is None:
+        # asyncio is imported by the first coroutine (2 MB a copy of sync handlers need not hold).
+        import asyncio
+
         loop = _loops.loop = asyncio.new_event_loop()
     return loop.run_until_complete(coroutine)
 
@@ -303,6 +305,8 @@ def _answered(handler, answer, docs):
 
 def gather(coroutines):
     """Runs coroutines together on this thread's event loop: each one's result or exception."""
+
+    import asyncio
 
     async def together():
         return await asyncio.gather(*coroutines, return_exceptions=True)

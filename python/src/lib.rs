@@ -293,19 +293,20 @@ impl HostedExecutor for PythonExecutor {
         index: usize,
         call: OwnedCall,
     ) -> BoxFuture<'static, Result<Answer, HandlerError>> {
-        // Encoded here, off the Python thread: the wire form of each document.
-        let docs: Vec<DocProto> = call.docs.iter().map(Document::to_proto).collect();
-        let matrix: Option<Vec<Vec<DocProto>>> = call.docs_matrix.map(|rows| {
-            rows.iter()
-                .map(|row| row.iter().map(Document::to_proto).collect())
-                .collect()
-        });
         let OwnedCall {
+            docs,
+            docs_matrix,
             sources,
             parameters,
             endpoint,
-            ..
         } = call;
+        // The wire form of each document, here, off the Python thread; moved, not copied.
+        let docs: Vec<DocProto> = docs.into_iter().map(Document::into_proto).collect();
+        let matrix: Option<Vec<Vec<DocProto>>> = docs_matrix.map(|rows| {
+            rows.into_iter()
+                .map(|row| row.into_iter().map(Document::into_proto).collect())
+                .collect()
+        });
         let sent = Arc::new(docs);
         let fields = sent.clone();
         let answer = self.on_python(move |py, python, reply| {

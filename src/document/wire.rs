@@ -20,8 +20,10 @@ impl Document {
             id: String::new(),
             ..Document::default()
         };
-        for (name, node) in proto.data {
-            let Some(content) = node.content.clone() else {
+        for (name, mut node) in proto.data {
+            // Taken, not cloned (a 100 KB text is moved into its field); a field we do not
+            // model gets its content back below and is kept as it came.
+            let Some(content) = node.content.take() else {
                 continue; // a null: the field is absent
             };
             let unread = match (name.as_str(), content) {
@@ -46,11 +48,18 @@ impl Document {
                 ("matches", Content::DocArray(l)) => {
                     set(&mut doc.matches, DocumentArray::from_proto(l))
                 }
-                ("tags", Content::Dict(d)) => dict_to_json(&d).map(|m| doc.tags = m).is_none(),
-                ("scores", Content::Dict(d)) => dict_to_json(&d).map(|m| doc.scores = m).is_none(),
-                _ => true,
+                ("tags", Content::Dict(d)) => match dict_to_json(&d) {
+                    Some(m) => set(&mut doc.tags, m),
+                    None => Some(Content::Dict(d)),
+                },
+                ("scores", Content::Dict(d)) => match dict_to_json(&d) {
+                    Some(m) => set(&mut doc.scores, m),
+                    None => Some(Content::Dict(d)),
+                },
+                (_, content) => Some(content),
             };
-            if unread {
+            if let Some(content) = unread {
+                node.content = Some(content);
                 doc.extra.insert(name, node);
             }
         }
@@ -161,15 +170,15 @@ impl DocumentArray {
     }
 }
 
-/// Stores a value; returns false ("read").
-fn set<T>(slot: &mut T, value: T) -> bool {
+/// Stores a value; returns `None`: no content is left unread.
+fn set<T>(slot: &mut T, value: T) -> Option<Content> {
     *slot = value;
-    false
+    None
 }
 
-fn set_some<T>(slot: &mut Option<T>, value: T) -> bool {
+fn set_some<T>(slot: &mut Option<T>, value: T) -> Option<Content> {
     *slot = Some(value);
-    false
+    None
 }
 
 fn ndarray_from_proto(a: NdArrayProto) -> NdArray {

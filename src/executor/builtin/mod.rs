@@ -12,6 +12,7 @@ mod ranker;
 mod sentencizer;
 mod sleep;
 mod tokenizer;
+#[cfg(feature = "transformer")]
 mod transformer;
 mod visit;
 
@@ -23,6 +24,7 @@ pub use ranker::Ranker;
 pub use sentencizer::Sentencizer;
 pub use sleep::Sleep;
 pub use tokenizer::Tokenizer;
+#[cfg(feature = "transformer")]
 pub use transformer::{ModelError, TransformerEncoder};
 pub use visit::Visit;
 
@@ -57,6 +59,7 @@ pub(crate) fn entries() -> Vec<Entry> {
         Entry::of::<Sentencizer>(),
         Entry::of::<Tokenizer>(),
         Entry::of::<NgramEncoder>(),
+        #[cfg(feature = "transformer")]
         Entry::of::<TransformerEncoder>(),
         Entry::of::<VectorIndexer>(),
         Entry::of::<Ranker>(),
