@@ -43,10 +43,12 @@ pub(crate) fn tune_for_bounded_memory() {
 }
 
 /// Arenas of a hosted Python executor: glibc gives each thread that allocates its own arena
-/// (up to 8 per core), and a host's handlers run on the server's blocking threads; two keep
-/// its memory near what one copy needs.
+/// (up to 8 per core). Its busy threads are the Python thread and the server's two workers:
+/// with fewer arenas than that they queue on each other's arena lock (a tenth of the host's
+/// samples under load, with two); more would only hold more memory. The free memory of each
+/// goes back when the host is idle (`give_back_free_memory`).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-const HOSTED_ARENAS: libc::c_int = 2;
+const HOSTED_ARENAS: libc::c_int = 4;
 
 /// A Python executor's host: memory per copy matters more than big messages, so freed memory
 /// goes back at once (the client's thresholds), in few arenas. Call it before the server's
