@@ -168,6 +168,12 @@ const INTENDED: &[(&str, &str, &str, &str)] = &[
         "a join reaches the executor as one request; Python Jina's docs_map names the branch that finished first, ours the last branch of `needs`, the same every time",
     ),
     (
+        "join_conflict",
+        "http",
+        "/answers/0/parameters/__results__/count/rep-0/came_from",
+        "a join reaches the executor as one request; Python Jina's docs_map names the branch that finished first, ours the last branch of `needs`, the same every time",
+    ),
+    (
         "when_join",
         "http",
         "/answers/0/parameters/__results__/joiner/rep-0/came_from",
