@@ -92,6 +92,12 @@ pub use instance::{Answer, BuildError, HandlerKind, Instance, OpenError, OwnedCa
 pub use python::PythonRuntime;
 pub use registry::{AlreadyInstalled, Entry, Registry};
 pub(crate) use server::JOIN_METADATA;
+
+/// The executor (Flow entry) a copy belongs to: its name before the first `/` (`enc` of
+/// `enc/shard-1/rep-0`, as `orchestrate` names copies), Python Jina's `deployment_name`.
+pub(crate) fn deployment_of(copy: &str) -> &str {
+    copy.split('/').next().unwrap_or(copy)
+}
 pub use uses::{ImageRef, Served, Uses, UsesText, resolve as resolve_uses};
 
 use serde::de::DeserializeOwned;

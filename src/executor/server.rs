@@ -191,7 +191,7 @@ impl ExecutorService {
         if let (true, Ok(answer)) = (handled, &mut answer) {
             // As Python Jina's worker signs a request it handled: the next executor reads it
             // as `last_executor` (a `uses_after` gets each shard's answer signed so).
-            let deployment = self.instance.name.split('/').next().unwrap_or_default();
+            let deployment = super::deployment_of(&self.instance.name);
             answer.routes.push(request::start_route(deployment));
         }
         answer

@@ -173,7 +173,7 @@ fn index_path(args: &Args, metas: &Metas) -> Result<(PathBuf, (u64, u64)), BoxEr
             metas
                 .name
                 .as_deref()
-                .map(|n| n.split('/').next().unwrap_or(n).to_string())
+                .map(|n| crate::executor::deployment_of(n).to_string())
         })
         .unwrap_or_else(|| "index".into());
     let workspace = PathBuf::from(metas.workspace.as_deref().unwrap_or("workspace"));
