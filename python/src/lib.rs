@@ -6,8 +6,9 @@
 //! calls made with the interpreter's lock, and a Python exception as the error status Jina
 //! shows. What the executor is and how its handlers are called is the Python side's
 //! (`jina_rs/_host.py`); how requests are served is the jina crate's (`HostedExecutor`). The
-//! server runs with the lock released; one Python thread per copy runs every call into the
-//! user's code (see `python_thread`).
+//! server runs with the lock released; calls into the user's code run one at a time, at once
+//! on the server's thread when the executor is idle, else on the copy's Python thread (see
+//! `Lane`).
 
 use futures::future::BoxFuture;
 use jina::executor::{
@@ -26,8 +27,10 @@ use pyo3::types::{
     PyTuple,
 };
 use serde_json::Value;
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 /// Serves the executor that `host` builds, with `jina executor`'s flags `argv`, until Ctrl-C
 /// or SIGTERM; returns the exit status.
@@ -50,7 +53,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
 /// The user's executor: what the server asks of it, and the queue of its Python thread.
 struct PythonExecutor {
     python: Arc<Loaded>,
-    jobs: std::sync::mpsc::Sender<Job>,
+    lane: Arc<Lane>,
     bindings: Vec<(String, Vec<String>)>,
     streams: Vec<bool>,
     batching: Vec<(String, DynamicBatching)>,
@@ -133,7 +136,7 @@ impl PythonExecutor {
         });
         Ok(PythonExecutor {
             python,
-            jobs: python_thread()?,
+            lane: python_thread()?,
             bindings,
             streams,
             batching: batching
@@ -152,16 +155,16 @@ impl PythonExecutor {
         })
     }
 
-    /// Queues `step` for the Python thread; the receiver gets what it sends back.
+    /// Runs `step` in the executor's turn (see [`Lane::run`]); the receiver gets what it
+    /// sends back.
     fn on_python<T: Send + 'static>(
         &self,
         step: impl FnOnce(Python<'_>, &Loaded, Reply<T>) -> Pending + Send + 'static,
     ) -> tokio::sync::oneshot::Receiver<Result<T, HandlerError>> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let python = self.python.clone();
-        let job: Job = Box::new(move |py| step(py, &python, reply));
-        // A send fails only once the thread is gone; the dropped reply then says so.
-        let _ = self.jobs.send(job);
+        // If the Python thread is gone, the job is dropped, and the dropped reply says so.
+        self.lane.run(Box::new(move |py| step(py, &python, reply)));
         answer
     }
 
@@ -199,51 +202,186 @@ enum Pending {
 /// What is done with an awaited coroutine's outcome.
 type Finish = Box<dyn FnOnce(Python<'_>, PyResult<Bound<'_, PyAny>>) + Send>;
 
-/// How long the Python thread's queue stays dry before the copy's free memory goes back.
-const IDLE: std::time::Duration = std::time::Duration::from_millis(200);
+/// How long the executor stays idle before the copy's free memory goes back.
+const IDLE: Duration = Duration::from_millis(200);
 
-/// Starts the thread that runs every call into the user's code, and returns its queue.
+/// A job that took longer than this sends the next one to the Python thread: a server thread
+/// may not be held longer than a small request takes (tokio's threads serve every connection).
+const INLINE_UNDER: Duration = Duration::from_micros(500);
+
+/// The executor's turn to run Python code, and the jobs waiting for it.
 ///
-/// One thread, as Python Jina's worker runs one sync handler at a time (its executor lock):
-/// it takes the interpreter's lock once for all the work queued, rather than each server
-/// thread contending for it per request, and waits for work without it. The coroutines of
-/// `async def` handlers queued together run together on its event loop.
-fn python_thread() -> std::io::Result<std::sync::mpsc::Sender<Job>> {
-    let (jobs, queue) = std::sync::mpsc::channel::<Job>();
-    // Behind a lock only so that waiting, with the interpreter's lock released, may borrow it.
-    let queue = std::sync::Mutex::new(queue);
+/// Handlers run one at a time, as Python Jina's worker runs them (its executor lock). A job
+/// that finds the executor idle, nothing queued and the last job quick runs at once on the
+/// thread that has it (a server thread): handing it to another thread and the answer back
+/// was most of what the host added to a small request. Otherwise it is queued for the copy's
+/// Python thread, which takes the interpreter's lock once for all that waits and runs the
+/// coroutines of `async def` handlers queued together on its event loop. Whoever runs a job
+/// holds the turn before it takes the interpreter's lock, never the other way round.
+struct Lane {
+    state: Mutex<LaneState>,
+    /// Wakes the Python thread: jobs queued, the turn given back, or the executor dropped.
+    wake: Condvar,
+    /// The last job took longer than [`INLINE_UNDER`].
+    slow: AtomicBool,
+}
+
+#[derive(Default)]
+struct LaneState {
+    queued: VecDeque<Job>,
+    /// A job is running (the executor's turn is taken).
+    busy: bool,
+    /// A job ran since the Python thread last looked: memory may be there to give back.
+    used: bool,
+    /// The Python thread waits with no time-out (memory given back): an inline job wakes it.
+    asleep: bool,
+    /// The executor is gone: the Python thread ends once the queue is empty.
+    closed: bool,
+}
+
+impl Lane {
+    fn state(&self) -> MutexGuard<'_, LaneState> {
+        // A job runs outside the lock, so a poisoned lock still holds consistent state.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Runs `job` now on this thread if the executor is idle, else queues it (drops it if
+    /// the Python thread is gone: its reply then says so).
+    fn run(&self, job: Job) {
+        let mut state = self.state();
+        if state.closed {
+            return;
+        }
+        if state.busy || !state.queued.is_empty() || self.slow.load(Relaxed) {
+            state.queued.push_back(job);
+            self.wake.notify_one();
+            return;
+        }
+        state.busy = true;
+        drop(state);
+        // Given back however the job ends, a panic included.
+        let _turn = Turn(self);
+        let started = Instant::now();
+        let pending = Python::attach(job);
+        self.slow.store(started.elapsed() > INLINE_UNDER, Relaxed);
+        if let Pending::Awaiting { .. } = pending {
+            // A coroutine is awaited on the Python thread's event loop, first of what waits.
+            self.state().queued.push_front(Box::new(move |_| pending));
+        }
+    }
+
+    /// For the Python thread, without the interpreter's lock: waits for the turn and the jobs
+    /// queued, and takes them all (None once the executor is gone). Memory goes back once
+    /// the executor has been idle for [`IDLE`].
+    fn next_jobs(&self) -> Option<Vec<Job>> {
+        let mut state = self.state();
+        loop {
+            if !state.busy && !state.queued.is_empty() {
+                state.busy = true;
+                return Some(state.queued.drain(..).collect());
+            }
+            if state.closed && state.queued.is_empty() {
+                return None;
+            }
+            if state.used {
+                state.used = false;
+                let (next, waited) = self
+                    .wake
+                    .wait_timeout(state, IDLE)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                state = next;
+                if waited.timed_out() && !state.used && state.queued.is_empty() {
+                    drop(state);
+                    jina::allocator::give_back_free_memory();
+                    state = self.state();
+                }
+            } else {
+                state.asleep = true;
+                state = self
+                    .wake
+                    .wait(state)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+                state.asleep = false;
+            }
+        }
+    }
+
+    /// The jobs that held the turn have run: it is free again.
+    fn give_back(&self) {
+        let mut state = self.state();
+        state.busy = false;
+        state.used = true;
+        if !state.queued.is_empty() || state.asleep {
+            self.wake.notify_one();
+        }
+    }
+
+    fn close(&self) {
+        self.state().closed = true;
+        self.wake.notify_one();
+    }
+}
+
+/// The executor's turn, held by an inline job: given back when dropped.
+struct Turn<'a>(&'a Lane);
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.0.give_back();
+    }
+}
+
+/// Held by the Python thread: however it ends, what is queued is dropped (each job's reply
+/// then says the thread is gone) and nothing more is queued.
+struct ThreadEnds(Arc<Lane>);
+
+impl Drop for ThreadEnds {
+    fn drop(&mut self) {
+        let mut state = self.0.state();
+        state.closed = true;
+        state.busy = false;
+        let queued = std::mem::take(&mut state.queued);
+        drop(state);
+        drop(queued);
+    }
+}
+
+impl Drop for PythonExecutor {
+    fn drop(&mut self) {
+        self.lane.close();
+    }
+}
+
+/// Starts the copy's Python thread, which runs the jobs queued on the lane it returns.
+fn python_thread() -> std::io::Result<Arc<Lane>> {
+    let lane = Arc::new(Lane {
+        state: Mutex::new(LaneState::default()),
+        wake: Condvar::new(),
+        slow: AtomicBool::new(false),
+    });
+    let queue = lane.clone();
     std::thread::Builder::new()
         .name("python".into())
         .spawn(move || {
-            let queued = || queue.lock().ok().and_then(|q| q.try_recv().ok());
-            // Once the queue has been dry a moment, what the requests took goes back.
-            let wait = || {
-                let queue = queue.lock().ok()?;
-                match queue.recv_timeout(IDLE) {
-                    Ok(job) => Some(job),
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
-                        jina::allocator::give_back_free_memory();
-                        queue.recv().ok()
-                    }
-                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => None,
-                }
-            };
+            let _ends = ThreadEnds(queue.clone());
             Python::attach(|py| {
-                // Ends when the server drops the queue's sender.
-                while let Some(first) = queued().or_else(|| py.detach(wait)) {
+                while let Some(jobs) = py.detach(|| queue.next_jobs()) {
                     let mut awaiting = vec![];
-                    for job in std::iter::once(first).chain(std::iter::from_fn(queued)) {
+                    for job in jobs {
+                        let started = Instant::now();
                         if let Pending::Awaiting { coroutine, finish } = job(py) {
                             awaiting.push((coroutine, finish));
                         }
+                        queue.slow.store(started.elapsed() > INLINE_UNDER, Relaxed);
                     }
                     if !awaiting.is_empty() {
                         await_all(py, awaiting);
                     }
+                    queue.give_back();
                 }
             })
         })?;
-    Ok(jobs)
+    Ok(lane)
 }
 
 /// Runs the coroutines together on the thread's event loop and hands each its outcome.
