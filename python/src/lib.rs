@@ -242,7 +242,9 @@ struct LaneState {
 impl Lane {
     fn state(&self) -> MutexGuard<'_, LaneState> {
         // A job runs outside the lock, so a poisoned lock still holds consistent state.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Runs `job` now on this thread if the executor is idle, else queues it (drops it if

@@ -61,7 +61,7 @@ pub fn serve_hosted(
     };
     crate::tls::install_provider();
     crate::allocator::tune_for_a_hosted_executor();
-    let result = super::block_on(async move {
+    let result = super::serve(async move {
         let config = config_of(&args)?;
         let overrides = args.overrides()?;
         let name = args.name.clone().unwrap_or_else(|| config.jtype.clone());

@@ -146,7 +146,13 @@ impl JinaRpc for GrpcGateway {
             });
         let end = futures::stream::once(async move { failed.lock().unwrap().take().map(Err) })
             .filter_map(futures::future::ready);
-        Ok(Response::new(Box::pin(answers.chain(end))))
+        let mut answers: Self::CallStream = Box::pin(answers.chain(end));
+        // The response's headers go out with the first answer, in one write: sent at once,
+        // they were a write of their own and a wake-up of the client per request.
+        let first = answers.next().await;
+        Ok(Response::new(Box::pin(
+            futures::stream::iter(first).chain(answers),
+        )))
     }
 }
 
