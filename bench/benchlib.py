@@ -21,6 +21,34 @@ def driver(*args):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def cmdline(pid):
+    """A process's command line, its arguments joined by spaces ('' when it is gone)."""
+    try:
+        return open(f'/proc/{pid}/cmdline', 'rb').read().replace(b'\0', b' ').decode()
+    except OSError:
+        return ''
+
+
+def listener(port, pids):
+    """Which of pids listens on TCP port (None if none does)."""
+    inodes = set()
+    for table in ('/proc/net/tcp', '/proc/net/tcp6'):
+        try:
+            for line in open(table).readlines()[1:]:
+                fields = line.split()
+                if int(fields[1].rsplit(':', 1)[1], 16) == port and fields[3] == '0A':
+                    inodes.add(f'socket:[{fields[9]}]')
+        except OSError:
+            pass
+    for pid in pids:
+        try:
+            if any(os.readlink(f'/proc/{pid}/fd/{fd}') in inodes for fd in os.listdir(f'/proc/{pid}/fd')):
+                return pid
+        except OSError:
+            pass
+    return None
+
+
 def children(pid):
     """Live processes whose parent is pid."""
     found = []

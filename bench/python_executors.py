@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 
-from benchlib import ROOT, children, driver, free_port, stop_group, tree_rss_mb
+from benchlib import ROOT, children, cmdline, driver, free_port, stop_group, tree_rss_mb
 
 JINA = os.path.join(ROOT, 'target/release/jina')
 PEER = os.environ.get('JINA_PEER_VENV', os.path.join(ROOT, 'target/peer-venv'))
@@ -23,13 +23,6 @@ EXECUTORS = ['NoOp', 'Touch']
 RUNTIMES = ['python', 'ours_jina', 'ours_host']
 # Each figure is the median of this many passes (this machine's neighbours come and go).
 PASSES = 3
-
-
-def cmdline(pid):
-    try:
-        return open(f'/proc/{pid}/cmdline', 'rb').read().replace(b'\0', b' ').decode()
-    except OSError:
-        return ''
 
 
 def copy_rss_mb(runtime, flow_pid):

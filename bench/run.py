@@ -33,7 +33,7 @@ import sys
 import time
 
 import python_executors
-from benchlib import ROOT, children, driver, free_port, memory_mb, stop_group, tree_cpu_seconds, tree_rss_mb, write_section
+from benchlib import ROOT, children, cpu_seconds, driver, free_port, listener, memory_mb, stop_group, tree_cpu_seconds, tree_rss_mb, write_section
 
 JINA = os.path.join(ROOT, 'target/release/jina')
 PEER = os.environ.get('JINA_PEER_VENV', os.path.join(ROOT, 'target/peer-venv'))
@@ -78,17 +78,40 @@ class Flow:
         stop_group(self.proc)
 
 
+def gateway_pid(flow):
+    """The gateway's process: the one of the Flow's tree listening on its gRPC port (our
+    Flow's own process; a child of Python Jina's)."""
+    tree, stack = [], [flow.proc.pid]
+    while stack:
+        tree.append(stack.pop())
+        stack.extend(children(tree[-1]))
+    return listener(flow.grpc, tree)
+
+
+# What the driver sends: B4's latency run (its warm-up included), B1's throughput run (a
+# warm-up pass and 5 measured, 10,000 documents at 100 per request).
+LATENCY_REQUESTS = 1000 + 50
+THROUGHPUT_REQUESTS = 6 * 100
+
+
 def measure(system, workdir):
     r = {}
     for name in ['one', 'chain4', 'fanout3']:
         print(f'  {system}: {name}', file=sys.stderr, flush=True)
         flow = Flow(system, name, workdir)
         try:
+            gateway = gateway_pid(flow)
+            used = cpu_seconds(gateway) if gateway else 0.0
             t = driver('throughput', '--port', flow.grpc, '--docs', 10000, '--chars', 100, '--request-size', 100)
             r[f'{name}_docs_per_s'] = t['docs_per_s']
+            if gateway:
+                r[f'{name}_gateway_us_per_request'] = (cpu_seconds(gateway) - used) / THROUGHPUT_REQUESTS * 1e6
             if name == 'one':
+                used = cpu_seconds(gateway) if gateway else 0.0
                 lat = driver('latency', '--port', flow.grpc, '--requests', 1000)
                 r['p50_ms'], r['p99_ms'] = lat['p50_ms'], lat['p99_ms']
+                if gateway:
+                    r['latency_gateway_us_per_request'] = (cpu_seconds(gateway) - used) / LATENCY_REQUESTS * 1e6
                 rest = driver('throughput', '--port', flow.http, '--protocol', 'http', '--docs', 10000, '--chars', 100, '--request-size', 100)
                 r['rest_docs_per_s'] = rest['docs_per_s']
             if name in ('one', 'chain4'):
@@ -297,6 +320,9 @@ def main():
         ('B5 total RSS, 1 executor', 'MB', ours['one_rss_mb'], python['one_rss_mb'], 'down'),
         ('B5 total RSS, 4 executors', 'MB', ours['chain4_rss_mb'], python['chain4_rss_mb'], 'down'),
         ('B6 B1 over REST', 'docs/s', ours['rest_docs_per_s'], python['rest_docs_per_s'], 'up'),
+        ('gateway CPU per 1-doc request (B4)', 'µs', ours['latency_gateway_us_per_request'], python.get('latency_gateway_us_per_request'), 'down'),
+        ('gateway CPU per 100-doc request, 1 executor (B1)', 'µs', ours['one_gateway_us_per_request'], python.get('one_gateway_us_per_request'), 'down'),
+        ('gateway CPU per 100-doc request, chain of 4 (B2)', 'µs', ours['chain4_gateway_us_per_request'], python.get('chain4_gateway_us_per_request'), 'down'),
     ]
 
     def fmt(v):

@@ -185,11 +185,11 @@ pub(super) fn serve(
 /// (a connection's, the request's, the channel's to the next hop): on one thread each
 /// hand-over is a queue push, across threads it is a wake-up. With tokio's default of one
 /// thread per core, a 2-core machine's gateway took 7 context switches and 230 µs of CPU per
-/// 1-document request, and 2.5 and 160 µs on one thread, with p50 latency 8% lower and
-/// throughput the same (bench/RESULTS.md, issue [V]). A Flow is several such processes on
-/// one machine, each of them the one thread Python Jina's asyncio loop is, so a quarter of the
-/// cores each still leaves them the machine. Blocking handlers run on tokio's blocking pool,
-/// not on these threads.
+/// 1-document request; on one thread 2.5 and 160 µs, and p50 latency fell 5–10%, throughput
+/// within the noise (issue [V]'s note). A Flow is several such processes on one machine,
+/// each in the place of one of Python Jina's single-threaded asyncio processes, so a quarter of
+/// the cores each still leaves them the machine. Blocking handlers run on tokio's blocking
+/// pool, not on these threads.
 fn serving_threads() -> usize {
     std::thread::available_parallelism().map_or(1, |cores| (cores.get() / 4).max(1))
 }

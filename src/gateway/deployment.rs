@@ -490,13 +490,8 @@ impl Deployment {
             if request::is_error(req) {
                 return Err(req.clone());
             }
-            let docs = request::docs(req).map_err(|e| self.decode_error(req.clone(), e))?;
-            let matching: Vec<_> = docs
-                .into_vec()
-                .into_iter()
-                .filter(|d| when.matches(d))
-                .collect();
-            request::set_docs(req, matching.into());
+            request::retain_docs(req, |d| when.matches(&d))
+                .map_err(|e| self.decode_error(req.clone(), e))?;
         }
         Ok(())
     }

@@ -17,7 +17,7 @@ pub use cost::{
 };
 pub use structs::{json_to_struct, struct_to_json};
 
-use crate::document::DocumentArray;
+use crate::document::{Document, DocumentArray};
 use crate::proto::docarray::DocListProto;
 use crate::proto::jina::{
     DataRequestProto, HeaderProto, RouteProto, StatusProto,
@@ -165,6 +165,15 @@ impl DocsWriter {
         self.docs += 1;
     }
 
+    /// Writes one document that is already encoded, after the others.
+    fn push_encoded(&mut self, doc: &[u8]) {
+        use prost::encoding::{WireType, encode_key, encode_varint};
+        encode_key(1, WireType::LengthDelimited, &mut self.buf);
+        encode_varint(doc.len() as u64, &mut self.buf);
+        self.buf.extend_from_slice(doc);
+        self.docs += 1;
+    }
+
     /// Documents written so far.
     pub fn docs(&self) -> usize {
         self.docs
@@ -198,7 +207,9 @@ impl DocsWriter {
 /// sent (`docs` or `docs_bytes`): the list is never decoded whole.
 pub fn each_doc(req: &DataRequestProto) -> Result<EachDoc, prost::DecodeError> {
     let list = doc_list_slice(&req.data)?;
-    Ok(EachDoc { rest: list })
+    Ok(EachDoc {
+        rest: EncodedDocs { rest: list },
+    })
 }
 
 /// How many documents a request carries, read from the framing alone (nothing is decoded).
@@ -245,11 +256,26 @@ fn doc_list_slice(data: &bytes::Bytes) -> Result<bytes::Bytes, prost::DecodeErro
 
 /// The `DocProto`s of an encoded `DocListProto` (field 1, repeated), decoded one at a time.
 pub struct EachDoc {
-    rest: bytes::Bytes,
+    rest: EncodedDocs,
 }
 
 impl Iterator for EachDoc {
     type Item = Result<crate::proto::docarray::DocProto, prost::DecodeError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let doc = self.rest.next()?;
+        Some(doc.and_then(crate::proto::docarray::DocProto::decode))
+    }
+}
+
+/// The documents of an encoded `DocListProto`, each as its own encoded bytes (slices of the
+/// list, nothing copied); a malformed list ends with its error.
+struct EncodedDocs {
+    rest: bytes::Bytes,
+}
+
+impl Iterator for EncodedDocs {
+    type Item = Result<bytes::Bytes, prost::DecodeError>;
 
     fn next(&mut self) -> Option<Self::Item> {
         use prost::encoding::{DecodeContext, WireType, decode_key, skip_field};
@@ -267,7 +293,7 @@ impl Iterator for EachDoc {
                     &mut self.rest,
                     DecodeContext::default(),
                 )?;
-                crate::proto::docarray::DocProto::decode(doc).map(Some)
+                Ok(Some(doc))
             })();
             match item {
                 Ok(None) => continue,
@@ -280,6 +306,25 @@ impl Iterator for EachDoc {
         }
         None
     }
+}
+
+/// Keeps the request's documents that `keep` takes, each as the bytes it came as: a filter
+/// (`when:`) reads the documents but re-encodes none, so what passes is what was sent.
+pub fn retain_docs(
+    req: &mut DataRequestProto,
+    mut keep: impl FnMut(Document) -> bool,
+) -> Result<(), prost::DecodeError> {
+    let list = doc_list_slice(&req.data)?;
+    let mut kept = DocsWriter::with_capacity(list.len());
+    for doc in (EncodedDocs { rest: list }) {
+        let doc = doc?;
+        let decoded = crate::proto::docarray::DocProto::decode(doc.clone())?;
+        if keep(Document::from_proto(decoded)) {
+            kept.push_encoded(&doc);
+        }
+    }
+    req.data = kept.finish();
+    Ok(())
 }
 
 /// Replaces the request's documents with an already built wire list.
@@ -566,6 +611,48 @@ mod tests {
         let req = new_request("/", &docs, &Map::new());
         assert_eq!(doc_count(&req), 3);
         assert_eq!(doc_count(&DataRequestProto::default()), 0);
+    }
+
+    #[test]
+    fn retained_documents_are_the_bytes_that_came() {
+        use crate::proto::docarray::{DocProto, ListOfAnyProto, NodeProto, node_proto::Content};
+        // A tuple and a null: values a decode and encode would not give back as they were.
+        let doc = |id: &str| DocProto {
+            data: [
+                ("id", Content::Text(id.into())),
+                ("odd", Content::Tuple(ListOfAnyProto::default())),
+            ]
+            .into_iter()
+            .map(|(k, c)| {
+                (
+                    k.to_string(),
+                    NodeProto {
+                        content: Some(c),
+                        docarray_type: None,
+                    },
+                )
+            })
+            .chain([("null".to_string(), NodeProto::default())])
+            .collect(),
+        };
+        let mut writer = DocsWriter::default();
+        for id in ["a", "b", "c"] {
+            writer.push(&doc(id));
+        }
+        let mut req = new_request_with_data("/", writer.finish(), &Map::new());
+        let sent: Vec<bytes::Bytes> = EncodedDocs {
+            rest: doc_list_slice(&req.data).unwrap(),
+        }
+        .collect::<Result<_, _>>()
+        .unwrap();
+        retain_docs(&mut req, |d| d.id != "b").unwrap();
+        let kept: Vec<bytes::Bytes> = EncodedDocs {
+            rest: doc_list_slice(&req.data).unwrap(),
+        }
+        .collect::<Result<_, _>>()
+        .unwrap();
+        assert_eq!(kept, vec![sent[0].clone(), sent[2].clone()]);
+        assert_eq!(doc_count(&req), 2);
     }
 
     #[test]
