@@ -224,8 +224,8 @@ CLI_PASSES = 3
 
 
 def cli_inputs(workdir):
-    """B9's files, made once: 1,000 NDJSON documents of 100 KB text, and a .npy of 1,000
-    224x224x3 float32 rows (written by the peer's numpy)."""
+    """B9's files, made once: 1,000 NDJSON documents of 100 KB text, a .npy of 1,000
+    224x224x3 float32 rows (written by the peer's numpy), and 100,000 small NDJSON documents."""
     ndjson, npy = os.path.join(workdir, 'b9-texts.ndjson'), os.path.join(workdir, 'b9-tensors.npy')
     if not os.path.exists(ndjson):
         with open(ndjson, 'w') as f:
@@ -235,7 +235,14 @@ def cli_inputs(workdir):
         subprocess.run([os.path.join(PEER, 'bin/python'), '-c',
                         'import numpy as np, sys; np.save(sys.argv[1], np.random.default_rng(1).random((1000, 224, 224, 3), dtype=np.float32))', npy],
                        check=True)
-    return [('text', ndjson, 100.0), ('tensor', npy, 1000 * 224 * 224 * 3 * 4 / 1e6)]
+    small = os.path.join(workdir, 'b9-small.ndjson')
+    if not os.path.exists(small):
+        with open(small, 'w') as f:
+            for i in range(100_000):
+                f.write(json.dumps({'id': f'd{i:06d}', 'text': f'document number {i} of the corpus'}) + '\n')
+    small_mb = sum(len(json.loads(line)['text']) for line in open(small)) / 1e6
+    # (kind, file, MB of payload, request_size): small documents at the default size.
+    return [('text', ndjson, 100.0, 10), ('tensor', npy, 1000 * 224 * 224 * 3 * 4 / 1e6, 10), ('small', small, small_mb, 100)]
 
 
 def run_cli(port, path, request_size):
@@ -257,17 +264,17 @@ def measure_cli(workdir):
     print('  ours: cli', file=sys.stderr, flush=True)
     flow = Flow('ours', 'one', workdir)
     try:
-        for kind, path, mb in inputs:
-            run_cli(flow.grpc, path, 10)
-            runs = [run_cli(flow.grpc, path, 10) for _ in range(CLI_PASSES)]
+        for kind, path, mb, size in inputs:
+            run_cli(flow.grpc, path, size)
+            runs = [run_cli(flow.grpc, path, size) for _ in range(CLI_PASSES)]
             r[f'ours_{kind}_mb_s'] = median([mb / s for s, _ in runs])
             r[f'ours_{kind}_rss_10'] = max(rss for _, rss in runs)
             r[f'ours_{kind}_rss_100'] = max(run_cli(flow.grpc, path, 100)[1] for _ in range(CLI_PASSES))
     finally:
         flow.stop()
     print('  python: Flow.post', file=sys.stderr, flush=True)
-    for kind, path, _ in inputs:
-        out = subprocess.run([os.path.join(PEER, 'bin/python'), os.path.join(ROOT, 'bench/flow_post.py'), path, '10', str(CLI_PASSES)],
+    for kind, path, _, size in inputs:
+        out = subprocess.run([os.path.join(PEER, 'bin/python'), os.path.join(ROOT, 'bench/flow_post.py'), path, str(size), str(CLI_PASSES)],
                              check=True, capture_output=True, text=True)
         r[f'python_{kind}_mb_s'] = json.loads(out.stdout.strip().splitlines()[-1])['mb_per_s']
     return r
@@ -276,9 +283,11 @@ def measure_cli(workdir):
 def cli_table(cli, echo):
     lines = ['| workload | jina-rs: `jina client post` MB/s | Python Jina: `Flow.post` MB/s | jina-rs advantage | floor MB/s (raw tonic echo) | jina-rs client peak RSS, request_size 10 / 100 |',
              '|---|---|---|---|---|---|']
-    for label, kind in [('B9 NDJSON, 1,000 texts of 100 KB (100 MB)', 'text'), ('B9 .npy, 1,000 224x224x3 float32 rows (602 MB)', 'tensor')]:
+    for label, kind in [('B9 NDJSON, 1,000 texts of 100 KB (100 MB)', 'text'), ('B9 .npy, 1,000 224x224x3 float32 rows (602 MB)', 'tensor'),
+                        ('B9 NDJSON, 100,000 texts of about 30 characters, request_size 100', 'small')]:
         o, p = cli[f'ours_{kind}_mb_s'], cli[f'python_{kind}_mb_s']
-        lines.append(f'| {label} | {o:,.0f} | {p:,.0f} | {o / p:.1f}× | {echo[kind]:,.0f} | '
+        floor = f'{echo[kind]:,.0f}' if kind in echo else '–'
+        lines.append(f'| {label} | {o:,.1f} | {p:,.1f} | {o / p:.1f}× | {floor} | '
                      f'{cli[f"ours_{kind}_rss_10"]:.0f} MB / {cli[f"ours_{kind}_rss_100"]:.0f} MB |')
     return '\n'.join(lines)
 
@@ -349,7 +358,8 @@ def main():
     print(big)
     cli_rows = cli_table(cli, echo)
     cli_note = (f'B9: the file read by our CLI in the time (process start included), into our Flow; Python\'s documents built '
-                f'before the time starts; median of {CLI_PASSES} passes after a warm-up; request_size 10. The peak RSS is the '
+                f'before the time starts; median of {CLI_PASSES} passes after a warm-up; request_size 10 (the small documents: 100, both RSS '
+                f'columns at 100). The peak RSS is the '
                 f'highest of {CLI_PASSES} runs, each with the default byte budget (16 MiB in flight).')
     idle_note = (f'B10: {idle["copies"]} idle copies of one no-op executor (replicas: 16), after traffic: median per copy '
                  f'RSS {idle["rss"]:.1f} MB, PSS {idle["pss"]:.1f} MB, private {idle["private"]:.1f} MB. RSS counts every '
