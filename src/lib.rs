@@ -41,7 +41,7 @@ mod topology;
 pub use document::{Document, DocumentArray, NdArray};
 pub use net::free_port;
 pub use orchestrate::jina_binary;
-pub use running::{BlockingFlow, FlowError, RunningFlow};
+pub use running::{BlockingFlow, FileWatch, FlowError, ReloadError, Reloaded, RunningFlow};
 // What `FlowError` holds, nameable so that a caller can match on what happened.
 pub use container::ContainerError;
 pub use daemon::client::DaemonError;

@@ -22,6 +22,11 @@ pub(super) struct FlowArgs {
     /// Write the Flow's graph as SVG to this file and exit without starting anything
     #[arg(long)]
     pub plot: Option<PathBuf>,
+    /// Watch the Flow YAML and every file it uses (executor YAML, py_modules) and apply each
+    /// change while serving, without dropping a request (SIGHUP reloads too, with or without
+    /// this flag; docs/resilience.md says what each change does)
+    #[arg(long)]
+    pub reload: bool,
 }
 
 /// Reads and checks a Flow YAML, logging its warnings; every error of the YAML comes back one
@@ -44,6 +49,39 @@ fn reported(
         tracing::warn!("{w}");
     }
     Ok(flow)
+}
+
+/// Reads the Flow YAML again and changes the running Flow into it. A Flow with errors, or a
+/// change a reload cannot make, is logged and the Flow keeps serving as it was. Returns the
+/// Flow now running when it changed (`Some(None)`: unchanged), or None when termination came.
+async fn reload(
+    running: &mut RunningFlow,
+    uses: &std::path::Path,
+    termination: &mut (impl std::future::Future<Output = ()> + Unpin),
+) -> Option<Option<crate::flow::CheckedFlow>> {
+    tracing::info!("reloading {}", uses.display());
+    let flow = match reported(crate::flow::load(uses)) {
+        Ok(flow) => flow,
+        Err(errors) => {
+            tracing::error!("{errors}");
+            tracing::error!("reload: the Flow keeps running as it was");
+            return Some(None);
+        }
+    };
+    tokio::select! {
+        done = running.reload(&flow) => match done {
+            Ok(done) => {
+                tracing::info!(target: "success", "reloaded {}: {done}", uses.display());
+                Some(Some(flow))
+            }
+            Err(e) => {
+                tracing::error!("{}: {e}", uses.display());
+                tracing::error!("reload: the Flow keeps running as it was");
+                Some(None)
+            }
+        },
+        _ = termination => None,
+    }
 }
 
 pub(super) async fn run(args: FlowArgs) -> anyhow::Result<()> {
@@ -115,9 +153,35 @@ pub(super) async fn run(args: FlowArgs) -> anyhow::Result<()> {
     };
     tracing::info!(target: "success", "{}", running.ready_message());
     tracing::info!("ready in {:.2?}", running.ready_in);
-    let failure = tokio::select! {
-        _ = termination => None,
-        e = running.gateway_failed() => Some(e),
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())?;
+    let mut watch = args
+        .reload
+        .then(|| crate::running::FileWatch::new(&uses, &flow));
+    if args.reload {
+        tracing::info!(
+            "watching {} and the files it uses for changes",
+            uses.display()
+        );
+    }
+    let failure = loop {
+        let changed = async {
+            match watch.as_mut() {
+                Some(w) => w.changed().await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = &mut termination => break None,
+            e = running.gateway_failed() => break Some(e),
+            _ = hangups.recv() => {}
+            _ = changed => {}
+        }
+        let Some(flow) = reload(&mut running, &uses, &mut termination).await else {
+            break None;
+        };
+        if let (Some(w), Some(flow)) = (watch.as_mut(), flow) {
+            w.watch(&uses, &flow);
+        }
     };
     tracing::info!("stopping");
     running.stop().await.map_err(|e| anyhow!(e))?;

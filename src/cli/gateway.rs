@@ -357,7 +357,7 @@ pub(super) async fn run(args: GatewayArgs) -> anyhow::Result<()> {
     let settings = gateway::Settings::from_spec(&spec)?;
     let serving = tokio::spawn(gateway::serve(
         listeners,
-        router,
+        gateway::Routing::new(router),
         settings,
         crate::shutdown::termination(),
     ));

@@ -65,7 +65,12 @@ impl Document {
         let obj = value
             .as_object()
             .ok_or_else(|| format!("a document must be a JSON object, not {}", json_kind(value)))?;
-        let mut doc = Document::default();
+        // A fresh id only when none is given (an explicit "" stays "").
+        let id = match obj.get("id") {
+            Some(v) if !v.is_null() => String::new(),
+            _ => super::new_id(),
+        };
+        let mut doc = Document::with_id(id);
         for (k, v) in obj {
             if v.is_null() {
                 continue;

@@ -55,9 +55,18 @@ pub struct Document {
 }
 
 impl Default for Document {
+    /// An empty document with a fresh id.
     fn default() -> Self {
+        Document::with_id(new_id())
+    }
+}
+
+impl Document {
+    /// An empty document with this id. Readers of the wire and of JSON start from it, not
+    /// from `default()`: a fresh id costs a `getrandom` call, wasted when the sender named one.
+    pub fn with_id(id: String) -> Document {
         Document {
-            id: new_id(),
+            id,
             text: None,
             blob: None,
             tensor: None,

@@ -16,10 +16,7 @@ use serde_json::{Map, Value};
 impl Document {
     /// Reads a document from the wire. Never fails: what we cannot read is kept in `extra`.
     pub fn from_proto(proto: DocProto) -> Document {
-        let mut doc = Document {
-            id: String::new(),
-            ..Document::default()
-        };
+        let mut doc = Document::with_id(String::new());
         for (name, mut node) in proto.data {
             // Taken, not cloned (a 100 KB text is moved into its field); a field we do not
             // model gets its content back below and is kept as it came.

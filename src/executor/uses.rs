@@ -232,6 +232,50 @@ impl Served {
     pub fn is_container(&self) -> bool {
         matches!(self, Served::InContainer { .. })
     }
+
+    /// The files it is made of: its executor YAML and the Python files of its `py_modules`
+    /// (the YAML's own `metas.py_modules` too). A reload watches them: an edit to one of them
+    /// changes this executor.
+    pub fn files(&self) -> Vec<PathBuf> {
+        let yaml_and_modules = |path: &Path| -> Vec<PathBuf> {
+            let modules = match ExecutorConfig::from_file(path) {
+                Ok(config) => python_files(&config.metas.py_modules, config.base_dir.as_deref()),
+                Err(_) => vec![],
+            };
+            std::iter::once(path.to_path_buf()).chain(modules).collect()
+        };
+        match self {
+            Served::ByJina(UsesText::YamlFile(path)) => yaml_and_modules(path),
+            Served::ByPython { uses, py_modules } => {
+                let mut files = python_files(py_modules, None);
+                let path = Path::new(uses);
+                if path.is_file() {
+                    files.extend(yaml_and_modules(path));
+                }
+                files
+            }
+            _ => vec![],
+        }
+    }
+}
+
+/// The Python files of a `py_modules` list, found as [`check_py_modules`] finds them.
+fn python_files(files: &[String], base_dir: Option<&Path>) -> Vec<PathBuf> {
+    files
+        .iter()
+        .filter(|f| f.ends_with(".py"))
+        .map(|f| py_module_path(f, base_dir))
+        .collect()
+}
+
+/// Where a `py_modules` file is: relative to `base_dir` (the YAML's folder) unless it
+/// exists as given.
+fn py_module_path(file: &str, base_dir: Option<&Path>) -> PathBuf {
+    let given = Path::new(file);
+    match base_dir {
+        Some(dir) if given.is_relative() && !given.is_file() => dir.join(given),
+        _ => given.to_path_buf(),
+    }
 }
 
 /// Resolves a `uses` against the Flow's folder and checks it, without starting anything.
@@ -302,12 +346,7 @@ fn check_py_modules(
     base_dir: Option<&Path>,
     whose: &str,
 ) -> Result<(), ConfigError> {
-    for file in files.iter().filter(|f| f.ends_with(".py")) {
-        let given = Path::new(file);
-        let path = match base_dir {
-            Some(dir) if given.is_relative() && !given.is_file() => dir.join(given),
-            _ => given.to_path_buf(),
-        };
+    for path in python_files(files, base_dir) {
         if !path.is_file() {
             return Err(ConfigError::new(
                 path.display().to_string(),

@@ -107,19 +107,27 @@ pub enum ServedEntry {
 }
 
 impl ServedEntry {
-    /// Whether anything of it runs in a container.
-    pub fn in_container(&self) -> bool {
-        match self {
-            ServedEntry::External => false,
+    /// What its copies run: its `uses`, and its uses_before and uses_after.
+    fn parts(&self) -> impl Iterator<Item = &Served> {
+        let parts = match self {
+            ServedEntry::External => [None, None, None],
             ServedEntry::Copies {
                 uses,
                 uses_before,
                 uses_after,
-            } => [Some(uses), uses_before.as_ref(), uses_after.as_ref()]
-                .into_iter()
-                .flatten()
-                .any(Served::is_container),
-        }
+            } => [Some(uses), uses_before.as_ref(), uses_after.as_ref()],
+        };
+        parts.into_iter().flatten()
+    }
+
+    /// The files its copies are made of (see [`Served::files`]).
+    pub fn files(&self) -> Vec<std::path::PathBuf> {
+        self.parts().flat_map(Served::files).collect()
+    }
+
+    /// Whether anything of it runs in a container.
+    pub fn in_container(&self) -> bool {
+        self.parts().any(Served::is_container)
     }
 }
 

@@ -3,7 +3,7 @@
 //! executor yields out, as they come), dry_run, endpoint_discovery, `_status`, health and
 //! reflection.
 
-use super::router::Router;
+use super::router::Routing;
 use crate::proto::jina::{
     DataRequestProto, EndpointsProto, HeaderProto, JinaInfoProto, SingleDocumentRequestProto,
     StatusProto,
@@ -28,16 +28,16 @@ use tonic::{Request, Response, Status, Streaming};
 
 #[derive(Clone)]
 pub(super) struct GrpcGateway {
-    router: Arc<Router>,
+    routing: Routing,
     prefetch: usize,
     max_request_bytes: usize,
     admission: crate::request::Admission,
 }
 
 impl GrpcGateway {
-    pub(super) fn new(router: Arc<Router>, settings: &super::Settings) -> Self {
+    pub(super) fn new(routing: Routing, settings: &super::Settings) -> Self {
         GrpcGateway {
-            router,
+            routing,
             prefetch: settings.prefetch.max(1),
             max_request_bytes: settings.max_request_bytes,
             admission: settings.admission.clone(),
@@ -88,7 +88,7 @@ impl JinaRpc for GrpcGateway {
         &self,
         req: Request<Streaming<DataRequestProto>>,
     ) -> Result<Response<Self::CallStream>, Status> {
-        let router = self.router.clone();
+        let routing = self.routing.clone();
         // The client's trace context, for every request of the stream.
         let metadata = Arc::new(req.metadata().clone());
         let arrived = crate::grpc::Admitted::of(req.extensions());
@@ -129,7 +129,8 @@ impl JinaRpc for GrpcGateway {
                 })
             })
             .map(move |(r, room)| {
-                let router = router.clone();
+                // Each request of a long stream goes through the router of its moment.
+                let router = routing.current();
                 let metadata = metadata.clone();
                 tokio::spawn(async move {
                     let adopt = |span: &tracing::Span| {
@@ -167,7 +168,9 @@ impl JinaSingleDataRequestRpc for GrpcGateway {
         let arrived = crate::grpc::Admitted::of(req.extensions()).and_then(|a| a.next());
         let req = req.into_inner();
         let _room = self.admit(&req, arrived).await?;
-        Ok(Response::new(self.router.route_with(req, adopt).await))
+        Ok(Response::new(
+            self.routing.current().route_with(req, adopt).await,
+        ))
     }
 }
 
@@ -187,7 +190,7 @@ impl JinaSingleDocumentRequestRpc for GrpcGateway {
         let adopt = |span: &tracing::Span| crate::telemetry::adopt_from_metadata(span, &metadata);
         let req = req.into_inner();
         let header = req.header.clone().unwrap_or_default();
-        let replies = match self.router.stream_doc(req, adopt).await {
+        let replies = match self.routing.current().stream_doc(req, adopt).await {
             Ok(replies) => replies,
             Err(e) => {
                 let status = crate::request::error_status("ValueError", &e.to_string(), "gateway");
@@ -208,14 +211,14 @@ impl JinaSingleDocumentRequestRpc for GrpcGateway {
 #[tonic::async_trait]
 impl JinaGatewayDryRunRpc for GrpcGateway {
     async fn dry_run(&self, _: Request<()>) -> Result<Response<StatusProto>, Status> {
-        Ok(Response::new(self.router.dry_run().await))
+        Ok(Response::new(self.routing.current().dry_run().await))
     }
 }
 
 #[tonic::async_trait]
 impl JinaDiscoverEndpointsRpc for GrpcGateway {
     async fn endpoint_discovery(&self, _: Request<()>) -> Result<Response<EndpointsProto>, Status> {
-        Ok(Response::new(self.router.endpoints().await))
+        Ok(Response::new(self.routing.current().endpoints().await))
     }
 }
 

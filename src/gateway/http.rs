@@ -13,7 +13,7 @@
 //!   requests of one connection are in flight.
 
 use super::parameters::{self, ParameterModel};
-use super::router::Router;
+use super::router::{Router, Routing};
 use crate::document::Document;
 use crate::proto::jina::SingleDocumentRequestProto;
 use crate::request;
@@ -33,7 +33,7 @@ use tokio::net::TcpListener;
 
 #[derive(Clone)]
 struct AppState {
-    router: Arc<Router>,
+    routing: Routing,
     /// The executors' endpoints, discovered once at start.
     endpoints: Arc<Vec<String>>,
     /// Those of them whose handler streams (a generator endpoint).
@@ -51,8 +51,8 @@ struct AppState {
 }
 
 /// The REST + WebSocket application.
-pub(super) async fn app(router: Arc<Router>, settings: &super::Settings) -> axum::Router {
-    let discovered = router.endpoints().await;
+pub(super) async fn app(routing: Routing, settings: &super::Settings) -> axum::Router {
+    let discovered = routing.current().endpoints().await;
     let schemas = discovered
         .schemas
         .as_ref()
@@ -65,7 +65,7 @@ pub(super) async fn app(router: Arc<Router>, settings: &super::Settings) -> axum
         .cloned()
         .collect();
     let state = AppState {
-        router,
+        routing,
         endpoints: Arc::new(discovered.endpoints),
         streaming: Arc::new(streaming),
         parameter_models: Arc::new(ParameterModel::of_endpoints(&schemas)),
@@ -381,7 +381,7 @@ async fn stream_endpoint(
     let req = crate::request::new_single_document_request(&endpoint, &doc, &Default::default());
     drop((body, room));
     let adopt = |span: &tracing::Span| crate::telemetry::adopt_from_headers(span, &parts.headers);
-    let replies = match s.router.stream_doc(req, adopt).await {
+    let replies = match s.routing.current().stream_doc(req, adopt).await {
         Ok(r) => r,
         Err(e) => return error_response(StatusCode::NOT_FOUND, e.to_string()),
     };
@@ -449,7 +449,8 @@ async fn streaming_socket(socket: WebSocket, s: AppState, endpoint: String) {
         let parameters = body.get("parameters").and_then(Value::as_object);
         let parameters = parameters.cloned().unwrap_or_default();
         let req = crate::request::new_single_document_request(&endpoint, &doc, &parameters);
-        s.router
+        s.routing
+            .current()
             .stream_doc(req, |_| {})
             .await
             .map_err(|e| e.to_string())
@@ -541,7 +542,7 @@ async fn answer(
                 return not_served(s, target);
             }
             let adopt = |span: &tracing::Span| crate::telemetry::adopt_from_headers(span, headers);
-            let answer = s.router.route_with(req, adopt).await;
+            let answer = s.routing.current().route_with(req, adopt).await;
             if let Some(failed) = failure_response(&answer, endpoint.is_some()) {
                 return failed;
             }
@@ -618,7 +619,7 @@ async fn dry_run(State(s): State<AppState>, req: axum::extract::Request) -> Resp
                     if matches!(frame, Message::Close(_)) {
                         break;
                     }
-                    let status = s.router.dry_run().await.encode_to_vec();
+                    let status = s.routing.current().dry_run().await.encode_to_vec();
                     if socket.send(Message::Binary(status.into())).await.is_err() {
                         break;
                     }
@@ -626,7 +627,7 @@ async fn dry_run(State(s): State<AppState>, req: axum::extract::Request) -> Resp
             })
             .into_response();
     }
-    let status = s.router.dry_run().await;
+    let status = s.routing.current().dry_run().await;
     let mut body = request_json::status_json(Some(&status));
     body["code"] = status.code.into();
     Json(body).into_response()
@@ -655,7 +656,7 @@ const END_OF_INPUT: &[u8] = b"\x00";
 /// answers to the frames before it.
 async fn websocket(socket: WebSocket, s: AppState) {
     let (mut sink, stream) = socket.split();
-    let router = s.router.clone();
+    let routing = s.routing.clone();
     let limit = s.max_request_bytes;
     let limits = json_limits(&s);
     let admission = s.admission.clone();
@@ -696,7 +697,7 @@ async fn websocket(socket: WebSocket, s: AppState) {
             })
         })
         .map(move |(room, message)| {
-            let router = router.clone();
+            let router = routing.current();
             tokio::spawn(async move {
                 let reply = answer_frame(&router, message, limits).await;
                 drop(room);

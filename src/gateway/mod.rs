@@ -15,7 +15,7 @@ mod ratelimit;
 mod router;
 
 pub(crate) use deployment::Deployment;
-pub(crate) use router::Router;
+pub(crate) use router::{Router, Routing};
 
 use hosts::AllowedHosts;
 pub(crate) use hosts::check_pattern as check_host_pattern;
@@ -128,12 +128,18 @@ pub(crate) fn router(
         .deployments
         .iter()
         .enumerate()
-        .map(|(i, d)| {
-            let policy = policies.get(i).cloned().unwrap_or_default();
-            Deployment::new(d, policy, client_tls)
-        })
+        .map(|(i, d)| connect(d, policies.get(i).cloned().unwrap_or_default(), client_tls))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(Arc::new(Router::new(graph, deployments, metrics)))
+}
+
+/// Connects to one executor's copies, called after `policy`.
+pub(crate) fn connect(
+    addresses: &crate::topology::DeploymentAddresses,
+    policy: CallPolicy,
+    client_tls: Option<&ClientTls>,
+) -> Result<Arc<Deployment>, GatewayError> {
+    Deployment::new(addresses, policy, client_tls).map(Arc::new)
 }
 
 /// How the gateway serves, whatever the protocol: the settings of the Flow's `with:` that are
@@ -180,25 +186,34 @@ impl Settings {
 /// flight finish and returns. The gRPC health check says NOT_SERVING while a copy is down.
 pub(crate) async fn serve(
     listeners: Listeners,
-    router: Arc<Router>,
+    routing: Routing,
     settings: Settings,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), GatewayError> {
     let shutdown = shutdown.boxed().shared();
     let (serving_tx, serving) = tokio::sync::watch::channel(true);
-    let watch = tokio::spawn(crate::health::all_up_changes(
-        router.liveness(),
-        move |up| {
-            serving_tx.send_replace(up);
-        },
-    ));
+    // The health of the router in use: watched anew each time a reload swaps it.
+    let mut swaps = routing.subscribe();
+    let watch = tokio::spawn(async move {
+        loop {
+            let router = swaps.borrow_and_update().clone();
+            let serving_tx = serving_tx.clone();
+            let up_changes = crate::health::all_up_changes(router.liveness(), move |up| {
+                serving_tx.send_replace(up);
+            });
+            tokio::select! {
+                _ = up_changes => return,
+                swapped = swaps.changed() => if swapped.is_err() { return },
+            }
+        }
+    });
     let mut servers = vec![];
     let mut web_app = None;
     for (protocol, listener) in listeners.bound {
         let stop = shutdown.clone();
         let server = match protocol {
             Protocol::Grpc => {
-                let gateway = grpc::GrpcGateway::new(router.clone(), &settings);
+                let gateway = grpc::GrpcGateway::new(routing.clone(), &settings);
                 let options = crate::grpc::ServeOptions {
                     tls: settings.tls.clone(),
                     serving: Some(serving.clone()),
@@ -216,7 +231,7 @@ pub(crate) async fn serve(
             Protocol::Http | Protocol::Websocket => {
                 let app = match &web_app {
                     Some(app) => app,
-                    None => web_app.insert(http::app(router.clone(), &settings).await),
+                    None => web_app.insert(http::app(routing.clone(), &settings).await),
                 }
                 .clone();
                 let tls = settings.tls.clone();

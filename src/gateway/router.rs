@@ -36,6 +36,34 @@ pub(crate) struct Router {
     patterns: Mutex<std::collections::HashMap<String, Arc<regex::Regex>>>,
 }
 
+/// The router requests go through now. A reload swaps it whole, between requests: each
+/// request takes the router of its moment and keeps it to its end, so a request never sees
+/// half of one graph and half of another, and the old router is dropped (its executors'
+/// connections closed) once its last request is answered.
+#[derive(Clone)]
+pub(crate) struct Routing(Arc<tokio::sync::watch::Sender<Arc<Router>>>);
+
+impl Routing {
+    pub(crate) fn new(router: Arc<Router>) -> Routing {
+        Routing(Arc::new(tokio::sync::watch::channel(router).0))
+    }
+
+    /// The router for a request arriving now.
+    pub(crate) fn current(&self) -> Arc<Router> {
+        self.0.borrow().clone()
+    }
+
+    /// Puts `router` in use for every request from now on; returns the one it replaces.
+    pub(crate) fn swap(&self, router: Arc<Router>) -> Arc<Router> {
+        self.0.send_replace(router)
+    }
+
+    /// Wakes on each swap.
+    pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<Arc<Router>> {
+        self.0.subscribe()
+    }
+}
+
 /// How many compiled `target_executor` patterns a gateway keeps (clients choose them).
 const TARGET_PATTERNS_KEPT: usize = 256;
 
@@ -286,16 +314,21 @@ fn request_span(request_id: &str, adopt: impl FnOnce(&tracing::Span)) -> tracing
 impl Router {
     pub(crate) fn new(
         graph: Graph,
-        deployments: Vec<Deployment>,
+        deployments: Vec<Arc<Deployment>>,
         metrics: Option<Arc<crate::metrics::GatewayMetrics>>,
     ) -> Router {
         Router {
             graph,
-            deployments: deployments.into_iter().map(Arc::new).collect(),
+            deployments,
             metrics,
             discovered: tokio::sync::OnceCell::new(),
             patterns: Mutex::default(),
         }
+    }
+
+    /// Executor `i` of the graph: its copies' connections and health.
+    pub(crate) fn deployment(&self, i: usize) -> Arc<Deployment> {
+        self.deployments[i].clone()
     }
 
     /// The executor a streamed document to `endpoint` goes to: the one `target` names, else

@@ -26,6 +26,8 @@ pub(super) struct LocalCopies {
 
 /// What every copy of one executor shares.
 struct ExecutorContext<'a> {
+    /// The executor's name in the Flow.
+    name: &'a str,
     spec: &'a FlowSpec,
     exec: &'a ExecutorSpec,
     /// The Flow's and the entry's environment variables.
@@ -68,6 +70,7 @@ impl LocalCopies {
         let mut env = spec.gateway.env.clone();
         env.extend(exec.env.clone());
         let context = ExecutorContext {
+            name,
             spec,
             exec,
             env,
@@ -95,7 +98,7 @@ impl LocalCopies {
                         copy.label
                     );
                 }
-                return self.serve_in_process(copy, entry);
+                return self.serve_in_process(context.name, copy, entry);
             }
             Served::ByJina(uses) => self.jina_child(context, copy, uses)?,
             Served::ByPython { uses, py_modules } => {
@@ -105,6 +108,7 @@ impl LocalCopies {
         };
         let (reporter, liveness) = Liveness::supervised(&copy.label);
         self.plans.push(LaunchPlan {
+            executor: context.name.to_string(),
             label: copy.label.clone(),
             program: child.program,
             args: child.args,
@@ -276,6 +280,7 @@ impl LocalCopies {
     /// A Rust type of the Flow API, served by this process: up for as long as the Flow is.
     fn serve_in_process(
         &mut self,
+        executor: &str,
         copy: &CopySpec,
         entry: &Entry,
     ) -> Result<CopyAddress, StartError> {
@@ -301,7 +306,7 @@ impl LocalCopies {
             })?;
         instance.open()?;
         self.in_process
-            .spawn(instance, listener)
+            .spawn(executor, instance, listener)
             .map_err(|e| listen_error(address.port(), e))?;
         Ok(CopyAddress {
             liveness: Liveness::unsupervised(&copy.label),
@@ -386,13 +391,20 @@ fn fixed_or_free_port(port: Option<u16>, label: &str) -> Result<u16, StartError>
 /// The gRPC servers of in-process executors. Dropping them stops them.
 #[derive(Default)]
 pub(crate) struct InProcessServers {
-    stops: Vec<tokio::sync::oneshot::Sender<()>>,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// Each server's executor, how to stop it and its task.
+    servers: Vec<InProcessServer>,
+}
+
+struct InProcessServer {
+    executor: String,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
 }
 
 impl InProcessServers {
     fn spawn(
         &mut self,
+        executor: &str,
         instance: crate::executor::Instance,
         listener: std::net::TcpListener,
     ) -> std::io::Result<()> {
@@ -406,8 +418,7 @@ impl InProcessServers {
             max_request_bytes: None,
             admission: crate::request::Admission::default(),
         };
-        self.stops.push(stop);
-        self.tasks.push(tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stopped.await;
             };
@@ -416,25 +427,46 @@ impl InProcessServers {
             {
                 tracing::error!("in-process executor failed: {e}");
             }
-        }));
+        });
+        self.servers.push(InProcessServer {
+            executor: executor.to_string(),
+            stop,
+            task,
+        });
         Ok(())
     }
 
     /// Stops every server after its requests in flight.
     pub(crate) async fn stop(&mut self) {
-        for stop in self.stops.drain(..) {
-            let _ = stop.send(());
+        self.stop_where(|_| true).await;
+    }
+
+    /// Stops the servers of the executors `which` names, after their requests in flight.
+    pub(crate) async fn stop_where(&mut self, which: impl Fn(&str) -> bool) {
+        let (stopping, kept) = std::mem::take(&mut self.servers)
+            .into_iter()
+            .partition::<Vec<_>, _>(|s| which(&s.executor));
+        self.servers = kept;
+        let mut tasks = vec![];
+        for s in stopping {
+            let _ = s.stop.send(());
+            tasks.push(s.task);
         }
-        for task in self.tasks.drain(..) {
+        for task in tasks {
             let _ = task.await;
         }
+    }
+
+    /// Takes over the servers of `other` (copies a reload started).
+    pub(crate) fn adopt(&mut self, mut other: InProcessServers) {
+        self.servers.append(&mut other.servers);
     }
 }
 
 impl Drop for InProcessServers {
     fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
+        for s in &self.servers {
+            s.task.abort();
         }
     }
 }

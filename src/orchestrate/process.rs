@@ -30,6 +30,8 @@ pub(crate) const INHERITED_LISTENER_FD: i32 = 3;
 /// How to start one child and how to know it is ready.
 #[derive(Debug)]
 pub(crate) struct LaunchPlan {
+    /// The executor it is a copy of (a reload stops an executor's copies by this name).
+    pub executor: String,
     /// The name in messages (e.g. `encoder/shard-1`).
     pub label: String,
     pub program: PathBuf,
@@ -113,24 +115,17 @@ impl Running {
 /// A child under supervision: its task owns the process; the pid is shared so that a drop can
 /// kill it without waiting.
 struct Supervised {
+    executor: String,
     pid: Arc<AtomicI32>,
     task: tokio::task::JoinHandle<()>,
+    stop: watch::Sender<bool>,
 }
 
 /// The children of one Flow, each watched by its own supervisor task, which reaps it the
 /// moment it exits, reports it down, and restarts it as its policy says.
+#[derive(Default)]
 pub(crate) struct Processes {
     children: Vec<Supervised>,
-    stop: watch::Sender<bool>,
-}
-
-impl Default for Processes {
-    fn default() -> Self {
-        Processes {
-            children: vec![],
-            stop: watch::channel(false).0,
-        }
-    }
 }
 
 impl Processes {
@@ -162,23 +157,51 @@ impl Processes {
         let mut processes = Processes::default();
         for (plan, running) in plans.into_iter().zip(started) {
             let pid = Arc::new(AtomicI32::new(running.child.id().map_or(0, |p| p as i32)));
-            let task = tokio::spawn(supervise(
-                plan,
-                running,
-                pid.clone(),
-                processes.stop.subscribe(),
-            ));
-            processes.children.push(Supervised { pid, task });
+            let (stop, stopped) = watch::channel(false);
+            let executor = plan.executor.clone();
+            let task = tokio::spawn(supervise(plan, running, pid.clone(), stopped));
+            processes.children.push(Supervised {
+                executor,
+                pid,
+                task,
+                stop,
+            });
         }
         Ok(processes)
     }
 
     /// SIGTERM to every child, then SIGKILL to those still running after the grace period.
     pub(crate) async fn stop(&mut self) {
-        self.stop.send_replace(true);
-        for s in self.children.drain(..) {
+        self.stop_where(|_| true).await;
+    }
+
+    /// Stops the copies of the executors `which` names (a reload replacing or removing them),
+    /// as [`Processes::stop`] does, and keeps the others.
+    pub(crate) async fn stop_where(&mut self, which: impl Fn(&str) -> bool) {
+        let (stopping, kept) = std::mem::take(&mut self.children)
+            .into_iter()
+            .partition::<Vec<_>, _>(|s| which(&s.executor));
+        self.children = kept;
+        for s in &stopping {
+            s.stop.send_replace(true);
+        }
+        for s in stopping {
             let _ = s.task.await;
         }
+    }
+
+    /// Takes over the children of `other` (copies a reload started).
+    pub(crate) fn adopt(&mut self, mut other: Processes) {
+        self.children.append(&mut other.children);
+    }
+
+    /// The process ids of an executor's copies, as they are now.
+    pub(crate) fn pids_of(&self, executor: &str) -> Vec<i32> {
+        self.children
+            .iter()
+            .filter(|s| s.executor == executor)
+            .map(|s| s.pid.load(Ordering::SeqCst))
+            .collect()
     }
 }
 

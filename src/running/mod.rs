@@ -28,6 +28,10 @@
 //! # Ok(()) }
 //! ```
 
+mod reload;
+
+pub use reload::{FileWatch, ReloadError, Reloaded};
+
 use crate::client::{Client, ClientError, Inputs, PostOptions, PostSummary, Response};
 use crate::flow::{CheckedFlow, Flow, FlowErrors, Protocol, TlsFiles};
 use crate::gateway::{self, GatewayError, Listeners};
@@ -144,6 +148,8 @@ pub struct RunningFlow {
     pub metrics: Vec<(String, String)>,
     stop_metrics: Option<oneshot::Sender<()>>,
     in_process: InProcessServers,
+    /// What a reload needs: the Flow as it runs, the router in use, and how to connect.
+    current: reload::Current,
     stop_gateway: Option<oneshot::Sender<()>>,
     gateway: Option<JoinHandle<Result<(), GatewayError>>>,
     /// Set by `Flow::start` for library use; the CLI does not need one.
@@ -186,15 +192,18 @@ impl RunningFlow {
         let policies: Vec<_> = (0..spec.executors.len())
             .map(|i| spec.call_policy(i))
             .collect();
+        let gateway_metrics = monitoring.as_ref().map(|m| m.metrics.clone());
         let router = gateway::router(
             flow.graph.clone(),
             &executors.topology,
             &policies,
             client_tls.as_ref(),
-            monitoring.as_ref().map(|m| m.metrics.clone()),
+            gateway_metrics.clone(),
         )?;
+        let routing = gateway::Routing::new(router);
+        let current = reload::Current::new(flow, routing.clone(), client_tls, gateway_metrics);
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
-        let serving = gateway::serve(listeners, router, settings, async move {
+        let serving = gateway::serve(listeners, routing, settings, async move {
             let _ = stop_rx.await;
         });
         Ok(RunningFlow {
@@ -217,6 +226,7 @@ impl RunningFlow {
                 .chain(executors.metrics)
                 .collect(),
             stop_metrics: Some(stop_metrics),
+            current,
             stop_gateway: Some(stop_tx),
             gateway: Some(tokio::spawn(serving)),
             client: None,

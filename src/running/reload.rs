@@ -1,0 +1,371 @@
+//! Changing a running Flow without dropping a request (`jina flow --reload`, SIGHUP,
+//! [`RunningFlow::reload`]).
+//!
+//! A reload compares the new Flow with the one running, executor by executor (by name): its
+//! entry, what its `uses` resolved to, and the bytes of the files it is made of (its YAML, its
+//! `py_modules`). Then:
+//! - an unchanged executor keeps its running copies and the gateway's connections to them;
+//! - a changed or added one gets new copies, started beside the old ones and waited for;
+//! - the gateway's router (graph and executors) is swapped whole, between requests: a request
+//!   runs to its end on the router it started on;
+//! - once the old router's last request is answered, the copies of changed and removed
+//!   executors are stopped.
+//!
+//! Nothing is stopped before its replacement serves, so no request fails or waits for a start.
+//! What a reload cannot change in place (the gateway's sockets and settings, an executor on a
+//! remote host) is refused with the reason, and the Flow keeps serving as it was.
+//!
+//! This module decides what changed and in which order things happen; starting copies is
+//! `orchestrate`'s and routing is `gateway`'s.
+
+use super::RunningFlow;
+use crate::flow::{CheckedFlow, ServedEntry};
+use crate::gateway::{self, GatewayError, Routing};
+use crate::orchestrate::{self, StartError};
+use crate::tls::ClientTls;
+use std::collections::{BTreeSet, HashMap};
+use std::hash::{Hash, Hasher};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long a reload waits for the requests in flight on the old router before it stops the
+/// copies that router used.
+const DRAIN_LIMIT: Duration = Duration::from_secs(60);
+
+/// Why a reload changed nothing (the Flow keeps serving as it was).
+#[derive(Debug, thiserror::Error)]
+pub enum ReloadError {
+    /// The gateway's settings changed: its sockets (port, protocol, host, TLS) and its limits
+    /// belong to the running gateway.
+    #[error(
+        "the gateway's settings changed (`with:` / `gateway:`: {fields}); a reload keeps the gateway as it is: restart the Flow to change them"
+    )]
+    GatewayChanged { fields: String },
+    /// An executor on a remote host changed: its copies are its daemon's.
+    #[error(
+        "executor {executor} runs on a remote host (`host:`); a reload does not change it: restart the Flow"
+    )]
+    RemoteChanged { executor: String },
+    /// The new copies did not start; the old ones still serve.
+    #[error(transparent)]
+    Start(#[from] StartError),
+    /// The gateway could not connect to the new copies.
+    #[error(transparent)]
+    Gateway(#[from] GatewayError),
+}
+
+/// What a reload did, executor by executor.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Reloaded {
+    /// Kept running as they were.
+    pub kept: Vec<String>,
+    /// Replaced by new copies.
+    pub replaced: Vec<String>,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+impl Reloaded {
+    /// Whether anything changed.
+    pub fn changed(&self) -> bool {
+        !(self.replaced.is_empty() && self.added.is_empty() && self.removed.is_empty())
+    }
+}
+
+impl std::fmt::Display for Reloaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = vec![];
+        for (what, names) in [
+            ("replaced", &self.replaced),
+            ("added", &self.added),
+            ("removed", &self.removed),
+            ("kept", &self.kept),
+        ] {
+            if !names.is_empty() {
+                parts.push(format!("{what}: {}", names.join(", ")));
+            }
+        }
+        match parts.is_empty() {
+            true => f.write_str("no executors"),
+            false => f.write_str(&parts.join("; ")),
+        }
+    }
+}
+
+/// The running Flow as a reload sees it.
+pub(crate) struct Current {
+    flow: CheckedFlow,
+    /// The content of each executor's files, by index, when its copies started.
+    fingerprints: Vec<u64>,
+    routing: Routing,
+    client_tls: Option<ClientTls>,
+    metrics: Option<Arc<crate::metrics::GatewayMetrics>>,
+}
+
+impl Current {
+    pub(crate) fn new(
+        flow: &CheckedFlow,
+        routing: Routing,
+        client_tls: Option<ClientTls>,
+        metrics: Option<Arc<crate::metrics::GatewayMetrics>>,
+    ) -> Current {
+        Current {
+            fingerprints: flow.served.iter().map(fingerprint).collect(),
+            flow: flow.clone(),
+            routing,
+            client_tls,
+            metrics,
+        }
+    }
+}
+
+/// The files a Flow is made of besides its own YAML (executor YAML, `py_modules`): what
+/// `--reload` watches.
+pub(crate) fn files_of(flow: &CheckedFlow) -> Vec<PathBuf> {
+    let files: BTreeSet<PathBuf> = flow.served.iter().flat_map(ServedEntry::files).collect();
+    files.into_iter().collect()
+}
+
+/// A digest of the bytes of an executor's files.
+fn fingerprint(served: &ServedEntry) -> u64 {
+    digest(&served.files())
+}
+
+/// A digest of these files' names and bytes (a missing file counts as such).
+fn digest(files: &[PathBuf]) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    for file in files {
+        file.hash(&mut hasher);
+        std::fs::read(file).ok().hash(&mut hasher);
+    }
+    hasher.finish()
+}
+
+/// The gateway settings that differ between two Flows, by their YAML names.
+fn gateway_changes(old: &crate::flow::GatewaySpec, new: &crate::flow::GatewaySpec) -> String {
+    let (a, b) = (old, new);
+    let differs = [
+        ("name", a.name != b.name),
+        ("protocol", a.protocols != b.protocols),
+        ("port", a.ports != b.ports),
+        ("host", a.host != b.host),
+        ("prefetch", a.prefetch != b.prefetch),
+        ("timeout_ready", a.timeout_ready != b.timeout_ready),
+        ("env", a.env != b.env),
+        ("timeout_send", a.timeout_send != b.timeout_send),
+        (
+            "max_request_bytes",
+            a.max_request_bytes != b.max_request_bytes,
+        ),
+        ("max_request_docs", a.max_request_docs != b.max_request_docs),
+        (
+            "max_in_flight_bytes",
+            a.max_in_flight_bytes != b.max_in_flight_bytes,
+        ),
+        ("cors", a.cors != b.cors),
+        ("allowed_hosts", a.allowed_hosts != b.allowed_hosts),
+        ("ssl_certfile / ssl_keyfile", a.tls != b.tls),
+        ("monitoring", a.monitoring != b.monitoring),
+        ("port_monitoring", a.port_monitoring != b.port_monitoring),
+        ("tracing", a.tracing != b.tracing),
+        ("workspace", a.workspace != b.workspace),
+    ];
+    let named: Vec<&str> = differs
+        .iter()
+        .filter(|(_, d)| *d)
+        .map(|(n, _)| *n)
+        .collect();
+    match named.is_empty() {
+        true => "settings".into(),
+        false => named.join(", "),
+    }
+}
+
+impl RunningFlow {
+    /// Changes this Flow into `flow` while it serves (see the module's doc): unchanged
+    /// executors keep their copies, changed and added ones start new copies, the router is
+    /// swapped between requests, and the copies no longer used stop once their requests are
+    /// answered. On an error nothing changed.
+    pub async fn reload(&mut self, flow: &CheckedFlow) -> Result<Reloaded, ReloadError> {
+        let old = &self.current.flow;
+        if old.spec.gateway != flow.spec.gateway {
+            return Err(ReloadError::GatewayChanged {
+                fields: gateway_changes(&old.spec.gateway, &flow.spec.gateway),
+            });
+        }
+        let old_index: HashMap<String, usize> = (0..old.spec.executors.len())
+            .map(|i| (old.spec.name_of(i), i))
+            .collect();
+        let fingerprints: Vec<u64> = flow.served.iter().map(fingerprint).collect();
+        let mut done = Reloaded::default();
+        // For each executor of the new Flow: the index of its unchanged twin, if any.
+        let mut kept: Vec<Option<usize>> = vec![];
+        let mut starting = vec![];
+        for (i, exec) in flow.spec.executors.iter().enumerate() {
+            let name = flow.spec.name_of(i);
+            let twin = old_index.get(&name).copied();
+            let unchanged = twin.filter(|&j| {
+                old.spec.executors[j] == *exec
+                    && old.served[j] == flow.served[i]
+                    && self.current.fingerprints[j] == fingerprints[i]
+            });
+            if unchanged.is_none()
+                && (exec.is_remote() || twin.is_some_and(|j| old.spec.executors[j].is_remote()))
+            {
+                return Err(ReloadError::RemoteChanged { executor: name });
+            }
+            match (unchanged, twin) {
+                (Some(_), _) => done.kept.push(name),
+                (None, Some(_)) => done.replaced.push(name),
+                (None, None) => done.added.push(name),
+            }
+            if unchanged.is_none() {
+                starting.push(i);
+            }
+            kept.push(unchanged);
+        }
+        let new_names: BTreeSet<String> = (0..flow.spec.executors.len())
+            .map(|i| flow.spec.name_of(i))
+            .collect();
+        for (name, &j) in &old_index {
+            if !new_names.contains(name) {
+                if old.spec.executors[j].is_remote() {
+                    return Err(ReloadError::RemoteChanged {
+                        executor: name.clone(),
+                    });
+                }
+                done.removed.push(name.clone());
+            }
+        }
+        done.removed.sort();
+        if !done.changed() && old.graph == flow.graph {
+            return Ok(done);
+        }
+
+        // New copies, beside the old ones: a Flow of just the executors that start.
+        let mut part = flow.clone();
+        part.spec.executors = starting
+            .iter()
+            .map(|&i| {
+                let mut exec = flow.spec.executors[i].clone();
+                exec.name = Some(flow.spec.name_of(i));
+                exec
+            })
+            .collect();
+        part.served = starting.iter().map(|&i| flow.served[i].clone()).collect();
+        let started = orchestrate::start(&part, self.current.client_tls.as_ref()).await?;
+        let before = self.current.routing.current();
+        let mut deployments = vec![];
+        let mut new_topology = started.topology.deployments.iter();
+        for (i, twin) in kept.iter().enumerate() {
+            let deployment = match twin {
+                Some(j) => before.deployment(*j),
+                None => {
+                    let addresses = new_topology.next().expect("one per started executor");
+                    gateway::connect(
+                        addresses,
+                        flow.spec.call_policy(i),
+                        self.current.client_tls.as_ref(),
+                    )?
+                }
+            };
+            deployments.push(deployment);
+        }
+        let router = gateway::Router::new(
+            flow.graph.clone(),
+            deployments,
+            self.current.metrics.clone(),
+        );
+        drop(before);
+        let old_router = self.current.routing.swap(Arc::new(router));
+        drain(old_router).await;
+
+        // The copies no longer routed to stop; the new ones are this Flow's from now on.
+        let stopping: BTreeSet<String> =
+            done.replaced.iter().chain(&done.removed).cloned().collect();
+        let stops = |executor: &str| stopping.contains(executor);
+        self.processes.stop_where(stops).await;
+        self.in_process.stop_where(stops).await;
+        self.metrics
+            .retain(|(who, _)| !stopping.iter().any(|s| who.starts_with(&format!("{s}/"))));
+        self.metrics.extend(started.metrics);
+        self.processes.adopt(started.processes);
+        self.in_process.adopt(started.in_process);
+        self.containers |= started.containers;
+        self.current.flow = flow.clone();
+        self.current.fingerprints = fingerprints;
+        Ok(done)
+    }
+
+    /// The process ids of an executor's copies on this machine (for tests and tools).
+    pub fn pids_of(&self, executor: &str) -> Vec<i32> {
+        self.processes.pids_of(executor)
+    }
+}
+
+/// Waits until no request runs on `router` any more (each holds it to its end), or until
+/// [`DRAIN_LIMIT`].
+async fn drain(router: Arc<gateway::Router>) {
+    let since = Instant::now();
+    while Arc::strong_count(&router) > 1 {
+        if since.elapsed() > DRAIN_LIMIT {
+            tracing::warn!(
+                "reload: requests still in flight after {DRAIN_LIMIT:?}; stopping the old copies anyway"
+            );
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The files of a Flow, watched by polling their bytes (`--reload`): a plain poll works on
+/// every filesystem, container mount and editor's way of saving.
+pub struct FileWatch {
+    files: Vec<PathBuf>,
+    digest: u64,
+}
+
+/// How often [`FileWatch`] reads the files.
+const POLL: Duration = Duration::from_millis(300);
+
+impl FileWatch {
+    /// Watches `flow_yaml` and the files `flow` is made of.
+    pub fn new(flow_yaml: &std::path::Path, flow: &CheckedFlow) -> FileWatch {
+        let mut watch = FileWatch {
+            files: vec![],
+            digest: 0,
+        };
+        watch.watch(flow_yaml, flow);
+        watch
+    }
+
+    /// Watches these files from now on (after a reload, whose Flow may use others).
+    pub fn watch(&mut self, flow_yaml: &std::path::Path, flow: &CheckedFlow) {
+        self.files = std::iter::once(flow_yaml.to_path_buf())
+            .chain(files_of(flow))
+            .collect();
+        self.digest = self.read();
+    }
+
+    fn read(&self) -> u64 {
+        digest(&self.files)
+    }
+
+    /// Resolves once a file changed (and has stayed unchanged for one poll, so a save that
+    /// writes in several steps is read whole).
+    pub async fn changed(&mut self) {
+        loop {
+            tokio::time::sleep(POLL).await;
+            let now = self.read();
+            if now == self.digest {
+                continue;
+            }
+            tokio::time::sleep(POLL).await;
+            if self.read() == now {
+                self.digest = now;
+                return;
+            }
+        }
+    }
+}

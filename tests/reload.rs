@@ -1,0 +1,359 @@
+//! `jina flow --reload`: the Flow YAML and a Python executor's file change five ways while our
+//! client streams requests through the Flow; none fails, none is lost, each change is seen in
+//! the answers right after the Flow says it reloaded, and the executors a change did not touch
+//! keep their processes.
+
+mod common;
+
+use common::*;
+use futures::StreamExt;
+use jina::client::{Client, Inputs, PostOptions};
+use jina::flow::Protocol;
+use serde_json::Value;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A Python executor as Jina users write them: tags each document with its `label` (from
+/// `uses_with`), the file's `version` and its process id.
+fn tagger(version: u32) -> String {
+    format!(
+        r#"import os
+from jina import Executor, requests
+
+
+class Tagger(Executor):
+    def __init__(self, label='none', **kwargs):
+        super().__init__(**kwargs)
+        self.label = label
+
+    @requests
+    def tag(self, docs, **kwargs):
+        for d in docs:
+            d.tags['label'] = self.label
+            d.tags['version'] = {version}
+            d.tags['tagger_pid'] = os.getpid()
+"#
+    )
+}
+
+/// The Flow: the tagger, then `visit` (each copy adds a match naming itself, with its pid),
+/// then what `more` adds.
+fn flow_yaml(label: &str, replicas: u32, more: &str) -> String {
+    format!(
+        "jtype: Flow\nwith:\n  protocol: grpc\nexecutors:\n\
+         \x20 - name: tag\n    uses: Tagger\n    py_modules: [tagger.py]\n    python_runtime: jina-rs\n    uses_with:\n      label: {label}\n\
+         \x20 - name: visit\n    uses: Visit\n    replicas: {replicas}\n{more}"
+    )
+}
+
+const EXTRA: &str = "  - name: extra\n    uses: Visit\n";
+
+/// What one answer showed.
+#[derive(Clone, Debug)]
+struct Seen {
+    label: String,
+    version: i64,
+    tagger_pid: i64,
+    /// The copies that added a match, by their text (`visit/rep-0`, `extra`), with their pid.
+    visits: Vec<(String, i64)>,
+}
+
+fn seen(doc: &jina::Document) -> Seen {
+    let tag = |k: &str| doc.tags.get(k).cloned().unwrap_or(Value::Null);
+    Seen {
+        label: tag("label").as_str().unwrap_or("").to_string(),
+        version: tag("version").as_f64().unwrap_or(-1.0) as i64,
+        tagger_pid: tag("tagger_pid").as_f64().unwrap_or(-1.0) as i64,
+        visits: doc
+            .matches
+            .iter()
+            .map(|m| {
+                let pid = m.tags.get("pid").and_then(Value::as_f64).unwrap_or(-1.0) as i64;
+                (m.text.clone().unwrap_or_default(), pid)
+            })
+            .collect(),
+    }
+}
+
+/// Our client streaming one document per request until told to stop: every answer, in the
+/// order it came, and every failure.
+struct Stream {
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+    answers: Arc<Mutex<Vec<(u64, Seen)>>>,
+    failures: Arc<Mutex<Vec<String>>>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl Stream {
+    fn start(port: u16) -> Stream {
+        let stop = Arc::new(AtomicBool::new(false));
+        let sent = Arc::new(AtomicU64::new(0));
+        let answers = Arc::new(Mutex::new(vec![]));
+        let failures = Arc::new(Mutex::new(vec![]));
+        let (s, n, a, f) = (
+            stop.clone(),
+            sent.clone(),
+            answers.clone(),
+            failures.clone(),
+        );
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let client = Client::connect(Protocol::Grpc, "127.0.0.1", port)
+                    .await
+                    .expect("connect");
+                let docs = std::iter::from_fn(move || {
+                    if s.load(Ordering::SeqCst) {
+                        return None;
+                    }
+                    // About 300 requests a second: a steady stream, not a flood.
+                    std::thread::sleep(Duration::from_millis(3));
+                    let i = n.fetch_add(1, Ordering::SeqCst);
+                    Some(doc_with_id("x", &i.to_string()))
+                });
+                let options = PostOptions {
+                    request_size: 1,
+                    prefetch: 8,
+                    ..Default::default()
+                };
+                let mut answers = Client::post_stream(&client, "/", Inputs::iter(docs), &options);
+                while let Some(answer) = answers.next().await {
+                    let problem = match answer {
+                        Ok(r) if jina::request::is_error(&r.proto) => {
+                            Some(format!("error answer: {:?}", r.proto.header))
+                        }
+                        Ok(r) => match r.docs() {
+                            Ok(docs) if docs.len() == 1 => {
+                                let id = docs[0].id.parse::<u64>().expect("our id");
+                                a.lock().unwrap().push((id, seen(&docs[0])));
+                                None
+                            }
+                            other => Some(format!("answer without its document: {other:?}")),
+                        },
+                        Err(e) => Some(format!("client error: {e}")),
+                    };
+                    if let Some(p) = problem {
+                        f.lock().unwrap().push(p);
+                    }
+                }
+            });
+        });
+        Stream {
+            stop,
+            sent,
+            answers,
+            failures,
+            thread,
+        }
+    }
+
+    fn answered(&self) -> usize {
+        self.answers.lock().unwrap().len()
+    }
+
+    fn last(&self) -> Seen {
+        self.answers
+            .lock()
+            .unwrap()
+            .last()
+            .expect("an answer")
+            .1
+            .clone()
+    }
+
+    /// The answers to requests sent after this moment.
+    fn after(&self, sent_before: u64) -> Vec<Seen> {
+        self.answers
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(id, _)| *id >= sent_before)
+            .map(|(_, s)| s.clone())
+            .collect()
+    }
+}
+
+/// Applies one change, waits for the Flow to say it reloaded, and returns the answers to 60
+/// requests sent after that.
+fn change(
+    flow: &mut Proc,
+    stream: &Stream,
+    reloads: &mut usize,
+    what: &str,
+    apply: impl FnOnce(),
+) -> Vec<Seen> {
+    apply();
+    *reloads += 1;
+    let expected = *reloads;
+    let said = eventually(Duration::from_secs(120), || {
+        flow.output().matches("reloaded ").count() >= expected
+    });
+    assert!(said, "{what}: the Flow did not reload:\n{}", flow.output());
+    let from = stream.sent.load(Ordering::SeqCst);
+    let answered = stream.answered();
+    assert!(
+        eventually(Duration::from_secs(30), || stream.after(from).len() >= 60),
+        "{what}: requests stopped being answered after the reload ({} answered before):\n{}",
+        answered,
+        flow.output()
+    );
+    let failures = stream.failures.lock().unwrap().clone();
+    assert!(
+        failures.is_empty(),
+        "{what}: {failures:?}\n{}",
+        flow.output()
+    );
+    stream.after(from)
+}
+
+fn visit_pids(answers: &[Seen], copy: &str) -> std::collections::BTreeSet<i64> {
+    answers
+        .iter()
+        .flat_map(|s| s.visits.iter())
+        .filter(|(text, _)| text.starts_with(copy))
+        .map(|(_, pid)| *pid)
+        .collect()
+}
+
+#[test]
+fn a_flow_changed_five_ways_while_requests_stream_drops_none() {
+    let files = Files::new();
+    files.write("tagger.py", &tagger(1));
+    let yaml = files.write("flow.yml", &flow_yaml("one", 1, ""));
+    let python = host_python();
+    let mut flow = Proc::start_in(
+        &["flow", "--uses", yaml.to_str().unwrap(), "--reload"],
+        Some(files.dir.path()),
+        &[("JINA_PYTHON", python.as_os_str())],
+    );
+    let ports = flow.wait_for_gateway(Duration::from_secs(120));
+    let stream = Stream::start(ports["GRPC"]);
+    assert!(
+        eventually(Duration::from_secs(30), || stream.answered() >= 50),
+        "no answers: {}",
+        flow.output()
+    );
+    let first = stream.last();
+    assert_eq!((first.label.as_str(), first.version), ("one", 1));
+    let tagger_pid = first.tagger_pid;
+    let visit_pid = first.visits[0].1;
+    let mut reloads = 0;
+
+    // 1. The tagger's `uses_with`: new tagger copy, same `visit` copy.
+    let after = change(&mut flow, &stream, &mut reloads, "uses_with", || {
+        files.write("flow.yml", &flow_yaml("two", 1, ""));
+    });
+    assert!(after.iter().all(|s| s.label == "two"), "{after:?}");
+    assert!(after.iter().all(|s| s.tagger_pid != tagger_pid));
+    assert_eq!(visit_pids(&after, "visit"), [visit_pid].into());
+    let tagger_pid = after[0].tagger_pid;
+
+    // 2. `visit` 1 → 2 replicas: both answer; the tagger keeps its process.
+    let after = change(&mut flow, &stream, &mut reloads, "replicas 1 → 2", || {
+        files.write("flow.yml", &flow_yaml("two", 2, ""));
+    });
+    let copies: std::collections::BTreeSet<String> = after
+        .iter()
+        .flat_map(|s| s.visits.iter().map(|(t, _)| t.clone()))
+        .collect();
+    assert_eq!(
+        copies,
+        ["visit/rep-0".to_string(), "visit/rep-1".into()].into(),
+        "{after:?}"
+    );
+    assert!(after.iter().all(|s| s.tagger_pid == tagger_pid));
+
+    // 3. Back to 1 replica.
+    let after = change(&mut flow, &stream, &mut reloads, "replicas 2 → 1", || {
+        files.write("flow.yml", &flow_yaml("two", 1, ""));
+    });
+    assert_eq!(visit_pids(&after, "visit").len(), 1, "{after:?}");
+    assert!(after.iter().all(|s| s.tagger_pid == tagger_pid));
+    let visit_pid = *visit_pids(&after, "visit").iter().next().unwrap();
+
+    // 4. One more executor in the chain.
+    let after = change(&mut flow, &stream, &mut reloads, "executor added", || {
+        files.write("flow.yml", &flow_yaml("two", 1, EXTRA));
+    });
+    assert!(
+        after
+            .iter()
+            .all(|s| s.visits.len() == 2 && s.visits[1].0 == "extra"),
+        "{after:?}"
+    );
+    assert_eq!(visit_pids(&after, "visit"), [visit_pid].into());
+    assert!(after.iter().all(|s| s.tagger_pid == tagger_pid));
+
+    // 5. And removed again.
+    let after = change(&mut flow, &stream, &mut reloads, "executor removed", || {
+        files.write("flow.yml", &flow_yaml("two", 1, ""));
+    });
+    assert!(after.iter().all(|s| s.visits.len() == 1), "{after:?}");
+    assert_eq!(visit_pids(&after, "visit"), [visit_pid].into());
+    assert!(after.iter().all(|s| s.tagger_pid == tagger_pid));
+
+    // 6. The Python executor's file is edited.
+    let after = change(
+        &mut flow,
+        &stream,
+        &mut reloads,
+        "Python file edited",
+        || {
+            files.write("tagger.py", &tagger(2));
+        },
+    );
+    assert!(
+        after.iter().all(|s| s.version == 2 && s.label == "two"),
+        "{after:?}"
+    );
+    assert!(after.iter().all(|s| s.tagger_pid != tagger_pid));
+    assert_eq!(visit_pids(&after, "visit"), [visit_pid].into());
+
+    // A broken edit keeps the last good Flow serving and says what is wrong, once.
+    files.write(
+        "flow.yml",
+        "jtype: Flow\nexecutors:\n  - name: tag\n    uses: [not, a, uses]\n",
+    );
+    assert!(
+        eventually(Duration::from_secs(30), || flow
+            .output()
+            .contains("the Flow keeps running as it was")),
+        "{}",
+        flow.output()
+    );
+    let from = stream.sent.load(Ordering::SeqCst);
+    assert!(eventually(Duration::from_secs(30), || stream
+        .after(from)
+        .len()
+        >= 30));
+    assert!(stream.after(from).iter().all(|s| s.version == 2));
+
+    stream.stop.store(true, Ordering::SeqCst);
+    stream.thread.join().unwrap();
+    let failures = stream.failures.lock().unwrap().clone();
+    assert!(failures.is_empty(), "{failures:?}");
+    // Not one lost: every request sent has exactly one answer.
+    let mut ids: Vec<u64> = stream
+        .answers
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|(id, _)| *id)
+        .collect();
+    ids.sort();
+    let sent = stream.sent.load(Ordering::SeqCst);
+    assert_eq!(
+        ids,
+        (0..sent).collect::<Vec<_>>(),
+        "answers missing or repeated"
+    );
+    eprintln!("{sent} requests, every one answered, across {reloads} reloads");
+    flow.signal(libc::SIGINT);
+    assert!(flow.wait_exit(Duration::from_secs(30)).is_some());
+}
