@@ -23,7 +23,9 @@ B10 idle executor copies: a Flow of one executor with 16 replicas, idle after a 
    each copy's RSS, PSS and private memory (/proc/PID/smaps_rollup).
 B11 Python executors (bench/python_executors.py): a no-op and a text-touching executor written
    for Jina, under Python Jina's Flow, our Flow with Python Jina's runtime, and our Flow with our
-   host: docs/s at 100 docs per request, p50 of a 1-doc request, time to ready, RSS per copy."""
+   host: docs/s at 100 docs per request, p50 of a 1-doc request, time to ready, RSS per copy.
+B12 a Flow changed while it serves (bench/flow_reload.py): p50/p99 and docs/s while an executor
+   is replaced again and again, next to steady state."""
 import datetime
 import json
 import os
@@ -32,6 +34,7 @@ import subprocess
 import sys
 import time
 
+import flow_reload
 import python_executors
 from benchlib import ROOT, children, cpu_seconds, driver, free_port, listener, memory_mb, stop_group, tree_cpu_seconds, tree_rss_mb, write_section
 
@@ -315,6 +318,7 @@ def main():
     cli = measure_cli(workdir)
     observed = measure_observability(workdir)
     hosted = python_executors.measure(workdir, os.path.join(ROOT, 'target/bench-host-venv/bin/python'))
+    reloading = flow_reload.measure(workdir)
     python = measure('python', workdir)
     python.update(measure_big('python', workdir))
     rows = [
@@ -378,8 +382,10 @@ def main():
     b11 = python_executors.table(hosted)
     print(b11)
     b11_note = python_executors.NOTE
+    b12 = flow_reload.table(reloading)
+    print(b12)
 
-    write_section('## Flow benchmark against Python Jina', f'— `bench/run`\n\n{header}\n\n{table}\n\n{floor_note}\n\n{big}\n\n{big_note}\n\n{cli_rows}\n\n{cli_note}\n\n{idle_note}\n\n{observability}\n\n{observability_note}\n\n{b11}\n\n{b11_note}\n')
+    write_section('## Flow benchmark against Python Jina', f'— `bench/run`\n\n{header}\n\n{table}\n\n{floor_note}\n\n{big}\n\n{big_note}\n\n{cli_rows}\n\n{cli_note}\n\n{idle_note}\n\n{observability}\n\n{observability_note}\n\n{b11}\n\n{b11_note}\n\n{b12}\n\n{flow_reload.NOTE}\n')
 
 if __name__ == '__main__':
     main()

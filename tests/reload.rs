@@ -87,7 +87,8 @@ struct Stream {
 }
 
 impl Stream {
-    fn start(port: u16) -> Stream {
+    /// Streams to endpoint `on`.
+    fn start(port: u16, on: &'static str) -> Stream {
         let stop = Arc::new(AtomicBool::new(false));
         let sent = Arc::new(AtomicU64::new(0));
         let answers = Arc::new(Mutex::new(vec![]));
@@ -122,7 +123,7 @@ impl Stream {
                     prefetch: 8,
                     ..Default::default()
                 };
-                let mut answers = Client::post_stream(&client, "/", Inputs::iter(docs), &options);
+                let mut answers = Client::post_stream(&client, on, Inputs::iter(docs), &options);
                 while let Some(answer) = answers.next().await {
                     let problem = match answer {
                         Ok(r) if jina::request::is_error(&r.proto) => {
@@ -176,6 +177,32 @@ impl Stream {
             .filter(|(id, _)| *id >= sent_before)
             .map(|(_, s)| s.clone())
             .collect()
+    }
+}
+
+impl Stream {
+    /// Stops the stream and checks its record: no failure, and exactly one answer to every
+    /// request sent. Returns how many were sent.
+    fn finish(self) -> u64 {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.join().unwrap();
+        let failures = self.failures.lock().unwrap().clone();
+        assert!(failures.is_empty(), "{failures:?}");
+        let mut ids: Vec<u64> = self
+            .answers
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(id, _)| *id)
+            .collect();
+        ids.sort();
+        let sent = self.sent.load(Ordering::SeqCst);
+        assert_eq!(
+            ids,
+            (0..sent).collect::<Vec<_>>(),
+            "answers missing or repeated"
+        );
+        sent
     }
 }
 
@@ -233,7 +260,7 @@ fn a_flow_changed_five_ways_while_requests_stream_drops_none() {
         &[("JINA_PYTHON", python.as_os_str())],
     );
     let ports = flow.wait_for_gateway(Duration::from_secs(120));
-    let stream = Stream::start(ports["GRPC"]);
+    let stream = Stream::start(ports["GRPC"], "/");
     assert!(
         eventually(Duration::from_secs(30), || stream.answered() >= 50),
         "no answers: {}",
@@ -334,26 +361,74 @@ fn a_flow_changed_five_ways_while_requests_stream_drops_none() {
         >= 30));
     assert!(stream.after(from).iter().all(|s| s.version == 2));
 
-    stream.stop.store(true, Ordering::SeqCst);
-    stream.thread.join().unwrap();
-    let failures = stream.failures.lock().unwrap().clone();
-    assert!(failures.is_empty(), "{failures:?}");
-    // Not one lost: every request sent has exactly one answer.
-    let mut ids: Vec<u64> = stream
-        .answers
-        .lock()
-        .unwrap()
-        .iter()
-        .map(|(id, _)| *id)
-        .collect();
-    ids.sort();
-    let sent = stream.sent.load(Ordering::SeqCst);
-    assert_eq!(
-        ids,
-        (0..sent).collect::<Vec<_>>(),
-        "answers missing or repeated"
-    );
+    let sent = stream.finish();
     eprintln!("{sent} requests, every one answered, across {reloads} reloads");
+    flow.signal(libc::SIGINT);
+    assert!(flow.wait_exit(Duration::from_secs(30)).is_some());
+}
+
+#[test]
+fn an_indexer_hands_its_workspace_over_while_its_requests_wait() {
+    let files = Files::new();
+    let yaml = |top_k: u32| {
+        format!(
+            "jtype: Flow\nwith:\n  protocol: grpc\nexecutors:\n  - {{name: enc, uses: NgramEncoder, uses_with: {{dim: 32}}}}\n  - {{name: index, uses: VectorIndexer, workspace: ws, uses_with: {{top_k: {top_k}}}}}\n"
+        )
+    };
+    let path = files.write("flow.yml", &yaml(3));
+    let mut flow = Proc::start_in(
+        &["flow", "--uses", path.to_str().unwrap(), "--reload"],
+        Some(files.dir.path()),
+        &[],
+    );
+    let port = flow.wait_for_gateway(Duration::from_secs(60))["GRPC"];
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let client = Client::connect(Protocol::Grpc, "127.0.0.1", port)
+            .await
+            .unwrap();
+        let docs: Vec<jina::Document> = (0..40)
+            .map(|i| {
+                doc_with_id(
+                    &format!("document number {i} about topic {}", i % 7),
+                    &format!("d{i}"),
+                )
+            })
+            .collect();
+        client
+            .post("/index", docs, PostOptions::default())
+            .await
+            .expect("index");
+    });
+    let stream = Stream::start(port, "/search");
+    assert!(eventually(Duration::from_secs(30), || stream.answered() >= 30));
+    assert_eq!(stream.last().visits.len(), 3, "top_k 3 before");
+
+    files.write("flow.yml", &yaml(5));
+    assert!(
+        eventually(Duration::from_secs(60), || flow
+            .output()
+            .contains("reloaded ")),
+        "{}",
+        flow.output()
+    );
+    let from = stream.sent.load(Ordering::SeqCst);
+    assert!(eventually(Duration::from_secs(30), || stream
+        .after(from)
+        .len()
+        >= 30));
+    // The new copy opened the old one's database: what was indexed before is found, 5 at a time.
+    assert!(
+        stream.after(from).iter().all(|s| s.visits.len() == 5),
+        "{:?}",
+        stream.after(from)
+    );
+    assert!(
+        flow.output().contains("replaced: index; kept: enc"),
+        "{}",
+        flow.output()
+    );
+    stream.finish();
     flow.signal(libc::SIGINT);
     assert!(flow.wait_exit(Duration::from_secs(30)).is_some());
 }

@@ -129,10 +129,11 @@ impl JinaRpc for GrpcGateway {
                 })
             })
             .map(move |(r, room)| {
-                // Each request of a long stream goes through the router of its moment.
-                let router = routing.current();
+                let routing = routing.clone();
                 let metadata = metadata.clone();
                 tokio::spawn(async move {
+                    // Each request of a long stream goes through the router of its moment.
+                    let router = routing.current().await;
                     let adopt = |span: &tracing::Span| {
                         crate::telemetry::adopt_from_metadata(span, &metadata)
                     };
@@ -169,7 +170,7 @@ impl JinaSingleDataRequestRpc for GrpcGateway {
         let req = req.into_inner();
         let _room = self.admit(&req, arrived).await?;
         Ok(Response::new(
-            self.routing.current().route_with(req, adopt).await,
+            self.routing.current().await.route_with(req, adopt).await,
         ))
     }
 }
@@ -190,7 +191,7 @@ impl JinaSingleDocumentRequestRpc for GrpcGateway {
         let adopt = |span: &tracing::Span| crate::telemetry::adopt_from_metadata(span, &metadata);
         let req = req.into_inner();
         let header = req.header.clone().unwrap_or_default();
-        let replies = match self.routing.current().stream_doc(req, adopt).await {
+        let replies = match self.routing.current().await.stream_doc(req, adopt).await {
             Ok(replies) => replies,
             Err(e) => {
                 let status = crate::request::error_status("ValueError", &e.to_string(), "gateway");
@@ -211,14 +212,16 @@ impl JinaSingleDocumentRequestRpc for GrpcGateway {
 #[tonic::async_trait]
 impl JinaGatewayDryRunRpc for GrpcGateway {
     async fn dry_run(&self, _: Request<()>) -> Result<Response<StatusProto>, Status> {
-        Ok(Response::new(self.routing.current().dry_run().await))
+        Ok(Response::new(self.routing.current().await.dry_run().await))
     }
 }
 
 #[tonic::async_trait]
 impl JinaDiscoverEndpointsRpc for GrpcGateway {
     async fn endpoint_discovery(&self, _: Request<()>) -> Result<Response<EndpointsProto>, Status> {
-        Ok(Response::new(self.routing.current().endpoints().await))
+        Ok(Response::new(
+            self.routing.current().await.endpoints().await,
+        ))
     }
 }
 

@@ -52,7 +52,7 @@ struct AppState {
 
 /// The REST + WebSocket application.
 pub(super) async fn app(routing: Routing, settings: &super::Settings) -> axum::Router {
-    let discovered = routing.current().endpoints().await;
+    let discovered = routing.peek().endpoints().await;
     let schemas = discovered
         .schemas
         .as_ref()
@@ -381,7 +381,7 @@ async fn stream_endpoint(
     let req = crate::request::new_single_document_request(&endpoint, &doc, &Default::default());
     drop((body, room));
     let adopt = |span: &tracing::Span| crate::telemetry::adopt_from_headers(span, &parts.headers);
-    let replies = match s.routing.current().stream_doc(req, adopt).await {
+    let replies = match s.routing.current().await.stream_doc(req, adopt).await {
         Ok(r) => r,
         Err(e) => return error_response(StatusCode::NOT_FOUND, e.to_string()),
     };
@@ -451,6 +451,7 @@ async fn streaming_socket(socket: WebSocket, s: AppState, endpoint: String) {
         let req = crate::request::new_single_document_request(&endpoint, &doc, &parameters);
         s.routing
             .current()
+            .await
             .stream_doc(req, |_| {})
             .await
             .map_err(|e| e.to_string())
@@ -542,7 +543,7 @@ async fn answer(
                 return not_served(s, target);
             }
             let adopt = |span: &tracing::Span| crate::telemetry::adopt_from_headers(span, headers);
-            let answer = s.routing.current().route_with(req, adopt).await;
+            let answer = s.routing.current().await.route_with(req, adopt).await;
             if let Some(failed) = failure_response(&answer, endpoint.is_some()) {
                 return failed;
             }
@@ -619,7 +620,7 @@ async fn dry_run(State(s): State<AppState>, req: axum::extract::Request) -> Resp
                     if matches!(frame, Message::Close(_)) {
                         break;
                     }
-                    let status = s.routing.current().dry_run().await.encode_to_vec();
+                    let status = s.routing.current().await.dry_run().await.encode_to_vec();
                     if socket.send(Message::Binary(status.into())).await.is_err() {
                         break;
                     }
@@ -627,7 +628,7 @@ async fn dry_run(State(s): State<AppState>, req: axum::extract::Request) -> Resp
             })
             .into_response();
     }
-    let status = s.routing.current().dry_run().await;
+    let status = s.routing.current().await.dry_run().await;
     let mut body = request_json::status_json(Some(&status));
     body["code"] = status.code.into();
     Json(body).into_response()
@@ -697,8 +698,9 @@ async fn websocket(socket: WebSocket, s: AppState) {
             })
         })
         .map(move |(room, message)| {
-            let router = routing.current();
+            let routing = routing.clone();
             tokio::spawn(async move {
+                let router = routing.current().await;
                 let reply = answer_frame(&router, message, limits).await;
                 drop(room);
                 reply

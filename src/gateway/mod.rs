@@ -196,9 +196,10 @@ pub(crate) async fn serve(
     let mut swaps = routing.subscribe();
     let watch = tokio::spawn(async move {
         loop {
-            let router = swaps.borrow_and_update().clone();
+            // Its copies' health only: holding the router would keep a reload waiting for it.
+            let liveness = swaps.borrow_and_update().liveness();
             let serving_tx = serving_tx.clone();
-            let up_changes = crate::health::all_up_changes(router.liveness(), move |up| {
+            let up_changes = crate::health::all_up_changes(liveness, move |up| {
                 serving_tx.send_replace(up);
             });
             tokio::select! {

@@ -39,28 +39,55 @@ pub(crate) struct Router {
 /// The router requests go through now. A reload swaps it whole, between requests: each
 /// request takes the router of its moment and keeps it to its end, so a request never sees
 /// half of one graph and half of another, and the old router is dropped (its executors'
-/// connections closed) once its last request is answered.
+/// connections closed) once its last request is answered. A reload that must close an
+/// executor before its replacement opens pauses it: requests arriving meanwhile wait here.
 #[derive(Clone)]
-pub(crate) struct Routing(Arc<tokio::sync::watch::Sender<Arc<Router>>>);
+pub(crate) struct Routing(Arc<RoutingState>);
+
+struct RoutingState {
+    router: tokio::sync::watch::Sender<Arc<Router>>,
+    paused: tokio::sync::watch::Sender<bool>,
+}
 
 impl Routing {
     pub(crate) fn new(router: Arc<Router>) -> Routing {
-        Routing(Arc::new(tokio::sync::watch::channel(router).0))
+        Routing(Arc::new(RoutingState {
+            router: tokio::sync::watch::channel(router).0,
+            paused: tokio::sync::watch::channel(false).0,
+        }))
     }
 
-    /// The router for a request arriving now.
-    pub(crate) fn current(&self) -> Arc<Router> {
-        self.0.borrow().clone()
+    /// The router for a request arriving now (once a pause is over).
+    pub(crate) async fn current(&self) -> Arc<Router> {
+        if *self.0.paused.borrow() {
+            let mut paused = self.0.paused.subscribe();
+            let _ = paused.wait_for(|p| !*p).await;
+        }
+        self.peek()
+    }
+
+    /// The router in use, paused or not.
+    pub(crate) fn peek(&self) -> Arc<Router> {
+        self.0.router.borrow().clone()
     }
 
     /// Puts `router` in use for every request from now on; returns the one it replaces.
     pub(crate) fn swap(&self, router: Arc<Router>) -> Arc<Router> {
-        self.0.send_replace(router)
+        self.0.router.send_replace(router)
+    }
+
+    /// Holds every request arriving from now on, until [`Routing::resume`].
+    pub(crate) fn pause(&self) {
+        self.0.paused.send_replace(true);
+    }
+
+    pub(crate) fn resume(&self) {
+        self.0.paused.send_replace(false);
     }
 
     /// Wakes on each swap.
     pub(crate) fn subscribe(&self) -> tokio::sync::watch::Receiver<Arc<Router>> {
-        self.0.subscribe()
+        self.0.router.subscribe()
     }
 }
 

@@ -182,48 +182,57 @@ fn gateway_changes(old: &crate::flow::GatewaySpec, new: &crate::flow::GatewaySpe
     }
 }
 
-impl RunningFlow {
-    /// Changes this Flow into `flow` while it serves (see the module's doc): unchanged
-    /// executors keep their copies, changed and added ones start new copies, the router is
-    /// swapped between requests, and the copies no longer used stop once their requests are
-    /// answered. On an error nothing changed.
-    pub async fn reload(&mut self, flow: &CheckedFlow) -> Result<Reloaded, ReloadError> {
-        let old = &self.current.flow;
-        if old.spec.gateway != flow.spec.gateway {
-            return Err(ReloadError::GatewayChanged {
-                fields: gateway_changes(&old.spec.gateway, &flow.spec.gateway),
-            });
-        }
+/// What a reload changes, executor by executor, before anything is touched.
+struct Plan {
+    done: Reloaded,
+    /// For each executor of the new Flow: the index of its unchanged twin in the old one.
+    kept: Vec<Option<usize>>,
+    /// The executors of the new Flow that start new copies, by index.
+    starting: Vec<usize>,
+    fingerprints: Vec<u64>,
+}
+
+impl Plan {
+    /// Compares `flow` with `old` (whose files had `fingerprints`); the executors `restart`
+    /// names count as changed.
+    fn new(
+        old: &CheckedFlow,
+        fingerprints: &[u64],
+        flow: &CheckedFlow,
+        restart: &BTreeSet<String>,
+    ) -> Result<Plan, ReloadError> {
         let old_index: HashMap<String, usize> = (0..old.spec.executors.len())
             .map(|i| (old.spec.name_of(i), i))
             .collect();
-        let fingerprints: Vec<u64> = flow.served.iter().map(fingerprint).collect();
-        let mut done = Reloaded::default();
-        // For each executor of the new Flow: the index of its unchanged twin, if any.
-        let mut kept: Vec<Option<usize>> = vec![];
-        let mut starting = vec![];
+        let mut plan = Plan {
+            done: Reloaded::default(),
+            kept: vec![],
+            starting: vec![],
+            fingerprints: flow.served.iter().map(fingerprint).collect(),
+        };
         for (i, exec) in flow.spec.executors.iter().enumerate() {
             let name = flow.spec.name_of(i);
             let twin = old_index.get(&name).copied();
             let unchanged = twin.filter(|&j| {
                 old.spec.executors[j] == *exec
                     && old.served[j] == flow.served[i]
-                    && self.current.fingerprints[j] == fingerprints[i]
+                    && fingerprints[j] == plan.fingerprints[i]
+                    && !restart.contains(&name)
             });
-            if unchanged.is_none()
-                && (exec.is_remote() || twin.is_some_and(|j| old.spec.executors[j].is_remote()))
-            {
+            let remote =
+                exec.is_remote() || twin.is_some_and(|j| old.spec.executors[j].is_remote());
+            if unchanged.is_none() && remote {
                 return Err(ReloadError::RemoteChanged { executor: name });
             }
             match (unchanged, twin) {
-                (Some(_), _) => done.kept.push(name),
-                (None, Some(_)) => done.replaced.push(name),
-                (None, None) => done.added.push(name),
+                (Some(_), _) => plan.done.kept.push(name),
+                (None, Some(_)) => plan.done.replaced.push(name),
+                (None, None) => plan.done.added.push(name),
             }
             if unchanged.is_none() {
-                starting.push(i);
+                plan.starting.push(i);
             }
-            kept.push(unchanged);
+            plan.kept.push(unchanged);
         }
         let new_names: BTreeSet<String> = (0..flow.spec.executors.len())
             .map(|i| flow.spec.name_of(i))
@@ -235,17 +244,18 @@ impl RunningFlow {
                         executor: name.clone(),
                     });
                 }
-                done.removed.push(name.clone());
+                plan.done.removed.push(name.clone());
             }
         }
-        done.removed.sort();
-        if !done.changed() && old.graph == flow.graph {
-            return Ok(done);
-        }
+        plan.done.removed.sort();
+        Ok(plan)
+    }
 
-        // New copies, beside the old ones: a Flow of just the executors that start.
+    /// A Flow of just the executors that start (their names kept).
+    fn part(&self, flow: &CheckedFlow) -> CheckedFlow {
         let mut part = flow.clone();
-        part.spec.executors = starting
+        part.spec.executors = self
+            .starting
             .iter()
             .map(|&i| {
                 let mut exec = flow.spec.executors[i].clone();
@@ -253,49 +263,158 @@ impl RunningFlow {
                 exec
             })
             .collect();
-        part.served = starting.iter().map(|&i| flow.served[i].clone()).collect();
-        let started = orchestrate::start(&part, self.current.client_tls.as_ref()).await?;
-        let before = self.current.routing.current();
+        part.served = self
+            .starting
+            .iter()
+            .map(|&i| flow.served[i].clone())
+            .collect();
+        part
+    }
+
+    /// The new router: `before`'s connections to the executors kept, new ones to those
+    /// `started`.
+    fn router(
+        &self,
+        flow: &CheckedFlow,
+        before: &gateway::Router,
+        started: &crate::topology::Topology,
+        current: &Current,
+    ) -> Result<Arc<gateway::Router>, GatewayError> {
+        let mut new_addresses = started.deployments.iter();
         let mut deployments = vec![];
-        let mut new_topology = started.topology.deployments.iter();
-        for (i, twin) in kept.iter().enumerate() {
-            let deployment = match twin {
+        for (i, twin) in self.kept.iter().enumerate() {
+            deployments.push(match twin {
                 Some(j) => before.deployment(*j),
-                None => {
-                    let addresses = new_topology.next().expect("one per started executor");
-                    gateway::connect(
-                        addresses,
-                        flow.spec.call_policy(i),
-                        self.current.client_tls.as_ref(),
-                    )?
-                }
-            };
-            deployments.push(deployment);
+                None => gateway::connect(
+                    new_addresses.next().expect("one per started executor"),
+                    flow.spec.call_policy(i),
+                    current.client_tls.as_ref(),
+                )?,
+            });
         }
-        let router = gateway::Router::new(
+        Ok(Arc::new(gateway::Router::new(
             flow.graph.clone(),
             deployments,
-            self.current.metrics.clone(),
-        );
-        drop(before);
-        let old_router = self.current.routing.swap(Arc::new(router));
-        drain(old_router).await;
+            current.metrics.clone(),
+        )))
+    }
+}
 
-        // The copies no longer routed to stop; the new ones are this Flow's from now on.
-        let stopping: BTreeSet<String> =
-            done.replaced.iter().chain(&done.removed).cloned().collect();
-        let stops = |executor: &str| stopping.contains(executor);
-        self.processes.stop_where(stops).await;
-        self.in_process.stop_where(stops).await;
-        self.metrics
-            .retain(|(who, _)| !stopping.iter().any(|s| who.starts_with(&format!("{s}/"))));
-        self.metrics.extend(started.metrics);
-        self.processes.adopt(started.processes);
-        self.in_process.adopt(started.in_process);
-        self.containers |= started.containers;
-        self.current.flow = flow.clone();
-        self.current.fingerprints = fingerprints;
-        Ok(done)
+/// Whether executor `name` of `flow` cannot run twice at once: its copies keep a workspace
+/// the Flow gives them (an indexer's database opens for one process only) or listen on fixed
+/// ports.
+fn needs_handover(flow: &CheckedFlow, name: &str) -> bool {
+    (0..flow.spec.executors.len())
+        .find(|&i| flow.spec.name_of(i) == name)
+        .is_some_and(|i| {
+            let exec = &flow.spec.executors[i];
+            exec.workspace.is_some()
+                || flow.spec.gateway.workspace.is_some()
+                || exec.port_in.is_some()
+                || exec.port_monitoring.is_some()
+        })
+}
+
+impl RunningFlow {
+    /// Changes this Flow into `flow` while it serves (see the module's doc): unchanged
+    /// executors keep their copies, changed and added ones start new copies, the router is
+    /// swapped between requests, and the copies no longer used stop once their requests are
+    /// answered. On an error the Flow runs as it was.
+    pub async fn reload(&mut self, flow: &CheckedFlow) -> Result<Reloaded, ReloadError> {
+        self.change_to(flow, &BTreeSet::new()).await
+    }
+
+    /// [`RunningFlow::reload`], with the executors `restart` names started anew even when
+    /// unchanged (a handover whose new copies failed: the old ones are started again).
+    fn change_to<'a>(
+        &'a mut self,
+        flow: &'a CheckedFlow,
+        restart: &'a BTreeSet<String>,
+    ) -> futures::future::BoxFuture<'a, Result<Reloaded, ReloadError>> {
+        Box::pin(async move {
+            let old = &self.current.flow;
+            if old.spec.gateway != flow.spec.gateway {
+                return Err(ReloadError::GatewayChanged {
+                    fields: gateway_changes(&old.spec.gateway, &flow.spec.gateway),
+                });
+            }
+            let plan = Plan::new(old, &self.current.fingerprints, flow, restart)?;
+            if !plan.done.changed() && restart.is_empty() && old.graph == flow.graph {
+                return Ok(plan.done);
+            }
+            // Executors that cannot run twice: their old copies close before the new ones
+            // open, and every request arriving meanwhile waits.
+            let handover: BTreeSet<String> = plan
+                .done
+                .replaced
+                .iter()
+                .filter(|name| !restart.contains(*name) && needs_handover(old, name))
+                .cloned()
+                .collect();
+            let routing = self.current.routing.clone();
+            if !handover.is_empty() {
+                routing.pause();
+                drain(routing.peek(), 2).await;
+                let handed = |e: &str| handover.contains(e);
+                self.processes.stop_where(handed).await;
+                self.in_process.stop_where(handed).await;
+            }
+            let started =
+                orchestrate::start(&plan.part(flow), self.current.client_tls.as_ref()).await;
+            let switched = started.map_err(ReloadError::from).and_then(|started| {
+                let router =
+                    plan.router(flow, &routing.peek(), &started.topology, &self.current)?;
+                Ok((router, started))
+            });
+            let (router, started) = match switched {
+                Ok(switched) => switched,
+                Err(e) if !handover.is_empty() => {
+                    // Their old copies are gone: start them again, as they were.
+                    let before = self.current.flow.clone();
+                    if let Err(again) = self.change_to(&before, &handover).await {
+                        tracing::error!(
+                            "reload: {} could not start again: {again}",
+                            handover.iter().cloned().collect::<Vec<_>>().join(", ")
+                        );
+                    }
+                    routing.resume();
+                    return Err(e);
+                }
+                Err(e) => return Err(e),
+            };
+            let old_router = routing.swap(router);
+            routing.resume();
+            drain(old_router, 1).await;
+
+            // The copies no longer routed to stop; the new ones are this Flow's from now on.
+            let stopping: BTreeSet<String> = plan
+                .done
+                .replaced
+                .iter()
+                .chain(&plan.done.removed)
+                .filter(|name| !handover.contains(*name))
+                .cloned()
+                .collect();
+            let stops = |executor: &str| stopping.contains(executor);
+            self.processes.stop_where(stops).await;
+            self.in_process.stop_where(stops).await;
+            let gone = |who: &str| {
+                plan.done
+                    .replaced
+                    .iter()
+                    .chain(&plan.done.removed)
+                    .chain(restart)
+                    .any(|s| who == s || who.starts_with(&format!("{s}/")))
+            };
+            self.metrics.retain(|(who, _)| !gone(who));
+            self.metrics.extend(started.metrics);
+            self.processes.adopt(started.processes);
+            self.in_process.adopt(started.in_process);
+            self.containers |= started.containers;
+            self.current.flow = flow.clone();
+            self.current.fingerprints = plan.fingerprints;
+            Ok(plan.done)
+        })
     }
 
     /// The process ids of an executor's copies on this machine (for tests and tools).
@@ -304,11 +423,12 @@ impl RunningFlow {
     }
 }
 
-/// Waits until no request runs on `router` any more (each holds it to its end), or until
+/// Waits until no request runs on `router` any more (each holds it to its end; `holders`
+/// counts the others that hold it, the routing itself while it is in use), or until
 /// [`DRAIN_LIMIT`].
-async fn drain(router: Arc<gateway::Router>) {
+async fn drain(router: Arc<gateway::Router>, holders: usize) {
     let since = Instant::now();
-    while Arc::strong_count(&router) > 1 {
+    while Arc::strong_count(&router) > holders {
         if since.elapsed() > DRAIN_LIMIT {
             tracing::warn!(
                 "reload: requests still in flight after {DRAIN_LIMIT:?}; stopping the old copies anyway"
@@ -367,5 +487,35 @@ impl FileWatch {
                 return;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_gateway_change_names_what_changed() {
+        let old = crate::flow::GatewaySpec::default();
+        let mut new = old.clone();
+        new.ports = vec![12345];
+        new.cors = !old.cors;
+        assert_eq!(gateway_changes(&old, &new), "port, cors");
+    }
+
+    #[test]
+    fn what_a_reload_did_reads_as_one_line() {
+        let done = Reloaded {
+            kept: vec!["visit".into()],
+            replaced: vec!["tag".into()],
+            added: vec![],
+            removed: vec!["extra".into()],
+        };
+        assert!(done.changed());
+        assert_eq!(
+            done.to_string(),
+            "replaced: tag; removed: extra; kept: visit"
+        );
+        assert!(!Reloaded::default().changed());
     }
 }
