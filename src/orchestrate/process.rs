@@ -194,15 +194,6 @@ impl Processes {
     pub(crate) fn adopt(&mut self, mut other: Processes) {
         self.children.append(&mut other.children);
     }
-
-    /// The process ids of an executor's copies, as they are now.
-    pub(crate) fn pids_of(&self, executor: &str) -> Vec<i32> {
-        self.children
-            .iter()
-            .filter(|s| s.executor == executor)
-            .map(|s| s.pid.load(Ordering::SeqCst))
-            .collect()
-    }
 }
 
 impl Drop for Processes {

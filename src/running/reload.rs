@@ -416,11 +416,6 @@ impl RunningFlow {
             Ok(plan.done)
         })
     }
-
-    /// The process ids of an executor's copies on this machine (for tests and tools).
-    pub fn pids_of(&self, executor: &str) -> Vec<i32> {
-        self.processes.pids_of(executor)
-    }
 }
 
 /// Waits until no request runs on `router` any more (each holds it to its end; `holders`
