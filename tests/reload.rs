@@ -218,22 +218,34 @@ fn change(
     apply();
     *reloads += 1;
     let expected = *reloads;
-    let said = eventually(Duration::from_secs(120), || {
-        flow.output().matches("reloaded ").count() >= expected
+    let after = answers_once_said(flow, stream, what, 60, |log| {
+        log.matches("reloaded ").count() >= expected
     });
-    assert!(said, "{what}: the Flow did not reload:\n{}", flow.output());
-    let from = stream.sent.load(Ordering::SeqCst);
-    let answered = stream.answered();
-    assert!(
-        eventually(Duration::from_secs(30), || stream.after(from).len() >= 60),
-        "{what}: requests stopped being answered after the reload ({} answered before):\n{}",
-        answered,
-        flow.output()
-    );
     let failures = stream.failures.lock().unwrap().clone();
     assert!(
         failures.is_empty(),
         "{what}: {failures:?}\n{}",
+        flow.output()
+    );
+    after
+}
+
+/// Waits until the Flow's log satisfies `said`, then returns the answers to `n` requests sent
+/// after that.
+fn answers_once_said(
+    flow: &Proc,
+    stream: &Stream,
+    what: &str,
+    n: usize,
+    said: impl Fn(&str) -> bool,
+) -> Vec<Seen> {
+    let logged = eventually(Duration::from_secs(120), || said(&flow.output()));
+    assert!(logged, "{what}: not in the Flow's log:\n{}", flow.output());
+    let from = stream.sent.load(Ordering::SeqCst);
+    assert!(
+        eventually(Duration::from_secs(30), || stream.after(from).len() >= n),
+        "{what}: requests stopped being answered ({} answered in all):\n{}",
+        stream.answered(),
         flow.output()
     );
     stream.after(from)
@@ -347,19 +359,10 @@ fn a_flow_changed_five_ways_while_requests_stream_drops_none() {
         "flow.yml",
         "jtype: Flow\nexecutors:\n  - name: tag\n    uses: [not, a, uses]\n",
     );
-    assert!(
-        eventually(Duration::from_secs(30), || flow
-            .output()
-            .contains("the Flow keeps running as it was")),
-        "{}",
-        flow.output()
-    );
-    let from = stream.sent.load(Ordering::SeqCst);
-    assert!(eventually(Duration::from_secs(30), || stream
-        .after(from)
-        .len()
-        >= 30));
-    assert!(stream.after(from).iter().all(|s| s.version == 2));
+    let after = answers_once_said(&flow, &stream, "broken edit", 30, |log| {
+        log.contains("the Flow keeps running as it was")
+    });
+    assert!(after.iter().all(|s| s.version == 2));
 
     let sent = stream.finish();
     eprintln!("{sent} requests, every one answered, across {reloads} reloads");
@@ -405,24 +408,11 @@ fn an_indexer_hands_its_workspace_over_while_its_requests_wait() {
     assert_eq!(stream.last().visits.len(), 3, "top_k 3 before");
 
     files.write("flow.yml", &yaml(5));
-    assert!(
-        eventually(Duration::from_secs(60), || flow
-            .output()
-            .contains("reloaded ")),
-        "{}",
-        flow.output()
-    );
-    let from = stream.sent.load(Ordering::SeqCst);
-    assert!(eventually(Duration::from_secs(30), || stream
-        .after(from)
-        .len()
-        >= 30));
+    let after = answers_once_said(&flow, &stream, "handover", 30, |log| {
+        log.contains("reloaded ")
+    });
     // The new copy opened the old one's database: what was indexed before is found, 5 at a time.
-    assert!(
-        stream.after(from).iter().all(|s| s.visits.len() == 5),
-        "{:?}",
-        stream.after(from)
-    );
+    assert!(after.iter().all(|s| s.visits.len() == 5), "{after:?}");
     assert!(
         flow.output().contains("replaced: index; kept: enc"),
         "{}",

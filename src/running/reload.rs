@@ -11,7 +11,10 @@
 //! - once the old router's last request is answered, the copies of changed and removed
 //!   executors are stopped.
 //!
-//! Nothing is stopped before its replacement serves, so no request fails or waits for a start.
+//! Nothing is stopped before its replacement serves, so no request fails or waits for a start,
+//! except for an executor that cannot run twice (a workspace the Flow gives it, fixed ports):
+//! it is handed over, its old copies closed before the new ones open, while requests wait at
+//! the gateway.
 //! What a reload cannot change in place (the gateway's sockets and settings, an executor on a
 //! remote host) is refused with the reason, and the Flow keeps serving as it was.
 //!
