@@ -41,7 +41,7 @@ mod topology;
 pub use document::{Document, DocumentArray, NdArray};
 pub use net::free_port;
 pub use orchestrate::jina_binary;
-pub use running::{BlockingFlow, FileWatch, FlowError, ReloadError, Reloaded, RunningFlow};
+pub use running::{BlockingFlow, FileWatch, FlowError, ReloadError, Reloaded, RunningFlow, Scaled};
 // What `FlowError` holds, nameable so that a caller can match on what happened.
 pub use container::ContainerError;
 pub use daemon::client::DaemonError;

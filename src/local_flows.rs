@@ -287,13 +287,9 @@ fn describe_or_none(list: &[FlowRecord]) -> String {
     }
 }
 
-/// The Flow a command without an address talks to: the one named `name`, else the only one
-/// running; and the protocol to use: `protocol` if given (it must serve it), else gRPC if it
-/// serves it, else its first.
-pub(crate) fn pick(
-    name: Option<&str>,
-    protocol: Option<Protocol>,
-) -> Result<(FlowRecord, Protocol, u16), PickError> {
+/// The Flow a command without an address means: the one named `name`, else the only one
+/// running; one that is still starting is an error.
+pub(crate) fn pick_flow(name: Option<&str>) -> Result<FlowRecord, PickError> {
     let mut flows = running();
     let flow = match name {
         Some(name) => match flows.iter().position(|f| f.name == name) {
@@ -317,6 +313,17 @@ pub(crate) fn pick(
             pid: flow.pid,
         });
     }
+    Ok(flow)
+}
+
+/// The Flow a command without an address talks to: the one named `name`, else the only one
+/// running; and the protocol to use: `protocol` if given (it must serve it), else gRPC if it
+/// serves it, else its first.
+pub(crate) fn pick(
+    name: Option<&str>,
+    protocol: Option<Protocol>,
+) -> Result<(FlowRecord, Protocol, u16), PickError> {
+    let flow = pick_flow(name)?;
     let chosen = match protocol {
         Some(p) => flow.port_of(p).map(|port| (p, port)),
         None => flow

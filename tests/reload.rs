@@ -266,10 +266,15 @@ fn a_flow_changed_five_ways_while_requests_stream_drops_none() {
     files.write("tagger.py", &tagger(1));
     let yaml = files.write("flow.yml", &flow_yaml("one", 1, ""));
     let python = host_python();
+    // Its own runtime folder: `jina flow scale` finds this Flow and no other test's.
+    let runtime = files.dir.path().join("run");
     let mut flow = Proc::start_in(
         &["flow", "--uses", yaml.to_str().unwrap(), "--reload"],
         Some(files.dir.path()),
-        &[("JINA_PYTHON", python.as_os_str())],
+        &[
+            ("JINA_PYTHON", python.as_os_str()),
+            ("JINA_RUNTIME_DIR", runtime.as_os_str()),
+        ],
     );
     let ports = flow.wait_for_gateway(Duration::from_secs(120));
     let stream = Stream::start(ports["GRPC"], "/");
@@ -293,7 +298,8 @@ fn a_flow_changed_five_ways_while_requests_stream_drops_none() {
     assert_eq!(visit_pids(&after, "visit"), [visit_pid].into());
     let tagger_pid = after[0].tagger_pid;
 
-    // 2. `visit` 1 → 2 replicas: both answer; the tagger keeps its process.
+    // 2. `visit` 1 → 2 replicas: a second copy starts and both answer; the first copy (it
+    // keeps the name it started with) and the tagger keep their processes.
     let after = change(&mut flow, &stream, &mut reloads, "replicas 1 → 2", || {
         files.write("flow.yml", &flow_yaml("two", 2, ""));
     });
@@ -303,18 +309,20 @@ fn a_flow_changed_five_ways_while_requests_stream_drops_none() {
         .collect();
     assert_eq!(
         copies,
-        ["visit/rep-0".to_string(), "visit/rep-1".into()].into(),
+        ["visit".to_string(), "visit/rep-1".into()].into(),
         "{after:?}"
     );
+    assert_eq!(visit_pids(&after, "visit").len(), 2, "{after:?}");
+    assert!(visit_pids(&after, "visit").contains(&visit_pid));
+    assert!(flow.output().contains("scaled: visit 1 → 2 replicas"));
     assert!(after.iter().all(|s| s.tagger_pid == tagger_pid));
 
-    // 3. Back to 1 replica.
+    // 3. Back to 1 replica: the second copy drains and stops; the first serves on.
     let after = change(&mut flow, &stream, &mut reloads, "replicas 2 → 1", || {
         files.write("flow.yml", &flow_yaml("two", 1, ""));
     });
-    assert_eq!(visit_pids(&after, "visit").len(), 1, "{after:?}");
+    assert_eq!(visit_pids(&after, "visit"), [visit_pid].into(), "{after:?}");
     assert!(after.iter().all(|s| s.tagger_pid == tagger_pid));
-    let visit_pid = *visit_pids(&after, "visit").iter().next().unwrap();
 
     // 4. One more executor in the chain.
     let after = change(&mut flow, &stream, &mut reloads, "executor added", || {
@@ -363,6 +371,32 @@ fn a_flow_changed_five_ways_while_requests_stream_drops_none() {
         log.contains("the Flow keeps running as it was")
     });
     assert!(after.iter().all(|s| s.version == 2));
+
+    // `jina flow scale`, from another process, while the requests stream: 3 copies, then 1,
+    // the first copy serving throughout.
+    let scale = |executor: &str, replicas: &str| {
+        let out = std::process::Command::new(JINA)
+            .args(["flow", "scale", executor, "--replicas", replicas])
+            .env("JINA_RUNTIME_DIR", &runtime)
+            .output()
+            .expect("jina flow scale");
+        (out.status.success(), text_of(&out))
+    };
+    let (ok, said) = scale("visit", "3");
+    assert!(ok, "{said}\n{}", flow.output());
+    assert!(said.contains("scaled: visit 1 → 3 replicas"), "{said}");
+    let after = answers_once_said(&flow, &stream, "scale to 3", 60, |_| true);
+    assert_eq!(visit_pids(&after, "visit").len(), 3, "{after:?}");
+    assert!(visit_pids(&after, "visit").contains(&visit_pid));
+    let (ok, said) = scale("visit", "1");
+    assert!(ok, "{said}");
+    let after = answers_once_said(&flow, &stream, "scale to 1", 30, |_| true);
+    assert_eq!(visit_pids(&after, "visit"), [visit_pid].into(), "{after:?}");
+    // A scale the Flow cannot make says why and exits non-zero; nothing changes.
+    let (ok, said) = scale("nosuch", "2");
+    assert!(!ok && said.contains("no executor 'nosuch'"), "{said}");
+    let (ok, said) = scale("visit", "0");
+    assert!(!ok && said.contains("at least 1"), "{said}");
 
     let sent = stream.finish();
     eprintln!("{sent} requests, every one answered, across {reloads} reloads");

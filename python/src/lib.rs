@@ -631,10 +631,10 @@ fn keep_unknown_fields(sent: &[DocProto], out: Vec<DocProto>) -> DocumentArray {
                 && same_id(before, &proto)
             {
                 for (key, node) in &before.data {
-                    proto
-                        .data
-                        .entry(key.clone())
-                        .or_insert_with(|| node.clone());
+                    // Most fields came back: look before copying the key.
+                    if !proto.data.contains_key(key) {
+                        proto.data.insert(key.clone(), node.clone());
+                    }
                 }
             }
             Document::from_proto(proto)

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 #[derive(Args, Debug)]
 #[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
     after_help = "The Flow YAML: every key and what it does is in docs/yaml.md; what a \
 running Flow does when an executor dies or a request is slow, in docs/resilience.md; the \
 command line, in docs/cli.md.\n\nExample: jina flow --uses flows/hello.yml"
@@ -27,6 +29,75 @@ pub(super) struct FlowArgs {
     /// this flag; docs/resilience.md says what each change does)
     #[arg(long)]
     pub reload: bool,
+    #[command(subcommand)]
+    pub command: Option<FlowCommand>,
+}
+
+/// What `jina flow` does to a Flow that runs already.
+#[derive(clap::Subcommand, Debug)]
+pub(super) enum FlowCommand {
+    /// Change how many replicas an executor of a running Flow on this machine has, while it
+    /// serves: added copies join once ready, removed ones finish their requests first
+    Scale(ScaleArgs),
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "Example: jina flow scale encoder --replicas 3")]
+pub(super) struct ScaleArgs {
+    /// The executor, by its name in the Flow
+    pub executor: String,
+    /// How many replicas each of its shards gets (at least 1)
+    #[arg(long)]
+    pub replicas: u32,
+    /// Which Flow, by name, when several run on this machine (`jina flows` lists them)
+    #[arg(long)]
+    pub flow: Option<String>,
+}
+
+/// `jina flow scale`: finds the Flow as `jina client` does and asks it over its control
+/// socket; the Flow's answer is printed, a refusal is the error.
+async fn scale(args: ScaleArgs) -> anyhow::Result<()> {
+    use crate::running::control::{self, Answer, Command};
+    let flow = crate::local_flows::pick_flow(args.flow.as_deref())?;
+    let command = Command::Scale {
+        executor: args.executor,
+        replicas: args.replicas,
+    };
+    match control::send(flow.pid, &command).await? {
+        Answer::Done(done) => {
+            super::say(format_args!("{}: {done}", flow.name));
+            Ok(())
+        }
+        Answer::Refused(why) => Err(anyhow!("{}: {why}", flow.name)),
+    }
+}
+
+/// Carries out one command from the control socket and answers it. Returns false when
+/// termination came meanwhile.
+async fn obey(
+    running: &mut RunningFlow,
+    received: crate::running::control::Received,
+    termination: &mut (impl std::future::Future<Output = ()> + Unpin),
+) -> bool {
+    use crate::running::control::{Answer, Command};
+    let Command::Scale { executor, replicas } = &received.command;
+    tracing::info!("scaling {executor} to {replicas} replicas");
+    let outcome = tokio::select! {
+        done = running.scale(executor, *replicas) => done,
+        _ = termination => return false,
+    };
+    let answer = match outcome {
+        Ok(done) => {
+            tracing::info!(target: "success", "scaled: {done}");
+            Answer::Done(done.to_string())
+        }
+        Err(e) => {
+            tracing::error!("scale: {e}; the Flow keeps running as it was");
+            Answer::Refused(e.to_string())
+        }
+    };
+    received.answer(answer).await;
+    true
 }
 
 /// Reads and checks a Flow YAML, logging its warnings; every error of the YAML comes back one
@@ -85,6 +156,9 @@ async fn reload(
 }
 
 pub(super) async fn run(args: FlowArgs) -> anyhow::Result<()> {
+    if let Some(FlowCommand::Scale(scale_args)) = args.command {
+        return scale(scale_args).await;
+    }
     let uses = args
         .uses
         .or(args.file)
@@ -163,6 +237,12 @@ pub(super) async fn run(args: FlowArgs) -> anyhow::Result<()> {
             uses.display()
         );
     }
+    // `jina flow scale` reaches this Flow through it.
+    let control = crate::running::control::ControlSocket::bind()
+        .inspect_err(|e| {
+            tracing::warn!("no control socket ({e}): `jina flow scale` cannot reach this Flow")
+        })
+        .ok();
     let failure = loop {
         let changed = async {
             match watch.as_mut() {
@@ -170,11 +250,24 @@ pub(super) async fn run(args: FlowArgs) -> anyhow::Result<()> {
                 None => std::future::pending().await,
             }
         };
-        tokio::select! {
+        let command = async {
+            match control.as_ref() {
+                Some(c) => c.next().await,
+                None => std::future::pending().await,
+            }
+        };
+        let received = tokio::select! {
             _ = &mut termination => break None,
             e = running.gateway_failed() => break Some(e),
-            _ = hangups.recv() => {}
-            _ = changed => {}
+            _ = hangups.recv() => None,
+            _ = changed => None,
+            received = command => Some(received),
+        };
+        if let Some(received) = received {
+            match obey(&mut running, received, &mut termination).await {
+                true => continue,
+                false => break None,
+            }
         }
         let Some(flow) = reload(&mut running, &uses, &mut termination).await else {
             break None;

@@ -250,14 +250,23 @@ struct Shard {
 }
 
 impl Shard {
+    /// The shard of these copies; a copy `before` has at the same address is taken over
+    /// (its connection and liveness), not dialled again.
     fn new(
         copies: &[CopyAddress],
         tls: Option<&crate::tls::ClientTls>,
+        before: Option<&Deployment>,
     ) -> Result<Shard, GatewayError> {
+        let known = |c: &CopyAddress| {
+            before?
+                .copies()
+                .find(|k| k.address == c.address && k.label() == c.liveness.label())
+                .cloned()
+        };
         Ok(Shard {
             replicas: copies
                 .iter()
-                .map(|c| Copy::new(c, tls))
+                .map(|c| known(c).map_or_else(|| Copy::new(c, tls), Ok))
                 .collect::<Result<_, _>>()?,
             next: AtomicUsize::new(0),
             merges_joins: copies.iter().all(|c| c.merges_joins),
@@ -414,6 +423,17 @@ impl Deployment {
         policy: CallPolicy,
         tls: Option<&crate::tls::ClientTls>,
     ) -> Result<Deployment, GatewayError> {
+        Deployment::reusing(addresses, policy, tls, None)
+    }
+
+    /// [`Deployment::new`], taking over the copies `before` has at the same addresses (a
+    /// reload that adds or drops replicas keeps the connections to the others).
+    pub(crate) fn reusing(
+        addresses: &DeploymentAddresses,
+        policy: CallPolicy,
+        tls: Option<&crate::tls::ClientTls>,
+        before: Option<&Deployment>,
+    ) -> Result<Deployment, GatewayError> {
         let tls = if addresses.tls { tls } else { None };
         if addresses.tls && tls.is_none() {
             return Err(GatewayError::NoTlsClient {
@@ -423,7 +443,7 @@ impl Deployment {
         let shards = addresses
             .shards
             .iter()
-            .map(|replicas| Shard::new(replicas, tls).map(Arc::new))
+            .map(|replicas| Shard::new(replicas, tls, before).map(Arc::new))
             .collect::<Result<Vec<_>, _>>()?;
         if shards.is_empty() || shards.iter().any(|s| s.replicas.is_empty()) {
             return Err(GatewayError::NoAddress {
@@ -432,7 +452,7 @@ impl Deployment {
         }
         let single = |c: &Option<CopyAddress>| {
             c.as_ref()
-                .map(|c| Shard::new(std::slice::from_ref(c), tls))
+                .map(|c| Shard::new(std::slice::from_ref(c), tls, before))
                 .transpose()
         };
         Ok(Deployment {

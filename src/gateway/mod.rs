@@ -142,6 +142,16 @@ pub(crate) fn connect(
     Deployment::new(addresses, policy, client_tls).map(Arc::new)
 }
 
+/// [`connect`], keeping `before`'s connections to the copies it shares with `addresses`.
+pub(crate) fn reconnect(
+    addresses: &crate::topology::DeploymentAddresses,
+    policy: CallPolicy,
+    client_tls: Option<&ClientTls>,
+    before: &Deployment,
+) -> Result<Arc<Deployment>, GatewayError> {
+    Deployment::reusing(addresses, policy, client_tls, Some(before)).map(Arc::new)
+}
+
 /// How the gateway serves, whatever the protocol: the settings of the Flow's `with:` that are
 /// about clients, with the TLS files already read.
 #[derive(Clone)]

@@ -65,6 +65,24 @@ pub(crate) enum Role {
     Tail,
 }
 
+/// A copy's place in its executor, whatever the count of copies: what a reload keeps, starts
+/// or stops when only `replicas` changes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub(crate) enum Slot {
+    Replica { shard: u32, replica: u32 },
+    Head,
+    Tail,
+}
+
+/// A started copy, as a reload picks the ones to stop: its executor, its slot, and the port it
+/// serves on (two copies of one slot run side by side while one replaces the other).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct CopyKey {
+    pub executor: String,
+    pub slot: Slot,
+    pub port: u16,
+}
+
 /// One process (or container) of an executor: what it runs and under which names.
 #[derive(Debug)]
 pub(crate) struct CopySpec<'a> {
@@ -84,6 +102,19 @@ pub(crate) struct CopySpec<'a> {
     pub port_monitoring: Option<u16>,
     /// The entry's `entrypoint`, for its own copies (not its uses_before / uses_after).
     pub entrypoint: Option<&'a str>,
+}
+
+impl CopySpec<'_> {
+    pub(crate) fn slot(&self) -> Slot {
+        match self.role {
+            Role::Copy { shard } => Slot::Replica {
+                shard,
+                replica: self.id.replica,
+            },
+            Role::Head => Slot::Head,
+            Role::Tail => Slot::Tail,
+        }
+    }
 }
 
 /// Every copy of an executor that is not external: each replica of each shard, then its

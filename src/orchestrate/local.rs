@@ -2,7 +2,7 @@
 //! of this binary, Python Jina under the guard, or `docker run` under the guard), or an
 //! in-process gRPC server for a Rust type given to the Flow API. It plans; `process` starts.
 
-use super::copies::{CopySpec, copies_of};
+use super::copies::{CopyKey, CopySpec, Slot, copies_of};
 use super::{INHERITED_LISTENER_FD, LaunchPlan, StartError, deployment_of, ready_timeout};
 use crate::executor::{Entry, ExecutorConfig, ExecutorFlags, ImageRef, Served, UsesText};
 use crate::flow::{ExecutorSpec, FlowSpec, ServedEntry};
@@ -10,7 +10,7 @@ use crate::health::Liveness;
 use crate::net::{ListenError, free_port, listen_local};
 use crate::telemetry::TracingFlags;
 use crate::topology::{CopyAddress, DeploymentAddresses};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -56,13 +56,15 @@ impl LocalCopies {
         }
     }
 
-    /// Plans every copy of one executor and says where each will listen.
+    /// Plans the copies of one executor (those in `only`, when given) and says where each
+    /// will listen.
     pub(super) fn plan_executor(
         &mut self,
         spec: &FlowSpec,
         exec: &ExecutorSpec,
         served: &ServedEntry,
         name: &str,
+        only: Option<&BTreeSet<Slot>>,
     ) -> Result<DeploymentAddresses, StartError> {
         if exec.external {
             return external(exec, name);
@@ -79,6 +81,9 @@ impl LocalCopies {
         };
         let mut placed = vec![];
         for copy in copies_of(exec, name, served) {
+            if only.is_some_and(|only| !only.contains(&copy.slot())) {
+                continue;
+            }
             placed.push((copy.role, self.plan_copy(&context, &copy)?));
         }
         Ok(deployment_of(exec, name, placed))
@@ -109,6 +114,7 @@ impl LocalCopies {
         let (reporter, liveness) = Liveness::supervised(&copy.label);
         self.plans.push(LaunchPlan {
             executor: context.name.to_string(),
+            slot: copy.slot(),
             label: copy.label.clone(),
             program: child.program,
             args: child.args,
@@ -306,7 +312,7 @@ impl LocalCopies {
             })?;
         instance.open()?;
         self.in_process
-            .spawn(executor, instance, listener)
+            .spawn(executor, copy.slot(), instance, listener)
             .map_err(|e| listen_error(address.port(), e))?;
         Ok(CopyAddress {
             liveness: Liveness::unsupervised(&copy.label),
@@ -396,7 +402,7 @@ pub(crate) struct InProcessServers {
 }
 
 struct InProcessServer {
-    executor: String,
+    key: CopyKey,
     stop: tokio::sync::oneshot::Sender<()>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -405,9 +411,15 @@ impl InProcessServers {
     fn spawn(
         &mut self,
         executor: &str,
+        slot: Slot,
         instance: crate::executor::Instance,
         listener: std::net::TcpListener,
     ) -> std::io::Result<()> {
+        let key = CopyKey {
+            executor: executor.to_string(),
+            slot,
+            port: listener.local_addr()?.port(),
+        };
         listener.set_nonblocking(true)?;
         let listener = tokio::net::TcpListener::from_std(listener)?;
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -428,11 +440,7 @@ impl InProcessServers {
                 tracing::error!("in-process executor failed: {e}");
             }
         });
-        self.servers.push(InProcessServer {
-            executor: executor.to_string(),
-            stop,
-            task,
-        });
+        self.servers.push(InProcessServer { key, stop, task });
         Ok(())
     }
 
@@ -441,11 +449,11 @@ impl InProcessServers {
         self.stop_where(|_| true).await;
     }
 
-    /// Stops the servers of the executors `which` names, after their requests in flight.
-    pub(crate) async fn stop_where(&mut self, which: impl Fn(&str) -> bool) {
+    /// Stops the servers `which` picks, after their requests in flight.
+    pub(crate) async fn stop_where(&mut self, which: impl Fn(&CopyKey) -> bool) {
         let (stopping, kept) = std::mem::take(&mut self.servers)
             .into_iter()
-            .partition::<Vec<_>, _>(|s| which(&s.executor));
+            .partition::<Vec<_>, _>(|s| which(&s.key));
         self.servers = kept;
         let mut tasks = vec![];
         for s in stopping {

@@ -18,7 +18,7 @@ mod local;
 mod process;
 mod remote;
 
-pub(crate) use copies::{CopyId, CopySpec, Role, copies_of};
+pub(crate) use copies::{CopyId, CopyKey, CopySpec, Role, Slot, copies_of};
 pub use error::StartError;
 pub(crate) use local::InProcessServers;
 pub(crate) use process::{INHERITED_LISTENER_FD, LaunchPlan, Processes};
@@ -45,11 +45,25 @@ pub(crate) struct RunningExecutors {
     pub metrics: Vec<(String, String)>,
 }
 
+/// Which copies of some executors to start (a reload adding replicas): by executor name, the
+/// slots to start; an executor not named starts whole.
+pub(crate) type Selection = std::collections::BTreeMap<String, std::collections::BTreeSet<Slot>>;
+
 /// Starts every executor of the Flow (each copy, each uses_before/uses_after) and waits until
 /// all are serving. A failure stops whatever started and says which child failed and why.
 pub(crate) async fn start(
     flow: &CheckedFlow,
     client_tls: Option<&crate::tls::ClientTls>,
+) -> Result<RunningExecutors, StartError> {
+    start_selected(flow, client_tls, &Selection::new()).await
+}
+
+/// [`start`], with only the copies `only` selects of the executors it names: their addresses
+/// then hold just those copies, in slot order.
+pub(crate) async fn start_selected(
+    flow: &CheckedFlow,
+    client_tls: Option<&crate::tls::ClientTls>,
+    only: &Selection,
 ) -> Result<RunningExecutors, StartError> {
     // Remote copies first: their daemons say where they serve.
     let mut remote = vec![];
@@ -77,7 +91,7 @@ pub(crate) async fn start(
             }
         }
     }
-    match start_here(flow, client_tls, remote_deployments).await {
+    match start_here(flow, client_tls, remote_deployments, only).await {
         Ok(mut running) => {
             running.remote = remote;
             Ok(running)
@@ -121,6 +135,7 @@ async fn start_here(
     flow: &CheckedFlow,
     client_tls: Option<&crate::tls::ClientTls>,
     mut remote: std::collections::BTreeMap<usize, DeploymentAddresses>,
+    only: &Selection,
 ) -> Result<RunningExecutors, StartError> {
     let containers = flow.served.iter().any(|s| s.in_container());
     if containers {
@@ -134,7 +149,14 @@ async fn start_here(
             continue;
         }
         let name = flow.spec.name_of(i);
-        deployments.push(local.plan_executor(&flow.spec, exec, &flow.served[i], &name)?);
+        let selected = only.get(&name);
+        deployments.push(local.plan_executor(
+            &flow.spec,
+            exec,
+            &flow.served[i],
+            &name,
+            selected,
+        )?);
     }
     let local::LocalCopies {
         plans,

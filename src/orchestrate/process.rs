@@ -5,7 +5,7 @@
 //! SIGKILL of the Flow ends it; a normal stop sends SIGTERM (the child finishes its requests in
 //! flight) and SIGKILL after a grace period; and dropping [`Processes`] kills what is left.
 
-use super::StartError;
+use super::{CopyKey, Slot, StartError};
 use crate::flow::RestartPolicy;
 use crate::health::Reporter;
 use crate::net::listen_local;
@@ -30,8 +30,9 @@ pub(crate) const INHERITED_LISTENER_FD: i32 = 3;
 /// How to start one child and how to know it is ready.
 #[derive(Debug)]
 pub(crate) struct LaunchPlan {
-    /// The executor it is a copy of (a reload stops an executor's copies by this name).
+    /// The executor it is a copy of, and which copy (a reload stops copies by these).
     pub executor: String,
+    pub slot: Slot,
     /// The name in messages (e.g. `encoder/shard-1`).
     pub label: String,
     pub program: PathBuf,
@@ -115,7 +116,7 @@ impl Running {
 /// A child under supervision: its task owns the process; the pid is shared so that a drop can
 /// kill it without waiting.
 struct Supervised {
-    executor: String,
+    key: CopyKey,
     pid: Arc<AtomicI32>,
     task: tokio::task::JoinHandle<()>,
     stop: watch::Sender<bool>,
@@ -158,10 +159,14 @@ impl Processes {
         for (plan, running) in plans.into_iter().zip(started) {
             let pid = Arc::new(AtomicI32::new(running.child.id().map_or(0, |p| p as i32)));
             let (stop, stopped) = watch::channel(false);
-            let executor = plan.executor.clone();
+            let key = CopyKey {
+                executor: plan.executor.clone(),
+                slot: plan.slot,
+                port: plan.port,
+            };
             let task = tokio::spawn(supervise(plan, running, pid.clone(), stopped));
             processes.children.push(Supervised {
-                executor,
+                key,
                 pid,
                 task,
                 stop,
@@ -175,12 +180,12 @@ impl Processes {
         self.stop_where(|_| true).await;
     }
 
-    /// Stops the copies of the executors `which` names (a reload replacing or removing them),
-    /// as [`Processes::stop`] does, and keeps the others.
-    pub(crate) async fn stop_where(&mut self, which: impl Fn(&str) -> bool) {
+    /// Stops the copies `which` picks (a reload replacing or removing them), as
+    /// [`Processes::stop`] does, and keeps the others.
+    pub(crate) async fn stop_where(&mut self, which: impl Fn(&CopyKey) -> bool) {
         let (stopping, kept) = std::mem::take(&mut self.children)
             .into_iter()
-            .partition::<Vec<_>, _>(|s| which(&s.executor));
+            .partition::<Vec<_>, _>(|s| which(&s.key));
         self.children = kept;
         for s in &stopping {
             s.stop.send_replace(true);

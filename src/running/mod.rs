@@ -28,9 +28,10 @@
 //! # Ok(()) }
 //! ```
 
+pub(crate) mod control;
 mod reload;
 
-pub use reload::{FileWatch, ReloadError, Reloaded};
+pub use reload::{FileWatch, ReloadError, Reloaded, Scaled};
 
 use crate::client::{Client, ClientError, Inputs, PostOptions, PostSummary, Response};
 use crate::flow::{CheckedFlow, Flow, FlowErrors, Protocol, TlsFiles};
@@ -201,7 +202,13 @@ impl RunningFlow {
             gateway_metrics.clone(),
         )?;
         let routing = gateway::Routing::new(router);
-        let current = reload::Current::new(flow, routing.clone(), client_tls, gateway_metrics);
+        let current = reload::Current::new(
+            flow,
+            executors.topology.deployments.clone(),
+            routing.clone(),
+            client_tls,
+            gateway_metrics,
+        );
         let (stop_tx, stop_rx) = oneshot::channel::<()>();
         let serving = gateway::serve(listeners, routing, settings, async move {
             let _ = stop_rx.await;
