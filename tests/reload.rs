@@ -386,12 +386,31 @@ fn a_flow_changed_five_ways_while_requests_stream_drops_none() {
     assert!(ok, "{said}\n{}", flow.output());
     assert!(said.contains("scaled: visit 1 → 3 replicas"), "{said}");
     let after = answers_once_said(&flow, &stream, "scale to 3", 60, |_| true);
-    assert_eq!(visit_pids(&after, "visit").len(), 3, "{after:?}");
-    assert!(visit_pids(&after, "visit").contains(&visit_pid));
+    let three = visit_pids(&after, "visit");
+    assert_eq!(three.len(), 3, "{after:?}");
+    assert!(three.contains(&visit_pid));
+
+    // `visit` changed (its env) while it has 3 replicas (the scale holds: the YAML still says
+    // 1): replaced replica by replica, every copy new.
+    let after = change(&mut flow, &stream, &mut reloads, "rolling", || {
+        files.write(
+            "flow.yml",
+            &flow_yaml("two", 1, "    env:\n      ROLL: '1'\n"),
+        );
+    });
+    let renewed = visit_pids(&after, "visit");
+    assert_eq!(renewed.len(), 3, "{after:?}");
+    assert!(renewed.is_disjoint(&three), "{renewed:?} {three:?}");
+    let log = flow.output();
+    assert!(
+        log.contains("visit: replica 1 replaced") && log.contains("visit: replica 2 replaced"),
+        "{log}"
+    );
     let (ok, said) = scale("visit", "1");
     assert!(ok, "{said}");
     let after = answers_once_said(&flow, &stream, "scale to 1", 30, |_| true);
-    assert_eq!(visit_pids(&after, "visit"), [visit_pid].into(), "{after:?}");
+    assert_eq!(visit_pids(&after, "visit").len(), 1, "{after:?}");
+    assert!(visit_pids(&after, "visit").is_subset(&renewed));
     // A scale the Flow cannot make says why and exits non-zero; nothing changes.
     let (ok, said) = scale("nosuch", "2");
     assert!(!ok && said.contains("no executor 'nosuch'"), "{said}");

@@ -839,6 +839,7 @@ impl RunningFlow {
             self.containers |= started.containers;
         }
         self.current.addresses[i] = at;
+        tracing::info!("reload: {name}: replica {replica} replaced");
         Ok(())
     }
 }
