@@ -475,3 +475,52 @@ fn an_indexer_hands_its_workspace_over_while_its_requests_wait() {
     flow.signal(libc::SIGINT);
     assert!(flow.wait_exit(Duration::from_secs(30)).is_some());
 }
+
+#[test]
+fn the_rest_face_serves_the_endpoints_an_added_executor_brings() {
+    let files = Files::new();
+    let yaml = |more: &str| {
+        format!(
+            "jtype: Flow\nwith:\n  protocol: http\nexecutors:\n  - {{name: enc, uses: NgramEncoder, uses_with: {{dim: 32}}}}\n{more}"
+        )
+    };
+    let path = files.write("flow.yml", &yaml(""));
+    let mut flow = Proc::start_in(
+        &["flow", "--uses", path.to_str().unwrap(), "--reload"],
+        Some(files.dir.path()),
+        &[],
+    );
+    let port = flow.wait_for_gateway(Duration::from_secs(60))["HTTP"];
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let search = || {
+        runtime.block_on(async {
+            let answer = http_client()
+                .post(format!("http://127.0.0.1:{port}/search"))
+                .json(&serde_json::json!({"data": [{"text": "hello"}]}))
+                .send()
+                .await
+                .expect("POST /search");
+            (answer.status().as_u16(), answer.text().await.unwrap())
+        })
+    };
+    let (status, body) = search();
+    assert_eq!(status, 404, "{body}");
+
+    files.write(
+        "flow.yml",
+        &yaml("  - {name: index, uses: VectorIndexer}\n"),
+    );
+    let reloaded = eventually(Duration::from_secs(60), || {
+        flow.output().contains("reloaded ")
+    });
+    assert!(reloaded, "{}", flow.output());
+    // The REST face learns the new endpoints right after the switch.
+    assert!(
+        eventually(Duration::from_secs(10), || search().0 == 200),
+        "{:?}\n{}",
+        search(),
+        flow.output()
+    );
+    flow.signal(libc::SIGINT);
+    assert!(flow.wait_exit(Duration::from_secs(30)).is_some());
+}

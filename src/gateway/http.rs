@@ -34,12 +34,9 @@ use tokio::net::TcpListener;
 #[derive(Clone)]
 struct AppState {
     routing: Routing,
-    /// The executors' endpoints, discovered once at start.
-    endpoints: Arc<Vec<String>>,
-    /// Those of them whose handler streams (a generator endpoint).
-    streaming: Arc<Vec<String>>,
-    /// The `parameters` model of each endpoint that has one (a Python executor's pydantic).
-    parameter_models: Arc<std::collections::HashMap<String, ParameterModel>>,
+    /// What the executors of the router in use serve: discovered at start and again after
+    /// each reload ([`follow_endpoints`]).
+    served: tokio::sync::watch::Receiver<Arc<Endpoints>>,
     prefetch: usize,
     max_request_bytes: usize,
     /// Documents per request and the memory of requests in flight, shared with every face.
@@ -50,25 +47,65 @@ struct AppState {
     scheme: &'static str,
 }
 
+/// The endpoints the executors serve, as the REST face routes and documents them.
+struct Endpoints {
+    endpoints: Vec<String>,
+    /// Those whose handler streams (a generator endpoint).
+    streaming: Vec<String>,
+    /// The `parameters` model of each endpoint that has one (a Python executor's pydantic).
+    parameter_models: std::collections::HashMap<String, ParameterModel>,
+}
+
+impl Endpoints {
+    /// Asks the executors of `router` what they serve.
+    async fn discover(router: &super::Router) -> Endpoints {
+        let discovered = router.endpoints().await;
+        let schemas = discovered
+            .schemas
+            .as_ref()
+            .map(crate::request::struct_to_json)
+            .unwrap_or_default();
+        let generator = |e: &String| {
+            schemas.get(e).and_then(|s| s.get("is_generator")) == Some(&Value::Bool(true))
+        };
+        Endpoints {
+            streaming: discovered
+                .endpoints
+                .iter()
+                .filter(|e| generator(e))
+                .cloned()
+                .collect(),
+            parameter_models: ParameterModel::of_endpoints(&schemas),
+            endpoints: discovered.endpoints,
+        }
+    }
+}
+
+/// Discovers the endpoints again each time the routing takes a new router (a reload), until
+/// the routing is gone or no face listens.
+async fn follow_endpoints(
+    mut routers: tokio::sync::watch::Receiver<Arc<super::Router>>,
+    served: tokio::sync::watch::Sender<Arc<Endpoints>>,
+) {
+    while routers.changed().await.is_ok() {
+        let router = routers.borrow_and_update().clone();
+        let endpoints = Endpoints::discover(&router).await;
+        drop(router);
+        if served.send(Arc::new(endpoints)).is_err() {
+            return;
+        }
+    }
+}
+
 /// The REST + WebSocket application.
 pub(super) async fn app(routing: Routing, settings: &super::Settings) -> axum::Router {
-    let discovered = routing.peek().endpoints().await;
-    let schemas = discovered
-        .schemas
-        .as_ref()
-        .map(crate::request::struct_to_json)
-        .unwrap_or_default();
-    let streaming = discovered
-        .endpoints
-        .iter()
-        .filter(|e| schemas.get(*e).and_then(|s| s.get("is_generator")) == Some(&Value::Bool(true)))
-        .cloned()
-        .collect();
+    let routers = routing.subscribe();
+    let discovered = Endpoints::discover(&routing.peek()).await;
+    let (found, served) = tokio::sync::watch::channel(Arc::new(discovered));
+    tokio::spawn(follow_endpoints(routers, found));
     let state = AppState {
         routing,
-        endpoints: Arc::new(discovered.endpoints),
-        streaming: Arc::new(streaming),
-        parameter_models: Arc::new(ParameterModel::of_endpoints(&schemas)),
+        served,
         prefetch: settings.prefetch.max(1),
         max_request_bytes: settings.max_request_bytes,
         admission: settings.admission.clone(),
@@ -326,7 +363,7 @@ async fn post_endpoint(
     body: axum::body::Body,
 ) -> Response {
     let endpoint = format!("/{endpoint}");
-    if !s.endpoints.contains(&endpoint) {
+    if !s.served.borrow().endpoints.contains(&endpoint) {
         return not_served(&s, &endpoint);
     }
     let (body, _room) = match read_admitted(&s, &headers, body).await {
@@ -495,6 +532,8 @@ async fn streaming_socket(socket: WebSocket, s: AppState, endpoint: String) {
 /// (`detail`), with what is served (`error`).
 fn not_served(s: &AppState, endpoint: &str) -> Response {
     let known = s
+        .served
+        .borrow()
         .endpoints
         .iter()
         .filter(|e| !e.starts_with("_jina"))
@@ -525,7 +564,8 @@ async fn answer(
     match request_json::from_json_bytes(body, endpoint, json_limits(s)) {
         Ok(mut req) => {
             // The endpoint's parameters model, as Python Jina's face applies it.
-            if let Some(model) = endpoint.and_then(|e| s.parameter_models.get(e)) {
+            let known = s.served.borrow().clone();
+            if let Some(model) = endpoint.and_then(|e| known.parameter_models.get(e)) {
                 let given = req.parameters.as_ref().map(request::struct_to_json);
                 match model.check(given) {
                     Ok(checked) => req.parameters = checked.map(|p| request::json_to_struct(&p)),
@@ -538,7 +578,9 @@ async fn answer(
             // `POST /post` to an endpoint nobody binds: Python Jina's face has no such route.
             let target = request::endpoint(&req);
             let served = |e: &String| e == target || e == crate::executor::DEFAULT_ENDPOINT;
-            if endpoint.is_none() && !matches!(target, "" | "/") && !s.endpoints.iter().any(served)
+            if endpoint.is_none()
+                && !matches!(target, "" | "/")
+                && !s.served.borrow().endpoints.iter().any(served)
             {
                 return not_served(s, target);
             }
@@ -840,7 +882,8 @@ async fn answer_frame(
 }
 
 async fn openapi(State(s): State<AppState>) -> Json<Value> {
-    Json(openapi_spec(&s.endpoints, &s.streaming))
+    let served = s.served.borrow().clone();
+    Json(openapi_spec(&served.endpoints, &served.streaming))
 }
 
 /// An OpenAPI 3 description of the REST face.
