@@ -416,6 +416,9 @@ fn a_flow_changed_five_ways_while_requests_stream_drops_none() {
     assert!(!ok && said.contains("no executor 'nosuch'"), "{said}");
     let (ok, said) = scale("visit", "0");
     assert!(!ok && said.contains("at least 1"), "{said}");
+    control_socket_refuses_what_is_not_a_command(
+        &runtime.join(format!("{}.sock", flow.child.id())),
+    );
 
     let sent = stream.finish();
     eprintln!("{sent} requests, every one answered, across {reloads} reloads");
@@ -523,4 +526,31 @@ fn the_rest_face_serves_the_endpoints_an_added_executor_brings() {
     );
     flow.signal(libc::SIGINT);
     assert!(flow.wait_exit(Duration::from_secs(30)).is_some());
+}
+
+/// The attacks on a Flow's control socket that a test can make as the same user: it is only
+/// this user's (0600 in a 0700 folder), and a line too long, or one that is not a command, is
+/// refused with a reason and changes nothing.
+fn control_socket_refuses_what_is_not_a_command(socket: &std::path::Path) {
+    use std::io::{Read, Write};
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(socket), 0o600);
+    assert_eq!(mode(socket.parent().unwrap()), 0o700);
+    let ask = |bytes: &[u8]| {
+        let mut stream = std::os::unix::net::UnixStream::connect(socket).expect("connect");
+        stream
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        let _ = stream.write_all(bytes);
+        let mut answer = String::new();
+        let _ = stream.read_to_string(&mut answer);
+        answer
+    };
+    let long = ask(&vec![b'x'; 100_000]);
+    assert!(long.contains("refused") && long.contains("4096"), "{long}");
+    let junk = ask(b"{\"command\": \"rm -rf\"}\n");
+    assert!(junk.contains("not a command"), "{junk}");
+    let negative = ask(b"{\"command\": \"scale\", \"executor\": \"visit\", \"replicas\": -1}\n");
+    assert!(negative.contains("not a command"), "{negative}");
 }

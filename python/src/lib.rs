@@ -11,15 +11,15 @@
 //! `Lane`).
 
 use futures::future::BoxFuture;
+use jina::Document;
 use jina::executor::{
     Answer, BoxError, DynamicBatching, HandlerError, HostedExecutor, HostedLoad, OwnedCall,
-    Parameters,
+    Parameters, WireDocs,
 };
 use jina::proto::docarray::{
     DenseNdArrayProto, DictOfAnyProto, DocListProto, DocProto, ListOfAnyProto, NdArrayProto,
     NodeProto, node_proto,
 };
-use jina::{Document, DocumentArray};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{
@@ -431,22 +431,15 @@ impl HostedExecutor for PythonExecutor {
     fn call(
         &self,
         index: usize,
-        call: OwnedCall,
-    ) -> BoxFuture<'static, Result<Answer, HandlerError>> {
+        call: OwnedCall<WireDocs>,
+    ) -> BoxFuture<'static, Result<Answer<WireDocs>, HandlerError>> {
         let OwnedCall {
             docs,
-            docs_matrix,
+            docs_matrix: matrix,
             sources,
             parameters,
             endpoint,
         } = call;
-        // The wire form of each document, here, off the Python thread; moved, not copied.
-        let docs: Vec<DocProto> = docs.into_iter().map(Document::into_proto).collect();
-        let matrix: Option<Vec<Vec<DocProto>>> = docs_matrix.map(|rows| {
-            rows.into_iter()
-                .map(|row| row.into_iter().map(Document::into_proto).collect())
-                .collect()
-        });
         let sent = Arc::new(docs);
         let fields = sent.clone();
         let answer = self.on_python(move |py, python, reply| {
@@ -623,7 +616,7 @@ fn handler_error(py: Python<'_>, e: PyErr) -> HandlerError {
 
 /// Documents out keep the fields their schema did not know, from the document they came from
 /// (same position and id): Python Jina drops them; a Flow of ours must not lose data.
-fn keep_unknown_fields(sent: &[DocProto], out: Vec<DocProto>) -> DocumentArray {
+fn keep_unknown_fields(sent: &[DocProto], out: Vec<DocProto>) -> WireDocs {
     out.into_iter()
         .enumerate()
         .map(|(i, mut proto)| {
@@ -637,7 +630,7 @@ fn keep_unknown_fields(sent: &[DocProto], out: Vec<DocProto>) -> DocumentArray {
                     }
                 }
             }
-            Document::from_proto(proto)
+            proto
         })
         .collect()
 }

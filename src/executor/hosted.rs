@@ -7,9 +7,10 @@
 //! must not know Python: every call into the interpreter lives in the extension crate.
 
 use super::batching::DynamicBatching;
-use super::instance::{Answer, OwnedCall, Runner};
+use super::instance::{Answer, OwnedCall, Runner, WireDocs, into_wire, read_wire};
 use super::{BoxError, HandlerError, Metas, Parameters};
 use crate::document::{Document, DocumentArray};
+use futures::FutureExt;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use serde_json::{Map, Value};
@@ -27,14 +28,15 @@ pub trait HostedExecutor: Send + Sync + 'static {
     /// Handler `index`'s schema entry for endpoint discovery (`input`, `output`,
     /// `parameters`, `is_generator`, `is_singleton_doc`), as Python Jina reports it.
     fn endpoint_schema(&self, index: usize) -> Option<Value>;
-    /// Calls handler `index`: a future of its answer. It must not block the server's runtime;
-    /// a host runs the call elsewhere (the Python host, on its Python thread) and the future
-    /// waits for it without holding a thread.
+    /// Calls handler `index` on documents in DocArray's wire form, which a host reads and
+    /// writes itself: a future of its answer. It must not block the server's runtime; a host
+    /// runs the call elsewhere (the Python host, on its Python thread) and the future waits
+    /// for it without holding a thread.
     fn call(
         &self,
         index: usize,
-        call: OwnedCall,
-    ) -> BoxFuture<'static, Result<Answer, HandlerError>>;
+        call: OwnedCall<WireDocs>,
+    ) -> BoxFuture<'static, Result<Answer<WireDocs>, HandlerError>>;
     /// Calls generator `index` on one document; `emit` takes each document it yields and
     /// answers false once no one listens, when the generator should stop.
     fn call_stream(
@@ -177,12 +179,24 @@ impl Runner for Hosted {
         Err(not_a_handler(index))
     }
 
+    /// A join's, several requests' or a batch's documents: in the wire form for the host.
     fn call_async(
         &self,
         index: usize,
         call: OwnedCall,
         _: Arc<Metas>,
     ) -> BoxFuture<'static, Result<Answer, HandlerError>> {
+        let answer = self.executor.call(index, call.map_docs(into_wire));
+        Box::pin(answer.map(|answer| answer.map(|a| a.map_docs(read_wire))))
+    }
+
+    /// One request's documents, as they came: no `Document` is built on the way in or out.
+    fn call_wire(
+        &self,
+        index: usize,
+        call: OwnedCall<WireDocs>,
+        _: Arc<Metas>,
+    ) -> BoxFuture<'static, Result<Answer<WireDocs>, HandlerError>> {
         self.executor.call(index, call)
     }
 

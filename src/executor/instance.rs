@@ -9,6 +9,7 @@ use super::batching::DynamicBatching;
 use super::handlers::{RequestTable, Requests, Run, UnknownHandler};
 use super::{BoxError, Executor, HandlerError, Metas, Parameters};
 use crate::document::{Document, DocumentArray};
+use crate::proto::docarray::DocProto;
 use futures::FutureExt;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
@@ -63,10 +64,25 @@ pub enum HandlerKind {
 /// What a blocking handler answers: new documents (`None`: it changed them in place) and, from
 /// a Python handler that returned a dict, its results, which the answer carries under
 /// `__results__` keyed by the executor's name (as Python Jina's worker does).
+/// `D`, the documents' form: ours ([`DocumentArray`]), or DocArray's wire form
+/// ([`WireDocs`]) for a runner that reads it itself.
 #[derive(Debug, Default)]
-pub struct Answer {
-    pub docs: Option<DocumentArray>,
+pub struct Answer<D = DocumentArray> {
+    pub docs: Option<D>,
     pub results: Option<Value>,
+}
+
+/// Documents as decoded from a request and written into its answer, `Document`s never built.
+pub type WireDocs = Vec<DocProto>;
+
+impl<D> Answer<D> {
+    /// The same answer with its documents in another form.
+    pub fn map_docs<E>(self, f: impl FnOnce(D) -> E) -> Answer<E> {
+        Answer {
+            docs: self.docs.map(f),
+            results: self.results,
+        }
+    }
 }
 
 impl Answer {
@@ -79,16 +95,42 @@ impl Answer {
     }
 }
 
-/// What an async or hosted handler's call is given, owned: a request's documents and fields.
-pub struct OwnedCall {
-    pub docs: DocumentArray,
+/// What an async or hosted handler's call is given, owned: a request's documents and fields
+/// (`D`: as in [`Answer`]).
+pub struct OwnedCall<D = DocumentArray> {
+    pub docs: D,
     /// One row per request, when several came (a `uses_after`'s shards).
-    pub docs_matrix: Option<Vec<DocumentArray>>,
+    pub docs_matrix: Option<Vec<D>>,
     /// The executor each request came from (its last route; `gateway` on the first hop), one
     /// per row of `docs_matrix`, else one for `docs`: the keys of Python Jina's `docs_map`.
     pub sources: Vec<Option<String>>,
     pub parameters: Parameters,
     pub endpoint: String,
+}
+
+impl<D> OwnedCall<D> {
+    /// The same call with its documents in another form.
+    pub fn map_docs<E>(self, f: impl Fn(D) -> E) -> OwnedCall<E> {
+        OwnedCall {
+            docs: f(self.docs),
+            docs_matrix: self
+                .docs_matrix
+                .map(|rows| rows.into_iter().map(&f).collect()),
+            sources: self.sources,
+            parameters: self.parameters,
+            endpoint: self.endpoint,
+        }
+    }
+}
+
+/// Wire documents read into ours.
+pub(crate) fn read_wire(docs: WireDocs) -> DocumentArray {
+    docs.into_iter().map(Document::from_proto).collect()
+}
+
+/// Our documents in the wire form, moved.
+pub(crate) fn into_wire(docs: DocumentArray) -> WireDocs {
+    docs.into_proto().docs
 }
 
 /// An executor of some type, callable by handler index.
@@ -114,6 +156,18 @@ pub(crate) trait Runner: Send + Sync {
         call: OwnedCall,
         metas: Arc<Metas>,
     ) -> BoxFuture<'static, Result<Answer, HandlerError>>;
+    /// Runs async handler `index` on one request's documents in the wire form. They are read
+    /// into `Document`s for [`Runner::call_async`] here; a runner that reads the wire form
+    /// itself (a hosted executor) takes them as they came.
+    fn call_wire(
+        &self,
+        index: usize,
+        call: OwnedCall<WireDocs>,
+        metas: Arc<Metas>,
+    ) -> BoxFuture<'static, Result<Answer<WireDocs>, HandlerError>> {
+        let answer = self.call_async(index, call.map_docs(read_wire), metas);
+        Box::pin(answer.map(|answer| answer.map(|a| a.map_docs(into_wire))))
+    }
     fn call_stream(
         &self,
         index: usize,
@@ -377,6 +431,15 @@ impl Instance {
         call: OwnedCall,
     ) -> BoxFuture<'static, Result<Answer, HandlerError>> {
         self.runner.call_async(index, call, self.metas.clone())
+    }
+
+    /// Runs async handler `index` on documents in the wire form (see [`Runner::call_wire`]).
+    pub fn call_wire(
+        &self,
+        index: usize,
+        call: OwnedCall<WireDocs>,
+    ) -> BoxFuture<'static, Result<Answer<WireDocs>, HandlerError>> {
+        self.runner.call_wire(index, call, self.metas.clone())
     }
 
     /// Runs streaming handler `index` on one document: a stream that owns what it needs.

@@ -88,7 +88,7 @@ pub use handlers::{
     UnknownHandler,
 };
 pub use hosted::{CopyFlags, HostedExecutor, HostedLoad};
-pub use instance::{Answer, BuildError, HandlerKind, Instance, OpenError, OwnedCall};
+pub use instance::{Answer, BuildError, HandlerKind, Instance, OpenError, OwnedCall, WireDocs};
 pub use python::PythonRuntime;
 pub use registry::{AlreadyInstalled, Entry, Registry};
 pub(crate) use server::JOIN_METADATA;

@@ -340,6 +340,12 @@ impl ExecutorService {
 
     /// Runs an async or streaming handler on the decoded documents.
     async fn run_owned(&self, index: usize, incoming: Incoming) -> DataRequestProto {
+        let incoming = match incoming {
+            Incoming::One(req) if self.instance.kind(index) == HandlerKind::Async => {
+                return self.run_wire(index, req).await;
+            }
+            other => other,
+        };
         let (mut req, decoded) = self.decode(incoming);
         let Some(decoded) = decoded else { return req };
         let parameters = request::parameters(&req);
@@ -349,6 +355,45 @@ impl ExecutorService {
         match outcome {
             Ok(answer) => {
                 request::set_docs(&mut req, answer.docs.unwrap_or_default());
+                if let Some(results) = answer.results {
+                    request::set_results(&mut req, &self.instance.name, results);
+                }
+            }
+            Err(e) => self.fail(&mut req, e),
+        }
+        req
+    }
+
+    /// Runs an async handler on one request's documents in the wire form: a runner that reads
+    /// it (a hosted executor) gets them as decoded, no `Document` built, and its answer is
+    /// written as it comes (see [`super::instance::Runner::call_wire`]).
+    async fn run_wire(&self, index: usize, mut req: DataRequestProto) -> DataRequestProto {
+        let docs = match request::doc_list(&req) {
+            Ok(list) => list.docs,
+            Err(e) => {
+                self.fail(&mut req, HandlerError::new("DecodeError", e.to_string()));
+                return req;
+            }
+        };
+        let call = OwnedCall {
+            docs,
+            docs_matrix: None,
+            sources: vec![request::last_executor(&req)],
+            parameters: request::parameters(&req),
+            endpoint: request::endpoint(&req).to_string(),
+        };
+        let (start, count) = (std::time::Instant::now(), call.docs.len());
+        let answer = AssertUnwindSafe(self.instance.call_wire(index, call))
+            .catch_unwind()
+            .await
+            .unwrap_or_else(|panic| Err(panicked(panic)));
+        if let Some(m) = &self.metrics {
+            m.handler(request::endpoint(&req), start.elapsed(), count);
+        }
+        match answer {
+            Ok(answer) => {
+                let docs = answer.docs.unwrap_or_default();
+                request::set_doc_list(&mut req, crate::proto::docarray::DocListProto { docs });
                 if let Some(results) = answer.results {
                     request::set_results(&mut req, &self.instance.name, results);
                 }

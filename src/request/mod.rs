@@ -119,7 +119,7 @@ pub fn docs(req: &DataRequestProto) -> Result<DocumentArray, prost::DecodeError>
 }
 
 /// The request's documents as the wire list, whichever way they were sent.
-fn doc_list(req: &DataRequestProto) -> Result<DocListProto, prost::DecodeError> {
+pub(crate) fn doc_list(req: &DataRequestProto) -> Result<DocListProto, prost::DecodeError> {
     match DataContentProto::decode(req.data.clone())?.documents {
         None => Ok(DocListProto::default()),
         Some(Documents::Docs(list)) => Ok(list),
@@ -328,7 +328,7 @@ pub fn retain_docs(
 }
 
 /// Replaces the request's documents with an already built wire list.
-fn set_doc_list(req: &mut DataRequestProto, list: DocListProto) {
+pub(crate) fn set_doc_list(req: &mut DataRequestProto, list: DocListProto) {
     req.data = DataContentProto {
         documents: Some(Documents::Docs(list)),
     }
