@@ -429,12 +429,41 @@ fn a_flow_changed_five_ways_while_requests_stream_drops_none() {
 #[test]
 fn an_indexer_hands_its_workspace_over_while_its_requests_wait() {
     let files = Files::new();
-    let yaml = |top_k: u32| {
-        format!(
-            "jtype: Flow\nwith:\n  protocol: grpc\nexecutors:\n  - {{name: enc, uses: NgramEncoder, uses_with: {{dim: 32}}}}\n  - {{name: index, uses: VectorIndexer, workspace: ws, uses_with: {{top_k: {top_k}}}}}\n"
-        )
+    let flow = |top_k: u32| {
+        files.write(
+            "flow.yml",
+            &format!(
+                "jtype: Flow\nwith:\n  protocol: grpc\nexecutors:\n  - {{name: enc, uses: NgramEncoder, uses_with: {{dim: 32}}}}\n  - {{name: index, uses: VectorIndexer, workspace: ws, uses_with: {{top_k: {top_k}}}}}\n"
+            ),
+        );
     };
-    let path = files.write("flow.yml", &yaml(3));
+    hand_over(&files, flow);
+}
+
+/// The same, with the workspace given only in the indexer's own YAML (`metas.workspace`),
+/// and the change made to that YAML.
+#[test]
+fn an_indexer_whose_yaml_keeps_a_workspace_hands_it_over_too() {
+    let files = Files::new();
+    files.write(
+        "flow.yml",
+        "jtype: Flow\nwith:\n  protocol: grpc\nexecutors:\n  - {name: enc, uses: NgramEncoder, uses_with: {dim: 32}}\n  - {name: index, uses: index.yml}\n",
+    );
+    let index = |top_k: u32| {
+        files.write(
+            "index.yml",
+            &format!("jtype: VectorIndexer\nwith: {{top_k: {top_k}}}\nmetas: {{workspace: ws}}\n"),
+        );
+    };
+    hand_over(&files, index);
+}
+
+/// Starts the Flow in `files` after `write(3)` (top_k 3), indexes 40 documents, streams
+/// searches, calls `write(5)`, and checks that no search failed and the new copy found what
+/// the old one indexed, 5 at a time.
+fn hand_over(files: &Files, write: impl Fn(u32)) {
+    write(3);
+    let path = files.dir.path().join("flow.yml");
     let mut flow = Proc::start_in(
         &["flow", "--uses", path.to_str().unwrap(), "--reload"],
         Some(files.dir.path()),
@@ -463,7 +492,7 @@ fn an_indexer_hands_its_workspace_over_while_its_requests_wait() {
     assert!(eventually(Duration::from_secs(30), || stream.answered() >= 30));
     assert_eq!(stream.last().visits.len(), 3, "top_k 3 before");
 
-    files.write("flow.yml", &yaml(5));
+    write(5);
     let after = answers_once_said(&flow, &stream, "handover", 30, |log| {
         log.contains("reloaded ")
     });

@@ -257,6 +257,19 @@ impl Served {
             _ => vec![],
         }
     }
+
+    /// Whether its own config gives it a workspace (`metas.workspace` in its YAML): what its
+    /// copies keep there one process opens at a time, so a reload hands it over.
+    pub fn keeps_workspace(&self) -> bool {
+        let config = match self {
+            Served::ByJina(uses) => ExecutorConfig::from_uses_text(uses).ok(),
+            Served::ByPython { uses, .. } => Some(Path::new(uses))
+                .filter(|path| path.is_file())
+                .and_then(|path| ExecutorConfig::from_file(path).ok()),
+            Served::InProcess(_) | Served::InContainer { .. } => None,
+        };
+        config.is_some_and(|c| c.metas.workspace.is_some())
+    }
 }
 
 /// The Python files of a `py_modules` list, found as [`check_py_modules`] finds them.

@@ -125,6 +125,12 @@ impl ServedEntry {
         self.parts().flat_map(Served::files).collect()
     }
 
+    /// Whether a copy of it keeps a workspace its own config gives (see
+    /// [`Served::keeps_workspace`]).
+    pub fn keeps_workspace(&self) -> bool {
+        self.parts().any(Served::keeps_workspace)
+    }
+
     /// Whether anything of it runs in a container.
     pub fn in_container(&self) -> bool {
         self.parts().any(Served::is_container)

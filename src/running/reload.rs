@@ -578,8 +578,8 @@ fn rolls(old: &CheckedFlow, j: usize, flow: &CheckedFlow, i: usize) -> bool {
 }
 
 /// Whether executor `name` of `flow` cannot run twice at once: its copies keep a workspace
-/// the Flow gives them (an indexer's database opens for one process only) or listen on fixed
-/// ports.
+/// (given by the Flow, the entry's `uses_metas` or the executor's own YAML: an indexer's
+/// database opens for one process only) or listen on fixed ports.
 fn needs_handover(flow: &CheckedFlow, name: &str) -> bool {
     (0..flow.spec.executors.len())
         .find(|&i| flow.spec.name_of(i) == name)
@@ -587,6 +587,8 @@ fn needs_handover(flow: &CheckedFlow, name: &str) -> bool {
             let exec = &flow.spec.executors[i];
             exec.workspace.is_some()
                 || flow.spec.gateway.workspace.is_some()
+                || exec.overrides.uses_metas.contains_key("workspace")
+                || flow.served[i].keeps_workspace()
                 || exec.port_in.is_some()
                 || exec.port_monitoring.is_some()
         })
