@@ -178,10 +178,12 @@ impl Current {
     }
 
     /// `flow` (a YAML read again) with the replicas `scale` chose laid in, where the YAML
-    /// still gives the replicas it gave then; the other choices are dropped.
-    fn with_scales(&mut self, flow: &CheckedFlow) -> CheckedFlow {
+    /// still gives the replicas it gave then, and the choices that still hold (the others are
+    /// dropped once that Flow runs).
+    fn with_scales(&self, flow: &CheckedFlow) -> (CheckedFlow, BTreeMap<String, Rescale>) {
         let mut flow = flow.clone();
-        self.scaled.retain(|name, rescale| {
+        let mut scaled = self.scaled.clone();
+        scaled.retain(|name, rescale| {
             let exec = (0..flow.spec.executors.len())
                 .find(|&i| flow.spec.name_of(i) == *name)
                 .map(|i| &mut flow.spec.executors[i]);
@@ -193,7 +195,7 @@ impl Current {
                 _ => false,
             }
         });
-        flow
+        (flow, scaled)
     }
 }
 
@@ -600,9 +602,11 @@ impl RunningFlow {
     /// swapped between requests, and the copies no longer used stop once their requests are
     /// answered. On an error the Flow runs as it was.
     pub async fn reload(&mut self, flow: &CheckedFlow) -> Result<Reloaded, ReloadError> {
-        let flow = self.current.with_scales(flow);
+        let (flow, scaled) = self.current.with_scales(flow);
         let unfinished = self.current.unfinished.clone();
-        self.change_to(&flow, &unfinished).await
+        let done = self.change_to(&flow, &unfinished).await?;
+        self.current.scaled = scaled;
+        Ok(done)
     }
 
     /// Gives executor `executor` `replicas` copies per shard while the Flow serves (`jina
