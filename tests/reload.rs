@@ -49,6 +49,16 @@ fn flow_yaml(label: &str, replicas: u32, more: &str) -> String {
 
 const EXTRA: &str = "  - name: extra\n    uses: Visit\n";
 
+/// `jina flow --uses flow.yml --reload` in `files`' folder, with these environment variables.
+fn reloading(files: &Files, env: &[(&str, &std::ffi::OsStr)]) -> Proc {
+    let path = files.dir.path().join("flow.yml");
+    Proc::start_in(
+        &["flow", "--uses", path.to_str().unwrap(), "--reload"],
+        Some(files.dir.path()),
+        env,
+    )
+}
+
 /// What one answer showed.
 #[derive(Clone, Debug)]
 struct Seen {
@@ -264,13 +274,12 @@ fn visit_pids(answers: &[Seen], copy: &str) -> std::collections::BTreeSet<i64> {
 fn a_flow_changed_five_ways_while_requests_stream_drops_none() {
     let files = Files::new();
     files.write("tagger.py", &tagger(1));
-    let yaml = files.write("flow.yml", &flow_yaml("one", 1, ""));
+    files.write("flow.yml", &flow_yaml("one", 1, ""));
     let python = host_python();
     // Its own runtime folder: `jina flow scale` finds this Flow and no other test's.
     let runtime = files.dir.path().join("run");
-    let mut flow = Proc::start_in(
-        &["flow", "--uses", yaml.to_str().unwrap(), "--reload"],
-        Some(files.dir.path()),
+    let mut flow = reloading(
+        &files,
         &[
             ("JINA_PYTHON", python.as_os_str()),
             ("JINA_RUNTIME_DIR", runtime.as_os_str()),
@@ -463,12 +472,7 @@ fn an_indexer_whose_yaml_keeps_a_workspace_hands_it_over_too() {
 /// the old one indexed, 5 at a time.
 fn hand_over(files: &Files, write: impl Fn(u32)) {
     write(3);
-    let path = files.dir.path().join("flow.yml");
-    let mut flow = Proc::start_in(
-        &["flow", "--uses", path.to_str().unwrap(), "--reload"],
-        Some(files.dir.path()),
-        &[],
-    );
+    let mut flow = reloading(files, &[]);
     let port = flow.wait_for_gateway(Duration::from_secs(60))["GRPC"];
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {
@@ -516,12 +520,8 @@ fn the_rest_face_serves_the_endpoints_an_added_executor_brings() {
             "jtype: Flow\nwith:\n  protocol: http\nexecutors:\n  - {{name: enc, uses: NgramEncoder, uses_with: {{dim: 32}}}}\n{more}"
         )
     };
-    let path = files.write("flow.yml", &yaml(""));
-    let mut flow = Proc::start_in(
-        &["flow", "--uses", path.to_str().unwrap(), "--reload"],
-        Some(files.dir.path()),
-        &[],
-    );
+    files.write("flow.yml", &yaml(""));
+    let mut flow = reloading(&files, &[]);
     let port = flow.wait_for_gateway(Duration::from_secs(60))["HTTP"];
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let search = || {
