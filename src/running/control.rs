@@ -92,8 +92,14 @@ impl ControlSocket {
     /// or too slow, or one that is no command is answered (or dropped) here and not returned.
     pub(crate) async fn next(&self) -> Received {
         loop {
-            let Ok((stream, _)) = self.listener.accept().await else {
-                continue;
+            let stream = match self.listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    // Out of descriptors, say: wait rather than spin; the Flow serves on.
+                    tracing::warn!("control socket: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
             };
             // SAFETY: getuid cannot fail.
             let own = unsafe { libc::getuid() };
