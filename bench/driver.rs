@@ -170,7 +170,8 @@ async fn concurrent(
            "p50_ms": percentile(&ms, 0.5), "p99_ms": percentile(&ms, 0.99)})
 }
 
-/// The floor: a tonic unary call (grpc.health Check) to a server in this process, on loopback.
+/// The floor: a plain tonic unary call (grpc.health Check) to a server in this process, on
+/// loopback.
 async fn floor(requests: usize) -> serde_json::Value {
     use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -181,7 +182,11 @@ async fn floor(requests: usize) -> serde_json::Value {
             .add_service(service)
             .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
     );
-    let channel = jina::grpc::channel("127.0.0.1", port, Duration::from_secs(1), None).unwrap();
+    // tonic's own channel, none of our settings: the floor is what a plain gRPC call costs.
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .tcp_nodelay(true)
+        .connect_lazy();
     let mut client = HealthClient::new(channel);
     let mut ms = Vec::with_capacity(requests);
     for i in 0..requests + 100 {
@@ -208,7 +213,11 @@ async fn soak(port: u16, rate: f64, seconds: f64) -> serde_json::Value {
     use jina::proto::jina::jina_rpc_client::JinaRpcClient;
     use std::collections::HashMap;
     use std::sync::{Arc, Mutex};
-    let channel = jina::grpc::channel("127.0.0.1", port, Duration::from_secs(1), None).unwrap();
+    // tonic's own channel, none of our settings: the floor is what a plain gRPC call costs.
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://127.0.0.1:{port}"))
+        .unwrap()
+        .tcp_nodelay(true)
+        .connect_lazy();
     let mut client = jina::unlimited!(JinaRpcClient::new(channel));
     let sent_at: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let total = (rate * seconds) as usize;

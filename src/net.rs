@@ -79,3 +79,19 @@ pub(crate) fn host_port(address: &str) -> Result<(&str, u16), String> {
         })
         .ok_or_else(|| format!("'{address}' is not an address (expected host:port)"))
 }
+
+/// A TCP connection to `uri`'s host and port (`default_port` when it names none), within
+/// `wait`, with Nagle's algorithm off: what every gRPC channel of ours dials.
+pub(crate) async fn connect_uri(
+    uri: &http::Uri,
+    default_port: u16,
+    wait: std::time::Duration,
+) -> std::io::Result<tokio::net::TcpStream> {
+    let host = uri.host().unwrap_or_default().trim_matches(['[', ']']);
+    let port = uri.port_u16().unwrap_or(default_port);
+    let tcp = tokio::time::timeout(wait, tokio::net::TcpStream::connect((host, port)))
+        .await
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out"))??;
+    tcp.set_nodelay(true)?;
+    Ok(tcp)
+}

@@ -374,7 +374,8 @@ pub(crate) struct GrpcConnector {
     connect_timeout: Duration,
 }
 
-type TlsConnection = hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<TcpStream>>;
+type TlsConnection =
+    hyper_util::rt::TokioIo<tokio_rustls::client::TlsStream<crate::grpc::Gathered<TcpStream>>>;
 
 impl tower::Service<http::Uri> for GrpcConnector {
     type Response = TlsConnection;
@@ -399,17 +400,11 @@ impl tower::Service<http::Uri> for GrpcConnector {
                 .unwrap_or_default()
                 .trim_matches(['[', ']'])
                 .to_string();
-            let port = uri.port_u16().unwrap_or(443);
             let name = rustls_pki_types::ServerName::try_from(host.clone())
                 .map_err(|e| invalid(format!("{host}: not a server name: {e}")))?;
-            let tcp = tokio::time::timeout(wait, TcpStream::connect((host.as_str(), port)))
-                .await
-                .map_err(|_| {
-                    std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
-                })??;
-            let _ = tcp.set_nodelay(true);
+            let tcp = crate::net::connect_uri(&uri, 443, wait).await?;
             let tls = tokio_rustls::TlsConnector::from(config)
-                .connect(name, tcp)
+                .connect(name, crate::grpc::Gathered::new(tcp))
                 .await?;
             Ok(hyper_util::rt::TokioIo::new(tls))
         })

@@ -806,6 +806,9 @@ pub(crate) async fn serve(
     let options = crate::grpc::ServeOptions {
         tls: settings.tls,
         serving: None,
+        // Handlers may run on the server's own thread (an async one, a Python host's quick
+        // call): an answer must not wait for the turn that runs the next one.
+        gather_writes: false,
     };
     crate::grpc::serve(routes, listener, options, shutdown).await
 }

@@ -228,6 +228,7 @@ pub(crate) async fn serve(
                 let options = crate::grpc::ServeOptions {
                     tls: settings.tls.clone(),
                     serving: Some(serving.clone()),
+                    gather_writes: true,
                 };
                 async move {
                     grpc::serve(gateway, listener, options, stop)

@@ -3,8 +3,10 @@
 //! request means.
 
 mod admission;
+mod gather;
 
 pub use admission::{AdmitMessages, Admitted, AdmittedBody, AdmittedService};
+pub use gather::Gathered;
 
 use crate::proto::jina::JinaInfoProto;
 use std::time::Duration;
@@ -121,8 +123,17 @@ pub fn server_builder() -> Server {
 /// Accepted connections of `listener`, with Nagle's algorithm off: a small answer must not
 /// wait for the peer's delayed ACK (40 ms on Linux). `Server::tcp_nodelay` does not reach
 /// connections we accept ourselves.
-pub fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
+fn incoming(listener: tokio::net::TcpListener) -> tonic::transport::server::TcpIncoming {
     tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
+/// [`incoming`], each connection's frames gathered into as few writes as a turn of the
+/// runtime allows ([`Gathered`]).
+fn gathered(
+    listener: tokio::net::TcpListener,
+) -> impl futures::Stream<Item = std::io::Result<Gathered<tokio::net::TcpStream>>> {
+    use futures::StreamExt;
+    incoming(listener).map(|accepted| accepted.map(Gathered::new))
 }
 
 /// The answer of a server-streaming RPC: messages as they come, or the status that ends it.
@@ -136,6 +147,10 @@ pub struct ServeOptions {
     pub tls: Option<crate::tls::ServerTls>,
     /// What grpc.health says, as it changes (true: SERVING); None: always SERVING.
     pub serving: Option<tokio::sync::watch::Receiver<bool>>,
+    /// Gather each connection's small writes until the runtime's turn ends ([`Gathered`], on
+    /// plain TCP): for a server whose tasks are all short (the gateway), not one that runs
+    /// handlers on its own threads, where an answer would wait behind the next call.
+    pub gather_writes: bool,
 }
 
 /// Serves `routes` (our Jina services) on `listener`, with grpc.health and gRPC reflection v1
@@ -178,6 +193,12 @@ pub async fn serve(
             let connections = tls.incoming(listener).into_stream();
             crate::shutdown::serve_with_grace("gRPC server", shutdown, |stop| {
                 server.serve_with_incoming_shutdown(connections, stop)
+            })
+            .await
+        }
+        None if options.gather_writes => {
+            crate::shutdown::serve_with_grace("gRPC server", shutdown, |stop| {
+                server.serve_with_incoming_shutdown(gathered(listener), stop)
             })
             .await
         }
@@ -231,6 +252,7 @@ pub fn endpoint(
     Ok(Dial {
         endpoint,
         tls: tls.map(|t| t.grpc(connect_timeout)),
+        connect_timeout,
     })
 }
 
@@ -238,6 +260,7 @@ pub fn endpoint(
 pub struct Dial {
     endpoint: Endpoint,
     tls: Option<crate::tls::GrpcConnector>,
+    connect_timeout: Duration,
 }
 
 impl Dial {
@@ -245,7 +268,10 @@ impl Dial {
     pub async fn connect(self) -> Result<Channel, tonic::transport::Error> {
         match self.tls {
             Some(tls) => self.endpoint.connect_with_connector(tls).await,
-            None => self.endpoint.connect().await,
+            None => {
+                let plain = plain_connector(self.connect_timeout);
+                self.endpoint.connect_with_connector(plain).await
+            }
         }
     }
 
@@ -253,9 +279,30 @@ impl Dial {
     pub fn connect_lazy(self) -> Channel {
         match self.tls {
             Some(tls) => self.endpoint.connect_with_connector_lazy(tls),
-            None => self.endpoint.connect_lazy(),
+            None => {
+                let plain = plain_connector(self.connect_timeout);
+                self.endpoint.connect_with_connector_lazy(plain)
+            }
         }
     }
+}
+
+/// Plain TCP to a URI's host and port (within the connect timeout, Nagle's algorithm off),
+/// each call's frames gathered into one write ([`Gathered`]).
+fn plain_connector(
+    wait: Duration,
+) -> impl tower::Service<
+    http::Uri,
+    Response = hyper_util::rt::TokioIo<Gathered<tokio::net::TcpStream>>,
+    Error = std::io::Error,
+    Future = impl Send,
+> + Clone
++ Send
++ 'static {
+    tower::service_fn(move |uri: http::Uri| async move {
+        let tcp = crate::net::connect_uri(&uri, 80, wait).await?;
+        Ok(hyper_util::rt::TokioIo::new(Gathered::new(tcp)))
+    })
 }
 
 /// A lazily connecting channel to `host:port`: one HTTP/2 connection, requests multiplexed.
