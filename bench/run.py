@@ -244,15 +244,19 @@ def cli_inputs(workdir):
             for i in range(100_000):
                 f.write(json.dumps({'id': f'd{i:06d}', 'text': f'document number {i} of the corpus'}) + '\n')
     small_mb = sum(len(json.loads(line)['text']) for line in open(small)) / 1e6
-    # (kind, file, MB of payload, request_size): small documents at the default size.
-    return [('text', ndjson, 100.0, 10), ('tensor', npy, 1000 * 224 * 224 * 3 * 4 / 1e6, 10), ('small', small, small_mb, 100)]
+    # (kind, file, MB of payload, request_size; None: each side's default, our CLI without the
+    # flag, Python's Flow.post at its 100): small documents at the default size.
+    npy_mb = 1000 * 224 * 224 * 3 * 4 / 1e6
+    return [('text', ndjson, 100.0, 10), ('tensor', npy, npy_mb, 10),
+            ('text_default', ndjson, 100.0, None), ('tensor_default', npy, npy_mb, None), ('small', small, small_mb, 100)]
 
 
 def run_cli(port, path, request_size):
     """One `jina client post` of the file: (seconds, peak RSS in MB)."""
     start = time.perf_counter()
-    proc = subprocess.Popen([JINA, 'client', 'post', '/index', '--port', str(port), '--inputs', path,
-                             '--request-size', str(request_size)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    size = [] if request_size is None else ['--request-size', str(request_size)]
+    proc = subprocess.Popen([JINA, 'client', 'post', '/index', '--port', str(port), '--inputs', path, *size],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - start
     if status != 0:
@@ -271,27 +275,29 @@ def measure_cli(workdir):
             run_cli(flow.grpc, path, size)
             runs = [run_cli(flow.grpc, path, size) for _ in range(CLI_PASSES)]
             r[f'ours_{kind}_mb_s'] = median([mb / s for s, _ in runs])
-            r[f'ours_{kind}_rss_10'] = max(rss for _, rss in runs)
-            r[f'ours_{kind}_rss_100'] = max(run_cli(flow.grpc, path, 100)[1] for _ in range(CLI_PASSES))
+            r[f'ours_{kind}_rss'] = max(rss for _, rss in runs)
     finally:
         flow.stop()
     print('  python: Flow.post', file=sys.stderr, flush=True)
     for kind, path, _, size in inputs:
-        out = subprocess.run([os.path.join(PEER, 'bin/python'), os.path.join(ROOT, 'bench/flow_post.py'), path, str(size), str(CLI_PASSES)],
+        out = subprocess.run([os.path.join(PEER, 'bin/python'), os.path.join(ROOT, 'bench/flow_post.py'), path, str(size or 100), str(CLI_PASSES)],
                              check=True, capture_output=True, text=True)
         r[f'python_{kind}_mb_s'] = json.loads(out.stdout.strip().splitlines()[-1])['mb_per_s']
     return r
 
 
 def cli_table(cli, echo):
-    lines = ['| workload | jina-rs: `jina client post` MB/s | Python Jina: `Flow.post` MB/s | jina-rs advantage | floor MB/s (raw tonic echo) | jina-rs client peak RSS, request_size 10 / 100 |',
+    lines = ['| workload | jina-rs: `jina client post` MB/s | Python Jina: `Flow.post` MB/s | jina-rs advantage | floor MB/s (raw tonic echo) | jina-rs client peak RSS |',
              '|---|---|---|---|---|---|']
-    for label, kind in [('B9 NDJSON, 1,000 texts of 100 KB (100 MB)', 'text'), ('B9 .npy, 1,000 224x224x3 float32 rows (602 MB)', 'tensor'),
+    for label, kind in [('B9 NDJSON, 1,000 texts of 100 KB (100 MB), request_size 10', 'text'),
+                        ('B9 .npy, 1,000 224x224x3 float32 rows (602 MB), request_size 10', 'tensor'),
+                        ('B9 NDJSON, the same, default request size', 'text_default'),
+                        ('B9 .npy, the same, default request size', 'tensor_default'),
                         ('B9 NDJSON, 100,000 texts of about 30 characters, request_size 100', 'small')]:
         o, p = cli[f'ours_{kind}_mb_s'], cli[f'python_{kind}_mb_s']
-        floor = f'{echo[kind]:,.0f}' if kind in echo else '–'
-        lines.append(f'| {label} | {o:,.1f} | {p:,.1f} | {o / p:.1f}× | {floor} | '
-                     f'{cli[f"ours_{kind}_rss_10"]:.0f} MB / {cli[f"ours_{kind}_rss_100"]:.0f} MB |')
+        base = kind.removesuffix('_default')
+        floor = f'{echo[base]:,.0f}' if base in echo else '–'
+        lines.append(f'| {label} | {o:,.1f} | {p:,.1f} | {o / p:.1f}× | {floor} | {cli[f"ours_{kind}_rss"]:.0f} MB |')
     return '\n'.join(lines)
 
 
@@ -362,9 +368,10 @@ def main():
     print(big)
     cli_rows = cli_table(cli, echo)
     cli_note = (f'B9: the file read by our CLI in the time (process start included), into our Flow; Python\'s documents built '
-                f'before the time starts; median of {CLI_PASSES} passes after a warm-up; request_size 10 (the small documents: 100, both RSS '
-                f'columns at 100). The peak RSS is the '
-                f'highest of {CLI_PASSES} runs, each with the default byte budget (16 MiB in flight).')
+                f'before the time starts; median of {CLI_PASSES} passes after a warm-up. The default request size is Python\'s '
+                f'Flow.post\'s 100 documents, and our CLI without --request-size: 100 documents or 1 MiB of them, whichever comes first '
+                f'(--request-bytes; 10 of the texts, 2 of the tensors; at request_size 10 the tensors go 2 at a time too). '
+                f'The peak RSS is the highest of {CLI_PASSES} runs, each with the default byte budget (16 MiB in flight).')
     idle_note = (f'B10: {idle["copies"]} idle copies of one no-op executor (replicas: 16), after traffic: median per copy '
                  f'RSS {idle["rss"]:.1f} MB, PSS {idle["pss"]:.1f} MB, private {idle["private"]:.1f} MB. RSS counts every '
                  f'page a copy maps, shared ones (the binary\'s code, libc) whole; PSS divides them among the copies; private '

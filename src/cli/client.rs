@@ -70,6 +70,10 @@ pub(super) struct PostArgs {
     /// Documents per request (0: all in one)
     #[arg(long, default_value_t = 100)]
     pub request_size: usize,
+    /// Send a request once its documents reach this many bytes, with fewer than
+    /// --request-size (0: no cap, Python Jina's batching)
+    #[arg(long, default_value_t = crate::client::DEFAULT_REQUEST_BYTES)]
+    pub request_bytes: usize,
     /// Requests in flight at most
     #[arg(long, default_value_t = 1000)]
     pub prefetch: usize,
@@ -353,6 +357,7 @@ async fn post_documents(args: PostArgs) -> anyhow::Result<()> {
         parameters: args.parameters.unwrap_or_default(),
         target_executor: args.target_executor,
         request_size: args.request_size,
+        request_bytes: args.request_bytes,
         prefetch: args.prefetch,
         max_in_flight_bytes: args.max_in_flight_bytes,
         show_progress: args.show_progress,

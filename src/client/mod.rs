@@ -170,13 +170,46 @@ impl From<Documents> for Inputs {
 
 type Callback = Box<dyn FnMut(&Response) + Send>;
 
-/// The reference's post options. `Default` gives Jina's defaults.
+/// What a request's documents may weigh before it is sent, unless the caller says
+/// (`PostOptions::request_bytes`): big enough that small documents go `request_size` at a
+/// time, small enough that big ones are several requests in flight.
+pub const DEFAULT_REQUEST_BYTES: usize = 1 << 20;
+
+/// When a request is full: `request_size` documents, or `request_bytes` of them.
+#[derive(Clone, Copy)]
+struct Fill {
+    docs: usize,
+    bytes: usize,
+}
+
+impl Fill {
+    fn of(options: &PostOptions) -> Fill {
+        Fill {
+            docs: options.request_size,
+            bytes: options.request_bytes,
+        }
+    }
+
+    /// 0 documents: everything in one request, whatever it weighs.
+    fn is_full(&self, writer: &request::DocsWriter) -> bool {
+        self.docs > 0
+            && (writer.docs() >= self.docs || (self.bytes > 0 && writer.len() >= self.bytes))
+    }
+}
+
+/// The reference's post options. `Default` gives Jina's defaults, and a cap on a request's
+/// bytes (`request_bytes`) Jina does not have.
 pub struct PostOptions {
     pub parameters: Map<String, Value>,
     /// A regex of executor names (the reference's `target_peapod`).
     pub target_executor: Option<String>,
     /// Documents per request; 0 sends everything in one request.
     pub request_size: usize,
+    /// A request is sent once its documents reach this many bytes, with fewer than
+    /// `request_size` documents (0: no cap; with `request_size` 0 there is none either):
+    /// 100 documents of 100 KB would be a 10 MB request, which the gateway and the executor
+    /// could only take one after the other.
+    pub request_bytes: usize,
     /// Requests in flight at most.
     pub prefetch: usize,
     /// Bytes of requests in flight at most (0: no limit): with big documents, what bounds the
@@ -204,6 +237,7 @@ impl Default for PostOptions {
             parameters: Map::new(),
             target_executor: None,
             request_size: 100,
+            request_bytes: DEFAULT_REQUEST_BYTES,
             prefetch: 1000,
             max_in_flight_bytes: request::DEFAULT_IN_FLIGHT_BYTES,
             show_progress: false,
@@ -573,17 +607,6 @@ struct Batch {
     data: bytes::Bytes,
 }
 
-impl Batch {
-    /// Encodes documents, moving their fields into the encoding (nothing is copied twice).
-    fn encode(docs: impl IntoIterator<Item = Document>) -> Batch {
-        let mut writer = request::DocsWriter::default();
-        for doc in docs {
-            writer.push(&doc.into_proto());
-        }
-        Batch::from(writer)
-    }
-}
-
 impl From<request::DocsWriter> for Batch {
     fn from(writer: request::DocsWriter) -> Batch {
         Batch {
@@ -616,7 +639,7 @@ impl std::borrow::Borrow<DataRequestProto> for Admitted {
 /// beyond it.
 fn batches(
     docs: Documents,
-    size: usize,
+    fill: Fill,
     budget: request::ByteBudget,
 ) -> BoxStream<'static, Result<AdmittedBatch, InputError>> {
     let (tx, rx) = tokio::sync::mpsc::channel(1);
@@ -636,7 +659,7 @@ fn batches(
                     return;
                 }
             }
-            if size > 0 && writer.docs() >= size {
+            if fill.is_full(&writer) {
                 room = room.max(writer.len() + writer.len() / 16);
                 if !send(Batch::from(std::mem::take(&mut writer))) {
                     return;
@@ -662,23 +685,29 @@ fn requests(
 ) -> BoxStream<'static, Admitted> {
     let budget = request::ByteBudget::new(options.max_in_flight_bytes);
     let encoded = match inputs {
-        Inputs::Nothing => futures::stream::once(async { Ok(Batch::encode([])) }).boxed(),
+        Inputs::Nothing => {
+            let empty = Batch::from(request::DocsWriter::default());
+            futures::stream::once(async { Ok(empty) }).boxed()
+        }
         Inputs::Ready(docs) => {
-            let size = if options.request_size == 0 {
-                docs.len().max(1)
-            } else {
-                options.request_size
-            };
+            let fill = Fill::of(options);
             let mut docs = docs.into_iter().peekable();
             let chunks = std::iter::from_fn(move || {
                 docs.peek()?;
-                Some(Ok(Batch::encode(docs.by_ref().take(size))))
+                let mut writer = request::DocsWriter::default();
+                for doc in docs.by_ref() {
+                    writer.push(&doc.into_proto());
+                    if fill.is_full(&writer) {
+                        break;
+                    }
+                }
+                Some(Ok(Batch::from(writer)))
             });
             futures::stream::iter(chunks).boxed()
         }
         Inputs::Documents(docs) => {
             return made_requests(
-                batches(docs, options.request_size, budget),
+                batches(docs, Fill::of(options), budget),
                 on,
                 options,
                 input_error,
@@ -686,20 +715,24 @@ fn requests(
             );
         }
         Inputs::Stream(docs) => {
-            let size = options.request_size;
-            let chunked = if size == 0 {
-                docs.chunks(usize::MAX).boxed()
-            } else {
-                docs.chunks(size).boxed()
-            };
-            chunked
-                .map(|chunk| {
-                    chunk
-                        .into_iter()
-                        .collect::<Result<Vec<_>, _>>()
-                        .map(Batch::encode)
-                })
-                .boxed()
+            let fill = Fill::of(options);
+            // (the documents, the request being filled; None once the documents ended)
+            let start = (docs, Some(request::DocsWriter::default()));
+            futures::stream::unfold(start, move |(mut docs, writer)| async move {
+                let mut writer = writer?;
+                while let Some(doc) = docs.next().await {
+                    match doc {
+                        Ok(d) => writer.push(&d.into_proto()),
+                        Err(e) => return Some((Err(e), (docs, None))),
+                    }
+                    if fill.is_full(&writer) {
+                        let next = Some(request::DocsWriter::default());
+                        return Some((Ok(Batch::from(writer)), (docs, next)));
+                    }
+                }
+                (writer.docs() > 0).then(|| (Ok(Batch::from(writer)), (docs, None)))
+            })
+            .boxed()
         }
     };
     let admitted = encoded
@@ -758,7 +791,8 @@ mod tests {
             Ok(Document::from_text(format!("{i:04}{}", "x".repeat(10_000))))
         }));
         // Batches of 10 documents (about 100 KB); room for one of them.
-        let mut batches = batches(docs, 10, request::ByteBudget::new(150 * 1024));
+        let fill = Fill { docs: 10, bytes: 0 };
+        let mut batches = batches(docs, fill, request::ByteBudget::new(150 * 1024));
         let (first, room) = batches.next().await.unwrap().unwrap();
         assert_eq!(first.docs, 10);
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -776,6 +810,37 @@ mod tests {
             rest += batch.unwrap().0.docs;
         }
         assert_eq!(rest, 980);
+    }
+
+    /// Documents of 300 KB, 100 per request and a 1 MiB cap: 4 documents per request (the
+    /// one that reaches the cap is its last), whichever way the inputs come; 0 per request is
+    /// one request whatever it weighs.
+    #[tokio::test]
+    async fn a_request_is_sent_once_its_documents_reach_request_bytes() {
+        let doc = |i: usize| Document::from_text(format!("{i:04}{}", "x".repeat(300_000)));
+        let sizes = |inputs: Inputs, request_size: usize| {
+            let options = PostOptions {
+                request_size,
+                ..Default::default()
+            };
+            let made = requests(
+                "/",
+                inputs,
+                &options,
+                Arc::default(),
+                Arc::new(AtomicUsize::new(0)),
+            );
+            made.map(|a| request::doc_count(&a.request))
+                .collect::<Vec<_>>()
+        };
+        let ready = || Inputs::Ready((0..10).map(doc).collect());
+        let stream = || Inputs::Stream(futures::stream::iter((0..10).map(doc).map(Ok)).boxed());
+        let read = || Inputs::Documents(Box::new((0..10).map(doc).map(Ok)));
+        for inputs in [ready(), stream(), read()] {
+            assert_eq!(sizes(inputs, 100).await, vec![4, 4, 2]);
+        }
+        assert_eq!(sizes(ready(), 0).await, vec![10]);
+        assert_eq!(sizes(ready(), 3).await, vec![3, 3, 3, 1]);
     }
 
     #[tokio::test]
